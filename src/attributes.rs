@@ -1,0 +1,214 @@
+//! Attributes as `&[(key, value)]`: the conversions behind every `attrs`/`fields` argument.
+
+use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
+use smallvec::SmallVec;
+use std::borrow::Cow;
+
+/// Attribute lists short enough to live on the stack.
+pub(crate) type AttrVec = SmallVec<[KeyValue; 8]>;
+
+/// A type usable as an attribute key: `&'static str` (no allocation), `String`, `Cow`, [`Key`].
+pub trait IntoKey {
+    /// The key.
+    fn to_key(&self) -> Key;
+}
+
+impl IntoKey for &'static str {
+    #[inline]
+    fn to_key(&self) -> Key {
+        Key::from_static_str(self)
+    }
+}
+impl IntoKey for String {
+    fn to_key(&self) -> Key {
+        Key::new(self.clone())
+    }
+}
+impl IntoKey for Cow<'static, str> {
+    fn to_key(&self) -> Key {
+        Key::new(self.clone())
+    }
+}
+impl IntoKey for Key {
+    fn to_key(&self) -> Key {
+        self.clone()
+    }
+}
+
+/// A type usable as an attribute value: strings, integers, floats, booleans and arrays of them.
+///
+/// Integers wider than `i64` saturate. `&'static str` values are stored without allocating;
+/// pass a borrowed string as `String` (`name.to_string()`).
+pub trait IntoValue {
+    /// The value.
+    fn to_value(&self) -> Value;
+}
+
+impl IntoValue for &'static str {
+    #[inline]
+    fn to_value(&self) -> Value {
+        Value::String(StringValue::from(*self))
+    }
+}
+impl IntoValue for String {
+    fn to_value(&self) -> Value {
+        Value::String(StringValue::from(self.clone()))
+    }
+}
+impl IntoValue for Cow<'static, str> {
+    fn to_value(&self) -> Value {
+        Value::String(StringValue::from(self.clone()))
+    }
+}
+impl IntoValue for bool {
+    fn to_value(&self) -> Value {
+        Value::Bool(*self)
+    }
+}
+impl IntoValue for f64 {
+    fn to_value(&self) -> Value {
+        Value::F64(*self)
+    }
+}
+impl IntoValue for f32 {
+    fn to_value(&self) -> Value {
+        Value::F64(f64::from(*self))
+    }
+}
+macro_rules! int_value {
+    ($($t:ty),*) => {$(
+        impl IntoValue for $t {
+            #[inline]
+            fn to_value(&self) -> Value {
+                Value::I64(i64::try_from(*self).unwrap_or(i64::MAX))
+            }
+        }
+    )*};
+}
+int_value!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
+
+impl IntoValue for Value {
+    fn to_value(&self) -> Value {
+        self.clone()
+    }
+}
+impl IntoValue for Vec<&'static str> {
+    fn to_value(&self) -> Value {
+        Value::Array(Array::String(
+            self.iter().map(|s| StringValue::from(*s)).collect(),
+        ))
+    }
+}
+impl IntoValue for Vec<String> {
+    fn to_value(&self) -> Value {
+        Value::Array(Array::String(
+            self.iter().map(|s| StringValue::from(s.clone())).collect(),
+        ))
+    }
+}
+impl IntoValue for Vec<i64> {
+    fn to_value(&self) -> Value {
+        Value::Array(Array::I64(self.clone()))
+    }
+}
+impl IntoValue for Vec<f64> {
+    fn to_value(&self) -> Value {
+        Value::Array(Array::F64(self.clone()))
+    }
+}
+impl IntoValue for Vec<bool> {
+    fn to_value(&self) -> Value {
+        Value::Array(Array::Bool(self.clone()))
+    }
+}
+impl IntoValue for &String {
+    fn to_value(&self) -> Value {
+        Value::String(StringValue::from((*self).clone()))
+    }
+}
+
+/// A list of attributes: `&[("method", "POST"), ("status", "200")]`, an array, a `Vec`, a
+/// slice of [`KeyValue`], or `()` for none.
+///
+/// All values in one slice share a type; mix types with [`Value`]:
+/// `&[("method", Value::from("POST")), ("status", Value::from(200))]`.
+pub trait Attributes {
+    /// Appends the attributes to `out`.
+    fn push_to(&self, out: &mut AttrVec);
+    /// The number of attributes, for sizing.
+    fn len_hint(&self) -> usize;
+}
+
+impl Attributes for () {
+    #[inline]
+    fn push_to(&self, _: &mut AttrVec) {}
+    #[inline]
+    fn len_hint(&self) -> usize {
+        0
+    }
+}
+
+impl<K: IntoKey, V: IntoValue> Attributes for [(K, V)] {
+    #[inline]
+    fn push_to(&self, out: &mut AttrVec) {
+        out.extend(self.iter().map(|(k, v)| KeyValue::new(k.to_key(), v.to_value())));
+    }
+    fn len_hint(&self) -> usize {
+        self.len()
+    }
+}
+
+impl<K: IntoKey, V: IntoValue, const N: usize> Attributes for [(K, V); N] {
+    #[inline]
+    fn push_to(&self, out: &mut AttrVec) {
+        self.as_slice().push_to(out)
+    }
+    fn len_hint(&self) -> usize {
+        N
+    }
+}
+
+impl<K: IntoKey, V: IntoValue> Attributes for Vec<(K, V)> {
+    fn push_to(&self, out: &mut AttrVec) {
+        self.as_slice().push_to(out)
+    }
+    fn len_hint(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Attributes for [KeyValue] {
+    fn push_to(&self, out: &mut AttrVec) {
+        out.extend(self.iter().cloned());
+    }
+    fn len_hint(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Attributes for Vec<KeyValue> {
+    fn push_to(&self, out: &mut AttrVec) {
+        out.extend(self.iter().cloned());
+    }
+    fn len_hint(&self) -> usize {
+        self.len()
+    }
+}
+
+impl<A: Attributes + ?Sized> Attributes for &A {
+    #[inline]
+    fn push_to(&self, out: &mut AttrVec) {
+        (**self).push_to(out)
+    }
+    fn len_hint(&self) -> usize {
+        (**self).len_hint()
+    }
+}
+
+/// Collects attributes into a stack vector.
+#[inline]
+pub(crate) fn collect(attrs: &(impl Attributes + ?Sized)) -> AttrVec {
+    let mut out = AttrVec::new();
+    attrs.push_to(&mut out);
+    out
+}

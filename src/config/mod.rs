@@ -1,0 +1,298 @@
+//! [`TelemetryConfig`]: what `configure_telemetry` builds.
+
+mod env;
+mod sampler;
+
+pub use self::sampler::Sampler;
+pub(crate) use self::sampler::SAMPLER_NAMES;
+
+use opentelemetry::KeyValue;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How often the JSON log file starts a new file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum LogRotation {
+    /// One file, never rotated (the default).
+    #[default]
+    Never,
+    /// A new file every hour: `name.YYYY-MM-DD-HH.ext`.
+    Hourly,
+    /// A new file every day: `name.YYYY-MM-DD.ext`.
+    Daily,
+}
+
+/// Where and how the JSON log file is written.
+#[derive(Debug, Clone)]
+pub(crate) struct LogFileConfig {
+    pub(crate) path: PathBuf,
+    pub(crate) rotation: LogRotation,
+    pub(crate) max_files: Option<usize>,
+}
+
+/// Everything `configure_telemetry` needs, with defaults that work with no servers.
+///
+/// Start from [`TelemetryConfig::from_env`] (reads the `OTEL_*` variables and `RUST_LOG`) or
+/// [`TelemetryConfig::new`] (ignores the environment), then override with the `with_*` methods.
+/// **An explicit `with_*` call always wins over the environment**, whatever the order.
+///
+/// | setting | builder | environment | default |
+/// |---|---|---|---|
+/// | disable everything | [`with_disabled`](Self::with_disabled) | `OTEL_SDK_DISABLED` (`true`/`false`) | `false` |
+/// | service name | [`with_service_name`](Self::with_service_name) | `OTEL_SERVICE_NAME`, else `service.name` in `OTEL_RESOURCE_ATTRIBUTES` | `unknown_service:<executable>` |
+/// | service version | [`with_service_version`](Self::with_service_version) | `service.version` in `OTEL_RESOURCE_ATTRIBUTES` | none |
+/// | environment | [`with_environment`](Self::with_environment) | `deployment.environment.name` in `OTEL_RESOURCE_ATTRIBUTES`, else `OTEL_ENVIRONMENT` | none |
+/// | resource attributes | [`with_resource_attribute`](Self::with_resource_attribute) | `OTEL_RESOURCE_ATTRIBUTES` | none |
+/// | sampler | [`with_sampler`](Self::with_sampler) | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | `parentbased_always_on` |
+/// | console output | [`with_console`](Self::with_console) | — | on |
+/// | JSON log file | [`with_log_file`](Self::with_log_file) | — | off |
+/// | rotation | [`with_log_rotation`](Self::with_log_rotation) | — | never |
+/// | files kept | [`with_max_log_files`](Self::with_max_log_files) | — | all |
+/// | log filter | [`with_log_filter`](Self::with_log_filter) | `RUST_LOG` | `info` |
+/// | shutdown timeout | [`with_shutdown_timeout`](Self::with_shutdown_timeout) | — | 5 s |
+#[derive(Debug, Default)]
+pub struct TelemetryConfig {
+    pub(crate) disabled: bool,
+    pub(crate) service_name: Option<String>,
+    pub(crate) service_version: Option<String>,
+    pub(crate) environment: Option<String>,
+    pub(crate) env_resource: Vec<KeyValue>,
+    pub(crate) resource: Vec<KeyValue>,
+    pub(crate) sampler: Option<Sampler>,
+    pub(crate) console: Option<bool>,
+    pub(crate) log_file: Option<LogFileConfig>,
+    pub(crate) log_filter: Option<String>,
+    pub(crate) shutdown_timeout: Option<Duration>,
+    /// Builder values, kept apart so they win over the environment read later or earlier.
+    pub(crate) explicit: Explicit,
+    /// The first invalid environment value, reported by `configure_telemetry`.
+    pub(crate) env_error: Option<crate::Error>,
+    pub(crate) capture: Option<crate::testing::CaptureSinks>,
+}
+
+/// Values set through the builder; they override whatever the environment says.
+#[derive(Debug, Default)]
+pub(crate) struct Explicit {
+    pub(crate) disabled: Option<bool>,
+    pub(crate) service_name: Option<String>,
+    pub(crate) environment: Option<String>,
+    pub(crate) sampler: Option<Sampler>,
+    pub(crate) log_filter: Option<String>,
+}
+
+impl TelemetryConfig {
+    /// Defaults only; the environment is not read.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Defaults, then the `OTEL_*` variables and `RUST_LOG` from the process environment.
+    ///
+    /// An invalid value is not lost: `configure_telemetry` returns it as an
+    /// [`Error::InvalidEnv`](crate::Error::InvalidEnv) naming the variable.
+    pub fn from_env() -> Self {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Like [`from_env`](Self::from_env), but reads the variables from the given pairs instead
+    /// of the process environment (for tests, or settings kept in a file).
+    pub fn from_vars<I, K, V>(vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let vars: std::collections::HashMap<String, String> =
+            vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let mut config = Self::new();
+        env::apply(&mut config, &|name| vars.get(name).cloned());
+        config
+    }
+
+    /// Turns every telemetry call into a near-free no-op (`OTEL_SDK_DISABLED`): no spans,
+    /// metrics or logs are recorded, and no subscriber is installed.
+    pub fn with_disabled(mut self, disabled: bool) -> Self {
+        self.explicit.disabled = Some(disabled);
+        self
+    }
+
+    /// The `service.name` resource attribute.
+    pub fn with_service_name(mut self, name: impl Into<String>) -> Self {
+        self.explicit.service_name = Some(name.into());
+        self
+    }
+
+    /// The `service.version` resource attribute.
+    pub fn with_service_version(mut self, version: impl Into<String>) -> Self {
+        self.service_version = Some(version.into());
+        self
+    }
+
+    /// The `deployment.environment.name` resource attribute (`production`, `staging`, ...).
+    pub fn with_environment(mut self, environment: impl Into<String>) -> Self {
+        self.explicit.environment = Some(environment.into());
+        self
+    }
+
+    /// One more resource attribute; it wins over the same key in `OTEL_RESOURCE_ATTRIBUTES`.
+    pub fn with_resource_attribute(
+        mut self,
+        key: impl Into<opentelemetry::Key>,
+        value: impl Into<opentelemetry::Value>,
+    ) -> Self {
+        self.resource.push(KeyValue::new(key, value));
+        self
+    }
+
+    /// The trace sampler. Ratios must be in `0.0..=1.0`.
+    pub fn with_sampler(mut self, sampler: Sampler) -> Self {
+        self.explicit.sampler = Some(sampler);
+        self
+    }
+
+    /// Human-readable log lines on standard output (on by default).
+    pub fn with_console(mut self, enabled: bool) -> Self {
+        self.console = Some(enabled);
+        self
+    }
+
+    /// JSON lines written to `path` through a non-blocking writer: log events and one record
+    /// per closed span (see `docs/log-format.md`). `logs/orders.log` writes to the `logs`
+    /// directory, creating it if needed; with rotation, the date goes before the extension.
+    pub fn with_log_file(mut self, path: impl Into<PathBuf>) -> Self {
+        let file = self.log_file.get_or_insert_with(|| LogFileConfig {
+            path: PathBuf::new(),
+            rotation: LogRotation::Never,
+            max_files: None,
+        });
+        file.path = path.into();
+        self
+    }
+
+    /// How often the JSON log file rotates (default [`LogRotation::Never`]).
+    pub fn with_log_rotation(mut self, rotation: LogRotation) -> Self {
+        if let Some(file) = self.log_file.as_mut() {
+            file.rotation = rotation;
+        } else {
+            self.log_file = Some(LogFileConfig {
+                path: PathBuf::new(),
+                rotation,
+                max_files: None,
+            });
+        }
+        self
+    }
+
+    /// How many rotated log files are kept; older ones are deleted (default: all).
+    pub fn with_max_log_files(mut self, max_files: usize) -> Self {
+        if let Some(file) = self.log_file.as_mut() {
+            file.max_files = Some(max_files);
+        } else {
+            self.log_file = Some(LogFileConfig {
+                path: PathBuf::new(),
+                rotation: LogRotation::Never,
+                max_files: Some(max_files),
+            });
+        }
+        self
+    }
+
+    /// Which log events are kept, in `RUST_LOG` syntax (`info,sqlx=warn,my_crate=debug`).
+    /// A component's logs have the component as their target. Default `info`.
+    pub fn with_log_filter(mut self, directives: impl Into<String>) -> Self {
+        self.explicit.log_filter = Some(directives.into());
+        self
+    }
+
+    /// How long dropping the guard (or `shutdown`) may take to flush (default 5 s).
+    pub fn with_shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = Some(timeout);
+        self
+    }
+
+    /// Sends everything to an in-memory capture as well (used by [`crate::testing`]).
+    pub(crate) fn with_capture(mut self, sinks: crate::testing::CaptureSinks) -> Self {
+        self.capture = Some(sinks);
+        self
+    }
+
+    // Resolved values: builder first, then environment, then default.
+
+    pub(crate) fn is_disabled(&self) -> bool {
+        self.explicit.disabled.unwrap_or(self.disabled)
+    }
+
+    pub(crate) fn resolved_sampler(&self) -> Sampler {
+        self.explicit.sampler.or(self.sampler).unwrap_or_default()
+    }
+
+    pub(crate) fn resolved_log_filter(&self) -> (&'static str, &str) {
+        match (&self.explicit.log_filter, &self.log_filter) {
+            (Some(f), _) => ("TelemetryConfig::with_log_filter", f),
+            (None, Some(f)) => ("RUST_LOG", f),
+            (None, None) => ("default", "info"),
+        }
+    }
+
+    pub(crate) fn console_enabled(&self) -> bool {
+        self.console.unwrap_or(true)
+    }
+
+    pub(crate) fn resolved_shutdown_timeout(&self) -> Duration {
+        self.shutdown_timeout.unwrap_or(Duration::from_secs(5))
+    }
+
+    /// The resource: defaults < `OTEL_RESOURCE_ATTRIBUTES` < `OTEL_SERVICE_NAME` /
+    /// `OTEL_ENVIRONMENT` < builder calls.
+    pub(crate) fn resource(&self) -> opentelemetry_sdk::Resource {
+        use opentelemetry_sdk::Resource;
+        let mut attrs: Vec<KeyValue> = Vec::new();
+        let mut set = |kv: KeyValue| {
+            attrs.retain(|existing| existing.key != kv.key);
+            attrs.push(kv);
+        };
+        set(KeyValue::new("service.name", default_service_name()));
+        if let Some(env) = &self.environment {
+            set(KeyValue::new("deployment.environment.name", env.clone()));
+        }
+        for kv in &self.env_resource {
+            set(kv.clone());
+        }
+        if let Some(name) = &self.service_name {
+            set(KeyValue::new("service.name", name.clone()));
+        }
+        for kv in &self.resource {
+            set(kv.clone());
+        }
+        if let Some(name) = &self.explicit.service_name {
+            set(KeyValue::new("service.name", name.clone()));
+        }
+        if let Some(version) = &self.service_version {
+            set(KeyValue::new("service.version", version.clone()));
+        }
+        if let Some(env) = &self.explicit.environment {
+            set(KeyValue::new("deployment.environment.name", env.clone()));
+        }
+        Resource::builder_empty()
+            .with_attributes([
+                KeyValue::new("telemetry.sdk.name", "opentelemetry"),
+                KeyValue::new("telemetry.sdk.language", "rust"),
+                KeyValue::new("telemetry.sdk.version", "0.33"),
+                KeyValue::new("telemetry.distro.name", "unitel"),
+                KeyValue::new("telemetry.distro.version", env!("CARGO_PKG_VERSION")),
+            ])
+            .with_attributes(attrs)
+            .build()
+    }
+}
+
+fn default_service_name() -> String {
+    match std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+    {
+        Some(exe) => format!("unknown_service:{exe}"),
+        None => "unknown_service".to_owned(),
+    }
+}

@@ -1,0 +1,100 @@
+//! The crate's own diagnostics: counts of what was dropped and why, and once-only messages.
+//!
+//! Bad input never fails a recording call. It is dropped, counted here, and described once on
+//! standard error (never through `tracing`, so a diagnostic cannot loop back into telemetry).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// The kind of telemetry that was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Signal {
+    /// Spans.
+    Spans,
+    /// Metric measurements.
+    Metrics,
+    /// Log records.
+    Logs,
+}
+
+/// Why telemetry was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// The value was not acceptable: NaN, an infinity, a negative histogram value, an
+    /// instrument name the SDK rejects.
+    InvalidInput,
+    /// A bounded queue was full (the log file writer, an export queue).
+    QueueFull,
+    /// The exporter failed to deliver it.
+    ExportFailed,
+}
+
+impl Signal {
+    /// The label used in metrics and messages: `spans`, `metrics`, `logs`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Spans => "spans",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+}
+
+impl DropReason {
+    /// The label used in metrics and messages: `invalid_input`, `queue_full`, `export_failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::InvalidInput => "invalid_input",
+            DropReason::QueueFull => "queue_full",
+            DropReason::ExportFailed => "export_failed",
+        }
+    }
+}
+
+const SIGNALS: usize = 3;
+const REASONS: usize = 3;
+
+static DROPPED: [[AtomicU64; REASONS]; SIGNALS] = [
+    [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+    [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+    [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+];
+
+fn slot(signal: Signal, reason: DropReason) -> &'static AtomicU64 {
+    &DROPPED[signal as usize][reason as usize]
+}
+
+/// How many items of `signal` were dropped for `reason` since the process started.
+///
+/// Counts that live in other components (the log file writer's queue) are included.
+pub fn dropped(signal: Signal, reason: DropReason) -> u64 {
+    let own = slot(signal, reason).load(Ordering::Relaxed);
+    if (signal, reason) == (Signal::Logs, DropReason::QueueFull) {
+        own + crate::pipeline::file_writer_dropped()
+    } else {
+        own
+    }
+}
+
+/// Counts one dropped item and describes the problem on standard error the first time this
+/// `key` is seen.
+#[cold]
+pub(crate) fn drop_once(signal: Signal, reason: DropReason, key: &str, message: &dyn Fn() -> String) {
+    slot(signal, reason).fetch_add(1, Ordering::Relaxed);
+    report_once(key, message);
+}
+
+/// Prints `message` to standard error once per `key` for the life of the process.
+#[cold]
+pub(crate) fn report_once(key: &str, message: &dyn Fn() -> String) {
+    static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    let seen = seen.get_or_insert_with(HashSet::new);
+    // Bounded: past this many distinct problems, stay quiet rather than grow.
+    if seen.len() < 1024 && seen.insert(key.to_owned()) {
+        eprintln!("unitel: {} (reported once)", message());
+    }
+}

@@ -1,0 +1,105 @@
+//! One telemetry facade for Rust services and background workers: spans, metrics and logs that
+//! carry the same trace id.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! fn main() -> Result<(), unitel::Error> {
+//!     // Once, at start-up. Keep the guard: dropping it flushes everything.
+//!     let _guard = unitel::configure_telemetry(
+//!         unitel::TelemetryConfig::from_env()
+//!             .with_service_name("orchestrator")
+//!             .with_service_version("1.0.0")
+//!             .with_environment("production")
+//!             .with_log_file("logs/orchestrator.log"),
+//!     )?;
+//!
+//!     // Per component: a cheap handle.
+//!     let telemetry = unitel::get_telemetry("my_service");
+//!     let _span = telemetry.trace("process_request");
+//!     telemetry.log_info("Processing started"); // ... [trace:5f8a3b2c...] [span:abcd...]
+//!     telemetry.counter("requests_total").add(1, &[("method", "POST")]);
+//!     telemetry.histogram("request_duration_ms").record(150.0, &[("endpoint", "/api")]);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Concepts
+//!
+//! - **Configuration** — [`configure_telemetry`] takes a [`TelemetryConfig`] (the `OTEL_*`
+//!   environment variables by the spec's rules, overridden by `with_*` calls) and returns a
+//!   [`TelemetryGuard`] that flushes on drop within a bounded time.
+//! - **Handles** — [`get_telemetry`] gives a [`UnifiedTelemetry`] for a component. Handles and
+//!   instruments made before configuration start working once it runs.
+//! - **Spans** — [`UnifiedTelemetry::trace`] starts a [`Span`] that is current until dropped;
+//!   [`Span::instrument`] follows a future. They nest with `tracing` spans in both directions:
+//!   `#[tracing::instrument]` inside a facade span is its child, and the other way round.
+//!   [`TraceContext`] carries a trace to another thread, task or process.
+//! - **Metrics** — [`Counter`], [`UpDownCounter`], [`Histogram`], [`Gauge`] and
+//!   [`ObservableGauge`], cached per component and name. Bad values (NaN, infinities, negative
+//!   histogram values) are dropped and counted in [`dropped`].
+//! - **Correlated logs** — `log_info` and friends, and every `tracing` event (from your code
+//!   and from libraries, `log` records included), carry the current trace and span ids: on
+//!   the console as `[trace:<32 hex>] [span:<16 hex>]`, in the JSON log file as `trace_id` and
+//!   `span_id`, next to one record per closed span (schema: `docs/log-format.md`).
+//! - **Testing** — [`testing::capture`] records everything in memory for assertions.
+//!
+//! # Never in the way
+//!
+//! Recording calls never return errors, never panic and never block on the network. When
+//! telemetry is disabled (`OTEL_SDK_DISABLED=true`), not yet configured or shut down, they
+//! cost an atomic load and a branch.
+//!
+//! # Versions
+//!
+//! The crates unitel is built on are re-exported — [`opentelemetry`], [`opentelemetry_sdk`],
+//! [`tracing`], [`tracing_opentelemetry`] — so your code can use exactly the same versions.
+//!
+//! # Features
+//!
+//! | Name | Description | Default |
+//! |---|---|---|
+//! | *(core)* | spans, metrics, correlated console and JSON-file logs, testing capture | always |
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod attributes;
+mod config;
+mod diagnostics;
+mod error;
+mod format;
+mod handle;
+mod logs;
+mod metrics;
+mod pipeline;
+mod spans;
+pub mod testing;
+
+pub use crate::attributes::{Attributes, IntoKey, IntoValue};
+pub use crate::config::{LogRotation, Sampler, TelemetryConfig};
+pub use crate::diagnostics::{dropped, DropReason, Signal};
+pub use crate::error::Error;
+pub use crate::handle::{get_telemetry, UnifiedTelemetry};
+pub use crate::metrics::{
+    Counter, Gauge, GaugeObserver, Histogram, InstrumentOptions, ObservableGauge, UpDownCounter,
+};
+pub use crate::pipeline::{configure_telemetry, TelemetryGuard};
+pub use crate::spans::{Span, SpanBuilder, TraceContext, TraceContextGuard};
+
+pub use opentelemetry::trace::{SpanKind, Status};
+pub use opentelemetry::{KeyValue, Value};
+
+pub use opentelemetry;
+pub use opentelemetry_sdk;
+pub use tracing;
+pub use tracing_opentelemetry;
+
+/// The current trace id (32 lowercase hex digits) of the active span — the facade's or a
+/// `tracing` span — or `None` outside any span.
+pub fn current_trace_id() -> Option<String> {
+    logs::layer::current_ids().map(|(t, _)| t.to_string())
+}
+
+/// The current span id (16 lowercase hex digits), or `None` outside any span.
+pub fn current_span_id() -> Option<String> {
+    logs::layer::current_ids().map(|(_, s)| s.to_string())
+}

@@ -1,0 +1,121 @@
+//! The `tracing` layer that turns every event (user code, libraries, `log` records) into a
+//! correlated [`Record`].
+
+use super::{with_scratch, FieldValue, Record, Scratch};
+use crate::pipeline;
+use opentelemetry::trace::{SpanId, TraceContextExt, TraceId};
+use std::sync::OnceLock;
+use tracing::dispatcher::WeakDispatch;
+use tracing::field::{Field, Visit};
+use tracing::{Dispatch, Event, Subscriber};
+use tracing_log::NormalizeEvent;
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Writes `tracing` events to the log outputs, stamped with the trace and span ids.
+#[derive(Debug, Default)]
+pub(crate) struct EventLayer {
+    dispatch: OnceLock<WeakDispatch>,
+}
+
+/// The ids of the span that is current on this thread, whether it was started by the facade
+/// or by `tracing` (tracing-opentelemetry makes an entered span's context current).
+pub(crate) fn current_ids() -> Option<(TraceId, SpanId)> {
+    opentelemetry::Context::map_current(|cx| {
+        let sc = cx.span().span_context().clone();
+        sc.is_valid().then(|| (sc.trace_id(), sc.span_id()))
+    })
+}
+
+impl EventLayer {
+    fn ids(&self, event: &Event<'_>) -> Option<(TraceId, SpanId)> {
+        if let Some(parent) = event.parent() {
+            // An explicit parent: ask tracing-opentelemetry for that span's context, the
+            // supported way (its `OtelData` is private).
+            let dispatch = self.dispatch.get()?.upgrade()?;
+            let cx = tracing_opentelemetry::get_otel_context(parent, &dispatch)?;
+            let sc = cx.span().span_context().clone();
+            sc.is_valid().then(|| (sc.trace_id(), sc.span_id()))
+        } else if event.is_contextual() {
+            current_ids()
+        } else {
+            None
+        }
+    }
+}
+
+impl<S> Layer<S> for EventLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_register_dispatch(&self, dispatch: &Dispatch) {
+        let _ = self.dispatch.set(dispatch.downgrade());
+    }
+
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let Some(outputs) = pipeline::active_logs() else {
+            return;
+        };
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+        let record = Record {
+            time: std::time::SystemTime::now(),
+            level: *meta.level(),
+            target: meta.target(),
+            component: meta.target(),
+            ids: self.ids(event),
+        };
+        with_scratch(|scratch| {
+            event.record(&mut Visitor(scratch));
+            outputs.emit(&record, scratch);
+        });
+    }
+}
+
+struct Visitor<'a>(&'a mut Scratch);
+
+impl Visit for Visitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "message" => self.0.message.push_str(value),
+            name if name.starts_with("log.") => {}
+            name => self.0.field_str(name, value),
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        match field.name() {
+            "message" => {
+                let _ = write!(self.0.message, "{value:?}");
+            }
+            name if name.starts_with("log.") => {}
+            name => self.0.field_debug(name, value),
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.field(field.name(), FieldValue::I64(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.field(field.name(), FieldValue::U64(value));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.field(field.name(), FieldValue::F64(value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.field(field.name(), FieldValue::Bool(value));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let r = self.0.push_fmt(format_args!("{value}"));
+        let k = self.0.push_fmt(format_args!("{}", field.name()));
+        self.0.fields.push((k, FieldValue::Str(r)));
+        if self.0.error_chain.is_empty() {
+            self.0.error(value);
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! One log event, as every output sees it: the facade's `log_*` calls and `tracing` events both
+//! become a [`Record`] plus a [`Scratch`] holding its message and fields.
+
+use crate::format::{json, text, time};
+use opentelemetry::trace::{SpanId, TraceId};
+use opentelemetry::Value;
+use std::cell::RefCell;
+use std::fmt::Write;
+use std::ops::Range;
+use std::time::SystemTime;
+use tracing::Level;
+
+/// The fixed part of a log event.
+#[derive(Debug)]
+pub(crate) struct Record<'a> {
+    pub(crate) time: SystemTime,
+    pub(crate) level: Level,
+    pub(crate) target: &'a str,
+    pub(crate) component: &'a str,
+    pub(crate) ids: Option<(TraceId, SpanId)>,
+}
+
+/// A field's value; strings live in [`Scratch::text`].
+#[derive(Debug, Clone)]
+pub(crate) enum FieldValue {
+    Str(Range<usize>),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+}
+
+/// Message, fields and error chain of one event, in reusable buffers (one per thread).
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    pub(crate) message: String,
+    pub(crate) text: String,
+    pub(crate) fields: Vec<(Range<usize>, FieldValue)>,
+    /// The error's message followed by its causes, outermost first.
+    pub(crate) error_chain: Vec<Range<usize>>,
+    /// Output buffer for the formatters.
+    pub(crate) out: String,
+}
+
+impl Scratch {
+    pub(crate) fn clear(&mut self) {
+        self.message.clear();
+        self.text.clear();
+        self.fields.clear();
+        self.error_chain.clear();
+        self.out.clear();
+    }
+
+    fn push_text(&mut self, s: &str) -> Range<usize> {
+        let start = self.text.len();
+        self.text.push_str(s);
+        start..self.text.len()
+    }
+
+    pub(crate) fn push_fmt(&mut self, args: std::fmt::Arguments<'_>) -> Range<usize> {
+        let start = self.text.len();
+        let _ = self.text.write_fmt(args);
+        start..self.text.len()
+    }
+
+    pub(crate) fn field_str(&mut self, key: &str, value: &str) {
+        let k = self.push_text(key);
+        let v = self.push_text(value);
+        self.fields.push((k, FieldValue::Str(v)));
+    }
+
+    pub(crate) fn field_debug(&mut self, key: &str, value: &dyn std::fmt::Debug) {
+        let k = self.push_text(key);
+        let v = self.push_fmt(format_args!("{value:?}"));
+        self.fields.push((k, FieldValue::Str(v)));
+    }
+
+    pub(crate) fn field(&mut self, key: &str, value: FieldValue) {
+        let k = self.push_text(key);
+        self.fields.push((k, value));
+    }
+
+    pub(crate) fn field_value(&mut self, key: &str, value: &Value) {
+        match value {
+            Value::Bool(b) => self.field(key, FieldValue::Bool(*b)),
+            Value::I64(i) => self.field(key, FieldValue::I64(*i)),
+            Value::F64(f) => self.field(key, FieldValue::F64(*f)),
+            Value::String(s) => self.field_str(key, s.as_str()),
+            other => {
+                let k = self.push_text(key);
+                let v = self.push_fmt(format_args!("{other}"));
+                self.fields.push((k, FieldValue::Str(v)));
+            }
+        }
+    }
+
+    /// Records `err` and its `source()` chain.
+    pub(crate) fn error(&mut self, err: &(dyn std::error::Error + 'static)) {
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        // Bounded, in case a source chain loops.
+        while let Some(e) = next.take() {
+            if self.error_chain.len() == 32 {
+                break;
+            }
+            let r = self.push_fmt(format_args!("{e}"));
+            self.error_chain.push(r);
+            next = e.source();
+        }
+    }
+}
+
+/// Runs `f` with this thread's scratch buffers, cleared. Re-entrant: a log call made while
+/// formatting (from a `Debug` impl, say) gets fresh buffers instead of a panic.
+pub(crate) fn with_scratch(f: impl FnOnce(&mut Scratch)) {
+    thread_local! {
+        static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    }
+    let mut f = Some(f);
+    let _ = SCRATCH.try_with(|cell| {
+        if let Ok(mut scratch) = cell.try_borrow_mut() {
+            scratch.clear();
+            if let Some(f) = f.take() {
+                f(&mut scratch);
+            }
+            if scratch.out.capacity() > 64 * 1024 {
+                // Do not keep one huge event's buffers for the life of the thread.
+                *scratch = Scratch::default();
+            }
+        }
+    });
+    if let Some(f) = f {
+        f(&mut Scratch::default());
+    }
+}
+
+fn level_str(level: Level) -> &'static str {
+    match level {
+        Level::TRACE => "TRACE",
+        Level::DEBUG => "DEBUG",
+        Level::INFO => "INFO",
+        Level::WARN => "WARN",
+        Level::ERROR => "ERROR",
+    }
+}
+
+/// Formats the JSON line (with its newline) into `s.out`. Schema: `docs/log-format.md`.
+pub(crate) fn format_json(record: &Record<'_>, s: &mut Scratch) {
+    let Scratch {
+        message,
+        text,
+        fields,
+        error_chain,
+        out,
+    } = s;
+    out.push_str("{\"timestamp\":\"");
+    time::write_rfc3339(out, record.time);
+    out.push_str("\",\"type\":\"log\",\"level\":\"");
+    out.push_str(level_str(record.level));
+    out.push_str("\",\"target\":");
+    json::write_str(out, record.target);
+    out.push_str(",\"component\":");
+    json::write_str(out, record.component);
+    out.push_str(",\"message\":");
+    json::write_str(out, message);
+    match record.ids {
+        Some((trace_id, span_id)) => {
+            let _ = write!(out, ",\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\"");
+        }
+        None => out.push_str(",\"trace_id\":null,\"span_id\":null"),
+    }
+    out.push_str(",\"fields\":{");
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json::write_str(out, &text[key.clone()]);
+        out.push(':');
+        match value {
+            FieldValue::Str(r) => json::write_str(out, &text[r.clone()]),
+            FieldValue::I64(v) => {
+                let _ = write!(out, "{v}");
+            }
+            FieldValue::U64(v) => {
+                let _ = write!(out, "{v}");
+            }
+            FieldValue::F64(v) => json::write_f64(out, *v),
+            FieldValue::Bool(v) => out.push_str(if *v { "true" } else { "false" }),
+        }
+    }
+    out.push('}');
+    if let Some((first, causes)) = error_chain.split_first() {
+        out.push_str(",\"error\":{\"message\":");
+        json::write_str(out, &text[first.clone()]);
+        out.push_str(",\"causes\":[");
+        for (i, cause) in causes.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            json::write_str(out, &text[cause.clone()]);
+        }
+        out.push_str("]}");
+    }
+    out.push_str("}\n");
+}
+
+/// Formats the console line (with its newline) into `s.out`:
+/// `2026-11-21T05:10:04.123456Z  INFO api_gateway: message key=value [trace:..] [span:..]`.
+pub(crate) fn format_console(record: &Record<'_>, s: &mut Scratch) {
+    let Scratch {
+        message,
+        text: buf,
+        fields,
+        error_chain,
+        out,
+    } = s;
+    time::write_rfc3339(out, record.time);
+    let _ = write!(out, " {:>5} ", level_str(record.level));
+    text::write_escaped(out, record.component);
+    out.push_str(": ");
+    text::write_escaped(out, message);
+    for (key, value) in fields.iter() {
+        out.push(' ');
+        text::write_escaped(out, &buf[key.clone()]);
+        out.push('=');
+        match value {
+            FieldValue::Str(r) => text::write_value(out, &buf[r.clone()]),
+            FieldValue::I64(v) => {
+                let _ = write!(out, "{v}");
+            }
+            FieldValue::U64(v) => {
+                let _ = write!(out, "{v}");
+            }
+            FieldValue::F64(v) => {
+                let _ = write!(out, "{v}");
+            }
+            FieldValue::Bool(v) => {
+                let _ = write!(out, "{v}");
+            }
+        }
+    }
+    if !error_chain.is_empty() {
+        out.push_str(" error=");
+        let mut chain = String::new();
+        for (i, r) in error_chain.iter().enumerate() {
+            if i > 0 {
+                chain.push_str(": ");
+            }
+            chain.push_str(&buf[r.clone()]);
+        }
+        text::write_value(out, &chain);
+    }
+    if let Some((trace_id, span_id)) = record.ids {
+        let _ = write!(out, " [trace:{trace_id}] [span:{span_id}]");
+    }
+    out.push('\n');
+}

@@ -1,0 +1,148 @@
+//! One JSON record per closed span, so a trace can be rebuilt from the log file alone.
+//!
+//! This is a span processor in the SDK's pipeline, so it sees the facade's own spans and the
+//! spans tracing-opentelemetry builds from `tracing` spans alike.
+
+use crate::format::{json, time};
+use crate::testing::CaptureSinks;
+use opentelemetry::trace::{SpanId, SpanKind, Status};
+use opentelemetry::Context;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::time::Duration;
+use tracing_appender::non_blocking::NonBlocking;
+
+/// Writes span records as JSON lines.
+#[derive(Debug)]
+pub(crate) struct SpanRecordProcessor {
+    pub(crate) file: Option<NonBlocking>,
+    pub(crate) capture: Option<CaptureSinks>,
+}
+
+impl SpanProcessor for SpanRecordProcessor {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        thread_local! {
+            static BUF: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        let write = |out: &mut String| {
+            out.clear();
+            format_span(&span, out);
+            if let Some(file) = &self.file {
+                let _ = file.clone().write_all(out.as_bytes());
+            }
+            if let Some(capture) = &self.capture {
+                capture.push_line(out);
+            }
+        };
+        let _ = BUF.try_with(|buf| match buf.try_borrow_mut() {
+            Ok(mut out) => write(&mut out),
+            Err(_) => write(&mut String::new()),
+        });
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+fn kind_str(kind: &SpanKind) -> &'static str {
+    match kind {
+        SpanKind::Client => "client",
+        SpanKind::Server => "server",
+        SpanKind::Producer => "producer",
+        SpanKind::Consumer => "consumer",
+        SpanKind::Internal => "internal",
+    }
+}
+
+/// The component of a span: the facade's component (its instrumentation scope), or for a
+/// `tracing` span its target.
+fn component(span: &SpanData) -> &str {
+    if span.instrumentation_scope.name() == crate::pipeline::TRACING_SCOPE {
+        for kv in &span.attributes {
+            if kv.key.as_str() == "target" {
+                if let opentelemetry::Value::String(s) = &kv.value {
+                    return s.as_str();
+                }
+            }
+        }
+    }
+    span.instrumentation_scope.name()
+}
+
+/// Formats one span record, with its newline. Schema: `docs/log-format.md`.
+pub(crate) fn format_span(span: &SpanData, out: &mut String) {
+    let sc = &span.span_context;
+    out.push_str("{\"timestamp\":\"");
+    time::write_rfc3339(out, span.end_time);
+    out.push_str("\",\"type\":\"span\",\"name\":");
+    json::write_str(out, &span.name);
+    out.push_str(",\"component\":");
+    json::write_str(out, component(span));
+    let _ = write!(
+        out,
+        ",\"trace_id\":\"{}\",\"span_id\":\"{}\",\"parent_span_id\":",
+        sc.trace_id(),
+        sc.span_id()
+    );
+    if span.parent_span_id == SpanId::INVALID {
+        out.push_str("null");
+    } else {
+        let _ = write!(out, "\"{}\"", span.parent_span_id);
+    }
+    out.push_str(",\"kind\":\"");
+    out.push_str(kind_str(&span.span_kind));
+    out.push_str("\",\"start_time\":\"");
+    time::write_rfc3339(out, span.start_time);
+    let duration = span
+        .end_time
+        .duration_since(span.start_time)
+        .unwrap_or_default();
+    let _ = write!(out, "\",\"duration_ns\":{}", duration.as_nanos());
+    match &span.status {
+        Status::Unset => out.push_str(",\"status\":\"unset\""),
+        Status::Ok => out.push_str(",\"status\":\"ok\""),
+        Status::Error { description } => {
+            out.push_str(",\"status\":\"error\",\"status_message\":");
+            json::write_str(out, description);
+        }
+    }
+    out.push_str(",\"attributes\":");
+    write_attributes(out, &span.attributes);
+    out.push_str(",\"events\":[");
+    for (i, event) in span.events.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"name\":");
+        json::write_str(out, &event.name);
+        out.push_str(",\"timestamp\":\"");
+        time::write_rfc3339(out, event.timestamp);
+        out.push_str("\",\"attributes\":");
+        write_attributes(out, &event.attributes);
+        out.push('}');
+    }
+    out.push_str("]}\n");
+}
+
+fn write_attributes(out: &mut String, attrs: &[opentelemetry::KeyValue]) {
+    out.push('{');
+    for (i, kv) in attrs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json::write_str(out, kv.key.as_str());
+        out.push(':');
+        json::write_value(out, &kv.value);
+    }
+    out.push('}');
+}

@@ -1,0 +1,401 @@
+//! An in-memory capture for tests: assert on the spans, metric values and log lines your code
+//! produces, through the same pipeline production uses.
+//!
+//! ```
+//! let capture = unitel::testing::capture();
+//! let telemetry = unitel::get_telemetry("orders");
+//! {
+//!     let _span = telemetry.trace("place_order");
+//!     telemetry.counter("orders_total").add(1, &[("status", "ok")]);
+//!     telemetry.log_info("order placed");
+//! }
+//! let span = capture.span("place_order").expect("span recorded");
+//! let log = capture.log("order placed").expect("log recorded");
+//! assert_eq!(log.trace_id.as_deref(), Some(span.trace_id.as_str()));
+//! assert_eq!(capture.counter("orders", "orders_total", &[("status", "ok")]), Some(1));
+//! ```
+//!
+//! [`capture`] installs the pipeline on first use in a test binary (console off, log filter
+//! `trace`, every trace sampled) and then serialises the tests that hold a [`Capture`], clearing
+//! it for each. Do not also call `configure_telemetry` in the same test binary.
+
+use crate::pipeline::TelemetryGuard;
+use crate::TelemetryConfig;
+use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry::{KeyValue, Value};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+use opentelemetry_sdk::metrics::reader::MetricReader;
+use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Temporality};
+use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Duration;
+
+/// The capture's storage, shared with the pipeline.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CaptureSinks(Arc<Store>);
+
+#[derive(Debug, Default)]
+struct Store {
+    lines: Mutex<Vec<String>>,
+    spans: Mutex<Vec<SpanData>>,
+    reader: Arc<ManualReader>,
+}
+
+impl CaptureSinks {
+    pub(crate) fn push_line(&self, line: &str) {
+        lock(&self.0.lines).push(line.trim_end().to_owned());
+    }
+
+    pub(crate) fn span_processor(&self) -> impl SpanProcessor {
+        CaptureProcessor(self.clone())
+    }
+
+    pub(crate) fn metric_reader(&self) -> impl MetricReader {
+        SharedReader(self.0.reader.clone())
+    }
+
+    fn clear(&self) {
+        lock(&self.0.lines).clear();
+        lock(&self.0.spans).clear();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[derive(Debug)]
+struct CaptureProcessor(CaptureSinks);
+
+impl SpanProcessor for CaptureProcessor {
+    fn on_start(&self, _: &mut opentelemetry_sdk::trace::Span, _: &opentelemetry::Context) {}
+    fn on_end(&self, span: SpanData) {
+        lock(&self.0 .0.spans).push(span);
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct SharedReader(Arc<ManualReader>);
+
+impl MetricReader for SharedReader {
+    fn register_pipeline(&self, pipeline: Weak<Pipeline>) {
+        self.0.register_pipeline(pipeline)
+    }
+    fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
+        self.0.collect(rm)
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+    fn temporality(&self, kind: InstrumentKind) -> Temporality {
+        self.0.temporality(kind)
+    }
+}
+
+/// Exclusive access to the in-memory capture for one test; cleared when made.
+#[derive(Debug)]
+pub struct Capture {
+    sinks: CaptureSinks,
+    _serial: MutexGuard<'static, ()>,
+}
+
+/// Installs the capture pipeline (first call in the process) and returns the capture,
+/// cleared, holding a lock that serialises the tests using it.
+///
+/// # Panics
+/// If `configure_telemetry` was already called in this process without the capture: tests
+/// that use the capture must not configure telemetry themselves.
+pub fn capture() -> Capture {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    static INSTALLED: OnceLock<(CaptureSinks, TelemetryGuard)> = OnceLock::new();
+    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (sinks, _) = INSTALLED.get_or_init(|| {
+        let sinks = CaptureSinks::default();
+        let config = TelemetryConfig::new()
+            .with_console(false)
+            .with_log_filter("trace")
+            .with_sampler(crate::Sampler::AlwaysOn)
+            .with_service_name("unitel-test")
+            .with_capture(sinks.clone());
+        match crate::configure_telemetry(config) {
+            Ok(guard) => (sinks, guard),
+            Err(e) => panic!("unitel::testing::capture() could not install its pipeline: {e}"),
+        }
+    });
+    sinks.clear();
+    Capture {
+        sinks: sinks.clone(),
+        _serial: serial,
+    }
+}
+
+/// A log line as written to the JSON log file, parsed.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CapturedLog {
+    /// `TRACE`, `DEBUG`, `INFO`, `WARN` or `ERROR`.
+    pub level: String,
+    /// The `tracing` target (the component for the facade's logs).
+    pub target: String,
+    /// The component.
+    pub component: String,
+    /// The message.
+    pub message: String,
+    /// The trace id in force, as 32 hex digits.
+    pub trace_id: Option<String>,
+    /// The span id in force, as 16 hex digits.
+    pub span_id: Option<String>,
+    /// The extra fields.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// The error's message followed by its causes, for `log_error_with_cause`.
+    pub error_chain: Vec<String>,
+    /// The whole JSON line.
+    pub json: serde_json::Value,
+}
+
+/// A finished span.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CapturedSpan {
+    /// The span name.
+    pub name: String,
+    /// The component (instrumentation scope) that made it; `tracing` for `tracing` spans.
+    pub component: String,
+    /// 32 hex digits.
+    pub trace_id: String,
+    /// 16 hex digits.
+    pub span_id: String,
+    /// The parent's span id, `None` for a root span.
+    pub parent_span_id: Option<String>,
+    /// Its kind.
+    pub kind: SpanKind,
+    /// Its status.
+    pub status: Status,
+    /// Its attributes.
+    pub attributes: Vec<KeyValue>,
+    /// Its events: name and attributes.
+    pub events: Vec<(String, Vec<KeyValue>)>,
+}
+
+impl CapturedSpan {
+    /// The value of attribute `key`.
+    pub fn attr(&self, key: &str) -> Option<&Value> {
+        self.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| &kv.value)
+    }
+}
+
+/// One metric data point.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CapturedPoint {
+    /// The component (instrumentation scope).
+    pub component: String,
+    /// The instrument name.
+    pub name: String,
+    /// The unit given, empty if none.
+    pub unit: String,
+    /// The attributes, sorted by key.
+    pub attributes: Vec<(String, String)>,
+    /// The value.
+    pub value: PointValue,
+}
+
+/// The value of a [`CapturedPoint`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum PointValue {
+    /// A counter's or up-down counter's cumulative sum.
+    Sum(f64),
+    /// A gauge's last value.
+    Gauge(f64),
+    /// A histogram.
+    Histogram {
+        /// How many values were recorded.
+        count: u64,
+        /// Their sum.
+        sum: f64,
+        /// Bucket upper bounds.
+        bounds: Vec<f64>,
+        /// Counts per bucket (one more than `bounds`).
+        bucket_counts: Vec<u64>,
+    },
+}
+
+impl Capture {
+    /// Every JSON line written so far (log records and span records), in order.
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        lock(&self.sinks.0.lines)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or(serde_json::Value::Null))
+            .collect()
+    }
+
+    /// The raw JSON lines written so far.
+    pub fn raw_lines(&self) -> Vec<String> {
+        lock(&self.sinks.0.lines).clone()
+    }
+
+    /// The log records written so far.
+    pub fn logs(&self) -> Vec<CapturedLog> {
+        self.lines()
+            .into_iter()
+            .filter(|j| j["type"] == "log")
+            .map(|j| {
+                let s = |k: &str| j[k].as_str().unwrap_or_default().to_owned();
+                let o = |k: &str| j[k].as_str().map(str::to_owned);
+                let mut error_chain = Vec::new();
+                if let Some(m) = j["error"]["message"].as_str() {
+                    error_chain.push(m.to_owned());
+                    if let Some(causes) = j["error"]["causes"].as_array() {
+                        error_chain.extend(causes.iter().filter_map(|c| c.as_str().map(str::to_owned)));
+                    }
+                }
+                CapturedLog {
+                    level: s("level"),
+                    target: s("target"),
+                    component: s("component"),
+                    message: s("message"),
+                    trace_id: o("trace_id"),
+                    span_id: o("span_id"),
+                    fields: j["fields"].as_object().cloned().unwrap_or_default(),
+                    error_chain,
+                    json: j,
+                }
+            })
+            .collect()
+    }
+
+    /// The first log record whose message is `message`.
+    pub fn log(&self, message: &str) -> Option<CapturedLog> {
+        self.logs().into_iter().find(|l| l.message == message)
+    }
+
+    /// The span records (`"type":"span"` lines) written so far.
+    pub fn span_records(&self) -> Vec<serde_json::Value> {
+        self.lines()
+            .into_iter()
+            .filter(|j| j["type"] == "span")
+            .collect()
+    }
+
+    /// The spans finished so far, in the order they ended.
+    pub fn spans(&self) -> Vec<CapturedSpan> {
+        lock(&self.sinks.0.spans)
+            .iter()
+            .map(|s| CapturedSpan {
+                name: s.name.to_string(),
+                component: s.instrumentation_scope.name().to_owned(),
+                trace_id: s.span_context.trace_id().to_string(),
+                span_id: s.span_context.span_id().to_string(),
+                parent_span_id: (s.parent_span_id != opentelemetry::trace::SpanId::INVALID)
+                    .then(|| s.parent_span_id.to_string()),
+                kind: s.span_kind.clone(),
+                status: s.status.clone(),
+                attributes: s.attributes.clone(),
+                events: s
+                    .events
+                    .iter()
+                    .map(|e| (e.name.to_string(), e.attributes.clone()))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// The last finished span named `name`.
+    pub fn span(&self, name: &str) -> Option<CapturedSpan> {
+        self.spans().into_iter().rev().find(|s| s.name == name)
+    }
+
+    /// Collects and returns every metric data point (cumulative since the process started).
+    pub fn metrics(&self) -> Vec<CapturedPoint> {
+        let mut rm = ResourceMetrics::default();
+        if self.sinks.0.reader.collect(&mut rm).is_err() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for scope in rm.scope_metrics() {
+            for metric in scope.metrics() {
+                let mut push = |attrs: &mut dyn Iterator<Item = &KeyValue>, value: PointValue| {
+                    let mut attributes: Vec<(String, String)> = attrs
+                        .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+                        .collect();
+                    attributes.sort();
+                    out.push(CapturedPoint {
+                        component: scope.scope().name().to_owned(),
+                        name: metric.name().to_owned(),
+                        unit: metric.unit().to_owned(),
+                        attributes,
+                        value,
+                    });
+                };
+                match metric.data() {
+                    AggregatedMetrics::F64(data) => match data {
+                        MetricData::Sum(s) => s.data_points().for_each(|p| {
+                            push(&mut p.attributes(), PointValue::Sum(p.value()))
+                        }),
+                        MetricData::Gauge(g) => g.data_points().for_each(|p| {
+                            push(&mut p.attributes(), PointValue::Gauge(p.value()))
+                        }),
+                        MetricData::Histogram(h) => h.data_points().for_each(|p| {
+                            push(
+                                &mut p.attributes(),
+                                PointValue::Histogram {
+                                    count: p.count(),
+                                    sum: p.sum(),
+                                    bounds: p.bounds().collect(),
+                                    bucket_counts: p.bucket_counts().collect(),
+                                },
+                            )
+                        }),
+                        _ => {}
+                    },
+                    AggregatedMetrics::U64(MetricData::Sum(s)) => s.data_points().for_each(|p| {
+                        push(&mut p.attributes(), PointValue::Sum(p.value() as f64))
+                    }),
+                    AggregatedMetrics::I64(MetricData::Sum(s)) => s.data_points().for_each(|p| {
+                        push(&mut p.attributes(), PointValue::Sum(p.value() as f64))
+                    }),
+                    AggregatedMetrics::I64(MetricData::Gauge(g)) => g.data_points().for_each(|p| {
+                        push(&mut p.attributes(), PointValue::Gauge(p.value() as f64))
+                    }),
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// The point of `component`'s instrument `name` with exactly these attributes.
+    pub fn point(&self, component: &str, name: &str, attrs: &[(&str, &str)]) -> Option<PointValue> {
+        let mut want: Vec<(String, String)> = attrs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        want.sort();
+        self.metrics()
+            .into_iter()
+            .find(|p| p.component == component && p.name == name && p.attributes == want)
+            .map(|p| p.value)
+    }
+
+    /// The cumulative value of a counter with exactly these attributes.
+    pub fn counter(&self, component: &str, name: &str, attrs: &[(&str, &str)]) -> Option<u64> {
+        match self.point(component, name, attrs)? {
+            PointValue::Sum(v) => Some(v as u64),
+            _ => None,
+        }
+    }
+}
