@@ -1,0 +1,131 @@
+//! Helpers shared by the integration suites.
+//!
+//! `configure_telemetry` installs process-wide state once, so a test that needs its own
+//! configuration runs its body in a child process: the test re-executes its own test binary
+//! filtered to itself, with `UNITEL_CHILD` naming it. The parent asserts on the child's exit
+//! status and output; a child that hangs is killed after a deadline and fails the test.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// In the parent: runs test `name` in a child process with `env` set and returns its output.
+/// In the child (the one named by `UNITEL_CHILD`): returns `None`, and the caller runs the body.
+pub fn child(name: &str, env: &[(&str, &str)]) -> Option<Output> {
+    if std::env::var("UNITEL_CHILD").as_deref() == Ok(name) {
+        return None;
+    }
+    Some(run_child(name, env, None, Duration::from_secs(60)))
+}
+
+/// Like [`child`], with a working directory.
+pub fn child_in(name: &str, env: &[(&str, &str)], dir: &std::path::Path) -> Option<Output> {
+    if std::env::var("UNITEL_CHILD").as_deref() == Ok(name) {
+        return None;
+    }
+    Some(run_child(name, env, Some(dir), Duration::from_secs(60)))
+}
+
+fn run_child(
+    name: &str,
+    env: &[(&str, &str)],
+    dir: Option<&std::path::Path>,
+    deadline: Duration,
+) -> Output {
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut cmd = Command::new(exe);
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("UNITEL_CHILD", name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for var in [
+        "OTEL_SDK_DISABLED",
+        "OTEL_SERVICE_NAME",
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_TRACES_SAMPLER_ARG",
+        "OTEL_ENVIRONMENT",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd.spawn().expect("spawn child test process");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child test {name} did not finish within {deadline:?} (deadlock?)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    }
+}
+
+/// Asserts the child succeeded, showing its output otherwise; returns its stdout.
+pub fn assert_ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "child failed: {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+    stdout
+}
+
+/// Reads every JSON line of every file in `dir`.
+pub fn read_json_lines(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("log dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let text = std::fs::read_to_string(&path).expect("read log file");
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let value: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"));
+            lines.push(value);
+        }
+    }
+    lines
+}
+
+/// Lines of `stdout` that look like unitel console lines.
+pub fn console_lines(stdout: &str) -> Vec<&str> {
+    stdout
+        .lines()
+        .filter(|l| l.len() > 28 && l.as_bytes()[4] == b'-' && l.as_bytes()[10] == b'T')
+        .collect()
+}
