@@ -74,6 +74,11 @@ where
 
 struct Visitor<'a>(&'a mut Scratch);
 
+/// The `log` crate's metadata, carried as fields by tracing-log, is not an event field.
+fn is_log_metadata(field: &Field) -> bool {
+    field.name().starts_with("log.")
+}
+
 impl Visit for Visitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
@@ -95,18 +100,30 @@ impl Visit for Visitor<'_> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
+        if is_log_metadata(field) {
+            return;
+        }
         self.0.field(field.name(), FieldValue::I64(value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
+        if is_log_metadata(field) {
+            return;
+        }
         self.0.field(field.name(), FieldValue::U64(value));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
+        if is_log_metadata(field) {
+            return;
+        }
         self.0.field(field.name(), FieldValue::F64(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
+        if is_log_metadata(field) {
+            return;
+        }
         self.0.field(field.name(), FieldValue::Bool(value));
     }
 

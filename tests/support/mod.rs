@@ -122,10 +122,30 @@ pub fn read_json_lines(dir: &std::path::Path) -> Vec<serde_json::Value> {
     lines
 }
 
-/// Lines of `stdout` that look like unitel console lines.
+/// Lines of `stdout` that look like unitel console lines (from their timestamp on: the test
+/// harness may print `test name ... ` before the first one).
 pub fn console_lines(stdout: &str) -> Vec<&str> {
     stdout
         .lines()
-        .filter(|l| l.len() > 28 && l.as_bytes()[4] == b'-' && l.as_bytes()[10] == b'T')
+        .filter_map(|l| {
+            let b = l.as_bytes();
+            (0..l.len().saturating_sub(28)).find_map(|i| {
+                let ts = &b[i..];
+                (ts[..4].iter().all(u8::is_ascii_digit)
+                    && ts[4] == b'-'
+                    && ts[7] == b'-'
+                    && ts[10] == b'T'
+                    && ts[26] == b'Z')
+                    .then(|| &l[i..])
+            })
+        })
         .collect()
+}
+
+/// The text after `marker ` on the line that has it (child tests print values this way).
+pub fn marked(stdout: &str, marker: &str) -> Option<String> {
+    let tag = format!("{marker} ");
+    stdout
+        .lines()
+        .find_map(|l| l.split_once(tag.as_str()).map(|(_, rest)| rest.trim().to_owned()))
 }

@@ -1,0 +1,305 @@
+//! Correlated logs: facade logs and `tracing`/`log` events carry trace and span ids, on the
+//! console and in the JSON file, and no input can break or forge a record.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use unitel::testing::capture;
+use unitel::{get_telemetry, TelemetryConfig};
+
+#[test]
+fn facade_logs_carry_ids_component_and_fields() {
+    let capture = capture();
+    let telemetry = get_telemetry("api_gateway");
+    telemetry.log_info("outside any span");
+    let (trace_id, span_id) = {
+        let span = telemetry.trace("handle");
+        telemetry.log_debug("debug line");
+        telemetry.log_info_with("Request received", &[("user_id", "123")]);
+        telemetry.log_warning_with("Slow query detected", &[("duration_ms", 5000)]);
+        telemetry.log_error("plain error");
+        (span.trace_id().expect("trace"), span.span_id().expect("span"))
+    };
+
+    let outside = capture.log("outside any span").expect("logged");
+    assert_eq!(outside.trace_id, None);
+    assert_eq!(outside.span_id, None);
+    assert_eq!(outside.json["trace_id"], serde_json::Value::Null);
+
+    for (message, level) in [
+        ("debug line", "DEBUG"),
+        ("Request received", "INFO"),
+        ("Slow query detected", "WARN"),
+        ("plain error", "ERROR"),
+    ] {
+        let log = capture.log(message).unwrap_or_else(|| panic!("{message} not logged"));
+        assert_eq!(log.level, level);
+        assert_eq!(log.component, "api_gateway");
+        assert_eq!(log.target, "api_gateway");
+        assert_eq!(log.trace_id.as_deref(), Some(trace_id.as_str()), "{message}");
+        assert_eq!(log.span_id.as_deref(), Some(span_id.as_str()), "{message}");
+        assert!(log.json["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+    }
+    assert_eq!(capture.log("Request received").unwrap().fields["user_id"], "123");
+    assert_eq!(capture.log("Slow query detected").unwrap().fields["duration_ms"], 5000);
+}
+
+#[derive(Debug)]
+struct JobError(std::io::Error);
+impl std::fmt::Display for JobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("job 7 failed")
+    }
+}
+impl std::error::Error for JobError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[test]
+fn error_logs_record_the_cause_chain() {
+    let capture = capture();
+    let telemetry = get_telemetry("worker");
+    let err = JobError(std::io::Error::new(std::io::ErrorKind::TimedOut, "database timed out"));
+    telemetry.log_error_with_cause("Job failed", &err, &[("job_id", "7")]);
+    let log = capture.log("Job failed").expect("logged");
+    assert_eq!(log.level, "ERROR");
+    assert_eq!(log.error_chain, vec!["job 7 failed", "database timed out"]);
+    assert_eq!(log.fields["job_id"], "7");
+}
+
+#[test]
+fn tracing_events_are_correlated_with_contextual_and_explicit_parents() {
+    let capture = capture();
+    let telemetry = get_telemetry("mixed");
+    let (facade_trace, facade_span) = {
+        let span = telemetry.trace("facade");
+        tracing::info!(user = "alice", attempt = 2, ok = true, ratio = 0.5, "from tracing");
+        (span.trace_id().unwrap(), span.span_id().unwrap())
+    };
+    let log = capture.log("from tracing").expect("tracing event captured");
+    assert_eq!(log.trace_id.as_deref(), Some(facade_trace.as_str()));
+    assert_eq!(log.span_id.as_deref(), Some(facade_span.as_str()));
+    assert_eq!(log.component, "logs", "a tracing event's component is its target");
+    assert_eq!(log.fields["user"], "alice");
+    assert_eq!(log.fields["attempt"], 2);
+    assert_eq!(log.fields["ok"], true);
+    assert_eq!(log.fields["ratio"], 0.5);
+
+    // An explicit parent that is not entered: the event carries that span's ids, not the
+    // current span's.
+    let background = tracing::info_span!("background");
+    {
+        let _current = telemetry.trace("unrelated_current");
+        tracing::info!(parent: &background, "explicit parent");
+        tracing::info!(parent: None, "explicit root");
+    }
+    drop(background);
+    let spans = capture.spans();
+    let background = spans.iter().find(|s| s.name == "background").expect("background span");
+    let explicit = capture.log("explicit parent").expect("captured");
+    assert_eq!(explicit.trace_id.as_deref(), Some(background.trace_id.as_str()));
+    assert_eq!(explicit.span_id.as_deref(), Some(background.span_id.as_str()));
+    let root = capture.log("explicit root").expect("captured");
+    assert_eq!(root.trace_id, None);
+
+    // Inside a `tracing` span, the ids are that span's.
+    let inner = tracing::info_span!("tracing_span");
+    inner.in_scope(|| tracing::warn!("inside tracing span"));
+    drop(inner);
+    let spans = capture.spans();
+    let inner = spans.iter().find(|s| s.name == "tracing_span").expect("span");
+    let warn = capture.log("inside tracing span").expect("captured");
+    assert_eq!(warn.span_id.as_deref(), Some(inner.span_id.as_str()));
+    assert_eq!(warn.level, "WARN");
+}
+
+#[test]
+fn log_crate_records_are_correlated() {
+    let capture = capture();
+    let telemetry = get_telemetry("legacy");
+    let span = telemetry.trace("legacy_span");
+    log::warn!(target: "some_library", "from the log crate");
+    let trace_id = span.trace_id();
+    drop(span);
+    let log = capture.log("from the log crate").expect("log record captured");
+    assert_eq!(log.target, "some_library");
+    assert_eq!(log.level, "WARN");
+    assert_eq!(log.trace_id, trace_id);
+    assert!(!log.fields.keys().any(|k| k.starts_with("log.")), "{:?}", log.fields);
+}
+
+#[test]
+fn no_message_or_field_can_forge_or_break_a_record() {
+    let capture = capture();
+    let telemetry = get_telemetry("injection");
+    let evil = "line one\r\n{\"type\":\"log\",\"level\":\"ERROR\",\"message\":\"forged\"}\n\"quoted\" \\ back\u{1b}[31m\u{0}";
+    telemetry.log_info_with(evil, &[("field\"key\n", evil.to_string())]);
+    tracing::info!(value = evil, "{evil}");
+    let raw = capture.raw_lines();
+    let logs = capture.logs();
+    assert_eq!(raw.len(), 2, "exactly one line per event: {raw:#?}");
+    assert!(raw.iter().all(|l| !l.contains('\n') && !l.contains('\r')));
+    assert!(logs.iter().all(|l| l.message == evil), "messages round-trip exactly");
+    assert_eq!(logs[0].fields["field\"key\n"], evil);
+    assert_eq!(logs[1].fields["value"], evil);
+    assert!(logs.iter().all(|l| l.message != "forged"));
+}
+
+#[test]
+fn console_lines_end_with_trace_and_span_ids() {
+    if let Some(out) = support::child("console_lines_end_with_trace_and_span_ids", &[]) {
+        let stdout = support::assert_ok(&out);
+        let lines = support::console_lines(&stdout);
+        let inside: Vec<_> = lines.iter().filter(|l| l.contains("inside")).collect();
+        assert_eq!(inside.len(), 3, "{stdout}");
+        let ids = support::marked(&stdout, "IDS").expect("ids printed");
+        let (trace_id, span_id) = ids.split_once(' ').expect("two ids");
+        for line in inside {
+            assert!(
+                line.ends_with(&format!("[trace:{trace_id}] [span:{span_id}]")),
+                "{line}"
+            );
+        }
+        let outside = lines.iter().find(|l| l.contains("outside")).expect("outside line");
+        assert!(!outside.contains("[trace:"), "{outside}");
+        assert!(outside.contains(" INFO console: outside"), "{outside}");
+        // A line break in a message is escaped: still one line, ids at its end.
+        let broken = lines.iter().find(|l| l.contains("first")).expect("escaped line");
+        assert!(broken.contains("first\\nsecond"), "{broken}");
+        assert!(lines.iter().any(|l| l.contains("user_id=123") && l.contains("inside with field")));
+        return;
+    }
+    let _guard = unitel::configure_telemetry(TelemetryConfig::new()).expect("configure");
+    let telemetry = get_telemetry("console");
+    telemetry.log_info("outside");
+    let span = telemetry.trace("console_span");
+    telemetry.log_info_with("inside with field", &[("user_id", "123")]);
+    tracing::info!("inside from tracing");
+    telemetry.log_warning("inside first\nsecond");
+    println!("IDS {} {}", span.trace_id().unwrap(), span.span_id().unwrap());
+}
+
+#[test]
+fn log_filter_applies_per_component() {
+    if let Some(out) =
+        support::child("log_filter_applies_per_component", &[("RUST_LOG", "warn,chatty=debug")])
+    {
+        let stdout = support::assert_ok(&out);
+        let lines = support::console_lines(&stdout);
+        let has = |s: &str| lines.iter().any(|l| l.contains(s));
+        assert!(has("chatty debug"), "{stdout}");
+        assert!(!has("chatty trace"), "{stdout}");
+        assert!(!has("quiet info"), "{stdout}");
+        assert!(has("quiet warning"), "{stdout}");
+        return;
+    }
+    let _guard = unitel::configure_telemetry(TelemetryConfig::from_env()).expect("configure");
+    get_telemetry("chatty").log_debug("chatty debug");
+    tracing::trace!(target: "chatty", "chatty trace");
+    get_telemetry("quiet").log_info("quiet info");
+    get_telemetry("quiet").log_warning("quiet warning");
+}
+
+#[test]
+fn json_file_holds_logs_and_span_records_of_a_whole_trace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    if let Some(out) = support::child_in(
+        "json_file_holds_logs_and_span_records_of_a_whole_trace",
+        &[],
+        dir.path(),
+    ) {
+        let stdout = support::assert_ok(&out);
+        let trace_id = support::marked(&stdout, "TRACE").expect("trace id printed");
+        let lines = support::read_json_lines(&dir.path().join("logs"));
+        let of_trace: Vec<_> = lines.iter().filter(|l| l["trace_id"] == trace_id.as_str()).collect();
+        let logs: Vec<_> = of_trace.iter().filter(|l| l["type"] == "log").collect();
+        let spans: Vec<_> = of_trace.iter().filter(|l| l["type"] == "span").collect();
+        assert_eq!(logs.len(), 3, "{of_trace:#?}");
+        assert_eq!(spans.len(), 3, "{of_trace:#?}");
+        for log in &logs {
+            for key in ["timestamp", "level", "target", "component", "message", "trace_id", "span_id", "fields"] {
+                assert!(!log[key].is_null(), "log record lacks {key}: {log}");
+            }
+        }
+        for span in &spans {
+            for key in ["timestamp", "name", "component", "trace_id", "span_id", "kind", "start_time", "duration_ns", "status", "attributes", "events"] {
+                assert!(!span[key].is_null(), "span record lacks {key}: {span}");
+            }
+        }
+        // One tree: exactly one root, every parent id resolves to a span of the trace, and
+        // every log's span id is one of the trace's spans.
+        let ids: Vec<_> = spans.iter().map(|s| s["span_id"].as_str().unwrap()).collect();
+        assert_eq!(spans.iter().filter(|s| s["parent_span_id"].is_null()).count(), 1);
+        for span in &spans {
+            if let Some(parent) = span["parent_span_id"].as_str() {
+                assert!(ids.contains(&parent), "dangling parent {parent}");
+            }
+        }
+        for log in &logs {
+            assert!(ids.contains(&log["span_id"].as_str().unwrap()));
+        }
+        let worker_log = logs.iter().find(|l| l["message"] == "worker step").expect("worker log");
+        assert_eq!(worker_log["component"], "worker");
+        assert_eq!(worker_log["fields"]["job"], 1);
+        return;
+    }
+    let guard = unitel::configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_log_file("logs/app.log"),
+    )
+    .expect("configure");
+    let api = get_telemetry("api");
+    {
+        let root = api.trace("request");
+        api.log_info("request start");
+        let cx = unitel::TraceContext::current();
+        std::thread::spawn(move || {
+            let _attached = cx.attach();
+            let worker = get_telemetry("worker");
+            let _job = worker.trace("job");
+            worker.log_info_with("worker step", &[("job", 1)]);
+            let _inner = tracing::info_span!("tracing_inner").entered();
+            tracing::info!("from tracing in worker");
+        })
+        .join()
+        .unwrap();
+        println!("TRACE {}", root.trace_id().unwrap());
+    }
+    // Another trace, which must not mix in.
+    let _other = api.trace("other_request");
+    api.log_info("other");
+    drop(_other);
+    guard.shutdown().expect("shutdown");
+}
+
+#[test]
+fn rotation_names_files_by_date() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    if let Some(out) = support::child_in("rotation_names_files_by_date", &[], dir.path()) {
+        support::assert_ok(&out);
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("logs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        let name = &names[0];
+        // orders.YYYY-MM-DD.log
+        assert!(name.starts_with("orders.") && name.ends_with(".log") && name.len() == "orders.2026-01-01.log".len(), "{name}");
+        let lines = support::read_json_lines(&dir.path().join("logs"));
+        assert!(lines.iter().any(|l| l["message"] == "rotated"));
+        return;
+    }
+    let guard = unitel::configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_log_file("logs/orders.log")
+            .with_log_rotation(unitel::LogRotation::Daily)
+            .with_max_log_files(3),
+    )
+    .expect("configure");
+    get_telemetry("orders").log_info("rotated");
+    guard.shutdown().expect("shutdown");
+}

@@ -1,0 +1,169 @@
+//! Metrics: every instrument kind, options, caching, and dropped bad values.
+
+use unitel::testing::{capture, PointValue};
+use unitel::{get_telemetry, DropReason, InstrumentOptions, Signal, Value};
+
+#[test]
+fn counter_sums_per_attribute_set() {
+    let capture = capture();
+    let telemetry = get_telemetry("api_gateway");
+    let requests = telemetry.counter("requests_total");
+    requests.add(1, &[("method", "POST"), ("status", "200")]);
+    requests.add(2, &[("method", "POST"), ("status", "200")]);
+    // Attribute order does not matter; a different set is a different series.
+    telemetry
+        .counter("requests_total")
+        .add(4, &[("status", "200"), ("method", "POST")]);
+    telemetry.counter("requests_total").add(5, &[("method", "GET"), ("status", "200")]);
+    telemetry.counter("no_attrs_total").add(3, ());
+    // Mixed value types through `Value`.
+    telemetry
+        .counter("mixed_total")
+        .add(1, &[("method", Value::from("POST")), ("code", Value::from(200))]);
+
+    assert_eq!(capture.counter("api_gateway", "requests_total", &[("method", "POST"), ("status", "200")]), Some(7));
+    assert_eq!(capture.counter("api_gateway", "requests_total", &[("method", "GET"), ("status", "200")]), Some(5));
+    assert_eq!(capture.counter("api_gateway", "no_attrs_total", &[]), Some(3));
+    assert_eq!(capture.counter("api_gateway", "mixed_total", &[("code", "200"), ("method", "POST")]), Some(1));
+}
+
+#[test]
+fn instruments_are_cached_per_component_and_name() {
+    let capture = capture();
+    let a = get_telemetry("cache_a");
+    let a_again = get_telemetry("cache_a");
+    let b = get_telemetry("cache_b");
+    a.counter("hits").add(1, ());
+    a_again.counter("hits").add(1, ());
+    a.clone().counter(String::from("hits")).add(1, ());
+    b.counter("hits").add(10, ());
+    assert_eq!(capture.counter("cache_a", "hits", &[]), Some(3));
+    assert_eq!(capture.counter("cache_b", "hits", &[]), Some(10));
+}
+
+#[test]
+fn up_down_counter_goes_both_ways() {
+    let capture = capture();
+    let telemetry = get_telemetry("pool");
+    let open = telemetry.up_down_counter("connections_open");
+    open.add(5, ());
+    open.add(-3, ());
+    assert_eq!(capture.point("pool", "connections_open", &[]), Some(PointValue::Sum(2.0)));
+}
+
+#[test]
+fn histogram_with_options_and_default_buckets() {
+    let capture = capture();
+    let telemetry = get_telemetry("latency");
+    let h = telemetry.histogram_with(
+        "request_duration_ms",
+        InstrumentOptions::new()
+            .with_unit("ms")
+            .with_description("Request latency")
+            .with_boundaries(vec![10.0, 100.0, 1000.0]),
+    );
+    for v in [5.0, 50.0, 150.0, 5000.0, 60.0] {
+        h.record(v, &[("endpoint", "/api")]);
+    }
+    match capture.point("latency", "request_duration_ms", &[("endpoint", "/api")]) {
+        Some(PointValue::Histogram { count, sum, bounds, bucket_counts }) => {
+            assert_eq!(count, 5);
+            assert_eq!(sum, 5265.0);
+            assert_eq!(bounds, vec![10.0, 100.0, 1000.0]);
+            assert_eq!(bucket_counts, vec![1, 2, 1, 1]);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let unit = capture
+        .metrics()
+        .into_iter()
+        .find(|p| p.name == "request_duration_ms")
+        .map(|p| p.unit);
+    assert_eq!(unit.as_deref(), Some("ms"));
+
+    telemetry.histogram("plain").record(0.5, ());
+    match capture.point("latency", "plain", &[]) {
+        Some(PointValue::Histogram { count, bounds, .. }) => {
+            assert_eq!(count, 1);
+            assert!(bounds.len() > 5, "the SDK's default boundaries: {bounds:?}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn gauges_report_the_last_value_and_callbacks() {
+    let capture = capture();
+    let telemetry = get_telemetry("fastworker");
+    let temperature = telemetry.gauge("cpu_temperature");
+    temperature.set(40.0, ());
+    temperature.set(42.5, ());
+    let queue = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(7));
+    let q = queue.clone();
+    telemetry.observable_gauge("fastworker.queue.size", move |g| {
+        g.observe(q.load(std::sync::atomic::Ordering::Relaxed) as f64, &[("priority", "high")]);
+    });
+    telemetry.observable_gauge("fastworker.workers.active", |g| g.observe(3.0, ()));
+    assert_eq!(capture.point("fastworker", "cpu_temperature", &[]), Some(PointValue::Gauge(42.5)));
+    assert_eq!(
+        capture.point("fastworker", "fastworker.queue.size", &[("priority", "high")]),
+        Some(PointValue::Gauge(7.0))
+    );
+    queue.store(9, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        capture.point("fastworker", "fastworker.queue.size", &[("priority", "high")]),
+        Some(PointValue::Gauge(9.0)),
+        "the callback runs at every collection"
+    );
+    assert_eq!(capture.point("fastworker", "fastworker.workers.active", &[]), Some(PointValue::Gauge(3.0)));
+}
+
+#[test]
+fn nan_infinity_and_negative_histogram_values_are_dropped_and_counted() {
+    let capture = capture();
+    let telemetry = get_telemetry("bad_values");
+    let before = unitel::dropped(Signal::Metrics, DropReason::InvalidInput);
+    let h = telemetry.histogram("sizes");
+    h.record(1.0, ());
+    h.record(f64::NAN, ());
+    h.record(f64::INFINITY, ());
+    h.record(f64::NEG_INFINITY, ());
+    h.record(-1.0, ());
+    let g = telemetry.gauge("level");
+    g.set(2.0, ());
+    g.set(f64::NAN, ());
+    g.set(-3.0, ()); // negative gauges are fine
+    telemetry.observable_gauge("observed", |o| {
+        o.observe(f64::NAN, ());
+        o.observe(4.0, ());
+    });
+    // One collection: the observable callback (and its NaN) runs once.
+    let points = capture.metrics();
+    let point = |name: &str| {
+        points
+            .iter()
+            .find(|p| p.component == "bad_values" && p.name == name)
+            .map(|p| p.value.clone())
+    };
+    match point("sizes") {
+        Some(PointValue::Histogram { count, sum, .. }) => {
+            assert_eq!(count, 1, "only the valid value is exported");
+            assert_eq!(sum, 1.0);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(point("level"), Some(PointValue::Gauge(-3.0)));
+    assert_eq!(point("observed"), Some(PointValue::Gauge(4.0)));
+    let after = unitel::dropped(Signal::Metrics, DropReason::InvalidInput);
+    assert_eq!(after - before, 6, "4 bad histogram values, 1 bad gauge value, 1 bad observation");
+}
+
+#[test]
+fn invalid_instrument_names_are_counted() {
+    let _capture = capture();
+    let before = unitel::dropped(Signal::Metrics, DropReason::InvalidInput);
+    get_telemetry("names").counter("1starts_with_digit").add(1, ());
+    get_telemetry("names").counter("has space").add(1, ());
+    let after = unitel::dropped(Signal::Metrics, DropReason::InvalidInput);
+    assert_eq!(after - before, 2);
+}

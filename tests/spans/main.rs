@@ -1,0 +1,311 @@
+//! Spans: nesting (facade and `tracing`, both directions), attributes, events, errors, async.
+
+use opentelemetry::Value;
+use unitel::testing::{capture, CapturedSpan};
+use unitel::{get_telemetry, Status, TraceContext};
+
+fn by_name(spans: &[CapturedSpan], name: &str) -> CapturedSpan {
+    spans
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no span {name:?} in {:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>()))
+        .clone()
+}
+
+fn assert_child(child: &CapturedSpan, parent: &CapturedSpan) {
+    assert_eq!(child.trace_id, parent.trace_id, "{} not in {}'s trace", child.name, parent.name);
+    assert_eq!(
+        child.parent_span_id.as_deref(),
+        Some(parent.span_id.as_str()),
+        "{}'s parent is not {}",
+        child.name,
+        parent.name
+    );
+}
+
+#[test]
+fn facade_spans_nest_and_take_dynamic_names() {
+    let capture = capture();
+    let telemetry = get_telemetry("orders");
+    let order = 42;
+    {
+        let _outer = telemetry.trace("outer");
+        let _inner = telemetry.trace(format!("load_order_{order}"));
+    }
+    let spans = capture.spans();
+    let outer = by_name(&spans, "outer");
+    let inner = by_name(&spans, "load_order_42");
+    assert_eq!(outer.parent_span_id, None);
+    assert_child(&inner, &outer);
+    assert_eq!(outer.component, "orders");
+    assert_eq!(outer.trace_id.len(), 32);
+    assert_eq!(outer.span_id.len(), 16);
+}
+
+#[test]
+fn attributes_of_every_type_reach_the_span() {
+    let capture = capture();
+    let telemetry = get_telemetry("attrs");
+    {
+        let span = telemetry
+            .trace_with("typed", &[("from.start", "yes")])
+            .attr("s", "text")
+            .attr("owned", String::from("owned text"))
+            .attr("i", 42)
+            .attr("f", 1.5)
+            .attr("b", true)
+            .attr("strings", vec!["a", "b"])
+            .attr("ints", vec![1i64, 2, 3])
+            .attr("floats", vec![0.5, 1.5])
+            .attr("bools", vec![true, false]);
+        span.set_attribute("late", -7i64);
+    }
+    let span = capture.span("typed").expect("span");
+    assert_eq!(span.attr("from.start"), Some(&Value::from("yes")));
+    assert_eq!(span.attr("s"), Some(&Value::from("text")));
+    assert_eq!(span.attr("owned"), Some(&Value::from("owned text")));
+    assert_eq!(span.attr("i"), Some(&Value::I64(42)));
+    assert_eq!(span.attr("f"), Some(&Value::F64(1.5)));
+    assert_eq!(span.attr("b"), Some(&Value::Bool(true)));
+    assert_eq!(span.attr("late"), Some(&Value::I64(-7)));
+    assert!(matches!(span.attr("strings"), Some(Value::Array(opentelemetry::Array::String(v))) if v.iter().map(|s| s.as_str()).eq(["a", "b"])));
+    assert!(matches!(span.attr("ints"), Some(Value::Array(opentelemetry::Array::I64(v))) if v == &[1, 2, 3]));
+    assert!(matches!(span.attr("floats"), Some(Value::Array(opentelemetry::Array::F64(v))) if v == &[0.5, 1.5]));
+    assert!(matches!(span.attr("bools"), Some(Value::Array(opentelemetry::Array::Bool(v))) if v == &[true, false]));
+
+    // The JSON span record carries the same attributes with their JSON types.
+    let record = capture
+        .span_records()
+        .into_iter()
+        .find(|r| r["name"] == "typed")
+        .expect("span record");
+    assert_eq!(record["attributes"]["i"], 42);
+    assert_eq!(record["attributes"]["f"], 1.5);
+    assert_eq!(record["attributes"]["b"], true);
+    assert_eq!(record["attributes"]["strings"], serde_json::json!(["a", "b"]));
+    assert_eq!(record["attributes"]["ints"], serde_json::json!([1, 2, 3]));
+}
+
+#[derive(Debug)]
+struct Outer(std::io::Error);
+impl std::fmt::Display for Outer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("could not charge card")
+    }
+}
+impl std::error::Error for Outer {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[test]
+fn events_errors_and_status() {
+    let capture = capture();
+    let telemetry = get_telemetry("payments");
+    {
+        let span = telemetry.trace("charge");
+        span.add_event("checkpoint", &[("progress_percent", 50)]);
+        let err = Outer(std::io::Error::other("connection reset"));
+        span.record_error(&err);
+    }
+    {
+        let span = telemetry.trace("fine");
+        span.set_status(Status::Ok);
+    }
+    let charge = capture.span("charge").expect("charge");
+    assert_eq!(charge.status, Status::error("could not charge card"));
+    let (name, attrs) = &charge.events[0];
+    assert_eq!(name, "checkpoint");
+    assert_eq!(attrs[0].value, Value::I64(50));
+    let (name, attrs) = &charge.events[1];
+    assert_eq!(name, "exception");
+    let get = |k: &str| attrs.iter().find(|kv| kv.key.as_str() == k).map(|kv| kv.value.to_string());
+    assert_eq!(get("exception.message").as_deref(), Some("could not charge card"));
+    assert!(get("exception.causes").unwrap_or_default().contains("connection reset"));
+    assert_eq!(capture.span("fine").expect("fine").status, Status::Ok);
+
+    let record = capture
+        .span_records()
+        .into_iter()
+        .find(|r| r["name"] == "charge")
+        .expect("record");
+    assert_eq!(record["status"], "error");
+    assert_eq!(record["status_message"], "could not charge card");
+    assert_eq!(record["events"][1]["name"], "exception");
+    assert_eq!(record["events"][1]["attributes"]["exception.causes"][0], "connection reset");
+}
+
+#[tracing::instrument]
+fn tracing_child(n: u32) -> Option<String> {
+    tracing::info!(n, "inside tracing child");
+    let t = get_telemetry("mixed");
+    let _grandchild = t.trace("facade_grandchild");
+    unitel::current_span_id()
+}
+
+#[test]
+fn tracing_spans_nest_inside_facade_spans_and_back() {
+    let capture = capture();
+    let telemetry = get_telemetry("mixed");
+    {
+        let _root = telemetry.trace("facade_root");
+        tracing_child(1);
+        let span = tracing::info_span!("tracing_sibling");
+        span.in_scope(|| {
+            let _s = telemetry.trace("facade_in_tracing");
+        });
+    }
+    let spans = capture.spans();
+    let root = by_name(&spans, "facade_root");
+    let child = by_name(&spans, "tracing_child");
+    let grandchild = by_name(&spans, "facade_grandchild");
+    let sibling = by_name(&spans, "tracing_sibling");
+    let inner = by_name(&spans, "facade_in_tracing");
+    assert_child(&child, &root);
+    assert_child(&grandchild, &child);
+    assert_child(&sibling, &root);
+    assert_child(&inner, &sibling);
+
+    // The JSON span records form the same tree, with the tracing span's target as component.
+    let records = capture.span_records();
+    let rec = |name: &str| records.iter().find(|r| r["name"] == name).cloned().expect(name);
+    assert_eq!(rec("tracing_child")["parent_span_id"], rec("facade_root")["span_id"]);
+    assert_eq!(rec("facade_grandchild")["parent_span_id"], rec("tracing_child")["span_id"]);
+    assert_eq!(rec("tracing_child")["component"], "spans");
+    assert_eq!(rec("facade_grandchild")["component"], "mixed");
+}
+
+#[test]
+fn current_ids_follow_the_active_span() {
+    let _capture = capture();
+    let telemetry = get_telemetry("ids");
+    assert_eq!(unitel::current_trace_id(), None);
+    assert_eq!(telemetry.current_span_id(), None);
+    let span = telemetry.trace("with_ids");
+    let trace_id = telemetry.current_trace_id().expect("trace id inside span");
+    let span_id = telemetry.current_span_id().expect("span id inside span");
+    assert_eq!(Some(trace_id.clone()), span.trace_id());
+    assert_eq!(Some(span_id.clone()), span.span_id());
+    assert!(trace_id.len() == 32 && trace_id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    assert!(span_id.len() == 16 && span_id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    {
+        let _child = telemetry.trace("child");
+        assert_eq!(unitel::current_trace_id(), Some(trace_id.clone()));
+        assert_ne!(unitel::current_span_id(), Some(span_id.clone()));
+    }
+    assert_eq!(unitel::current_span_id(), Some(span_id));
+    drop(span);
+    assert_eq!(unitel::current_trace_id(), None);
+}
+
+#[test]
+fn in_scope_runs_the_closure_inside_the_span() {
+    let capture = capture();
+    let telemetry = get_telemetry("scoped");
+    let seen = telemetry.trace("scope").in_scope(|| {
+        let _inner = telemetry.trace("inside");
+        unitel::current_trace_id()
+    });
+    assert_eq!(unitel::current_trace_id(), None, "the span ended with the closure");
+    let spans = capture.spans();
+    let scope = by_name(&spans, "scope");
+    assert_child(&by_name(&spans, "inside"), &scope);
+    assert_eq!(seen, Some(scope.trace_id));
+}
+
+#[test]
+fn instrument_follows_a_future_across_awaits_threads_and_tasks() {
+    let capture = capture();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let telemetry = get_telemetry("async");
+    let t = telemetry.clone();
+    runtime.block_on(async move {
+        t.trace("request")
+            .instrument(async {
+                for i in 0..3 {
+                    tokio::task::yield_now().await;
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    let _step = t.trace(format!("step_{i}"));
+                }
+                // A spawned task joins the trace when handed the context.
+                let cx = TraceContext::current();
+                let t2 = t.clone();
+                tokio::spawn(cx.instrument(async move {
+                    tokio::task::yield_now().await;
+                    t2.trace("spawned").instrument(async {
+                        tokio::task::yield_now().await;
+                    })
+                    .await;
+                }))
+                .await
+                .expect("task");
+            })
+            .await;
+        // After the instrumented future, nothing is current on this task.
+        assert_eq!(unitel::current_trace_id(), None);
+    });
+    let spans = capture.spans();
+    let request = by_name(&spans, "request");
+    for i in 0..3 {
+        assert_child(&by_name(&spans, &format!("step_{i}")), &request);
+    }
+    assert_child(&by_name(&spans, "spawned"), &request);
+}
+
+#[test]
+fn trace_context_joins_work_on_another_thread() {
+    let capture = capture();
+    let telemetry = get_telemetry("handoff");
+    let (tx, rx) = std::sync::mpsc::channel::<(TraceContext, String)>();
+    let worker = std::thread::spawn(move || {
+        let worker = get_telemetry("worker");
+        for (cx, traceparent) in rx {
+            {
+                let _attached = cx.attach();
+                let _job = worker.trace("job_from_channel");
+            }
+            let parsed = TraceContext::from_traceparent(&traceparent).expect("valid traceparent");
+            let _job = worker.span("job_from_envelope").parent(&parsed).start();
+        }
+    });
+    {
+        let _request = telemetry.trace("request");
+        let cx = TraceContext::current();
+        let traceparent = cx.to_traceparent().expect("traceparent");
+        assert!(traceparent.starts_with("00-") && traceparent.ends_with("-01"), "{traceparent}");
+        tx.send((cx, traceparent)).expect("send");
+    }
+    drop(tx);
+    worker.join().expect("worker");
+    let spans = capture.spans();
+    let request = by_name(&spans, "request");
+    assert_child(&by_name(&spans, "job_from_channel"), &request);
+    assert_child(&by_name(&spans, "job_from_envelope"), &request);
+}
+
+#[test]
+fn malformed_traceparent_is_rejected_and_counted() {
+    let _capture = capture();
+    let before = unitel::dropped(unitel::Signal::Spans, unitel::DropReason::InvalidInput);
+    for bad in [
+        "",
+        "garbage",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+        "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+        "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+        "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\nx: y",
+    ] {
+        assert!(TraceContext::from_traceparent(bad).is_none(), "{bad:?} accepted");
+    }
+    let after = unitel::dropped(unitel::Signal::Spans, unitel::DropReason::InvalidInput);
+    assert_eq!(after - before, 7);
+    let good = TraceContext::from_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        .expect("valid");
+    assert_eq!(good.trace_id().as_deref(), Some("0af7651916cd43dd8448eb211c80319c"));
+}
