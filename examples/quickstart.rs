@@ -57,10 +57,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         .spawn(move || run_worker(inbox))?;
 
     let api = get_telemetry("api_gateway");
-    let mut first_trace = None;
+    let mut traces = Vec::new();
     for request in 1..=3u32 {
-        let trace_id = handle_request(&api, request, &jobs);
-        first_trace.get_or_insert(trace_id);
+        traces.push(handle_request(&api, request, &jobs));
     }
 
     drop(jobs);
@@ -69,16 +68,66 @@ fn main() -> Result<(), Box<dyn Error>> {
     // Flush the log file and exporters before reading the file.
     guard.shutdown()?;
 
-    if let Some(Some(trace_id)) = first_trace {
+    // Request 2's job fails: show its trace, rebuilt from the JSON file alone.
+    if let Some(Some(trace_id)) = traces.get(1) {
         println!();
-        println!("trace {trace_id}: its logs and spans (request and worker) are in {log_file}");
-        println!("  grep {trace_id} {log_file}");
+        println!("trace {trace_id} (request 2, whose job failed) is in {log_file}:");
+        print_trace(log_file, trace_id)?;
+        println!("see every record of it with: grep {trace_id} {log_file}");
     }
     Ok(())
 }
 
+/// Prints the trace's spans as a tree, each with the log lines written inside it.
+fn print_trace(log_file: &str, trace_id: &str) -> Result<(), Box<dyn Error>> {
+    let text = std::fs::read_to_string(log_file)?;
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|r: &serde_json::Value| r["trace_id"] == trace_id)
+        .collect();
+    let spans: Vec<&serde_json::Value> = records.iter().filter(|r| r["type"] == "span").collect();
+    fn walk(
+        spans: &[&serde_json::Value],
+        records: &[serde_json::Value],
+        parent: &serde_json::Value,
+        depth: usize,
+    ) {
+        for span in spans.iter().filter(|s| &s["parent_span_id"] == parent) {
+            let ms = span["duration_ns"].as_f64().unwrap_or(0.0) / 1e6;
+            println!(
+                "  {:indent$}{}.{} ({ms:.1} ms, {})",
+                "",
+                span["component"].as_str().unwrap_or("?"),
+                span["name"].as_str().unwrap_or("?"),
+                span["status"].as_str().unwrap_or("?"),
+                indent = depth * 2
+            );
+            for log in records
+                .iter()
+                .filter(|r| r["type"] == "log" && r["span_id"] == span["span_id"])
+            {
+                println!(
+                    "  {:indent$}  {} {}",
+                    "",
+                    log["level"].as_str().unwrap_or("?"),
+                    log["message"].as_str().unwrap_or("?"),
+                    indent = depth * 2
+                );
+            }
+            walk(spans, records, &span["span_id"], depth + 1);
+        }
+    }
+    walk(&spans, &records, &serde_json::Value::Null, 0);
+    Ok(())
+}
+
 /// One request: a span, a nested operation, a job for the worker, metrics and logs.
-fn handle_request(api: &UnifiedTelemetry, request: u32, jobs: &mpsc::Sender<Job>) -> Option<String> {
+fn handle_request(
+    api: &UnifiedTelemetry,
+    request: u32,
+    jobs: &mpsc::Sender<Job>,
+) -> Option<String> {
     let started = Instant::now();
     let span = api
         .trace("handle_request")
@@ -100,8 +149,10 @@ fn handle_request(api: &UnifiedTelemetry, request: u32, jobs: &mpsc::Sender<Job>
     let status = if request == 2 { "202" } else { "200" };
     api.counter("requests_total")
         .add(1, &[("method", "POST"), ("status", status)]);
-    api.histogram("request_duration_ms")
-        .record(started.elapsed().as_secs_f64() * 1000.0, &[("endpoint", "/orders")]);
+    api.histogram("request_duration_ms").record(
+        started.elapsed().as_secs_f64() * 1000.0,
+        &[("endpoint", "/orders")],
+    );
     api.log_info_with("request done", &[("status", status)]);
     span.trace_id()
 }
@@ -132,10 +183,17 @@ fn run_worker(inbox: mpsc::Receiver<Job>) {
             thread::sleep(Duration::from_millis(3));
             if job.id == 2 {
                 let err = PaymentError {
-                    source: std::io::Error::new(std::io::ErrorKind::TimedOut, "provider timed out after 3 ms"),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "provider timed out after 3 ms",
+                    ),
                 };
                 _step.record_error(&err);
-                worker.log_error_with_cause("charge failed, will retry", &err, &[("job.id", i64::from(job.id))]);
+                worker.log_error_with_cause(
+                    "charge failed, will retry",
+                    &err,
+                    &[("job.id", i64::from(job.id))],
+                );
                 worker.counter("jobs_failed").add(1, ());
             } else {
                 worker.counter("jobs_completed").add(1, ());

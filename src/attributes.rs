@@ -127,8 +127,8 @@ impl IntoValue for &String {
     }
 }
 
-/// A list of attributes: `&[("method", "POST"), ("status", "200")]`, an array, a `Vec`, a
-/// slice of [`KeyValue`], or `()` for none.
+/// A list of attributes, always borrowed: `&[("method", "POST"), ("status", "200")]`, `&vec`,
+/// `&[KeyValue]`, or `()` for none.
 ///
 /// All values in one slice share a type; mix types with [`Value`]:
 /// `&[("method", Value::from("POST")), ("status", Value::from(200))]`.
@@ -148,60 +148,61 @@ impl Attributes for () {
     }
 }
 
-impl<K: IntoKey, V: IntoValue> Attributes for [(K, V)] {
+impl<K: IntoKey, V: IntoValue> Attributes for &[(K, V)] {
     #[inline]
     fn push_to(&self, out: &mut AttrVec) {
         out.extend(self.iter().map(|(k, v)| KeyValue::new(k.to_key(), v.to_value())));
+    }
+    #[inline]
+    fn len_hint(&self) -> usize {
+        self.len()
+    }
+}
+
+impl<K: IntoKey, V: IntoValue, const N: usize> Attributes for &[(K, V); N] {
+    #[inline]
+    fn push_to(&self, out: &mut AttrVec) {
+        self.as_slice().push_to(out)
+    }
+    #[inline]
+    fn len_hint(&self) -> usize {
+        N
+    }
+}
+
+impl<K: IntoKey, V: IntoValue> Attributes for &Vec<(K, V)> {
+    fn push_to(&self, out: &mut AttrVec) {
+        self.as_slice().push_to(out)
     }
     fn len_hint(&self) -> usize {
         self.len()
     }
 }
 
-impl<K: IntoKey, V: IntoValue, const N: usize> Attributes for [(K, V); N] {
-    #[inline]
+impl Attributes for &[KeyValue] {
     fn push_to(&self, out: &mut AttrVec) {
-        self.as_slice().push_to(out)
+        out.extend(self.iter().cloned());
+    }
+    fn len_hint(&self) -> usize {
+        self.len()
+    }
+}
+
+impl<const N: usize> Attributes for &[KeyValue; N] {
+    fn push_to(&self, out: &mut AttrVec) {
+        out.extend(self.iter().cloned());
     }
     fn len_hint(&self) -> usize {
         N
     }
 }
 
-impl<K: IntoKey, V: IntoValue> Attributes for Vec<(K, V)> {
-    fn push_to(&self, out: &mut AttrVec) {
-        self.as_slice().push_to(out)
-    }
-    fn len_hint(&self) -> usize {
-        self.len()
-    }
-}
-
-impl Attributes for [KeyValue] {
+impl Attributes for &Vec<KeyValue> {
     fn push_to(&self, out: &mut AttrVec) {
         out.extend(self.iter().cloned());
     }
     fn len_hint(&self) -> usize {
         self.len()
-    }
-}
-
-impl Attributes for Vec<KeyValue> {
-    fn push_to(&self, out: &mut AttrVec) {
-        out.extend(self.iter().cloned());
-    }
-    fn len_hint(&self) -> usize {
-        self.len()
-    }
-}
-
-impl<A: Attributes + ?Sized> Attributes for &A {
-    #[inline]
-    fn push_to(&self, out: &mut AttrVec) {
-        (**self).push_to(out)
-    }
-    fn len_hint(&self) -> usize {
-        (**self).len_hint()
     }
 }
 

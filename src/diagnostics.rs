@@ -82,7 +82,12 @@ pub fn dropped(signal: Signal, reason: DropReason) -> u64 {
 /// Counts one dropped item and describes the problem on standard error the first time this
 /// `key` is seen.
 #[cold]
-pub(crate) fn drop_once(signal: Signal, reason: DropReason, key: &str, message: &dyn Fn() -> String) {
+pub(crate) fn drop_once(
+    signal: Signal,
+    reason: DropReason,
+    key: &str,
+    message: &dyn Fn() -> String,
+) {
     slot(signal, reason).fetch_add(1, Ordering::Relaxed);
     report_once(key, message);
 }

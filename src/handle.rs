@@ -64,7 +64,12 @@ pub(crate) fn register_pending_observables() {
         .collect();
     for component in components {
         if let Some(meter) = component.meter() {
-            for cell in component.observables.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            for cell in component
+                .observables
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+            {
                 cell.register(meter);
             }
         }
@@ -292,7 +297,11 @@ impl UnifiedTelemetry {
     }
 
     /// The gauge `name`, made with `options` if it does not exist yet.
-    pub fn gauge_with(&self, name: impl Into<Cow<'static, str>>, options: InstrumentOptions) -> Gauge {
+    pub fn gauge_with(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        options: InstrumentOptions,
+    ) -> Gauge {
         cached_instrument!(self, name, options, Gauge, Gauge)
     }
 

@@ -123,7 +123,9 @@ fn invalid_value(name: &str, value: f64, what: &str) {
         Signal::Metrics,
         DropReason::InvalidInput,
         &format!("value:{name}:{what}"),
-        &|| format!("instrument {name:?}: dropped {what} value {value}; further ones are counted in unitel::dropped(Metrics, InvalidInput)"),
+        &|| {
+            format!("instrument {name:?}: dropped {what} value {value}; further ones are counted in unitel::dropped(Metrics, InvalidInput)")
+        },
     );
 }
 
@@ -153,9 +155,10 @@ impl Counter {
     /// Adds `value`.
     #[inline]
     pub fn add(&self, value: u64, attrs: impl Attributes) {
-        if let Some(c) = self.0.sdk(|m, cell| {
-            apply_options!(m.u64_counter(cell.name.clone()), cell).build()
-        }) {
+        if let Some(c) = self
+            .0
+            .sdk(|m, cell| apply_options!(m.u64_counter(cell.name.clone()), cell).build())
+        {
             c.add(value, &attributes::collect(&attrs));
         }
     }
@@ -169,9 +172,10 @@ impl UpDownCounter {
     /// Adds `value`, which may be negative.
     #[inline]
     pub fn add(&self, value: i64, attrs: impl Attributes) {
-        if let Some(c) = self.0.sdk(|m, cell| {
-            apply_options!(m.i64_up_down_counter(cell.name.clone()), cell).build()
-        }) {
+        if let Some(c) = self
+            .0
+            .sdk(|m, cell| apply_options!(m.i64_up_down_counter(cell.name.clone()), cell).build())
+        {
             c.add(value, &attributes::collect(&attrs));
         }
     }
@@ -208,9 +212,10 @@ impl Gauge {
     /// Sets the current value. NaN and infinities are dropped and counted.
     #[inline]
     pub fn set(&self, value: f64, attrs: impl Attributes) {
-        let Some(g) = self.0.sdk(|m, cell| {
-            apply_options!(m.f64_gauge(cell.name.clone()), cell).build()
-        }) else {
+        let Some(g) = self
+            .0
+            .sdk(|m, cell| apply_options!(m.f64_gauge(cell.name.clone()), cell).build())
+        else {
             return;
         };
         if valid(&self.0.name, value, true) {
@@ -230,7 +235,9 @@ pub struct GaugeObserver<'a> {
 
 impl std::fmt::Debug for GaugeObserver<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GaugeObserver").field("name", &self.name).finish()
+        f.debug_struct("GaugeObserver")
+            .field("name", &self.name)
+            .finish()
     }
 }
 

@@ -71,7 +71,13 @@ pub(crate) fn max_log_level(target: &str) -> Option<u8> {
     );
     let dispatch = active()?.dispatch.as_ref()?;
     let mut max = 0;
-    for level in [Level::ERROR, Level::WARN, Level::INFO, Level::DEBUG, Level::TRACE] {
+    for level in [
+        Level::ERROR,
+        Level::WARN,
+        Level::INFO,
+        Level::DEBUG,
+        Level::TRACE,
+    ] {
         let meta = Metadata::new(
             "unitel log",
             target,

@@ -260,7 +260,8 @@ impl Capture {
                 if let Some(m) = j["error"]["message"].as_str() {
                     error_chain.push(m.to_owned());
                     if let Some(causes) = j["error"]["causes"].as_array() {
-                        error_chain.extend(causes.iter().filter_map(|c| c.as_str().map(str::to_owned)));
+                        error_chain
+                            .extend(causes.iter().filter_map(|c| c.as_str().map(str::to_owned)));
                     }
                 }
                 CapturedLog {
@@ -343,12 +344,12 @@ impl Capture {
                 };
                 match metric.data() {
                     AggregatedMetrics::F64(data) => match data {
-                        MetricData::Sum(s) => s.data_points().for_each(|p| {
-                            push(&mut p.attributes(), PointValue::Sum(p.value()))
-                        }),
-                        MetricData::Gauge(g) => g.data_points().for_each(|p| {
-                            push(&mut p.attributes(), PointValue::Gauge(p.value()))
-                        }),
+                        MetricData::Sum(s) => s
+                            .data_points()
+                            .for_each(|p| push(&mut p.attributes(), PointValue::Sum(p.value()))),
+                        MetricData::Gauge(g) => g
+                            .data_points()
+                            .for_each(|p| push(&mut p.attributes(), PointValue::Gauge(p.value()))),
                         MetricData::Histogram(h) => h.data_points().for_each(|p| {
                             push(
                                 &mut p.attributes(),
@@ -362,12 +363,12 @@ impl Capture {
                         }),
                         _ => {}
                     },
-                    AggregatedMetrics::U64(MetricData::Sum(s)) => s.data_points().for_each(|p| {
-                        push(&mut p.attributes(), PointValue::Sum(p.value() as f64))
-                    }),
-                    AggregatedMetrics::I64(MetricData::Sum(s)) => s.data_points().for_each(|p| {
-                        push(&mut p.attributes(), PointValue::Sum(p.value() as f64))
-                    }),
+                    AggregatedMetrics::U64(MetricData::Sum(s)) => s
+                        .data_points()
+                        .for_each(|p| push(&mut p.attributes(), PointValue::Sum(p.value() as f64))),
+                    AggregatedMetrics::I64(MetricData::Sum(s)) => s
+                        .data_points()
+                        .for_each(|p| push(&mut p.attributes(), PointValue::Sum(p.value() as f64))),
                     AggregatedMetrics::I64(MetricData::Gauge(g)) => g.data_points().for_each(|p| {
                         push(&mut p.attributes(), PointValue::Gauge(p.value() as f64))
                     }),

@@ -9,7 +9,9 @@ use opentelemetry::KeyValue;
 /// Applies the variables found through `lookup` to `config`. Stops at the first invalid value
 /// and keeps it, to be returned by `configure_telemetry`.
 pub(super) fn apply(config: &mut TelemetryConfig, lookup: &dyn Fn(&str) -> Option<String>) {
-    if let Err(err) = try_apply(config, &|name| lookup(name).filter(|v| !v.trim().is_empty())) {
+    if let Err(err) = try_apply(config, &|name| {
+        lookup(name).filter(|v| !v.trim().is_empty())
+    }) {
         config.env_error.get_or_insert(err);
     }
 }
@@ -37,11 +39,13 @@ fn try_apply(
         None => None,
     };
     if let Some(v) = get("OTEL_TRACES_SAMPLER") {
-        config.sampler = Some(Sampler::from_env_name(v.trim(), ratio).ok_or(Error::InvalidEnv {
-            variable: "OTEL_TRACES_SAMPLER",
-            value: v,
-            accepted: SAMPLER_NAMES,
-        })?);
+        config.sampler = Some(Sampler::from_env_name(v.trim(), ratio).ok_or(
+            Error::InvalidEnv {
+                variable: "OTEL_TRACES_SAMPLER",
+                value: v,
+                accepted: SAMPLER_NAMES,
+            },
+        )?);
     }
     if let Some(v) = get("RUST_LOG") {
         config.log_filter = Some(v);
@@ -74,10 +78,12 @@ fn parse_ratio(value: &str) -> Result<f64, Error> {
 
 /// `key1=value1,key2=value2`, values percent-encoded as in W3C baggage.
 pub(crate) fn parse_resource_attributes(value: &str) -> Result<Vec<KeyValue>, Error> {
-    let invalid = || Error::InvalidEnv {
+    let invalid = || {
+        Error::InvalidEnv {
         variable: "OTEL_RESOURCE_ATTRIBUTES",
         value: value.to_owned(),
         accepted: "comma-separated key=value pairs with non-empty keys, values percent-encoded (e.g. team=payments,region=eu%2Dwest)",
+    }
     };
     let mut out = Vec::new();
     for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {

@@ -103,8 +103,10 @@ impl TelemetryConfig {
         K: Into<String>,
         V: Into<String>,
     {
-        let vars: std::collections::HashMap<String, String> =
-            vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let vars: std::collections::HashMap<String, String> = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
         let mut config = Self::new();
         env::apply(&mut config, &|name| vars.get(name).cloned());
         config

@@ -6,7 +6,7 @@ use opentelemetry_sdk::trace::Sampler as SdkSampler;
 ///
 /// The variants are the values of `OTEL_TRACES_SAMPLER` (matched case-insensitively there).
 /// Ratios are in `0.0..=1.0`; anything else is a start-up error.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 #[non_exhaustive]
 pub enum Sampler {
     /// `always_on`: record every trace.
@@ -16,17 +16,12 @@ pub enum Sampler {
     /// `traceidratio`: record this fraction of traces, chosen by trace id.
     TraceIdRatio(f64),
     /// `parentbased_always_on` (the default): follow the parent's decision; record new roots.
+    #[default]
     ParentBasedAlwaysOn,
     /// `parentbased_always_off`: follow the parent's decision; drop new roots.
     ParentBasedAlwaysOff,
     /// `parentbased_traceidratio`: follow the parent's decision; sample new roots by ratio.
     ParentBasedTraceIdRatio(f64),
-}
-
-impl Default for Sampler {
-    fn default() -> Self {
-        Sampler::ParentBasedAlwaysOn
-    }
 }
 
 pub(crate) const SAMPLER_NAMES: &str = "one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio";

@@ -59,7 +59,9 @@ pub(crate) fn write_value(out: &mut String, value: &Value) {
         Value::Array(array) => {
             out.push('[');
             match array {
-                Array::Bool(v) => write_list(out, v, |o, b| o.push_str(if *b { "true" } else { "false" })),
+                Array::Bool(v) => {
+                    write_list(out, v, |o, b| o.push_str(if *b { "true" } else { "false" }))
+                }
                 Array::I64(v) => write_list(out, v, |o, i| {
                     let _ = write!(o, "{i}");
                 }),

@@ -17,8 +17,7 @@ pub(crate) fn write_escaped(out: &mut String, s: &str) {
 /// Appends a field value: bare when it is a simple token, quoted (with `"` escaped) otherwise.
 pub(crate) fn write_value(out: &mut String, s: &str) {
     let bare = !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | ':' | '+'));
     if bare {
         out.push_str(s);

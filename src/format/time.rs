@@ -47,7 +47,10 @@ mod tests {
         assert_eq!(s, "1970-01-01T00:00:00.000000Z");
         s.clear();
         // 2024-02-29T23:59:59.5Z, a leap day.
-        write_rfc3339(&mut s, UNIX_EPOCH + Duration::from_millis(1_709_251_199_500));
+        write_rfc3339(
+            &mut s,
+            UNIX_EPOCH + Duration::from_millis(1_709_251_199_500),
+        );
         assert_eq!(s, "2024-02-29T23:59:59.500000Z");
         s.clear();
         write_rfc3339(&mut s, UNIX_EPOCH + Duration::from_secs(4_102_444_800));

@@ -164,7 +164,10 @@ pub(crate) fn format_json(record: &Record<'_>, s: &mut Scratch) {
     json::write_str(out, message);
     match record.ids {
         Some((trace_id, span_id)) => {
-            let _ = write!(out, ",\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\"");
+            let _ = write!(
+                out,
+                ",\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\""
+            );
         }
         None => out.push_str(",\"trace_id\":null,\"span_id\":null"),
     }

@@ -11,9 +11,7 @@ pub(crate) mod record;
 use crate::attributes::{self, Attributes, IntoKey, IntoValue};
 use crate::handle::Component;
 use crate::pipeline;
-use opentelemetry::trace::{
-    FutureExt as _, SpanKind, Status, TraceContextExt, Tracer as _,
-};
+use opentelemetry::trace::{FutureExt as _, SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, ContextGuard, KeyValue};
 use std::borrow::Cow;
 use std::future::Future;
@@ -77,7 +75,8 @@ impl SpanBuilder {
     /// Adds an attribute, visible to the sampler.
     pub fn attr(mut self, key: impl IntoKey, value: impl IntoValue) -> Self {
         if self.component.is_some() {
-            self.attributes.push(KeyValue::new(key.to_key(), value.to_value()));
+            self.attributes
+                .push(KeyValue::new(key.to_key(), value.to_value()));
         }
         self
     }
@@ -208,18 +207,26 @@ impl Span {
 
     /// This span's trace id as 32 lowercase hex digits.
     pub fn trace_id(&self) -> Option<String> {
-        self.inner.as_ref().map(|l| l.cx.span().span_context().trace_id().to_string())
+        self.inner
+            .as_ref()
+            .map(|l| l.cx.span().span_context().trace_id().to_string())
     }
 
     /// This span's id as 16 lowercase hex digits.
     pub fn span_id(&self) -> Option<String> {
-        self.inner.as_ref().map(|l| l.cx.span().span_context().span_id().to_string())
+        self.inner
+            .as_ref()
+            .map(|l| l.cx.span().span_context().span_id().to_string())
     }
 
     /// The trace context of this span, to hand to another thread, task or process.
     pub fn context(&self) -> TraceContext {
         TraceContext {
-            cx: self.inner.as_ref().map(|l| l.cx.clone()).unwrap_or_default(),
+            cx: self
+                .inner
+                .as_ref()
+                .map(|l| l.cx.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -399,7 +406,9 @@ impl TraceContext {
                     crate::Signal::Spans,
                     crate::DropReason::InvalidInput,
                     "traceparent",
-                    &|| format!("ignored a malformed traceparent {value:?}: expected 00-<32 hex>-<16 hex>-<2 hex>"),
+                    &|| {
+                        format!("ignored a malformed traceparent {value:?}: expected 00-<32 hex>-<16 hex>-<2 hex>")
+                    },
                 );
                 None
             }

@@ -18,7 +18,10 @@ fn facade_logs_carry_ids_component_and_fields() {
         telemetry.log_info_with("Request received", &[("user_id", "123")]);
         telemetry.log_warning_with("Slow query detected", &[("duration_ms", 5000)]);
         telemetry.log_error("plain error");
-        (span.trace_id().expect("trace"), span.span_id().expect("span"))
+        (
+            span.trace_id().expect("trace"),
+            span.span_id().expect("span"),
+        )
     };
 
     let outside = capture.log("outside any span").expect("logged");
@@ -32,16 +35,30 @@ fn facade_logs_carry_ids_component_and_fields() {
         ("Slow query detected", "WARN"),
         ("plain error", "ERROR"),
     ] {
-        let log = capture.log(message).unwrap_or_else(|| panic!("{message} not logged"));
+        let log = capture
+            .log(message)
+            .unwrap_or_else(|| panic!("{message} not logged"));
         assert_eq!(log.level, level);
         assert_eq!(log.component, "api_gateway");
         assert_eq!(log.target, "api_gateway");
-        assert_eq!(log.trace_id.as_deref(), Some(trace_id.as_str()), "{message}");
+        assert_eq!(
+            log.trace_id.as_deref(),
+            Some(trace_id.as_str()),
+            "{message}"
+        );
         assert_eq!(log.span_id.as_deref(), Some(span_id.as_str()), "{message}");
-        assert!(log.json["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert!(log.json["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')));
     }
-    assert_eq!(capture.log("Request received").unwrap().fields["user_id"], "123");
-    assert_eq!(capture.log("Slow query detected").unwrap().fields["duration_ms"], 5000);
+    assert_eq!(
+        capture.log("Request received").unwrap().fields["user_id"],
+        "123"
+    );
+    assert_eq!(
+        capture.log("Slow query detected").unwrap().fields["duration_ms"],
+        5000
+    );
 }
 
 #[derive(Debug)]
@@ -61,7 +78,10 @@ impl std::error::Error for JobError {
 fn error_logs_record_the_cause_chain() {
     let capture = capture();
     let telemetry = get_telemetry("worker");
-    let err = JobError(std::io::Error::new(std::io::ErrorKind::TimedOut, "database timed out"));
+    let err = JobError(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "database timed out",
+    ));
     telemetry.log_error_with_cause("Job failed", &err, &[("job_id", "7")]);
     let log = capture.log("Job failed").expect("logged");
     assert_eq!(log.level, "ERROR");
@@ -75,13 +95,22 @@ fn tracing_events_are_correlated_with_contextual_and_explicit_parents() {
     let telemetry = get_telemetry("mixed");
     let (facade_trace, facade_span) = {
         let span = telemetry.trace("facade");
-        tracing::info!(user = "alice", attempt = 2, ok = true, ratio = 0.5, "from tracing");
+        tracing::info!(
+            user = "alice",
+            attempt = 2,
+            ok = true,
+            ratio = 0.5,
+            "from tracing"
+        );
         (span.trace_id().unwrap(), span.span_id().unwrap())
     };
     let log = capture.log("from tracing").expect("tracing event captured");
     assert_eq!(log.trace_id.as_deref(), Some(facade_trace.as_str()));
     assert_eq!(log.span_id.as_deref(), Some(facade_span.as_str()));
-    assert_eq!(log.component, "logs", "a tracing event's component is its target");
+    assert_eq!(
+        log.component, "logs",
+        "a tracing event's component is its target"
+    );
     assert_eq!(log.fields["user"], "alice");
     assert_eq!(log.fields["attempt"], 2);
     assert_eq!(log.fields["ok"], true);
@@ -97,10 +126,19 @@ fn tracing_events_are_correlated_with_contextual_and_explicit_parents() {
     }
     drop(background);
     let spans = capture.spans();
-    let background = spans.iter().find(|s| s.name == "background").expect("background span");
+    let background = spans
+        .iter()
+        .find(|s| s.name == "background")
+        .expect("background span");
     let explicit = capture.log("explicit parent").expect("captured");
-    assert_eq!(explicit.trace_id.as_deref(), Some(background.trace_id.as_str()));
-    assert_eq!(explicit.span_id.as_deref(), Some(background.span_id.as_str()));
+    assert_eq!(
+        explicit.trace_id.as_deref(),
+        Some(background.trace_id.as_str())
+    );
+    assert_eq!(
+        explicit.span_id.as_deref(),
+        Some(background.span_id.as_str())
+    );
     let root = capture.log("explicit root").expect("captured");
     assert_eq!(root.trace_id, None);
 
@@ -109,7 +147,10 @@ fn tracing_events_are_correlated_with_contextual_and_explicit_parents() {
     inner.in_scope(|| tracing::warn!("inside tracing span"));
     drop(inner);
     let spans = capture.spans();
-    let inner = spans.iter().find(|s| s.name == "tracing_span").expect("span");
+    let inner = spans
+        .iter()
+        .find(|s| s.name == "tracing_span")
+        .expect("span");
     let warn = capture.log("inside tracing span").expect("captured");
     assert_eq!(warn.span_id.as_deref(), Some(inner.span_id.as_str()));
     assert_eq!(warn.level, "WARN");
@@ -123,11 +164,17 @@ fn log_crate_records_are_correlated() {
     log::warn!(target: "some_library", "from the log crate");
     let trace_id = span.trace_id();
     drop(span);
-    let log = capture.log("from the log crate").expect("log record captured");
+    let log = capture
+        .log("from the log crate")
+        .expect("log record captured");
     assert_eq!(log.target, "some_library");
     assert_eq!(log.level, "WARN");
     assert_eq!(log.trace_id, trace_id);
-    assert!(!log.fields.keys().any(|k| k.starts_with("log.")), "{:?}", log.fields);
+    assert!(
+        !log.fields.keys().any(|k| k.starts_with("log.")),
+        "{:?}",
+        log.fields
+    );
 }
 
 #[test]
@@ -141,7 +188,10 @@ fn no_message_or_field_can_forge_or_break_a_record() {
     let logs = capture.logs();
     assert_eq!(raw.len(), 2, "exactly one line per event: {raw:#?}");
     assert!(raw.iter().all(|l| !l.contains('\n') && !l.contains('\r')));
-    assert!(logs.iter().all(|l| l.message == evil), "messages round-trip exactly");
+    assert!(
+        logs.iter().all(|l| l.message == evil),
+        "messages round-trip exactly"
+    );
     assert_eq!(logs[0].fields["field\"key\n"], evil);
     assert_eq!(logs[1].fields["value"], evil);
     assert!(logs.iter().all(|l| l.message != "forged"));
@@ -162,13 +212,21 @@ fn console_lines_end_with_trace_and_span_ids() {
                 "{line}"
             );
         }
-        let outside = lines.iter().find(|l| l.contains("outside")).expect("outside line");
+        let outside = lines
+            .iter()
+            .find(|l| l.contains("outside"))
+            .expect("outside line");
         assert!(!outside.contains("[trace:"), "{outside}");
         assert!(outside.contains(" INFO console: outside"), "{outside}");
         // A line break in a message is escaped: still one line, ids at its end.
-        let broken = lines.iter().find(|l| l.contains("first")).expect("escaped line");
+        let broken = lines
+            .iter()
+            .find(|l| l.contains("first"))
+            .expect("escaped line");
         assert!(broken.contains("first\\nsecond"), "{broken}");
-        assert!(lines.iter().any(|l| l.contains("user_id=123") && l.contains("inside with field")));
+        assert!(lines
+            .iter()
+            .any(|l| l.contains("user_id=123") && l.contains("inside with field")));
         return;
     }
     let _guard = unitel::configure_telemetry(TelemetryConfig::new()).expect("configure");
@@ -178,14 +236,19 @@ fn console_lines_end_with_trace_and_span_ids() {
     telemetry.log_info_with("inside with field", &[("user_id", "123")]);
     tracing::info!("inside from tracing");
     telemetry.log_warning("inside first\nsecond");
-    println!("IDS {} {}", span.trace_id().unwrap(), span.span_id().unwrap());
+    println!(
+        "IDS {} {}",
+        span.trace_id().unwrap(),
+        span.span_id().unwrap()
+    );
 }
 
 #[test]
 fn log_filter_applies_per_component() {
-    if let Some(out) =
-        support::child("log_filter_applies_per_component", &[("RUST_LOG", "warn,chatty=debug")])
-    {
+    if let Some(out) = support::child(
+        "log_filter_applies_per_component",
+        &[("RUST_LOG", "warn,chatty=debug")],
+    ) {
         let stdout = support::assert_ok(&out);
         let lines = support::console_lines(&stdout);
         let has = |s: &str| lines.iter().any(|l| l.contains(s));
@@ -213,25 +276,58 @@ fn json_file_holds_logs_and_span_records_of_a_whole_trace() {
         let stdout = support::assert_ok(&out);
         let trace_id = support::marked(&stdout, "TRACE").expect("trace id printed");
         let lines = support::read_json_lines(&dir.path().join("logs"));
-        let of_trace: Vec<_> = lines.iter().filter(|l| l["trace_id"] == trace_id.as_str()).collect();
+        let of_trace: Vec<_> = lines
+            .iter()
+            .filter(|l| l["trace_id"] == trace_id.as_str())
+            .collect();
         let logs: Vec<_> = of_trace.iter().filter(|l| l["type"] == "log").collect();
         let spans: Vec<_> = of_trace.iter().filter(|l| l["type"] == "span").collect();
         assert_eq!(logs.len(), 3, "{of_trace:#?}");
         assert_eq!(spans.len(), 3, "{of_trace:#?}");
         for log in &logs {
-            for key in ["timestamp", "level", "target", "component", "message", "trace_id", "span_id", "fields"] {
+            for key in [
+                "timestamp",
+                "level",
+                "target",
+                "component",
+                "message",
+                "trace_id",
+                "span_id",
+                "fields",
+            ] {
                 assert!(!log[key].is_null(), "log record lacks {key}: {log}");
             }
         }
         for span in &spans {
-            for key in ["timestamp", "name", "component", "trace_id", "span_id", "kind", "start_time", "duration_ns", "status", "attributes", "events"] {
+            for key in [
+                "timestamp",
+                "name",
+                "component",
+                "trace_id",
+                "span_id",
+                "kind",
+                "start_time",
+                "duration_ns",
+                "status",
+                "attributes",
+                "events",
+            ] {
                 assert!(!span[key].is_null(), "span record lacks {key}: {span}");
             }
         }
         // One tree: exactly one root, every parent id resolves to a span of the trace, and
         // every log's span id is one of the trace's spans.
-        let ids: Vec<_> = spans.iter().map(|s| s["span_id"].as_str().unwrap()).collect();
-        assert_eq!(spans.iter().filter(|s| s["parent_span_id"].is_null()).count(), 1);
+        let ids: Vec<_> = spans
+            .iter()
+            .map(|s| s["span_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            spans
+                .iter()
+                .filter(|s| s["parent_span_id"].is_null())
+                .count(),
+            1
+        );
         for span in &spans {
             if let Some(parent) = span["parent_span_id"].as_str() {
                 assert!(ids.contains(&parent), "dangling parent {parent}");
@@ -240,7 +336,10 @@ fn json_file_holds_logs_and_span_records_of_a_whole_trace() {
         for log in &logs {
             assert!(ids.contains(&log["span_id"].as_str().unwrap()));
         }
-        let worker_log = logs.iter().find(|l| l["message"] == "worker step").expect("worker log");
+        let worker_log = logs
+            .iter()
+            .find(|l| l["message"] == "worker step")
+            .expect("worker log");
         assert_eq!(worker_log["component"], "worker");
         assert_eq!(worker_log["fields"]["job"], 1);
         return;
@@ -287,7 +386,12 @@ fn rotation_names_files_by_date() {
         assert_eq!(names.len(), 1, "{names:?}");
         let name = &names[0];
         // orders.YYYY-MM-DD.log
-        assert!(name.starts_with("orders.") && name.ends_with(".log") && name.len() == "orders.2026-01-01.log".len(), "{name}");
+        assert!(
+            name.starts_with("orders.")
+                && name.ends_with(".log")
+                && name.len() == "orders.2026-01-01.log".len(),
+            "{name}"
+        );
         let lines = support::read_json_lines(&dir.path().join("logs"));
         assert!(lines.iter().any(|l| l["message"] == "rotated"));
         return;

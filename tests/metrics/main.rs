@@ -14,17 +14,44 @@ fn counter_sums_per_attribute_set() {
     telemetry
         .counter("requests_total")
         .add(4, &[("status", "200"), ("method", "POST")]);
-    telemetry.counter("requests_total").add(5, &[("method", "GET"), ("status", "200")]);
+    telemetry
+        .counter("requests_total")
+        .add(5, &[("method", "GET"), ("status", "200")]);
     telemetry.counter("no_attrs_total").add(3, ());
     // Mixed value types through `Value`.
-    telemetry
-        .counter("mixed_total")
-        .add(1, &[("method", Value::from("POST")), ("code", Value::from(200))]);
+    telemetry.counter("mixed_total").add(
+        1,
+        &[("method", Value::from("POST")), ("code", Value::from(200))],
+    );
 
-    assert_eq!(capture.counter("api_gateway", "requests_total", &[("method", "POST"), ("status", "200")]), Some(7));
-    assert_eq!(capture.counter("api_gateway", "requests_total", &[("method", "GET"), ("status", "200")]), Some(5));
-    assert_eq!(capture.counter("api_gateway", "no_attrs_total", &[]), Some(3));
-    assert_eq!(capture.counter("api_gateway", "mixed_total", &[("code", "200"), ("method", "POST")]), Some(1));
+    assert_eq!(
+        capture.counter(
+            "api_gateway",
+            "requests_total",
+            &[("method", "POST"), ("status", "200")]
+        ),
+        Some(7)
+    );
+    assert_eq!(
+        capture.counter(
+            "api_gateway",
+            "requests_total",
+            &[("method", "GET"), ("status", "200")]
+        ),
+        Some(5)
+    );
+    assert_eq!(
+        capture.counter("api_gateway", "no_attrs_total", &[]),
+        Some(3)
+    );
+    assert_eq!(
+        capture.counter(
+            "api_gateway",
+            "mixed_total",
+            &[("code", "200"), ("method", "POST")]
+        ),
+        Some(1)
+    );
 }
 
 #[test]
@@ -48,7 +75,10 @@ fn up_down_counter_goes_both_ways() {
     let open = telemetry.up_down_counter("connections_open");
     open.add(5, ());
     open.add(-3, ());
-    assert_eq!(capture.point("pool", "connections_open", &[]), Some(PointValue::Sum(2.0)));
+    assert_eq!(
+        capture.point("pool", "connections_open", &[]),
+        Some(PointValue::Sum(2.0))
+    );
 }
 
 #[test]
@@ -66,7 +96,12 @@ fn histogram_with_options_and_default_buckets() {
         h.record(v, &[("endpoint", "/api")]);
     }
     match capture.point("latency", "request_duration_ms", &[("endpoint", "/api")]) {
-        Some(PointValue::Histogram { count, sum, bounds, bucket_counts }) => {
+        Some(PointValue::Histogram {
+            count,
+            sum,
+            bounds,
+            bucket_counts,
+        }) => {
             assert_eq!(count, 5);
             assert_eq!(sum, 5265.0);
             assert_eq!(bounds, vec![10.0, 100.0, 1000.0]);
@@ -101,21 +136,38 @@ fn gauges_report_the_last_value_and_callbacks() {
     let queue = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(7));
     let q = queue.clone();
     telemetry.observable_gauge("fastworker.queue.size", move |g| {
-        g.observe(q.load(std::sync::atomic::Ordering::Relaxed) as f64, &[("priority", "high")]);
+        g.observe(
+            q.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            &[("priority", "high")],
+        );
     });
     telemetry.observable_gauge("fastworker.workers.active", |g| g.observe(3.0, ()));
-    assert_eq!(capture.point("fastworker", "cpu_temperature", &[]), Some(PointValue::Gauge(42.5)));
     assert_eq!(
-        capture.point("fastworker", "fastworker.queue.size", &[("priority", "high")]),
+        capture.point("fastworker", "cpu_temperature", &[]),
+        Some(PointValue::Gauge(42.5))
+    );
+    assert_eq!(
+        capture.point(
+            "fastworker",
+            "fastworker.queue.size",
+            &[("priority", "high")]
+        ),
         Some(PointValue::Gauge(7.0))
     );
     queue.store(9, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(
-        capture.point("fastworker", "fastworker.queue.size", &[("priority", "high")]),
+        capture.point(
+            "fastworker",
+            "fastworker.queue.size",
+            &[("priority", "high")]
+        ),
         Some(PointValue::Gauge(9.0)),
         "the callback runs at every collection"
     );
-    assert_eq!(capture.point("fastworker", "fastworker.workers.active", &[]), Some(PointValue::Gauge(3.0)));
+    assert_eq!(
+        capture.point("fastworker", "fastworker.workers.active", &[]),
+        Some(PointValue::Gauge(3.0))
+    );
 }
 
 #[test]
@@ -155,14 +207,20 @@ fn nan_infinity_and_negative_histogram_values_are_dropped_and_counted() {
     assert_eq!(point("level"), Some(PointValue::Gauge(-3.0)));
     assert_eq!(point("observed"), Some(PointValue::Gauge(4.0)));
     let after = unitel::dropped(Signal::Metrics, DropReason::InvalidInput);
-    assert_eq!(after - before, 6, "4 bad histogram values, 1 bad gauge value, 1 bad observation");
+    assert_eq!(
+        after - before,
+        6,
+        "4 bad histogram values, 1 bad gauge value, 1 bad observation"
+    );
 }
 
 #[test]
 fn invalid_instrument_names_are_counted() {
     let _capture = capture();
     let before = unitel::dropped(Signal::Metrics, DropReason::InvalidInput);
-    get_telemetry("names").counter("1starts_with_digit").add(1, ());
+    get_telemetry("names")
+        .counter("1starts_with_digit")
+        .add(1, ());
     get_telemetry("names").counter("has space").add(1, ());
     let after = unitel::dropped(Signal::Metrics, DropReason::InvalidInput);
     assert_eq!(after - before, 2);

@@ -8,12 +8,21 @@ fn by_name(spans: &[CapturedSpan], name: &str) -> CapturedSpan {
     spans
         .iter()
         .find(|s| s.name == name)
-        .unwrap_or_else(|| panic!("no span {name:?} in {:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>()))
+        .unwrap_or_else(|| {
+            panic!(
+                "no span {name:?} in {:?}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        })
         .clone()
 }
 
 fn assert_child(child: &CapturedSpan, parent: &CapturedSpan) {
-    assert_eq!(child.trace_id, parent.trace_id, "{} not in {}'s trace", child.name, parent.name);
+    assert_eq!(
+        child.trace_id, parent.trace_id,
+        "{} not in {}'s trace",
+        child.name, parent.name
+    );
     assert_eq!(
         child.parent_span_id.as_deref(),
         Some(parent.span_id.as_str()),
@@ -68,10 +77,18 @@ fn attributes_of_every_type_reach_the_span() {
     assert_eq!(span.attr("f"), Some(&Value::F64(1.5)));
     assert_eq!(span.attr("b"), Some(&Value::Bool(true)));
     assert_eq!(span.attr("late"), Some(&Value::I64(-7)));
-    assert!(matches!(span.attr("strings"), Some(Value::Array(opentelemetry::Array::String(v))) if v.iter().map(|s| s.as_str()).eq(["a", "b"])));
-    assert!(matches!(span.attr("ints"), Some(Value::Array(opentelemetry::Array::I64(v))) if v == &[1, 2, 3]));
-    assert!(matches!(span.attr("floats"), Some(Value::Array(opentelemetry::Array::F64(v))) if v == &[0.5, 1.5]));
-    assert!(matches!(span.attr("bools"), Some(Value::Array(opentelemetry::Array::Bool(v))) if v == &[true, false]));
+    assert!(
+        matches!(span.attr("strings"), Some(Value::Array(opentelemetry::Array::String(v))) if v.iter().map(|s| s.as_str()).eq(["a", "b"]))
+    );
+    assert!(
+        matches!(span.attr("ints"), Some(Value::Array(opentelemetry::Array::I64(v))) if v == &[1, 2, 3])
+    );
+    assert!(
+        matches!(span.attr("floats"), Some(Value::Array(opentelemetry::Array::F64(v))) if v == &[0.5, 1.5])
+    );
+    assert!(
+        matches!(span.attr("bools"), Some(Value::Array(opentelemetry::Array::Bool(v))) if v == &[true, false])
+    );
 
     // The JSON span record carries the same attributes with their JSON types.
     let record = capture
@@ -82,7 +99,10 @@ fn attributes_of_every_type_reach_the_span() {
     assert_eq!(record["attributes"]["i"], 42);
     assert_eq!(record["attributes"]["f"], 1.5);
     assert_eq!(record["attributes"]["b"], true);
-    assert_eq!(record["attributes"]["strings"], serde_json::json!(["a", "b"]));
+    assert_eq!(
+        record["attributes"]["strings"],
+        serde_json::json!(["a", "b"])
+    );
     assert_eq!(record["attributes"]["ints"], serde_json::json!([1, 2, 3]));
 }
 
@@ -120,9 +140,19 @@ fn events_errors_and_status() {
     assert_eq!(attrs[0].value, Value::I64(50));
     let (name, attrs) = &charge.events[1];
     assert_eq!(name, "exception");
-    let get = |k: &str| attrs.iter().find(|kv| kv.key.as_str() == k).map(|kv| kv.value.to_string());
-    assert_eq!(get("exception.message").as_deref(), Some("could not charge card"));
-    assert!(get("exception.causes").unwrap_or_default().contains("connection reset"));
+    let get = |k: &str| {
+        attrs
+            .iter()
+            .find(|kv| kv.key.as_str() == k)
+            .map(|kv| kv.value.to_string())
+    };
+    assert_eq!(
+        get("exception.message").as_deref(),
+        Some("could not charge card")
+    );
+    assert!(get("exception.causes")
+        .unwrap_or_default()
+        .contains("connection reset"));
     assert_eq!(capture.span("fine").expect("fine").status, Status::Ok);
 
     let record = capture
@@ -133,7 +163,10 @@ fn events_errors_and_status() {
     assert_eq!(record["status"], "error");
     assert_eq!(record["status_message"], "could not charge card");
     assert_eq!(record["events"][1]["name"], "exception");
-    assert_eq!(record["events"][1]["attributes"]["exception.causes"][0], "connection reset");
+    assert_eq!(
+        record["events"][1]["attributes"]["exception.causes"][0],
+        "connection reset"
+    );
 }
 
 #[tracing::instrument]
@@ -169,9 +202,21 @@ fn tracing_spans_nest_inside_facade_spans_and_back() {
 
     // The JSON span records form the same tree, with the tracing span's target as component.
     let records = capture.span_records();
-    let rec = |name: &str| records.iter().find(|r| r["name"] == name).cloned().expect(name);
-    assert_eq!(rec("tracing_child")["parent_span_id"], rec("facade_root")["span_id"]);
-    assert_eq!(rec("facade_grandchild")["parent_span_id"], rec("tracing_child")["span_id"]);
+    let rec = |name: &str| {
+        records
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
+            .expect(name)
+    };
+    assert_eq!(
+        rec("tracing_child")["parent_span_id"],
+        rec("facade_root")["span_id"]
+    );
+    assert_eq!(
+        rec("facade_grandchild")["parent_span_id"],
+        rec("tracing_child")["span_id"]
+    );
     assert_eq!(rec("tracing_child")["component"], "spans");
     assert_eq!(rec("facade_grandchild")["component"], "mixed");
 }
@@ -187,8 +232,18 @@ fn current_ids_follow_the_active_span() {
     let span_id = telemetry.current_span_id().expect("span id inside span");
     assert_eq!(Some(trace_id.clone()), span.trace_id());
     assert_eq!(Some(span_id.clone()), span.span_id());
-    assert!(trace_id.len() == 32 && trace_id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
-    assert!(span_id.len() == 16 && span_id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    assert!(
+        trace_id.len() == 32
+            && trace_id
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
+    assert!(
+        span_id.len() == 16
+            && span_id
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
     {
         let _child = telemetry.trace("child");
         assert_eq!(unitel::current_trace_id(), Some(trace_id.clone()));
@@ -207,7 +262,11 @@ fn in_scope_runs_the_closure_inside_the_span() {
         let _inner = telemetry.trace("inside");
         unitel::current_trace_id()
     });
-    assert_eq!(unitel::current_trace_id(), None, "the span ended with the closure");
+    assert_eq!(
+        unitel::current_trace_id(),
+        None,
+        "the span ended with the closure"
+    );
     let spans = capture.spans();
     let scope = by_name(&spans, "scope");
     assert_child(&by_name(&spans, "inside"), &scope);
@@ -237,10 +296,11 @@ fn instrument_follows_a_future_across_awaits_threads_and_tasks() {
                 let t2 = t.clone();
                 tokio::spawn(cx.instrument(async move {
                     tokio::task::yield_now().await;
-                    t2.trace("spawned").instrument(async {
-                        tokio::task::yield_now().await;
-                    })
-                    .await;
+                    t2.trace("spawned")
+                        .instrument(async {
+                            tokio::task::yield_now().await;
+                        })
+                        .await;
                 }))
                 .await
                 .expect("task");
@@ -277,7 +337,10 @@ fn trace_context_joins_work_on_another_thread() {
         let _request = telemetry.trace("request");
         let cx = TraceContext::current();
         let traceparent = cx.to_traceparent().expect("traceparent");
-        assert!(traceparent.starts_with("00-") && traceparent.ends_with("-01"), "{traceparent}");
+        assert!(
+            traceparent.starts_with("00-") && traceparent.ends_with("-01"),
+            "{traceparent}"
+        );
         tx.send((cx, traceparent)).expect("send");
     }
     drop(tx);
@@ -301,11 +364,18 @@ fn malformed_traceparent_is_rejected_and_counted() {
         "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\nx: y",
     ] {
-        assert!(TraceContext::from_traceparent(bad).is_none(), "{bad:?} accepted");
+        assert!(
+            TraceContext::from_traceparent(bad).is_none(),
+            "{bad:?} accepted"
+        );
     }
     let after = unitel::dropped(unitel::Signal::Spans, unitel::DropReason::InvalidInput);
     assert_eq!(after - before, 7);
-    let good = TraceContext::from_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
-        .expect("valid");
-    assert_eq!(good.trace_id().as_deref(), Some("0af7651916cd43dd8448eb211c80319c"));
+    let good =
+        TraceContext::from_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+            .expect("valid");
+    assert_eq!(
+        good.trace_id().as_deref(),
+        Some("0af7651916cd43dd8448eb211c80319c")
+    );
 }

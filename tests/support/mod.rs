@@ -145,7 +145,8 @@ pub fn console_lines(stdout: &str) -> Vec<&str> {
 /// The text after `marker ` on the line that has it (child tests print values this way).
 pub fn marked(stdout: &str, marker: &str) -> Option<String> {
     let tag = format!("{marker} ");
-    stdout
-        .lines()
-        .find_map(|l| l.split_once(tag.as_str()).map(|(_, rest)| rest.trim().to_owned()))
+    stdout.lines().find_map(|l| {
+        l.split_once(tag.as_str())
+            .map(|(_, rest)| rest.trim().to_owned())
+    })
 }

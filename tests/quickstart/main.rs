@@ -1,0 +1,111 @@
+//! Runs the real quickstart example (built by `cargo test`) in an empty directory and checks
+//! what the README promises: one trace id on the request's console line, on the worker's log
+//! lines, and in the JSON file's log and span records of both, whose span records form one tree.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn example_binary() -> PathBuf {
+    // target/<profile>/deps/quickstart-<hash> -> target/<profile>/examples/quickstart
+    let exe = std::env::current_exe().expect("test binary");
+    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("profile dir");
+    let bin = profile_dir
+        .join("examples")
+        .join(format!("quickstart{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} missing: run through `cargo test`, which builds the examples",
+        bin.display()
+    );
+    bin
+}
+
+#[test]
+fn quickstart_correlates_request_and_worker_in_one_trace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(example_binary())
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .env_remove("OTEL_SDK_DISABLED")
+        .env_remove("OTEL_TRACES_SAMPLER")
+        .output()
+        .expect("run quickstart");
+    let stdout = support::assert_ok(&out);
+
+    // The trace id it reports at the end.
+    let trace_id = stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("trace ")
+                .and_then(|r| r.split_whitespace().next())
+        })
+        .expect("the quickstart names a trace")
+        .to_owned();
+    assert_eq!(trace_id.len(), 32);
+    let tag = format!("[trace:{trace_id}]");
+
+    // Console: the request's lines and the worker's lines carry it.
+    let console = support::console_lines(&stdout);
+    let of_trace: Vec<_> = console.iter().filter(|l| l.contains(&tag)).collect();
+    assert!(
+        of_trace
+            .iter()
+            .any(|l| l.contains("api_gateway: request received")),
+        "{stdout}"
+    );
+    assert!(
+        of_trace
+            .iter()
+            .any(|l| l.contains("background_worker: processing job")),
+        "{stdout}"
+    );
+    assert!(
+        of_trace
+            .iter()
+            .any(|l| l.contains("ERROR background_worker: charge failed")
+                && l.contains("provider timed out")),
+        "the error line carries its cause: {stdout}"
+    );
+
+    // The JSON file, under ./logs of the working directory.
+    let records = support::read_json_lines(&dir.path().join("logs"));
+    let of_trace: Vec<_> = records
+        .iter()
+        .filter(|r| r["trace_id"] == trace_id.as_str())
+        .collect();
+    let has = |kind: &str, component: &str| {
+        of_trace
+            .iter()
+            .any(|r| r["type"] == kind && r["component"] == component)
+    };
+    assert!(has("log", "api_gateway"), "request log record");
+    assert!(has("log", "background_worker"), "worker log record");
+    assert!(has("span", "api_gateway"), "request span record");
+    assert!(has("span", "background_worker"), "worker span record");
+
+    let spans: Vec<_> = of_trace.iter().filter(|r| r["type"] == "span").collect();
+    let ids: Vec<&str> = spans.iter().filter_map(|s| s["span_id"].as_str()).collect();
+    let roots: Vec<_> = spans
+        .iter()
+        .filter(|s| s["parent_span_id"].is_null())
+        .collect();
+    assert_eq!(roots.len(), 1, "one root: {spans:#?}");
+    assert_eq!(roots[0]["name"], "handle_request");
+    for span in &spans {
+        if let Some(parent) = span["parent_span_id"].as_str() {
+            assert!(
+                ids.contains(&parent),
+                "parent {parent} of {} is not in the trace",
+                span["name"]
+            );
+        }
+    }
+    let failed = spans
+        .iter()
+        .find(|s| s["name"] == "charge_payment")
+        .expect("worker step span");
+    assert_eq!(failed["status"], "error");
+}
