@@ -103,3 +103,8 @@ pub fn current_trace_id() -> Option<String> {
 pub fn current_span_id() -> Option<String> {
     logs::layer::current_ids().map(|(_, s)| s.to_string())
 }
+
+/// The README's code blocks, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

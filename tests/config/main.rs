@@ -1,0 +1,796 @@
+//! Configuration rules: the `OTEL_*` variables and `RUST_LOG` read by the spec's rules, builder
+//! calls winning over them, invalid values reported with the variable's name, and what
+//! `configure_telemetry` does once, twice, or next to another subscriber.
+//!
+//! A test that configures successfully runs its body in a child process (`support::child`):
+//! telemetry is configured once per process. Tests that only expect a configuration error run
+//! in this process, since a failing `configure_telemetry` installs nothing.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use unitel::testing::PointValue;
+use unitel::{configure_telemetry, get_telemetry, Error, Sampler, TelemetryConfig, TraceContext};
+
+/// A sampled remote parent, as another service would send it.
+const SAMPLED_PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// Configures in this process, expecting an error. Success would install telemetry here, which
+/// the in-process tests must never do.
+fn configure_err(config: TelemetryConfig) -> Error {
+    match configure_telemetry(config) {
+        Ok(guard) => {
+            std::mem::forget(guard);
+            panic!(
+                "configure_telemetry succeeded but should have failed; telemetry is now installed \
+                 in this test process, so later in-process tests may report AlreadyConfigured"
+            )
+        }
+        Err(err) => err,
+    }
+}
+
+/// Asserts `err` is `InvalidEnv` for `variable` with `value`; returns its message.
+fn assert_invalid_env(err: &Error, variable: &str, value: &str) -> String {
+    match err {
+        Error::InvalidEnv {
+            variable: v,
+            value: found,
+            accepted,
+        } => {
+            assert_eq!(*v, variable, "wrong variable named in {err:?}");
+            assert_eq!(found, value, "wrong value reported in {err:?}");
+            assert!(!accepted.is_empty(), "no accepted values in {err:?}");
+        }
+        other => panic!("expected InvalidEnv for {variable}={value:?}, got {other:?}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains(variable),
+        "message does not name {variable}: {message}"
+    );
+    assert!(
+        message.contains(value),
+        "message does not show the value {value:?}: {message}"
+    );
+    message
+}
+
+/// A config for a child process: environment read, console off, JSON log file in `dir`.
+fn file_config(config: TelemetryConfig, dir: &Path) -> TelemetryConfig {
+    config
+        .with_console(false)
+        .with_log_file(dir.join("app.log"))
+}
+
+fn log_records(dir: &Path) -> Vec<serde_json::Value> {
+    support::read_json_lines(dir)
+        .into_iter()
+        .filter(|j| j["type"] == "log")
+        .collect()
+}
+
+fn span_records(dir: &Path) -> Vec<serde_json::Value> {
+    support::read_json_lines(dir)
+        .into_iter()
+        .filter(|j| j["type"] == "span")
+        .collect()
+}
+
+/// Finds the one record whose `key` is `value`.
+fn one<'a>(records: &'a [serde_json::Value], key: &str, value: &str) -> &'a serde_json::Value {
+    let found: Vec<_> = records.iter().filter(|j| j[key] == value).collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected exactly one record with {key}={value:?} in {records:#?}"
+    );
+    found[0]
+}
+
+// ----- invalid environment values: errors naming the variable (in-process) -----
+
+#[test]
+fn invalid_sampler_names_the_variable_and_the_accepted_values() {
+    let err = configure_err(TelemetryConfig::from_vars([(
+        "OTEL_TRACES_SAMPLER",
+        "sometimes",
+    )]));
+    let message = assert_invalid_env(&err, "OTEL_TRACES_SAMPLER", "sometimes");
+    for accepted in [
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    ] {
+        assert!(
+            message.contains(accepted),
+            "message does not list {accepted}: {message}"
+        );
+    }
+}
+
+#[test]
+fn invalid_sampler_arg_names_the_variable() {
+    for value in ["1.5", "abc", "-0.1", "NaN"] {
+        let err = configure_err(TelemetryConfig::from_vars([
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", value),
+        ]));
+        let message = assert_invalid_env(&err, "OTEL_TRACES_SAMPLER_ARG", value);
+        assert!(
+            message.contains('0') && message.contains('1'),
+            "message does not give the range: {message}"
+        );
+    }
+}
+
+#[test]
+fn invalid_sdk_disabled_names_the_variable() {
+    let err = configure_err(TelemetryConfig::from_vars([("OTEL_SDK_DISABLED", "maybe")]));
+    let message = assert_invalid_env(&err, "OTEL_SDK_DISABLED", "maybe");
+    assert!(
+        message.contains("true") && message.contains("false"),
+        "message does not list true/false: {message}"
+    );
+}
+
+#[test]
+fn invalid_resource_attributes_name_the_variable() {
+    for value in ["novalue", "=x", "team=payments,novalue", "team=%G1"] {
+        let err = configure_err(TelemetryConfig::from_vars([(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            value,
+        )]));
+        assert_invalid_env(&err, "OTEL_RESOURCE_ATTRIBUTES", value);
+    }
+}
+
+#[test]
+fn invalid_rust_log_is_an_invalid_log_filter_naming_rust_log() {
+    let err = configure_err(TelemetryConfig::from_vars([("RUST_LOG", "info,[[[")]));
+    match &err {
+        Error::InvalidLogFilter { setting, value, .. } => {
+            assert_eq!(*setting, "RUST_LOG");
+            assert_eq!(value, "info,[[[");
+        }
+        other => panic!("expected InvalidLogFilter, got {other:?}"),
+    }
+    assert!(std::error::Error::source(&err).is_some(), "no parser error");
+    let message = err.to_string();
+    assert!(message.contains("RUST_LOG"), "{message}");
+    assert!(message.contains("info,[[["), "{message}");
+}
+
+#[test]
+fn invalid_builder_log_filter_names_with_log_filter() {
+    let err = configure_err(TelemetryConfig::new().with_log_filter("info,[[["));
+    match &err {
+        Error::InvalidLogFilter { setting, value, .. } => {
+            assert!(
+                setting.contains("with_log_filter"),
+                "setting does not name with_log_filter: {setting}"
+            );
+            assert_eq!(value, "info,[[[");
+        }
+        other => panic!("expected InvalidLogFilter, got {other:?}"),
+    }
+    assert!(err.to_string().contains("with_log_filter"), "{err}");
+}
+
+#[test]
+fn out_of_range_builder_ratio_is_an_invalid_setting() {
+    for sampler in [
+        Sampler::TraceIdRatio(2.0),
+        Sampler::TraceIdRatio(-0.5),
+        Sampler::ParentBasedTraceIdRatio(1.01),
+        Sampler::ParentBasedTraceIdRatio(f64::NAN),
+    ] {
+        let err = configure_err(TelemetryConfig::new().with_sampler(sampler));
+        match &err {
+            Error::InvalidSetting { setting, .. } => {
+                assert!(setting.contains("with_sampler"), "{setting}")
+            }
+            other => panic!("expected InvalidSetting for {sampler:?}, got {other:?}"),
+        }
+        assert!(err.to_string().contains("with_sampler"), "{err}");
+    }
+}
+
+#[test]
+fn log_file_under_a_regular_file_is_a_log_file_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let err = configure_err(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_log_file(file.join("sub").join("app.log")),
+    );
+    match &err {
+        Error::LogFile { directory, .. } => assert_eq!(directory, &file.join("sub")),
+        other => panic!("expected LogFile, got {other:?}"),
+    }
+    assert!(std::error::Error::source(&err).is_some(), "no io error");
+    let message = err.to_string();
+    assert!(
+        message.contains(&file.join("sub").display().to_string()),
+        "message does not name the directory: {message}"
+    );
+    assert!(message.contains("with_log_file"), "{message}");
+}
+
+#[test]
+fn log_file_without_a_file_name_is_a_log_file_error() {
+    let err = configure_err(TelemetryConfig::new().with_console(false).with_log_file(""));
+    assert!(matches!(err, Error::LogFile { .. }), "got {err:?}");
+}
+
+#[test]
+fn the_first_invalid_variable_is_reported_even_with_builder_calls() {
+    // An invalid value is not lost because other settings come from the builder.
+    let err = configure_err(
+        TelemetryConfig::from_vars([("OTEL_RESOURCE_ATTRIBUTES", "novalue")])
+            .with_service_name("svc")
+            .with_console(false),
+    );
+    assert_invalid_env(&err, "OTEL_RESOURCE_ATTRIBUTES", "novalue");
+}
+
+// ----- values that configure (child processes) -----
+
+#[test]
+fn empty_values_mean_unset() {
+    if let Some(out) = support::child("empty_values_mean_unset", &[]) {
+        support::assert_ok(&out);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = TelemetryConfig::from_vars([
+        ("OTEL_TRACES_SAMPLER", ""),
+        ("OTEL_TRACES_SAMPLER_ARG", ""),
+        ("OTEL_SDK_DISABLED", ""),
+        ("OTEL_RESOURCE_ATTRIBUTES", "  "),
+        ("OTEL_SERVICE_NAME", ""),
+        ("RUST_LOG", ""),
+    ]);
+    let guard = configure_telemetry(file_config(config, dir.path())).expect("configure");
+    let telemetry = get_telemetry("empty");
+    let trace_id = {
+        // Default sampler (parentbased_always_on) and not disabled: a root span records.
+        let span = telemetry.trace("root");
+        assert!(span.is_recording(), "empty values must mean unset");
+        // Default filter (info): an info log lands.
+        telemetry.log_info("empty-env-log");
+        span.trace_id().unwrap()
+    };
+    guard.shutdown().expect("shutdown");
+    let logs = log_records(dir.path());
+    let log = one(&logs, "message", "empty-env-log");
+    assert_eq!(log["trace_id"], trace_id.as_str());
+}
+
+#[test]
+fn valid_resource_attributes_configure() {
+    if let Some(out) = support::child(
+        "valid_resource_attributes_configure",
+        &[(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            " team = payments , region=eu%2Dwest,,service.name=from-attrs ",
+        )],
+    ) {
+        support::assert_ok(&out);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let guard =
+        configure_telemetry(file_config(TelemetryConfig::from_env(), dir.path())).expect("configure");
+    assert!(get_telemetry("res").trace("s").is_recording());
+    guard.shutdown().expect("shutdown");
+}
+
+/// Child body: configure from the environment, start a root span, check whether it records.
+fn root_span_records() -> bool {
+    let guard = configure_telemetry(TelemetryConfig::from_env().with_console(false))
+        .expect("configure");
+    let telemetry = get_telemetry("x");
+    let recording = (0..20)
+        .map(|i| telemetry.trace(format!("s{i}")).is_recording())
+        .collect::<Vec<_>>();
+    guard.shutdown().expect("shutdown");
+    assert!(
+        recording.iter().all(|r| *r == recording[0]),
+        "sampling decisions differ: {recording:?}"
+    );
+    recording[0]
+}
+
+/// Child body: a span whose parent is a sampled remote context records.
+fn child_of_sampled_parent_records() -> bool {
+    let guard = configure_telemetry(TelemetryConfig::from_env().with_console(false))
+        .expect("configure");
+    let telemetry = get_telemetry("x");
+    let root = telemetry.trace("root").is_recording();
+    assert!(!root, "the root span must not record");
+    let parent = TraceContext::from_traceparent(SAMPLED_PARENT).expect("valid traceparent");
+    let child = telemetry.span("child").parent(&parent).start();
+    let recording = child.is_recording();
+    assert_eq!(
+        child.trace_id().as_deref(),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+    drop(child);
+    guard.shutdown().expect("shutdown");
+    recording
+}
+
+#[test]
+fn sampler_name_is_case_insensitive_always_off() {
+    if let Some(out) = support::child(
+        "sampler_name_is_case_insensitive_always_off",
+        &[("OTEL_TRACES_SAMPLER", "ALWAYS_OFF")],
+    ) {
+        support::assert_ok(&out);
+        return;
+    }
+    assert!(!root_span_records(), "ALWAYS_OFF must record nothing");
+}
+
+#[test]
+fn sampler_name_is_case_insensitive_always_on() {
+    if let Some(out) = support::child(
+        "sampler_name_is_case_insensitive_always_on",
+        &[("OTEL_TRACES_SAMPLER", "Always_On")],
+    ) {
+        support::assert_ok(&out);
+        return;
+    }
+    assert!(root_span_records(), "Always_On must record");
+}
+
+#[test]
+fn sampler_name_with_surrounding_spaces_is_accepted() {
+    if let Some(out) = support::child(
+        "sampler_name_with_surrounding_spaces_is_accepted",
+        &[("OTEL_TRACES_SAMPLER", " always_off ")],
+    ) {
+        support::assert_ok(&out);
+        return;
+    }
+    assert!(!root_span_records());
+}
+
+#[test]
+fn traceidratio_zero_records_nothing() {
+    if let Some(out) = support::child(
+        "traceidratio_zero_records_nothing",
+        &[
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0"),
+        ],
+    ) {
+        support::assert_ok(&out);
+        return;
+    }
+    assert!(!root_span_records(), "traceidratio with arg 0 must record nothing");
+}
+
+#[test]
+fn traceidratio_one_records_everything() {
+    if let Some(out) = support::child(
+        "traceidratio_one_records_everything",
+        &[
+            ("OTEL_TRACES_SAMPLER", "TraceIdRatio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "1.0"),
+        ],
+    ) {
+        support::assert_ok(&out);
+        return;
+    }
+    assert!(root_span_records(), "traceidratio with arg 1 must record all");
+}
+
+#[test]
+fn parentbased_always_off_drops_roots_and_follows_a_sampled_parent() {
+    if let Some(out) = support::child(
+        "parentbased_always_off_drops_roots_and_follows_a_sampled_parent",
+        &[("OTEL_TRACES_SAMPLER", "parentbased_always_off")],
+    ) {
+        support::assert_ok(&out);
+        return;
+    }
+    assert!(
+        child_of_sampled_parent_records(),
+        "a child of a sampled parent must record under parentbased_always_off"
+    );
+}
+
+#[test]
+fn parentbased_traceidratio_zero_drops_roots_and_follows_a_sampled_parent() {
+    if let Some(out) = support::child(
+        "parentbased_traceidratio_zero_drops_roots_and_follows_a_sampled_parent",
+        &[
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0"),
+        ],
+    ) {
+        support::assert_ok(&out);
+        return;
+    }
+    assert!(child_of_sampled_parent_records());
+}
+
+// ----- OTEL_SDK_DISABLED -----
+
+#[test]
+fn sdk_disabled_records_and_prints_nothing() {
+    if let Some(out) =
+        support::child("sdk_disabled_records_and_prints_nothing", &[("OTEL_SDK_DISABLED", "TRUE")])
+    {
+        let stdout = support::assert_ok(&out);
+        assert!(
+            !stdout.contains("disabled-marker"),
+            "disabled telemetry printed to stdout:\n{stdout}"
+        );
+        assert!(
+            support::console_lines(&stdout).is_empty(),
+            "disabled telemetry printed console lines:\n{stdout}"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Console left at its default (on): nothing may appear anyway.
+    let guard = configure_telemetry(TelemetryConfig::from_env().with_log_file(dir.path().join("app.log")))
+        .expect("configure with OTEL_SDK_DISABLED=TRUE returns Ok");
+    let telemetry = get_telemetry("disabled");
+    {
+        let span = telemetry.trace("s");
+        assert!(!span.is_recording(), "disabled: span records");
+        assert_eq!(span.trace_id(), None);
+        assert_eq!(unitel::current_trace_id(), None);
+        assert_eq!(unitel::current_span_id(), None);
+        telemetry.log_info("disabled-marker-log");
+        telemetry.log_error("disabled-marker-error");
+        tracing::info!("disabled-marker-event");
+        tracing::error!("disabled-marker-event-error");
+        telemetry.counter("c_total").add(1, ());
+    }
+    let _ = guard.shutdown();
+    let path = dir.path().join("app.log");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.trim().is_empty(),
+            "disabled telemetry wrote to the log file:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn console_prints_correlated_lines_when_enabled() {
+    // The counterpart of `sdk_disabled_records_and_prints_nothing`: the same calls with
+    // telemetry on do reach the child's stdout.
+    if let Some(out) = support::child("console_prints_correlated_lines_when_enabled", &[]) {
+        let stdout = support::assert_ok(&out);
+        let lines = support::console_lines(&stdout);
+        for marker in ["enabled-marker-log", "enabled-marker-event"] {
+            let line = lines
+                .iter()
+                .find(|l| l.contains(marker))
+                .unwrap_or_else(|| panic!("no console line with {marker}:\n{stdout}"));
+            assert!(line.contains("[trace:"), "{line}");
+        }
+        return;
+    }
+    let guard = configure_telemetry(TelemetryConfig::from_env()).expect("configure");
+    let telemetry = get_telemetry("enabled");
+    {
+        let _span = telemetry.trace("s");
+        telemetry.log_info("enabled-marker-log");
+        tracing::info!("enabled-marker-event");
+    }
+    guard.shutdown().expect("shutdown");
+}
+
+// ----- builder calls win over the environment -----
+
+#[test]
+fn builder_sampler_and_service_name_win_over_env() {
+    if let Some(out) = support::child(
+        "builder_sampler_and_service_name_win_over_env",
+        &[
+            ("OTEL_SERVICE_NAME", "from-env"),
+            ("OTEL_TRACES_SAMPLER", "always_off"),
+        ],
+    ) {
+        support::assert_ok(&out);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let guard = configure_telemetry(file_config(
+        TelemetryConfig::from_env()
+            .with_service_name("from-builder")
+            .with_sampler(Sampler::AlwaysOn),
+        dir.path(),
+    ))
+    .expect("configure");
+    let telemetry = get_telemetry("builder");
+    let trace_id = {
+        let span = telemetry.trace("explicit");
+        assert!(
+            span.is_recording(),
+            "with_sampler(AlwaysOn) must win over OTEL_TRACES_SAMPLER=always_off"
+        );
+        telemetry.log_info("builder-wins");
+        span.trace_id().unwrap()
+    };
+    guard.shutdown().expect("shutdown");
+    let spans = span_records(dir.path());
+    assert_eq!(one(&spans, "name", "explicit")["trace_id"], trace_id.as_str());
+    let logs = log_records(dir.path());
+    assert_eq!(one(&logs, "message", "builder-wins")["trace_id"], trace_id.as_str());
+}
+
+#[test]
+fn builder_enable_wins_over_env_disabled() {
+    if let Some(out) = support::child(
+        "builder_enable_wins_over_env_disabled",
+        &[("OTEL_SDK_DISABLED", "true")],
+    ) {
+        support::assert_ok(&out);
+        return;
+    }
+    let guard = configure_telemetry(
+        TelemetryConfig::from_env()
+            .with_disabled(false)
+            .with_console(false),
+    )
+    .expect("configure");
+    let span = get_telemetry("x").trace("s");
+    assert!(
+        span.is_recording(),
+        "with_disabled(false) must win over OTEL_SDK_DISABLED=true"
+    );
+    assert_eq!(unitel::current_trace_id(), span.trace_id());
+    drop(span);
+    guard.shutdown().expect("shutdown");
+}
+
+#[test]
+fn builder_disable_wins_over_env_enabled() {
+    if let Some(out) = support::child(
+        "builder_disable_wins_over_env_enabled",
+        &[("OTEL_SDK_DISABLED", "false")],
+    ) {
+        support::assert_ok(&out);
+        return;
+    }
+    let guard = configure_telemetry(
+        TelemetryConfig::from_env()
+            .with_disabled(true)
+            .with_console(false),
+    )
+    .expect("configure");
+    assert!(!get_telemetry("x").trace("s").is_recording());
+    let _ = guard.shutdown();
+}
+
+#[test]
+fn rust_log_filters_logs() {
+    if let Some(out) = support::child("rust_log_filters_logs", &[("RUST_LOG", "error")]) {
+        support::assert_ok(&out);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let guard =
+        configure_telemetry(file_config(TelemetryConfig::from_env(), dir.path())).expect("configure");
+    let telemetry = get_telemetry("filtered");
+    telemetry.log_info("info-dropped");
+    telemetry.log_error("error-kept");
+    tracing::info!("event-info-dropped");
+    tracing::error!("event-error-kept");
+    guard.shutdown().expect("shutdown");
+    let messages: Vec<String> = log_records(dir.path())
+        .iter()
+        .map(|j| j["message"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(messages.contains(&"error-kept".to_owned()), "{messages:?}");
+    assert!(messages.contains(&"event-error-kept".to_owned()), "{messages:?}");
+    assert!(!messages.contains(&"info-dropped".to_owned()), "{messages:?}");
+    assert!(!messages.contains(&"event-info-dropped".to_owned()), "{messages:?}");
+}
+
+#[test]
+fn builder_log_filter_wins_over_rust_log() {
+    if let Some(out) =
+        support::child("builder_log_filter_wins_over_rust_log", &[("RUST_LOG", "error")])
+    {
+        support::assert_ok(&out);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let guard = configure_telemetry(file_config(
+        TelemetryConfig::from_env().with_log_filter("info"),
+        dir.path(),
+    ))
+    .expect("configure");
+    let telemetry = get_telemetry("filtered");
+    telemetry.log_info("info-kept");
+    tracing::info!("event-info-kept");
+    telemetry.log_debug("debug-dropped");
+    guard.shutdown().expect("shutdown");
+    let logs = log_records(dir.path());
+    one(&logs, "message", "info-kept");
+    one(&logs, "message", "event-info-kept");
+    assert!(logs.iter().all(|j| j["message"] != "debug-dropped"), "{logs:#?}");
+}
+
+#[test]
+fn builder_log_filter_wins_over_invalid_rust_log() {
+    if let Some(out) = support::child(
+        "builder_log_filter_wins_over_invalid_rust_log",
+        &[("RUST_LOG", "info,[[[")],
+    ) {
+        support::assert_ok(&out);
+        return;
+    }
+    let guard = configure_telemetry(
+        TelemetryConfig::from_env()
+            .with_log_filter("info")
+            .with_console(false),
+    )
+    .expect("a valid with_log_filter must win over an invalid RUST_LOG");
+    guard.shutdown().expect("shutdown");
+}
+
+// ----- configuring once -----
+
+#[test]
+fn configuring_twice_is_already_configured() {
+    if let Some(out) = support::child("configuring_twice_is_already_configured", &[]) {
+        support::assert_ok(&out);
+        return;
+    }
+    let guard = configure_telemetry(TelemetryConfig::new().with_console(false)).expect("first");
+    let second = configure_telemetry(TelemetryConfig::new().with_console(false));
+    assert!(
+        matches!(second, Err(Error::AlreadyConfigured)),
+        "second configure: {second:?}"
+    );
+    // Also after the first one shut down, and with an invalid config.
+    assert!(get_telemetry("x").trace("s").is_recording(), "first config still works");
+    guard.shutdown().expect("shutdown");
+    let third = configure_telemetry(TelemetryConfig::new().with_console(false));
+    assert!(matches!(third, Err(Error::AlreadyConfigured)), "{third:?}");
+}
+
+#[test]
+fn another_global_subscriber_is_subscriber_already_set() {
+    if let Some(out) = support::child("another_global_subscriber_is_subscriber_already_set", &[])
+    {
+        support::assert_ok(&out);
+        return;
+    }
+    tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default())
+        .expect("first global subscriber");
+    let result = configure_telemetry(TelemetryConfig::new().with_console(false));
+    match &result {
+        Err(err @ Error::SubscriberAlreadySet(_)) => {
+            assert!(err.to_string().contains("subscriber"), "{err}");
+        }
+        other => panic!("expected SubscriberAlreadySet, got {other:?}"),
+    }
+    // The failed configuration installed nothing.
+    assert!(!get_telemetry("x").trace("s").is_recording());
+    assert_eq!(unitel::current_trace_id(), None);
+}
+
+#[test]
+fn a_failed_configuration_installs_nothing_and_can_be_corrected() {
+    if let Some(out) = support::child(
+        "a_failed_configuration_installs_nothing_and_can_be_corrected",
+        &[("OTEL_TRACES_SAMPLER", "sometimes")],
+    ) {
+        support::assert_ok(&out);
+        return;
+    }
+    let err = configure_telemetry(TelemetryConfig::from_env().with_console(false)).unwrap_err();
+    assert_invalid_env(&err, "OTEL_TRACES_SAMPLER", "sometimes");
+    assert!(!get_telemetry("x").trace("s").is_recording());
+    let err = configure_telemetry(TelemetryConfig::new().with_log_filter("[[[")).unwrap_err();
+    assert!(matches!(err, Error::InvalidLogFilter { .. }), "{err:?}");
+    let guard = configure_telemetry(TelemetryConfig::new().with_console(false))
+        .expect("a corrected configuration succeeds after failed ones");
+    assert!(get_telemetry("x").trace("s").is_recording());
+    guard.shutdown().expect("shutdown");
+}
+
+// ----- handles and instruments made before configuration -----
+
+#[test]
+fn handles_taken_before_configure_work_after_it() {
+    if let Some(out) = support::child("handles_taken_before_configure_work_after_it", &[]) {
+        support::assert_ok(&out);
+        return;
+    }
+    let telemetry = get_telemetry("early");
+    let counter = telemetry.counter("early_total");
+    let histogram = telemetry.histogram("early_ms");
+    let _gauge = telemetry.observable_gauge("early_gauge", |g| g.observe(1.0, ()));
+    // Before configuration: inert, no panic.
+    {
+        let span = telemetry.trace("before");
+        assert!(!span.is_recording());
+        telemetry.log_info("before-configure");
+        counter.add(1, ());
+        histogram.record(1.0, ());
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let guard = configure_telemetry(file_config(TelemetryConfig::new(), dir.path()))
+        .expect("configure");
+    let (trace_id, span_id) = {
+        let span = telemetry.trace("after");
+        assert!(span.is_recording(), "a handle taken before configure must record after it");
+        telemetry.log_info("hello");
+        counter.add(2, &[("k", "v")]);
+        histogram.record(3.5, ());
+        (span.trace_id().unwrap(), span.span_id().unwrap())
+    };
+    guard.shutdown().expect("shutdown");
+
+    let logs = log_records(dir.path());
+    let hello = one(&logs, "message", "hello");
+    assert_eq!(hello["trace_id"], trace_id.as_str());
+    assert_eq!(hello["span_id"], span_id.as_str());
+    assert_eq!(hello["component"], "early");
+    assert!(
+        logs.iter().all(|j| j["message"] != "before-configure"),
+        "a log made before configure was written: {logs:#?}"
+    );
+    let spans = span_records(dir.path());
+    let after = one(&spans, "name", "after");
+    assert_eq!(after["trace_id"], trace_id.as_str());
+    assert_eq!(after["span_id"], span_id.as_str());
+    assert!(spans.iter().all(|j| j["name"] != "before"), "{spans:#?}");
+}
+
+#[test]
+fn instruments_taken_before_the_pipeline_report_values() {
+    if let Some(out) = support::child("instruments_taken_before_the_pipeline_report_values", &[])
+    {
+        support::assert_ok(&out);
+        return;
+    }
+    let telemetry = get_telemetry("early");
+    let counter = telemetry.counter("early_total");
+    let histogram = telemetry.histogram("early_ms");
+    let _gauge = telemetry.observable_gauge("early_gauge", |g| g.observe(7.5, ()));
+    // Before the pipeline exists these are dropped.
+    counter.add(100, ());
+    histogram.record(100.0, ());
+
+    let capture = unitel::testing::capture();
+    counter.add(3, ());
+    counter.add(2, ());
+    histogram.record(4.0, ());
+    assert_eq!(capture.counter("early", "early_total", &[]), Some(5));
+    assert_eq!(
+        capture.point("early", "early_gauge", &[]),
+        Some(PointValue::Gauge(7.5)),
+        "an observable gauge made before configuration must be collected"
+    );
+    match capture.point("early", "early_ms", &[]) {
+        Some(PointValue::Histogram { count, sum, .. }) => {
+            assert_eq!(count, 1);
+            assert_eq!(sum, 4.0);
+        }
+        other => panic!("histogram point: {other:?}"),
+    }
+    // The same component name later gives the same, working instruments.
+    get_telemetry("early").counter("early_total").add(1, ());
+    assert_eq!(capture.counter("early", "early_total", &[]), Some(6));
+}

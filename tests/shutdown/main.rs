@@ -1,0 +1,400 @@
+//! Shutdown: everything recorded before it reaches the JSON log file, on any runtime or none,
+//! within the configured timeout; a second shutdown is an error; recording after it is a
+//! silent no-op.
+//!
+//! Each scenario runs in its own child process (`support::child`), which the helper kills and
+//! fails if it hangs: that is how a deadlock shows up.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use unitel::{configure_telemetry, get_telemetry, Error, TelemetryConfig, TelemetryGuard};
+
+/// Spans (each with one log line) per scenario.
+const N: usize = 200;
+
+/// Runs `name` in a child process; in the parent asserts it succeeded without any panic message
+/// and returns `true`. In the child returns `false`, and the caller runs the body.
+fn parent(name: &str) -> bool {
+    match support::child(name, &[]) {
+        Some(out) => {
+            support::assert_ok(&out);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !stderr.contains("panicked"),
+                "child {name} panicked somewhere:\n{stderr}"
+            );
+            true
+        }
+        None => false,
+    }
+}
+
+fn configure(dir: &Path) -> TelemetryGuard {
+    configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_log_file(dir.join("app.log")),
+    )
+    .expect("configure")
+}
+
+/// One span named `span-{i}` with the log line `log-{i}` inside, on this thread.
+fn emit_sync(i: usize) {
+    let telemetry = get_telemetry("shutdown");
+    let _span = telemetry.trace(format!("span-{i}"));
+    telemetry.log_info(&format!("log-{i}"));
+}
+
+/// One span named `span-{i}` with the log line `log-{i}` inside, in an async task that may move
+/// between threads at the yield.
+async fn emit_async(i: usize) {
+    let telemetry = get_telemetry("shutdown");
+    let span = telemetry.trace(format!("span-{i}"));
+    span.instrument(async move {
+        tokio::task::yield_now().await;
+        telemetry.log_info(&format!("log-{i}"));
+        tokio::task::yield_now().await;
+    })
+    .await
+}
+
+/// Spawns the `N` tasks on the current runtime and waits for them.
+async fn emit_all_async() {
+    let tasks: Vec<_> = (0..N).map(|i| tokio::spawn(emit_async(i))).collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+}
+
+/// Asserts the file holds exactly the `N` spans and `N` logs emitted, each log correlated with
+/// its own span.
+fn assert_everything_flushed(dir: &Path) {
+    let lines = support::read_json_lines(dir);
+    let spans: HashMap<String, &serde_json::Value> = lines
+        .iter()
+        .filter(|j| j["type"] == "span")
+        .map(|j| (j["name"].as_str().unwrap_or_default().to_owned(), j))
+        .collect();
+    let span_count = lines.iter().filter(|j| j["type"] == "span").count();
+    let logs: Vec<&serde_json::Value> = lines.iter().filter(|j| j["type"] == "log").collect();
+    assert_eq!(span_count, N, "span records in the file");
+    assert_eq!(spans.len(), N, "distinct span names in the file");
+    assert_eq!(logs.len(), N, "log records in the file");
+    for i in 0..N {
+        let span = spans
+            .get(&format!("span-{i}"))
+            .unwrap_or_else(|| panic!("no span record span-{i}"));
+        let log = logs
+            .iter()
+            .find(|j| j["message"] == format!("log-{i}").as_str())
+            .unwrap_or_else(|| panic!("no log record log-{i}"));
+        assert!(span["trace_id"].is_string(), "{span}");
+        assert_eq!(log["trace_id"], span["trace_id"], "log-{i} not in span-{i}'s trace");
+        assert_eq!(log["span_id"], span["span_id"], "log-{i} not in span-{i}");
+        assert_eq!(span["parent_span_id"], serde_json::Value::Null, "{span}");
+    }
+}
+
+fn line_count(dir: &Path) -> usize {
+    support::read_json_lines(dir).len()
+}
+
+// ----- flushing on every runtime -----
+
+#[test]
+fn shutdown_flushes_everything_without_a_runtime() {
+    if parent("shutdown_flushes_everything_without_a_runtime") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let guard = configure(dir.path());
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            s.spawn(move || (t * N / 4..(t + 1) * N / 4).for_each(emit_sync));
+        }
+    });
+    guard.shutdown().expect("shutdown");
+    drop(guard);
+    assert_everything_flushed(dir.path());
+}
+
+#[test]
+fn shutdown_flushes_everything_on_current_thread_runtime() {
+    if parent("shutdown_flushes_everything_on_current_thread_runtime") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let guard = configure(dir.path());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        emit_all_async().await;
+        guard.shutdown().expect("shutdown inside block_on");
+    });
+    drop(rt);
+    drop(guard);
+    assert_everything_flushed(dir.path());
+}
+
+#[test]
+fn shutdown_flushes_everything_on_multi_thread_runtime() {
+    if parent("shutdown_flushes_everything_on_multi_thread_runtime") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let guard = configure(dir.path());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        emit_all_async().await;
+        // From a worker thread, not just the block_on thread.
+        tokio::spawn(async move {
+            guard.shutdown().expect("shutdown on a worker thread");
+            guard
+        })
+        .await
+        .expect("shutdown task")
+    });
+    drop(rt);
+    assert_everything_flushed(dir.path());
+}
+
+#[test]
+fn shutdown_flushes_everything_on_one_worker_thread() {
+    if parent("shutdown_flushes_everything_on_one_worker_thread") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let guard = configure(dir.path());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        emit_all_async().await;
+        guard.shutdown().expect("shutdown inside block_on");
+    });
+    drop(rt);
+    drop(guard);
+    assert_everything_flushed(dir.path());
+}
+
+#[test]
+fn shutdown_on_the_only_worker_thread_does_not_deadlock() {
+    if parent("shutdown_on_the_only_worker_thread_does_not_deadlock") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let guard = configure(dir.path());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let guard = rt.block_on(async {
+        emit_all_async().await;
+        tokio::spawn(async move {
+            guard.shutdown().expect("shutdown on the only worker");
+            guard
+        })
+        .await
+        .expect("shutdown task")
+    });
+    drop(rt);
+    drop(guard);
+    assert_everything_flushed(dir.path());
+}
+
+#[test]
+fn dropping_the_guard_flushes_everything() {
+    if parent("dropping_the_guard_flushes_everything") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let guard = configure(dir.path());
+    (0..N).for_each(emit_sync);
+    drop(guard);
+    assert_everything_flushed(dir.path());
+}
+
+#[test]
+fn dropping_the_guard_inside_a_runtime_flushes_everything() {
+    if parent("dropping_the_guard_inside_a_runtime_flushes_everything") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let guard = configure(dir.path());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        emit_all_async().await;
+        drop(guard);
+    });
+    drop(rt);
+    assert_everything_flushed(dir.path());
+}
+
+// ----- after shutdown -----
+
+#[test]
+fn second_shutdown_is_already_shut_down() {
+    if parent("second_shutdown_is_already_shut_down") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let guard = configure(dir.path());
+    emit_sync(0);
+    assert!(guard.shutdown().is_ok());
+    let second = guard.shutdown();
+    assert!(
+        matches!(second, Err(Error::AlreadyShutDown)),
+        "second shutdown: {second:?}"
+    );
+    assert!(second.unwrap_err().to_string().contains("already shut down"));
+    let third = guard.shutdown();
+    assert!(matches!(third, Err(Error::AlreadyShutDown)), "{third:?}");
+    drop(guard);
+}
+
+#[test]
+fn recording_after_shutdown_is_a_silent_no_op() {
+    if parent("recording_after_shutdown_is_a_silent_no_op") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let guard = configure(dir.path());
+    let telemetry = get_telemetry("late");
+    let counter = telemetry.counter("late_total");
+    let histogram = telemetry.histogram("late_ms");
+    let gauge = telemetry.gauge("late_gauge");
+    let _observable = telemetry.observable_gauge("late_observable", |g| g.observe(1.0, ()));
+    emit_sync(0);
+    guard.shutdown().expect("shutdown");
+    let before = line_count(dir.path());
+    assert_eq!(before, 2, "one span and one log before shutdown");
+
+    {
+        let span = telemetry.trace("after-shutdown");
+        assert!(!span.is_recording(), "a span after shutdown records");
+        span.set_attribute("k", "v");
+        span.add_event("e", ());
+        assert_eq!(unitel::current_trace_id(), None);
+        telemetry.log_info("after-shutdown-log");
+        telemetry.log_error("after-shutdown-error");
+        counter.add(1, &[("k", "v")]);
+        histogram.record(1.0, ());
+        gauge.set(2.0, ());
+        telemetry.counter("new_after_shutdown_total").add(1, ());
+        let _late_observable = telemetry.observable_gauge("late_observable_2", |g| g.observe(1.0, ()));
+        tracing::info!("after-shutdown-event");
+        tracing::info_span!("after-shutdown-tracing-span")
+            .in_scope(|| tracing::error!("after-shutdown-event-in-span"));
+        emit_sync(1);
+    }
+    drop(guard);
+    std::thread::sleep(Duration::from_millis(100));
+    let after = line_count(dir.path());
+    assert_eq!(after, before, "lines were added after shutdown");
+}
+
+#[test]
+fn shutdown_timeout_is_respected_on_current_thread_runtime() {
+    if parent("shutdown_timeout_is_respected_on_current_thread_runtime") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let guard = configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_log_file(dir.path().join("app.log"))
+            .with_shutdown_timeout(Duration::from_millis(300)),
+    )
+    .expect("configure");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        emit_all_async().await;
+        let started = Instant::now();
+        let result = guard.shutdown();
+        let elapsed = started.elapsed();
+        assert!(elapsed < Duration::from_secs(2), "shutdown took {elapsed:?}");
+        assert!(
+            matches!(result, Ok(()) | Err(Error::ShutdownTimeout { .. })),
+            "{result:?}"
+        );
+    });
+    drop(rt);
+}
+
+/// A log file whose writes block forever (a FIFO nobody reads): flushing cannot finish, and
+/// shutdown must give up after the configured timeout and say so.
+#[cfg(unix)]
+#[test]
+fn shutdown_gives_up_after_the_timeout_when_the_file_is_stuck() {
+    if parent("shutdown_gives_up_after_the_timeout_when_the_file_is_stuck") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("app.log");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo failed");
+    // Opening a FIFO for writing waits for a reader: open one that never reads.
+    let reader_path = fifo.clone();
+    std::thread::spawn(move || {
+        let _reader = std::fs::File::open(reader_path).expect("open fifo for reading");
+        loop {
+            std::thread::park();
+        }
+    });
+    let timeout = Duration::from_millis(300);
+    let guard = configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_log_file(&fifo)
+            .with_shutdown_timeout(timeout),
+    )
+    .expect("configure");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // Far more than the pipe holds: the writer thread blocks.
+        let telemetry = get_telemetry("stuck");
+        let padding = "x".repeat(200);
+        for i in 0..5_000 {
+            telemetry.log_info(&format!("line {i} {padding}"));
+        }
+        emit_all_async().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        let result = guard.shutdown();
+        let elapsed = started.elapsed();
+        assert!(elapsed < Duration::from_secs(2), "shutdown took {elapsed:?}");
+        match result {
+            Err(Error::ShutdownTimeout { timeout: t }) => assert_eq!(t, timeout),
+            other => panic!("expected ShutdownTimeout after {timeout:?}, got {other:?} after {elapsed:?}"),
+        }
+    });
+    drop(rt);
+    // Dropping the guard after a timed-out shutdown does not wait again.
+    let started = Instant::now();
+    drop(guard);
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
