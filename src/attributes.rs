@@ -151,7 +151,10 @@ impl Attributes for () {
 impl<K: IntoKey, V: IntoValue> Attributes for &[(K, V)] {
     #[inline]
     fn push_to(&self, out: &mut AttrVec) {
-        out.extend(self.iter().map(|(k, v)| KeyValue::new(k.to_key(), v.to_value())));
+        out.extend(
+            self.iter()
+                .map(|(k, v)| KeyValue::new(k.to_key(), v.to_value())),
+        );
     }
     #[inline]
     fn len_hint(&self) -> usize {

@@ -2,6 +2,7 @@
 //! [`TelemetryGuard`].
 
 use crate::config::{LogFileConfig, LogRotation, TelemetryConfig};
+use crate::logs::file::FileSink;
 use crate::logs::layer::EventLayer;
 use crate::logs::LogOutputs;
 use crate::spans::record::SpanRecordProcessor;
@@ -9,10 +10,11 @@ use crate::Error;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tracing::Dispatch;
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::EnvFilter;
 
@@ -30,8 +32,7 @@ pub(crate) struct Pipeline {
     pub(crate) meter_provider: Option<SdkMeterProvider>,
     pub(crate) logs: LogOutputs,
     dispatch: Option<Dispatch>,
-    file_guard: Mutex<Option<WorkerGuard>>,
-    file_errors: Option<ErrorCounter>,
+    file: Option<Arc<FileSink>>,
     shutdown_timeout: Duration,
 }
 
@@ -98,8 +99,8 @@ pub(crate) fn max_log_level(target: &str) -> Option<u8> {
 pub(crate) fn file_writer_dropped() -> u64 {
     PIPELINE
         .get()
-        .and_then(|p| p.file_errors.as_ref())
-        .map_or(0, |c| c.dropped_lines() as u64)
+        .and_then(|p| p.file.as_ref())
+        .map_or(0, |f| f.writer_dropped())
 }
 
 /// Flushes and shuts telemetry down when dropped (or on [`shutdown`](Self::shutdown)).
@@ -175,13 +176,11 @@ impl Pipeline {
                 }));
             }
         }
-        // Dropping the worker guard writes out every queued line (bounded by tracing-appender).
-        drop(
-            self.file_guard
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take(),
-        );
+        // Hands over the last batch; dropping the worker guard then writes out every queued
+        // line (bounded by tracing-appender).
+        if let Some(file) = &self.file {
+            file.close();
+        }
         result
     }
 }
@@ -246,8 +245,7 @@ fn build(mut config: TelemetryConfig) -> Result<Pipeline, Error> {
                 capture: None,
             },
             dispatch: None,
-            file_guard: Mutex::new(None),
-            file_errors: None,
+            file: None,
             shutdown_timeout,
         });
     }
@@ -272,13 +270,12 @@ fn build(mut config: TelemetryConfig) -> Result<Pipeline, Error> {
             source,
         })?;
 
-    let (file, file_guard, file_errors) = match &config.log_file {
+    let file = match &config.log_file {
         Some(file) => {
             let (writer, guard) = open_log_file(file)?;
-            let errors = writer.error_counter();
-            (Some(writer), Some(guard), Some(errors))
+            Some(FileSink::new(writer, guard))
         }
-        None => (None, None, None),
+        None => None,
     };
     let capture = config.capture.clone();
     let resource = config.resource();
@@ -321,12 +318,11 @@ fn build(mut config: TelemetryConfig) -> Result<Pipeline, Error> {
         meter_provider: Some(meter_provider),
         logs: LogOutputs {
             console: config.console_enabled(),
-            file,
+            file: file.clone(),
             capture,
         },
         dispatch: Some(Dispatch::new(subscriber)),
-        file_guard: Mutex::new(file_guard),
-        file_errors,
+        file,
         shutdown_timeout,
     })
 }
@@ -370,7 +366,9 @@ fn open_log_file(
         directory: directory.clone(),
         source: std::io::Error::other(e),
     })?;
+    // Messages are batches of up to 64 KiB (see logs::file), so a short queue is plenty.
     Ok(NonBlockingBuilder::default()
+        .buffered_lines_limit(256)
         .lossy(true)
         .thread_name("unitel-log-writer")
         .finish(appender))

@@ -51,9 +51,7 @@ pub(crate) fn write_f64(out: &mut String, v: f64) {
 pub(crate) fn write_value(out: &mut String, value: &Value) {
     match value {
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::I64(i) => {
-            let _ = write!(out, "{i}");
-        }
+        Value::I64(i) => super::write_i64(out, *i),
         Value::F64(f) => write_f64(out, *f),
         Value::String(s) => write_str(out, s.as_str()),
         Value::Array(array) => {
@@ -62,9 +60,7 @@ pub(crate) fn write_value(out: &mut String, value: &Value) {
                 Array::Bool(v) => {
                     write_list(out, v, |o, b| o.push_str(if *b { "true" } else { "false" }))
                 }
-                Array::I64(v) => write_list(out, v, |o, i| {
-                    let _ = write!(o, "{i}");
-                }),
+                Array::I64(v) => write_list(out, v, |o, i| super::write_i64(o, *i)),
                 Array::F64(v) => write_list(out, v, |o, f| write_f64(o, *f)),
                 Array::String(v) => write_list(out, v, |o, s| write_str(o, s.as_str())),
                 _ => write_str(out, &array.to_string()),

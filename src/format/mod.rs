@@ -3,3 +3,25 @@
 pub(crate) mod json;
 pub(crate) mod text;
 pub(crate) mod time;
+
+/// Appends an unsigned integer in decimal.
+#[inline]
+pub(crate) fn write_u64(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
+/// Appends a signed integer in decimal.
+#[inline]
+pub(crate) fn write_i64(out: &mut String, n: i64) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
+/// Appends bytes as lowercase hex (trace and span ids).
+#[inline]
+pub(crate) fn write_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 0xf)] as char);
+    }
+}

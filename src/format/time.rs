@@ -1,6 +1,5 @@
 //! RFC 3339 timestamps in UTC with microseconds, without a date-time dependency.
 
-use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Appends `2026-11-21T05:10:04.123456Z`.
@@ -10,15 +9,28 @@ pub(crate) fn write_rfc3339(out: &mut String, time: SystemTime) {
         Err(_) => (0, 0),
     };
     let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
+    let rem = secs.rem_euclid(86_400) as u32;
     let (y, m, d) = civil_from_days(days);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    );
+    let mut buf = *b"0000-00-00T00:00:00.000000Z";
+    let y = y.clamp(0, 9999) as u32;
+    put(&mut buf[0..4], y);
+    put(&mut buf[5..7], m);
+    put(&mut buf[8..10], d);
+    put(&mut buf[11..13], rem / 3600);
+    put(&mut buf[14..16], (rem % 3600) / 60);
+    put(&mut buf[17..19], rem % 60);
+    put(&mut buf[20..26], micros);
+    // Only ASCII digits and separators were written.
+    out.push_str(std::str::from_utf8(&buf).unwrap_or("1970-01-01T00:00:00.000000Z"));
+}
+
+/// Writes `n` as zero-padded decimal filling `slot`.
+#[inline]
+fn put(slot: &mut [u8], mut n: u32) {
+    for b in slot.iter_mut().rev() {
+        *b = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).

@@ -1,6 +1,7 @@
 //! Correlated logs: one [`Record`] shape for the facade's `log_*` calls and for `tracing`
 //! events, written to the console (text), the JSON file and the test capture.
 
+pub(crate) mod file;
 pub(crate) mod layer;
 pub(crate) mod record;
 
@@ -8,19 +9,19 @@ pub(crate) use self::record::{with_scratch, FieldValue, Record, Scratch};
 
 use crate::testing::CaptureSinks;
 use std::io::Write;
-use tracing_appender::non_blocking::NonBlocking;
+use std::sync::Arc;
 
 /// Where log records go.
 #[derive(Debug)]
 pub(crate) struct LogOutputs {
     pub(crate) console: bool,
-    pub(crate) file: Option<NonBlocking>,
+    pub(crate) file: Option<Arc<file::FileSink>>,
     pub(crate) capture: Option<CaptureSinks>,
 }
 
 impl LogOutputs {
-    /// Formats once per output kind and writes. Never blocks on the file (the writer is
-    /// non-blocking and lossy when its queue is full; drops are counted).
+    /// Formats once per output kind and writes. Never blocks on the file (lines are batched in
+    /// front of the non-blocking writer, and dropped and counted if it falls far behind).
     pub(crate) fn emit(&self, record: &Record<'_>, scratch: &mut Scratch) {
         if self.console {
             scratch.out.clear();
@@ -31,8 +32,7 @@ impl LogOutputs {
             scratch.out.clear();
             record::format_json(record, scratch);
             if let Some(file) = &self.file {
-                // One write call per line: the non-blocking writer queues it as one message.
-                let _ = file.clone().write_all(scratch.out.as_bytes());
+                file.write_line(scratch.out.as_bytes());
             }
             if let Some(capture) = &self.capture {
                 capture.push_line(&scratch.out);

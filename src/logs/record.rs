@@ -1,7 +1,7 @@
 //! One log event, as every output sees it: the facade's `log_*` calls and `tracing` events both
 //! become a [`Record`] plus a [`Scratch`] holding its message and fields.
 
-use crate::format::{json, text, time};
+use crate::format::{self, json, text, time};
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::Value;
 use std::cell::RefCell;
@@ -180,12 +180,8 @@ pub(crate) fn format_json(record: &Record<'_>, s: &mut Scratch) {
         out.push(':');
         match value {
             FieldValue::Str(r) => json::write_str(out, &text[r.clone()]),
-            FieldValue::I64(v) => {
-                let _ = write!(out, "{v}");
-            }
-            FieldValue::U64(v) => {
-                let _ = write!(out, "{v}");
-            }
+            FieldValue::I64(v) => format::write_i64(out, *v),
+            FieldValue::U64(v) => format::write_u64(out, *v),
             FieldValue::F64(v) => json::write_f64(out, *v),
             FieldValue::Bool(v) => out.push_str(if *v { "true" } else { "false" }),
         }

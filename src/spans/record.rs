@@ -3,22 +3,21 @@
 //! This is a span processor in the SDK's pipeline, so it sees the facade's own spans and the
 //! spans tracing-opentelemetry builds from `tracing` spans alike.
 
-use crate::format::{json, time};
+use crate::format::{self, json, time};
+use crate::logs::file::FileSink;
 use crate::testing::CaptureSinks;
 use opentelemetry::trace::{SpanId, SpanKind, Status};
 use opentelemetry::Context;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 use std::cell::RefCell;
-use std::fmt::Write as _;
-use std::io::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
-use tracing_appender::non_blocking::NonBlocking;
 
 /// Writes span records as JSON lines.
 #[derive(Debug)]
 pub(crate) struct SpanRecordProcessor {
-    pub(crate) file: Option<NonBlocking>,
+    pub(crate) file: Option<Arc<FileSink>>,
     pub(crate) capture: Option<CaptureSinks>,
 }
 
@@ -33,7 +32,7 @@ impl SpanProcessor for SpanRecordProcessor {
             out.clear();
             format_span(&span, out);
             if let Some(file) = &self.file {
-                let _ = file.clone().write_all(out.as_bytes());
+                file.write_line(out.as_bytes());
             }
             if let Some(capture) = &self.capture {
                 capture.push_line(out);
@@ -88,16 +87,17 @@ pub(crate) fn format_span(span: &SpanData, out: &mut String) {
     json::write_str(out, &span.name);
     out.push_str(",\"component\":");
     json::write_str(out, component(span));
-    let _ = write!(
-        out,
-        ",\"trace_id\":\"{}\",\"span_id\":\"{}\",\"parent_span_id\":",
-        sc.trace_id(),
-        sc.span_id()
-    );
+    out.push_str(",\"trace_id\":\"");
+    format::write_hex(out, &sc.trace_id().to_bytes());
+    out.push_str("\",\"span_id\":\"");
+    format::write_hex(out, &sc.span_id().to_bytes());
+    out.push_str("\",\"parent_span_id\":");
     if span.parent_span_id == SpanId::INVALID {
         out.push_str("null");
     } else {
-        let _ = write!(out, "\"{}\"", span.parent_span_id);
+        out.push('"');
+        format::write_hex(out, &span.parent_span_id.to_bytes());
+        out.push('"');
     }
     out.push_str(",\"kind\":\"");
     out.push_str(kind_str(&span.span_kind));
@@ -107,7 +107,8 @@ pub(crate) fn format_span(span: &SpanData, out: &mut String) {
         .end_time
         .duration_since(span.start_time)
         .unwrap_or_default();
-    let _ = write!(out, "\",\"duration_ns\":{}", duration.as_nanos());
+    out.push_str("\",\"duration_ns\":");
+    format::write_u64(out, u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
     match &span.status {
         Status::Unset => out.push_str(",\"status\":\"unset\""),
         Status::Ok => out.push_str(",\"status\":\"ok\""),
