@@ -271,6 +271,14 @@ fn build(mut config: TelemetryConfig) -> Result<Pipeline, Error> {
         })?;
 
     let file = match &config.log_file {
+        Some(file) if file.path.is_none() => {
+            return Err(Error::InvalidSetting {
+                setting: "TelemetryConfig::with_log_rotation / with_max_log_files",
+                value: "no log file".into(),
+                accepted:
+                    "a log file path set with TelemetryConfig::with_log_file(\"logs/app.log\")",
+            })
+        }
         Some(file) => {
             let (writer, guard) = open_log_file(file)?;
             Some(FileSink::new(writer, guard))
@@ -331,7 +339,7 @@ fn open_log_file(
     file: &LogFileConfig,
 ) -> Result<(tracing_appender::non_blocking::NonBlocking, WorkerGuard), Error> {
     use tracing_appender::rolling::{RollingFileAppender, Rotation};
-    let path = &file.path;
+    let path = file.path.as_deref().unwrap_or(std::path::Path::new(""));
     let directory = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => ".".into(),

@@ -26,7 +26,8 @@ pub enum LogRotation {
 /// Where and how the JSON log file is written.
 #[derive(Debug, Clone)]
 pub(crate) struct LogFileConfig {
-    pub(crate) path: PathBuf,
+    /// `None` when only rotation or retention was set, without `with_log_file`.
+    pub(crate) path: Option<PathBuf>,
     pub(crate) rotation: LogRotation,
     pub(crate) max_files: Option<usize>,
 }
@@ -164,11 +165,11 @@ impl TelemetryConfig {
     /// directory, creating it if needed; with rotation, the date goes before the extension.
     pub fn with_log_file(mut self, path: impl Into<PathBuf>) -> Self {
         let file = self.log_file.get_or_insert_with(|| LogFileConfig {
-            path: PathBuf::new(),
+            path: None,
             rotation: LogRotation::Never,
             max_files: None,
         });
-        file.path = path.into();
+        file.path = Some(path.into());
         self
     }
 
@@ -178,7 +179,7 @@ impl TelemetryConfig {
             file.rotation = rotation;
         } else {
             self.log_file = Some(LogFileConfig {
-                path: PathBuf::new(),
+                path: None,
                 rotation,
                 max_files: None,
             });
@@ -192,7 +193,7 @@ impl TelemetryConfig {
             file.max_files = Some(max_files);
         } else {
             self.log_file = Some(LogFileConfig {
-                path: PathBuf::new(),
+                path: None,
                 rotation: LogRotation::Never,
                 max_files: Some(max_files),
             });

@@ -16,6 +16,24 @@ use unitel::{configure_telemetry, get_telemetry, Error, Sampler, TelemetryConfig
 /// A sampled remote parent, as another service would send it.
 const SAMPLED_PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
+/// In the parent: runs test `name` in a child process with `env`, asserts that it ran exactly
+/// that one test and passed, and returns its stdout. In the child: `None`; the caller runs the
+/// body.
+fn run_child(name: &str, env: &[(&str, &str)]) -> Option<String> {
+    let out = support::child(name, env)?;
+    let stdout = support::assert_ok(&out);
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "child {name} did not run exactly one test:\n{stdout}"
+    );
+    Some(stdout)
+}
+
+/// [`run_child`] for tests that need nothing from the child's output: `true` in the parent.
+fn in_parent(name: &str, env: &[(&str, &str)]) -> bool {
+    run_child(name, env).is_some()
+}
+
 /// Configures in this process, expecting an error. Success would install telemetry here, which
 /// the in-process tests must never do.
 fn configure_err(config: TelemetryConfig) -> Error {
@@ -244,8 +262,7 @@ fn the_first_invalid_variable_is_reported_even_with_builder_calls() {
 
 #[test]
 fn empty_values_mean_unset() {
-    if let Some(out) = support::child("empty_values_mean_unset", &[]) {
-        support::assert_ok(&out);
+    if in_parent("empty_values_mean_unset", &[]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -275,27 +292,26 @@ fn empty_values_mean_unset() {
 
 #[test]
 fn valid_resource_attributes_configure() {
-    if let Some(out) = support::child(
+    if in_parent(
         "valid_resource_attributes_configure",
         &[(
             "OTEL_RESOURCE_ATTRIBUTES",
             " team = payments , region=eu%2Dwest,,service.name=from-attrs ",
         )],
     ) {
-        support::assert_ok(&out);
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let guard =
-        configure_telemetry(file_config(TelemetryConfig::from_env(), dir.path())).expect("configure");
+    let guard = configure_telemetry(file_config(TelemetryConfig::from_env(), dir.path()))
+        .expect("configure");
     assert!(get_telemetry("res").trace("s").is_recording());
     guard.shutdown().expect("shutdown");
 }
 
 /// Child body: configure from the environment, start a root span, check whether it records.
 fn root_span_records() -> bool {
-    let guard = configure_telemetry(TelemetryConfig::from_env().with_console(false))
-        .expect("configure");
+    let guard =
+        configure_telemetry(TelemetryConfig::from_env().with_console(false)).expect("configure");
     let telemetry = get_telemetry("x");
     let recording = (0..20)
         .map(|i| telemetry.trace(format!("s{i}")).is_recording())
@@ -310,8 +326,8 @@ fn root_span_records() -> bool {
 
 /// Child body: a span whose parent is a sampled remote context records.
 fn child_of_sampled_parent_records() -> bool {
-    let guard = configure_telemetry(TelemetryConfig::from_env().with_console(false))
-        .expect("configure");
+    let guard =
+        configure_telemetry(TelemetryConfig::from_env().with_console(false)).expect("configure");
     let telemetry = get_telemetry("x");
     let root = telemetry.trace("root").is_recording();
     assert!(!root, "the root span must not record");
@@ -329,11 +345,10 @@ fn child_of_sampled_parent_records() -> bool {
 
 #[test]
 fn sampler_name_is_case_insensitive_always_off() {
-    if let Some(out) = support::child(
+    if in_parent(
         "sampler_name_is_case_insensitive_always_off",
         &[("OTEL_TRACES_SAMPLER", "ALWAYS_OFF")],
     ) {
-        support::assert_ok(&out);
         return;
     }
     assert!(!root_span_records(), "ALWAYS_OFF must record nothing");
@@ -341,11 +356,10 @@ fn sampler_name_is_case_insensitive_always_off() {
 
 #[test]
 fn sampler_name_is_case_insensitive_always_on() {
-    if let Some(out) = support::child(
+    if in_parent(
         "sampler_name_is_case_insensitive_always_on",
         &[("OTEL_TRACES_SAMPLER", "Always_On")],
     ) {
-        support::assert_ok(&out);
         return;
     }
     assert!(root_span_records(), "Always_On must record");
@@ -353,11 +367,10 @@ fn sampler_name_is_case_insensitive_always_on() {
 
 #[test]
 fn sampler_name_with_surrounding_spaces_is_accepted() {
-    if let Some(out) = support::child(
+    if in_parent(
         "sampler_name_with_surrounding_spaces_is_accepted",
         &[("OTEL_TRACES_SAMPLER", " always_off ")],
     ) {
-        support::assert_ok(&out);
         return;
     }
     assert!(!root_span_records());
@@ -365,41 +378,44 @@ fn sampler_name_with_surrounding_spaces_is_accepted() {
 
 #[test]
 fn traceidratio_zero_records_nothing() {
-    if let Some(out) = support::child(
+    if in_parent(
         "traceidratio_zero_records_nothing",
         &[
             ("OTEL_TRACES_SAMPLER", "traceidratio"),
             ("OTEL_TRACES_SAMPLER_ARG", "0"),
         ],
     ) {
-        support::assert_ok(&out);
         return;
     }
-    assert!(!root_span_records(), "traceidratio with arg 0 must record nothing");
+    assert!(
+        !root_span_records(),
+        "traceidratio with arg 0 must record nothing"
+    );
 }
 
 #[test]
 fn traceidratio_one_records_everything() {
-    if let Some(out) = support::child(
+    if in_parent(
         "traceidratio_one_records_everything",
         &[
             ("OTEL_TRACES_SAMPLER", "TraceIdRatio"),
             ("OTEL_TRACES_SAMPLER_ARG", "1.0"),
         ],
     ) {
-        support::assert_ok(&out);
         return;
     }
-    assert!(root_span_records(), "traceidratio with arg 1 must record all");
+    assert!(
+        root_span_records(),
+        "traceidratio with arg 1 must record all"
+    );
 }
 
 #[test]
 fn parentbased_always_off_drops_roots_and_follows_a_sampled_parent() {
-    if let Some(out) = support::child(
+    if in_parent(
         "parentbased_always_off_drops_roots_and_follows_a_sampled_parent",
         &[("OTEL_TRACES_SAMPLER", "parentbased_always_off")],
     ) {
-        support::assert_ok(&out);
         return;
     }
     assert!(
@@ -410,14 +426,13 @@ fn parentbased_always_off_drops_roots_and_follows_a_sampled_parent() {
 
 #[test]
 fn parentbased_traceidratio_zero_drops_roots_and_follows_a_sampled_parent() {
-    if let Some(out) = support::child(
+    if in_parent(
         "parentbased_traceidratio_zero_drops_roots_and_follows_a_sampled_parent",
         &[
             ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
             ("OTEL_TRACES_SAMPLER_ARG", "0"),
         ],
     ) {
-        support::assert_ok(&out);
         return;
     }
     assert!(child_of_sampled_parent_records());
@@ -427,10 +442,10 @@ fn parentbased_traceidratio_zero_drops_roots_and_follows_a_sampled_parent() {
 
 #[test]
 fn sdk_disabled_records_and_prints_nothing() {
-    if let Some(out) =
-        support::child("sdk_disabled_records_and_prints_nothing", &[("OTEL_SDK_DISABLED", "TRUE")])
-    {
-        let stdout = support::assert_ok(&out);
+    if let Some(stdout) = run_child(
+        "sdk_disabled_records_and_prints_nothing",
+        &[("OTEL_SDK_DISABLED", "TRUE")],
+    ) {
         assert!(
             !stdout.contains("disabled-marker"),
             "disabled telemetry printed to stdout:\n{stdout}"
@@ -443,8 +458,9 @@ fn sdk_disabled_records_and_prints_nothing() {
     }
     let dir = tempfile::tempdir().unwrap();
     // Console left at its default (on): nothing may appear anyway.
-    let guard = configure_telemetry(TelemetryConfig::from_env().with_log_file(dir.path().join("app.log")))
-        .expect("configure with OTEL_SDK_DISABLED=TRUE returns Ok");
+    let guard =
+        configure_telemetry(TelemetryConfig::from_env().with_log_file(dir.path().join("app.log")))
+            .expect("configure with OTEL_SDK_DISABLED=TRUE returns Ok");
     let telemetry = get_telemetry("disabled");
     {
         let span = telemetry.trace("s");
@@ -473,8 +489,7 @@ fn sdk_disabled_records_and_prints_nothing() {
 fn console_prints_correlated_lines_when_enabled() {
     // The counterpart of `sdk_disabled_records_and_prints_nothing`: the same calls with
     // telemetry on do reach the child's stdout.
-    if let Some(out) = support::child("console_prints_correlated_lines_when_enabled", &[]) {
-        let stdout = support::assert_ok(&out);
+    if let Some(stdout) = run_child("console_prints_correlated_lines_when_enabled", &[]) {
         let lines = support::console_lines(&stdout);
         for marker in ["enabled-marker-log", "enabled-marker-event"] {
             let line = lines
@@ -499,14 +514,13 @@ fn console_prints_correlated_lines_when_enabled() {
 
 #[test]
 fn builder_sampler_and_service_name_win_over_env() {
-    if let Some(out) = support::child(
+    if in_parent(
         "builder_sampler_and_service_name_win_over_env",
         &[
             ("OTEL_SERVICE_NAME", "from-env"),
             ("OTEL_TRACES_SAMPLER", "always_off"),
         ],
     ) {
-        support::assert_ok(&out);
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -529,18 +543,23 @@ fn builder_sampler_and_service_name_win_over_env() {
     };
     guard.shutdown().expect("shutdown");
     let spans = span_records(dir.path());
-    assert_eq!(one(&spans, "name", "explicit")["trace_id"], trace_id.as_str());
+    assert_eq!(
+        one(&spans, "name", "explicit")["trace_id"],
+        trace_id.as_str()
+    );
     let logs = log_records(dir.path());
-    assert_eq!(one(&logs, "message", "builder-wins")["trace_id"], trace_id.as_str());
+    assert_eq!(
+        one(&logs, "message", "builder-wins")["trace_id"],
+        trace_id.as_str()
+    );
 }
 
 #[test]
 fn builder_enable_wins_over_env_disabled() {
-    if let Some(out) = support::child(
+    if in_parent(
         "builder_enable_wins_over_env_disabled",
         &[("OTEL_SDK_DISABLED", "true")],
     ) {
-        support::assert_ok(&out);
         return;
     }
     let guard = configure_telemetry(
@@ -561,11 +580,10 @@ fn builder_enable_wins_over_env_disabled() {
 
 #[test]
 fn builder_disable_wins_over_env_enabled() {
-    if let Some(out) = support::child(
+    if in_parent(
         "builder_disable_wins_over_env_enabled",
         &[("OTEL_SDK_DISABLED", "false")],
     ) {
-        support::assert_ok(&out);
         return;
     }
     let guard = configure_telemetry(
@@ -580,13 +598,12 @@ fn builder_disable_wins_over_env_enabled() {
 
 #[test]
 fn rust_log_filters_logs() {
-    if let Some(out) = support::child("rust_log_filters_logs", &[("RUST_LOG", "error")]) {
-        support::assert_ok(&out);
+    if in_parent("rust_log_filters_logs", &[("RUST_LOG", "error")]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let guard =
-        configure_telemetry(file_config(TelemetryConfig::from_env(), dir.path())).expect("configure");
+    let guard = configure_telemetry(file_config(TelemetryConfig::from_env(), dir.path()))
+        .expect("configure");
     let telemetry = get_telemetry("filtered");
     telemetry.log_info("info-dropped");
     telemetry.log_error("error-kept");
@@ -598,17 +615,26 @@ fn rust_log_filters_logs() {
         .map(|j| j["message"].as_str().unwrap_or_default().to_owned())
         .collect();
     assert!(messages.contains(&"error-kept".to_owned()), "{messages:?}");
-    assert!(messages.contains(&"event-error-kept".to_owned()), "{messages:?}");
-    assert!(!messages.contains(&"info-dropped".to_owned()), "{messages:?}");
-    assert!(!messages.contains(&"event-info-dropped".to_owned()), "{messages:?}");
+    assert!(
+        messages.contains(&"event-error-kept".to_owned()),
+        "{messages:?}"
+    );
+    assert!(
+        !messages.contains(&"info-dropped".to_owned()),
+        "{messages:?}"
+    );
+    assert!(
+        !messages.contains(&"event-info-dropped".to_owned()),
+        "{messages:?}"
+    );
 }
 
 #[test]
 fn builder_log_filter_wins_over_rust_log() {
-    if let Some(out) =
-        support::child("builder_log_filter_wins_over_rust_log", &[("RUST_LOG", "error")])
-    {
-        support::assert_ok(&out);
+    if in_parent(
+        "builder_log_filter_wins_over_rust_log",
+        &[("RUST_LOG", "error")],
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -625,16 +651,18 @@ fn builder_log_filter_wins_over_rust_log() {
     let logs = log_records(dir.path());
     one(&logs, "message", "info-kept");
     one(&logs, "message", "event-info-kept");
-    assert!(logs.iter().all(|j| j["message"] != "debug-dropped"), "{logs:#?}");
+    assert!(
+        logs.iter().all(|j| j["message"] != "debug-dropped"),
+        "{logs:#?}"
+    );
 }
 
 #[test]
 fn builder_log_filter_wins_over_invalid_rust_log() {
-    if let Some(out) = support::child(
+    if in_parent(
         "builder_log_filter_wins_over_invalid_rust_log",
         &[("RUST_LOG", "info,[[[")],
     ) {
-        support::assert_ok(&out);
         return;
     }
     let guard = configure_telemetry(
@@ -650,8 +678,7 @@ fn builder_log_filter_wins_over_invalid_rust_log() {
 
 #[test]
 fn configuring_twice_is_already_configured() {
-    if let Some(out) = support::child("configuring_twice_is_already_configured", &[]) {
-        support::assert_ok(&out);
+    if in_parent("configuring_twice_is_already_configured", &[]) {
         return;
     }
     let guard = configure_telemetry(TelemetryConfig::new().with_console(false)).expect("first");
@@ -660,8 +687,12 @@ fn configuring_twice_is_already_configured() {
         matches!(second, Err(Error::AlreadyConfigured)),
         "second configure: {second:?}"
     );
-    // Also after the first one shut down, and with an invalid config.
-    assert!(get_telemetry("x").trace("s").is_recording(), "first config still works");
+    // The refused second call leaves the first configuration working.
+    assert!(
+        get_telemetry("x").trace("s").is_recording(),
+        "first config still works"
+    );
+    // Shutting down does not allow configuring again.
     guard.shutdown().expect("shutdown");
     let third = configure_telemetry(TelemetryConfig::new().with_console(false));
     assert!(matches!(third, Err(Error::AlreadyConfigured)), "{third:?}");
@@ -669,9 +700,7 @@ fn configuring_twice_is_already_configured() {
 
 #[test]
 fn another_global_subscriber_is_subscriber_already_set() {
-    if let Some(out) = support::child("another_global_subscriber_is_subscriber_already_set", &[])
-    {
-        support::assert_ok(&out);
+    if in_parent("another_global_subscriber_is_subscriber_already_set", &[]) {
         return;
     }
     tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default())
@@ -690,11 +719,10 @@ fn another_global_subscriber_is_subscriber_already_set() {
 
 #[test]
 fn a_failed_configuration_installs_nothing_and_can_be_corrected() {
-    if let Some(out) = support::child(
+    if in_parent(
         "a_failed_configuration_installs_nothing_and_can_be_corrected",
         &[("OTEL_TRACES_SAMPLER", "sometimes")],
     ) {
-        support::assert_ok(&out);
         return;
     }
     let err = configure_telemetry(TelemetryConfig::from_env().with_console(false)).unwrap_err();
@@ -712,8 +740,7 @@ fn a_failed_configuration_installs_nothing_and_can_be_corrected() {
 
 #[test]
 fn handles_taken_before_configure_work_after_it() {
-    if let Some(out) = support::child("handles_taken_before_configure_work_after_it", &[]) {
-        support::assert_ok(&out);
+    if in_parent("handles_taken_before_configure_work_after_it", &[]) {
         return;
     }
     let telemetry = get_telemetry("early");
@@ -730,11 +757,14 @@ fn handles_taken_before_configure_work_after_it() {
     }
 
     let dir = tempfile::tempdir().unwrap();
-    let guard = configure_telemetry(file_config(TelemetryConfig::new(), dir.path()))
-        .expect("configure");
+    let guard =
+        configure_telemetry(file_config(TelemetryConfig::new(), dir.path())).expect("configure");
     let (trace_id, span_id) = {
         let span = telemetry.trace("after");
-        assert!(span.is_recording(), "a handle taken before configure must record after it");
+        assert!(
+            span.is_recording(),
+            "a handle taken before configure must record after it"
+        );
         telemetry.log_info("hello");
         counter.add(2, &[("k", "v")]);
         histogram.record(3.5, ());
@@ -760,9 +790,7 @@ fn handles_taken_before_configure_work_after_it() {
 
 #[test]
 fn instruments_taken_before_the_pipeline_report_values() {
-    if let Some(out) = support::child("instruments_taken_before_the_pipeline_report_values", &[])
-    {
-        support::assert_ok(&out);
+    if in_parent("instruments_taken_before_the_pipeline_report_values", &[]) {
         return;
     }
     let telemetry = get_telemetry("early");
@@ -793,4 +821,18 @@ fn instruments_taken_before_the_pipeline_report_values() {
     // The same component name later gives the same, working instruments.
     get_telemetry("early").counter("early_total").add(1, ());
     assert_eq!(capture.counter("early", "early_total", &[]), Some(6));
+}
+
+#[test]
+fn rotation_without_a_log_file_names_the_missing_setting() {
+    let err = configure_err(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_log_rotation(unitel::LogRotation::Daily),
+    );
+    match &err {
+        Error::InvalidSetting { setting, .. } => assert!(setting.contains("with_log_rotation")),
+        other => panic!("got {other:?}"),
+    }
+    assert!(err.to_string().contains("with_log_file"), "{err}");
 }

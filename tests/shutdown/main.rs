@@ -16,21 +16,27 @@ use unitel::{configure_telemetry, get_telemetry, Error, TelemetryConfig, Telemet
 /// Spans (each with one log line) per scenario.
 const N: usize = 200;
 
-/// Runs `name` in a child process; in the parent asserts it succeeded without any panic message
-/// and returns `true`. In the child returns `false`, and the caller runs the body.
+/// In the parent: runs test `name` in a child process, asserts that it ran exactly that one
+/// test, passed, and printed no panic message (from any thread), and returns its stdout. In the
+/// child: `None`; the caller runs the body.
+fn run_child(name: &str) -> Option<String> {
+    let out = support::child(name, &[])?;
+    let stdout = support::assert_ok(&out);
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "child {name} did not run exactly one test:\n{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked"),
+        "child {name} panicked somewhere:\n{stderr}"
+    );
+    Some(stdout)
+}
+
+/// [`run_child`] for tests that need nothing from the child's output: `true` in the parent.
 fn parent(name: &str) -> bool {
-    match support::child(name, &[]) {
-        Some(out) => {
-            support::assert_ok(&out);
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                !stderr.contains("panicked"),
-                "child {name} panicked somewhere:\n{stderr}"
-            );
-            true
-        }
-        None => false,
-    }
+    run_child(name).is_some()
 }
 
 fn configure(dir: &Path) -> TelemetryGuard {
@@ -93,7 +99,10 @@ fn assert_everything_flushed(dir: &Path) {
             .find(|j| j["message"] == format!("log-{i}").as_str())
             .unwrap_or_else(|| panic!("no log record log-{i}"));
         assert!(span["trace_id"].is_string(), "{span}");
-        assert_eq!(log["trace_id"], span["trace_id"], "log-{i} not in span-{i}'s trace");
+        assert_eq!(
+            log["trace_id"], span["trace_id"],
+            "log-{i} not in span-{i}'s trace"
+        );
         assert_eq!(log["span_id"], span["span_id"], "log-{i} not in span-{i}");
         assert_eq!(span["parent_span_id"], serde_json::Value::Null, "{span}");
     }
@@ -153,7 +162,7 @@ fn shutdown_flushes_everything_on_multi_thread_runtime() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
+    let guard = rt.block_on(async {
         emit_all_async().await;
         // From a worker thread, not just the block_on thread.
         tokio::spawn(async move {
@@ -164,6 +173,7 @@ fn shutdown_flushes_everything_on_multi_thread_runtime() {
         .expect("shutdown task")
     });
     drop(rt);
+    drop(guard);
     assert_everything_flushed(dir.path());
 }
 
@@ -261,7 +271,10 @@ fn second_shutdown_is_already_shut_down() {
         matches!(second, Err(Error::AlreadyShutDown)),
         "second shutdown: {second:?}"
     );
-    assert!(second.unwrap_err().to_string().contains("already shut down"));
+    assert!(second
+        .unwrap_err()
+        .to_string()
+        .contains("already shut down"));
     let third = guard.shutdown();
     assert!(matches!(third, Err(Error::AlreadyShutDown)), "{third:?}");
     drop(guard);
@@ -269,11 +282,24 @@ fn second_shutdown_is_already_shut_down() {
 
 #[test]
 fn recording_after_shutdown_is_a_silent_no_op() {
-    if parent("recording_after_shutdown_is_a_silent_no_op") {
+    if let Some(stdout) = run_child("recording_after_shutdown_is_a_silent_no_op") {
+        let lines = support::console_lines(&stdout);
+        assert!(
+            lines.iter().any(|l| l.contains("log-0")),
+            "the log before shutdown is not on the console:\n{stdout}"
+        );
+        let late: Vec<_> = lines
+            .iter()
+            .filter(|l| l.contains("after-shutdown") || l.contains("log-1"))
+            .collect();
+        assert!(late.is_empty(), "printed after shutdown: {late:#?}");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let guard = configure(dir.path());
+    // Console on as well: nothing may be printed after shutdown either.
+    let guard =
+        configure_telemetry(TelemetryConfig::new().with_log_file(dir.path().join("app.log")))
+            .expect("configure");
     let telemetry = get_telemetry("late");
     let counter = telemetry.counter("late_total");
     let histogram = telemetry.histogram("late_ms");
@@ -296,7 +322,8 @@ fn recording_after_shutdown_is_a_silent_no_op() {
         histogram.record(1.0, ());
         gauge.set(2.0, ());
         telemetry.counter("new_after_shutdown_total").add(1, ());
-        let _late_observable = telemetry.observable_gauge("late_observable_2", |g| g.observe(1.0, ()));
+        let _late_observable =
+            telemetry.observable_gauge("late_observable_2", |g| g.observe(1.0, ()));
         tracing::info!("after-shutdown-event");
         tracing::info_span!("after-shutdown-tracing-span")
             .in_scope(|| tracing::error!("after-shutdown-event-in-span"));
@@ -330,7 +357,10 @@ fn shutdown_timeout_is_respected_on_current_thread_runtime() {
         let started = Instant::now();
         let result = guard.shutdown();
         let elapsed = started.elapsed();
-        assert!(elapsed < Duration::from_secs(2), "shutdown took {elapsed:?}");
+        assert!(
+            elapsed < Duration::from_secs(2),
+            "shutdown took {elapsed:?}"
+        );
         assert!(
             matches!(result, Ok(()) | Err(Error::ShutdownTimeout { .. })),
             "{result:?}"
@@ -386,10 +416,15 @@ fn shutdown_gives_up_after_the_timeout_when_the_file_is_stuck() {
         let started = Instant::now();
         let result = guard.shutdown();
         let elapsed = started.elapsed();
-        assert!(elapsed < Duration::from_secs(2), "shutdown took {elapsed:?}");
+        assert!(
+            elapsed < Duration::from_secs(2),
+            "shutdown took {elapsed:?}"
+        );
         match result {
             Err(Error::ShutdownTimeout { timeout: t }) => assert_eq!(t, timeout),
-            other => panic!("expected ShutdownTimeout after {timeout:?}, got {other:?} after {elapsed:?}"),
+            other => panic!(
+                "expected ShutdownTimeout after {timeout:?}, got {other:?} after {elapsed:?}"
+            ),
         }
     });
     drop(rt);
