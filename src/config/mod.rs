@@ -24,7 +24,7 @@ pub enum LogRotation {
 }
 
 /// Where and how the JSON log file is written.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct LogFileConfig {
     /// `None` when only rotation or retention was set, without `with_log_file`.
     pub(crate) path: Option<PathBuf>,
@@ -164,40 +164,19 @@ impl TelemetryConfig {
     /// per closed span (see `docs/log-format.md`). `logs/orders.log` writes to the `logs`
     /// directory, creating it if needed; with rotation, the date goes before the extension.
     pub fn with_log_file(mut self, path: impl Into<PathBuf>) -> Self {
-        let file = self.log_file.get_or_insert_with(|| LogFileConfig {
-            path: None,
-            rotation: LogRotation::Never,
-            max_files: None,
-        });
-        file.path = Some(path.into());
+        self.log_file.get_or_insert_with(Default::default).path = Some(path.into());
         self
     }
 
     /// How often the JSON log file rotates (default [`LogRotation::Never`]).
     pub fn with_log_rotation(mut self, rotation: LogRotation) -> Self {
-        if let Some(file) = self.log_file.as_mut() {
-            file.rotation = rotation;
-        } else {
-            self.log_file = Some(LogFileConfig {
-                path: None,
-                rotation,
-                max_files: None,
-            });
-        }
+        self.log_file.get_or_insert_with(Default::default).rotation = rotation;
         self
     }
 
     /// How many rotated log files are kept; older ones are deleted (default: all).
     pub fn with_max_log_files(mut self, max_files: usize) -> Self {
-        if let Some(file) = self.log_file.as_mut() {
-            file.max_files = Some(max_files);
-        } else {
-            self.log_file = Some(LogFileConfig {
-                path: None,
-                rotation: LogRotation::Never,
-                max_files: Some(max_files),
-            });
-        }
+        self.log_file.get_or_insert_with(Default::default).max_files = Some(max_files);
         self
     }
 
