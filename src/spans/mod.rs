@@ -54,7 +54,7 @@ impl std::fmt::Debug for Span {
 #[must_use = "a SpanBuilder does nothing until `.start()`"]
 #[derive(Debug)]
 pub struct SpanBuilder {
-    component: Option<std::sync::Arc<Component>>,
+    component: std::sync::Arc<Component>,
     name: Cow<'static, str>,
     kind: SpanKind,
     attributes: Vec<KeyValue>,
@@ -64,7 +64,7 @@ pub struct SpanBuilder {
 impl SpanBuilder {
     pub(crate) fn new(component: &std::sync::Arc<Component>, name: Cow<'static, str>) -> Self {
         SpanBuilder {
-            component: pipeline::active().map(|_| component.clone()),
+            component: component.clone(),
             name,
             kind: SpanKind::Internal,
             attributes: Vec::new(),
@@ -74,18 +74,14 @@ impl SpanBuilder {
 
     /// Adds an attribute, visible to the sampler.
     pub fn attr(mut self, key: impl IntoKey, value: impl IntoValue) -> Self {
-        if self.component.is_some() {
-            self.attributes
-                .push(KeyValue::new(key.to_key(), value.to_value()));
-        }
+        self.attributes
+            .push(KeyValue::new(key.to_key(), value.to_value()));
         self
     }
 
     /// Adds several attributes, visible to the sampler.
     pub fn attrs(mut self, attrs: impl Attributes) -> Self {
-        if self.component.is_some() {
-            self.attributes.extend(attributes::collect(&attrs));
-        }
+        self.attributes.extend(attributes::collect(&attrs));
         self
     }
 
@@ -104,24 +100,10 @@ impl SpanBuilder {
 
     /// Starts the span and makes it current.
     pub fn start(self) -> Span {
-        let Some(component) = self.component else {
-            return Span::noop();
-        };
-        let Some(tracer) = component.tracer() else {
-            return Span::noop();
-        };
-        let parent = self.parent.unwrap_or_else(Context::current);
         let builder = opentelemetry::trace::SpanBuilder::from_name(self.name)
             .with_kind(self.kind)
             .with_attributes(self.attributes);
-        let span = tracer.build_with_context(builder, &parent);
-        let cx = parent.with_span(span);
-        Span {
-            inner: Some(Live {
-                _attached: cx.clone().attach(),
-                cx,
-            }),
-        }
+        Span::build(&self.component, builder, self.parent)
     }
 }
 
@@ -134,21 +116,32 @@ impl Span {
     /// Starts a span of `component` with `attrs` and makes it current.
     #[inline]
     pub(crate) fn start(
-        component: &std::sync::Arc<Component>,
+        component: &Component,
         name: Cow<'static, str>,
         attrs: &(impl Attributes + ?Sized),
     ) -> Span {
         if pipeline::active().is_none() {
             return Span::noop();
         }
-        let Some(tracer) = component.tracer() else {
-            return Span::noop();
-        };
-        let parent = Context::current();
         let mut builder = opentelemetry::trace::SpanBuilder::from_name(name);
         if attrs.len_hint() > 0 {
             builder = builder.with_attributes(attributes::collect(attrs));
         }
+        Span::build(component, builder, None)
+    }
+
+    /// Starts the span described by `builder` under `parent` (the current context when `None`)
+    /// and attaches it; a no-op span while telemetry is not running.
+    fn build(
+        component: &Component,
+        builder: opentelemetry::trace::SpanBuilder,
+        parent: Option<Context>,
+    ) -> Span {
+        let tracer = match (pipeline::active(), component.tracer()) {
+            (Some(_), Some(tracer)) => tracer,
+            _ => return Span::noop(),
+        };
+        let parent = parent.unwrap_or_else(Context::current);
         let span = tracer.build_with_context(builder, &parent);
         let cx = parent.with_span(span);
         Span {
