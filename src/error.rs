@@ -49,6 +49,32 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An exporter could not be built (bad endpoint, TLS setup, no thread for its runtime).
+    #[error("cannot build the {signal} exporter: check the OTLP endpoint and protocol settings")]
+    Exporter {
+        /// `traces`, `metrics`, `logs`, or `all`.
+        signal: &'static str,
+        /// The exporter's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// The Prometheus endpoint cannot listen on its address.
+    #[error("TelemetryConfig::with_prometheus: cannot listen on {addr}: is the port taken? use another address, or port 0 for any free port")]
+    Prometheus {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A setting needs a cargo feature that is not enabled.
+    #[error("{setting} needs the `{feature}` feature of unitel: enable it in Cargo.toml")]
+    FeatureDisabled {
+        /// The feature, e.g. `otlp`.
+        feature: &'static str,
+        /// The setting that asked for it.
+        setting: &'static str,
+    },
     /// `configure_telemetry` ran before in this process; telemetry is configured once.
     #[error("configure_telemetry was already called in this process: configure telemetry once, at start-up, and keep the guard")]
     AlreadyConfigured,

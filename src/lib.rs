@@ -66,6 +66,7 @@ mod attributes;
 mod config;
 mod diagnostics;
 mod error;
+mod export;
 mod format;
 mod handle;
 mod logs;
@@ -78,6 +79,11 @@ pub use crate::attributes::{Attributes, IntoKey, IntoValue};
 pub use crate::config::{LogRotation, Sampler, TelemetryConfig};
 pub use crate::diagnostics::{dropped, DropReason, Signal};
 pub use crate::error::Error;
+#[cfg(feature = "prometheus")]
+pub use crate::export::prometheus::{prometheus_text, PrometheusText};
+pub use crate::export::settings::{
+    BatchSettings, Exporter, OtlpCompression, OtlpProtocol, OtlpSettings,
+};
 pub use crate::handle::{get_telemetry, UnifiedTelemetry};
 pub use crate::metrics::{
     Counter, Gauge, GaugeObserver, Histogram, InstrumentOptions, ObservableGauge, UpDownCounter,
@@ -96,12 +102,12 @@ pub use tracing_opentelemetry;
 /// The current trace id (32 lowercase hex digits) of the active span — the facade's or a
 /// `tracing` span — or `None` outside any span.
 pub fn current_trace_id() -> Option<String> {
-    logs::layer::current_ids().map(|(t, _)| t.to_string())
+    logs::layer::current_ids().map(|ids| ids.trace_id.to_string())
 }
 
 /// The current span id (16 lowercase hex digits), or `None` outside any span.
 pub fn current_span_id() -> Option<String> {
-    logs::layer::current_ids().map(|(_, s)| s.to_string())
+    logs::layer::current_ids().map(|ids| ids.span_id.to_string())
 }
 
 /// The README's code blocks, compiled as doctests.

@@ -147,6 +147,28 @@ fn valid(name: &str, value: f64, allow_negative: bool) -> bool {
     false
 }
 
+/// Collects measurement attributes. With Prometheus on, keys are made valid label names first
+/// (the upstream exporter lets `a:b`, `1abc` and `__x` through, and promtool then rejects the
+/// whole scrape); the renaming applies to every exporter, so all see the same series.
+#[inline]
+fn metric_attrs(attrs: &(impl Attributes + ?Sized)) -> attributes::AttrVec {
+    #[allow(unused_mut)]
+    let mut collected = attributes::collect(attrs);
+    #[cfg(feature = "prometheus")]
+    if pipeline::active().is_some_and(|p| p.sanitize_metric_keys) {
+        for kv in collected.iter_mut() {
+            if let Some(valid) = crate::export::prometheus::sanitize_label(kv.key.as_str()) {
+                let original = kv.key.to_string();
+                crate::diagnostics::report_once(&format!("label:{original}"), &|| {
+                    format!("metric attribute key {original:?} is not a valid Prometheus label name; it is recorded as {valid:?}")
+                });
+                kv.key = opentelemetry::Key::new(valid);
+            }
+        }
+    }
+    collected
+}
+
 /// A monotonic `u64` counter (Prometheus: `<name>_total`).
 #[derive(Debug, Clone)]
 pub struct Counter(pub(crate) Arc<Cell<otel::Counter<u64>>>);
@@ -159,7 +181,7 @@ impl Counter {
             .0
             .sdk(|m, cell| apply_options!(m.u64_counter(cell.name.clone()), cell).build())
         {
-            c.add(value, &attributes::collect(&attrs));
+            c.add(value, &metric_attrs(&attrs));
         }
     }
 }
@@ -176,7 +198,7 @@ impl UpDownCounter {
             .0
             .sdk(|m, cell| apply_options!(m.i64_up_down_counter(cell.name.clone()), cell).build())
         {
-            c.add(value, &attributes::collect(&attrs));
+            c.add(value, &metric_attrs(&attrs));
         }
     }
 }
@@ -199,7 +221,7 @@ impl Histogram {
             return;
         };
         if valid(&self.0.name, value, false) {
-            h.record(value, &attributes::collect(&attrs));
+            h.record(value, &metric_attrs(&attrs));
         }
     }
 }
@@ -219,7 +241,7 @@ impl Gauge {
             return;
         };
         if valid(&self.0.name, value, true) {
-            g.record(value, &attributes::collect(&attrs));
+            g.record(value, &metric_attrs(&attrs));
         }
     }
 }
@@ -246,7 +268,7 @@ impl GaugeObserver<'_> {
     /// counted.
     pub fn observe(&self, value: f64, attrs: impl Attributes) {
         if valid(self.name, value, true) {
-            self.inner.observe(value, &attributes::collect(&attrs));
+            self.inner.observe(value, &metric_attrs(&attrs));
         }
     }
 }

@@ -33,6 +33,9 @@ pub(crate) struct Pipeline {
     pub(crate) logs: LogOutputs,
     dispatch: Option<Dispatch>,
     file: Option<Arc<FileSink>>,
+    pub(crate) exports: crate::export::Exports,
+    /// Metric attribute keys are made valid Prometheus label names (Prometheus is on).
+    pub(crate) sanitize_metric_keys: bool,
     shutdown_timeout: Duration,
 }
 
@@ -115,6 +118,11 @@ pub struct TelemetryGuard {
 }
 
 impl TelemetryGuard {
+    /// Where the Prometheus `/metrics` endpoint listens, when it is on (useful with port 0).
+    pub fn prometheus_addr(&self) -> Option<std::net::SocketAddr> {
+        PIPELINE.get()?.exports.prometheus_addr()
+    }
+
     /// Flushes spans, metrics and logs and shuts the pipeline down, waiting at most the
     /// shutdown timeout. A second call returns [`Error::AlreadyShutDown`].
     pub fn shutdown(&self) -> Result<(), Error> {
@@ -172,6 +180,14 @@ impl Pipeline {
             if let Err(source) = mp.shutdown_with_timeout(timeout) {
                 result = result.and(Err(Error::Shutdown {
                     what: "metrics",
+                    source,
+                }));
+            }
+        }
+        if let Some(otel) = &self.logs.otel {
+            if let Err(source) = otel.provider.shutdown_with_timeout(timeout) {
+                result = result.and(Err(Error::Shutdown {
+                    what: "logs",
                     source,
                 }));
             }
@@ -243,9 +259,12 @@ fn build(mut config: TelemetryConfig) -> Result<Pipeline, Error> {
                 console: false,
                 file: None,
                 capture: None,
+                otel: None,
             },
             dispatch: None,
             file: None,
+            exports: Default::default(),
+            sanitize_metric_keys: false,
             shutdown_timeout,
         });
     }
@@ -295,18 +314,26 @@ fn build(mut config: TelemetryConfig) -> Result<Pipeline, Error> {
         tracer_builder = tracer_builder.with_span_processor(SpanRecordProcessor {
             file: file.clone(),
             capture: capture.clone(),
+            stdout: false,
         });
     }
     if let Some(capture) = &capture {
         tracer_builder = tracer_builder.with_span_processor(capture.span_processor());
     }
-    let tracer_provider = tracer_builder.build();
-
-    let mut meter_builder = SdkMeterProvider::builder().with_resource(resource);
+    let mut meter_builder = SdkMeterProvider::builder().with_resource(resource.clone());
     if let Some(capture) = &capture {
         meter_builder = meter_builder.with_reader(capture.metric_reader());
     }
+    let (tracer_builder, meter_builder, mut exports) = crate::export::build(
+        &config.resolved_export(),
+        &resource,
+        tracer_builder,
+        meter_builder,
+    )?;
+    let tracer_provider = tracer_builder.build();
     let meter_provider = meter_builder.build();
+    crate::export::register_self_metrics(&meter_provider);
+    let sanitize_metric_keys = exports.prometheus_addr().is_some();
 
     let otel_layer = {
         use opentelemetry::trace::TracerProvider as _;
@@ -325,12 +352,18 @@ fn build(mut config: TelemetryConfig) -> Result<Pipeline, Error> {
         tracer_provider: Some(tracer_provider),
         meter_provider: Some(meter_provider),
         logs: LogOutputs {
-            console: config.console_enabled(),
+            console: config.console_enabled() || exports.console_logs,
             file: file.clone(),
             capture,
+            otel: exports
+                .logger_provider
+                .take()
+                .map(crate::logs::OtelLogs::new),
         },
         dispatch: Some(Dispatch::new(subscriber)),
         file,
+        exports,
+        sanitize_metric_keys,
         shutdown_timeout,
     })
 }

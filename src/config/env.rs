@@ -50,6 +50,7 @@ fn try_apply(
     if let Some(v) = get("RUST_LOG") {
         config.log_filter = Some(v);
     }
+    config.env_export = crate::export::settings::from_env(get)?;
     Ok(())
 }
 
@@ -98,7 +99,7 @@ pub(crate) fn parse_resource_attributes(value: &str) -> Result<Vec<KeyValue>, Er
     Ok(out)
 }
 
-fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -3,10 +3,13 @@
 mod env;
 mod sampler;
 
+pub(crate) use self::env::percent_decode;
 pub use self::sampler::Sampler;
 pub(crate) use self::sampler::SAMPLER_NAMES;
 
+use crate::export::settings::{BatchSettings, ExportSettings, Exporter, OtlpSettings};
 use opentelemetry::KeyValue;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -52,6 +55,15 @@ pub(crate) struct LogFileConfig {
 /// | files kept | [`with_max_log_files`](Self::with_max_log_files) | — | all |
 /// | log filter | [`with_log_filter`](Self::with_log_filter) | `RUST_LOG` | `info` |
 /// | shutdown timeout | [`with_shutdown_timeout`](Self::with_shutdown_timeout) | — | 5 s |
+/// | OTLP (all signals) | [`with_otlp`](Self::with_otlp), [`with_otlp_endpoint`](Self::with_otlp_endpoint) | `OTEL_EXPORTER_OTLP_*` | no endpoint: nothing pushed |
+/// | OTLP per signal | [`with_otlp_traces`](Self::with_otlp_traces), [`with_otlp_metrics`](Self::with_otlp_metrics), [`with_otlp_logs`](Self::with_otlp_logs) | `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_*` | the generic settings |
+/// | exporters per signal | [`with_traces_exporter`](Self::with_traces_exporter), [`with_metrics_exporter`](Self::with_metrics_exporter), [`with_logs_exporter`](Self::with_logs_exporter) | `OTEL_TRACES_EXPORTER`, `OTEL_METRICS_EXPORTER`, `OTEL_LOGS_EXPORTER` | `otlp` when an endpoint is set |
+/// | metric push interval | [`with_metric_export_interval`](Self::with_metric_export_interval) | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | 60 s |
+/// | span batching | [`with_batch_span_processor`](Self::with_batch_span_processor) | `OTEL_BSP_*` | see [`BatchSettings`] |
+/// | log batching | [`with_batch_log_processor`](Self::with_batch_log_processor) | `OTEL_BLRP_*` | see [`BatchSettings`] |
+/// | Prometheus `/metrics` | [`with_prometheus`](Self::with_prometheus) | `OTEL_METRICS_EXPORTER=prometheus`, `OTEL_EXPORTER_PROMETHEUS_HOST`/`_PORT` | off; `127.0.0.1:9464` when asked for |
+///
+/// The full list, with examples: `docs/configuration.md`.
 #[derive(Debug, Default)]
 pub struct TelemetryConfig {
     pub(crate) disabled: bool,
@@ -65,6 +77,10 @@ pub struct TelemetryConfig {
     pub(crate) log_file: Option<LogFileConfig>,
     pub(crate) log_filter: Option<String>,
     pub(crate) shutdown_timeout: Option<Duration>,
+    /// Export settings from the environment.
+    pub(crate) env_export: ExportSettings,
+    /// Export settings from the builder; they win over `env_export` field by field.
+    pub(crate) export: ExportSettings,
     /// Builder values, kept apart so they win over the environment read later or earlier.
     pub(crate) explicit: Explicit,
     /// The first invalid environment value, reported by `configure_telemetry`.
@@ -191,6 +207,86 @@ impl TelemetryConfig {
     pub fn with_shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = Some(timeout);
         self
+    }
+
+    /// OTLP settings for all signals (endpoint, protocol, headers, timeout, compression).
+    pub fn with_otlp(mut self, settings: OtlpSettings) -> Self {
+        self.export.otlp = settings;
+        self
+    }
+
+    /// Pushes traces, metrics and logs to this OTLP endpoint (`http://127.0.0.1:4318` for
+    /// http/protobuf, `http://127.0.0.1:4317` with `OtlpProtocol::Grpc`).
+    pub fn with_otlp_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.export.otlp.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// OTLP settings for traces only; they win over [`with_otlp`](Self::with_otlp).
+    pub fn with_otlp_traces(mut self, settings: OtlpSettings) -> Self {
+        self.export.traces = settings;
+        self
+    }
+
+    /// OTLP settings for metrics only.
+    pub fn with_otlp_metrics(mut self, settings: OtlpSettings) -> Self {
+        self.export.metrics = settings;
+        self
+    }
+
+    /// OTLP settings for logs only.
+    pub fn with_otlp_logs(mut self, settings: OtlpSettings) -> Self {
+        self.export.logs = settings;
+        self
+    }
+
+    /// Where spans go: any of `Otlp`, `Console`, `None`.
+    pub fn with_traces_exporter(mut self, exporters: &[Exporter]) -> Self {
+        self.export.traces_exporter = Some(exporters.to_vec());
+        self
+    }
+
+    /// Where metrics go: any of `Otlp`, `Prometheus`, `Console`, `None`.
+    pub fn with_metrics_exporter(mut self, exporters: &[Exporter]) -> Self {
+        self.export.metrics_exporter = Some(exporters.to_vec());
+        self
+    }
+
+    /// Where logs go: any of `Otlp`, `Console`, `None`.
+    pub fn with_logs_exporter(mut self, exporters: &[Exporter]) -> Self {
+        self.export.logs_exporter = Some(exporters.to_vec());
+        self
+    }
+
+    /// How often metrics are pushed by OTLP (default 60 s).
+    pub fn with_metric_export_interval(mut self, interval: Duration) -> Self {
+        self.export.metric_export_interval = Some(interval);
+        self
+    }
+
+    /// Batching of spans before export.
+    pub fn with_batch_span_processor(mut self, settings: BatchSettings) -> Self {
+        self.export.bsp = settings;
+        self
+    }
+
+    /// Batching of log records before export.
+    pub fn with_batch_log_processor(mut self, settings: BatchSettings) -> Self {
+        self.export.blrp = settings;
+        self
+    }
+
+    /// Serves `GET /metrics` for Prometheus on `addr` (use `127.0.0.1:9464`; port 0 picks a
+    /// free port, see [`TelemetryGuard::prometheus_addr`](crate::TelemetryGuard::prometheus_addr)).
+    /// It listens on all interfaces only if you pass `0.0.0.0`.
+    pub fn with_prometheus(mut self, addr: impl Into<SocketAddr>) -> Self {
+        self.export.prometheus = Some(addr.into());
+        self
+    }
+
+    /// The export settings in force: builder values over the environment's.
+    pub(crate) fn resolved_export(&self) -> ExportSettings {
+        self.export.or(&self.env_export)
     }
 
     /// Sends everything to an in-memory capture as well (used by [`crate::testing`]).

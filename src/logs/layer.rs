@@ -3,7 +3,7 @@
 
 use super::{with_scratch, FieldValue, Record, Scratch};
 use crate::pipeline;
-use opentelemetry::trace::{SpanId, TraceContextExt, TraceId};
+use opentelemetry::trace::{SpanId, TraceContextExt, TraceFlags, TraceId};
 use std::sync::OnceLock;
 use tracing::dispatcher::WeakDispatch;
 use tracing::field::{Field, Visit};
@@ -20,22 +20,37 @@ pub(crate) struct EventLayer {
 
 /// The ids of the span that is current on this thread, whether it was started by the facade
 /// or by `tracing` (tracing-opentelemetry makes an entered span's context current).
-pub(crate) fn current_ids() -> Option<(TraceId, SpanId)> {
-    opentelemetry::Context::map_current(|cx| {
-        let sc = cx.span().span_context().clone();
-        sc.is_valid().then(|| (sc.trace_id(), sc.span_id()))
-    })
+pub(crate) fn current_ids() -> Option<Ids> {
+    opentelemetry::Context::map_current(|cx| Ids::of(cx.span().span_context()))
+}
+
+/// The trace and span a log event belongs to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ids {
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
+    pub(crate) flags: TraceFlags,
+}
+
+impl Ids {
+    fn of(sc: &opentelemetry::trace::SpanContext) -> Option<Ids> {
+        sc.is_valid().then(|| Ids {
+            trace_id: sc.trace_id(),
+            span_id: sc.span_id(),
+            flags: sc.trace_flags(),
+        })
+    }
 }
 
 impl EventLayer {
-    fn ids(&self, event: &Event<'_>) -> Option<(TraceId, SpanId)> {
+    fn ids(&self, event: &Event<'_>) -> Option<Ids> {
         if let Some(parent) = event.parent() {
             // An explicit parent: ask tracing-opentelemetry for that span's context, the
             // supported way (its `OtelData` is private).
             let dispatch = self.dispatch.get()?.upgrade()?;
             let cx = tracing_opentelemetry::get_otel_context(parent, &dispatch)?;
-            let sc = cx.span().span_context().clone();
-            sc.is_valid().then(|| (sc.trace_id(), sc.span_id()))
+            let ids = Ids::of(cx.span().span_context());
+            ids
         } else if event.is_contextual() {
             current_ids()
         } else {

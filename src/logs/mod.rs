@@ -3,8 +3,10 @@
 
 pub(crate) mod file;
 pub(crate) mod layer;
+mod otel;
 pub(crate) mod record;
 
+pub(crate) use self::otel::OtelLogs;
 pub(crate) use self::record::{with_scratch, FieldValue, Record, Scratch};
 
 use crate::testing::CaptureSinks;
@@ -17,6 +19,8 @@ pub(crate) struct LogOutputs {
     pub(crate) console: bool,
     pub(crate) file: Option<Arc<file::FileSink>>,
     pub(crate) capture: Option<CaptureSinks>,
+    /// OTLP log export.
+    pub(crate) otel: Option<otel::OtelLogs>,
 }
 
 impl LogOutputs {
@@ -37,6 +41,9 @@ impl LogOutputs {
             if let Some(capture) = &self.capture {
                 capture.push_line(&scratch.out);
             }
+        }
+        if let Some(otel) = &self.otel {
+            otel.emit(record, scratch);
         }
     }
 }

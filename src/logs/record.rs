@@ -2,7 +2,6 @@
 //! become a [`Record`] plus a [`Scratch`] holding its message and fields.
 
 use crate::format::{self, json, text, time};
-use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::Value;
 use std::cell::RefCell;
 use std::fmt::Write;
@@ -17,7 +16,7 @@ pub(crate) struct Record<'a> {
     pub(crate) level: Level,
     pub(crate) target: &'a str,
     pub(crate) component: &'a str,
-    pub(crate) ids: Option<(TraceId, SpanId)>,
+    pub(crate) ids: Option<super::layer::Ids>,
 }
 
 /// A field's value; strings live in [`Scratch::text`].
@@ -133,7 +132,7 @@ pub(crate) fn with_scratch(f: impl FnOnce(&mut Scratch)) {
     }
 }
 
-fn level_str(level: Level) -> &'static str {
+pub(crate) fn level_str(level: Level) -> &'static str {
     match level {
         Level::TRACE => "TRACE",
         Level::DEBUG => "DEBUG",
@@ -163,11 +162,12 @@ pub(crate) fn format_json(record: &Record<'_>, s: &mut Scratch) {
     out.push_str(",\"message\":");
     json::write_str(out, message);
     match record.ids {
-        Some((trace_id, span_id)) => {
-            let _ = write!(
-                out,
-                ",\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\""
-            );
+        Some(ids) => {
+            out.push_str(",\"trace_id\":\"");
+            format::write_hex(out, &ids.trace_id.to_bytes());
+            out.push_str("\",\"span_id\":\"");
+            format::write_hex(out, &ids.span_id.to_bytes());
+            out.push('"');
         }
         None => out.push_str(",\"trace_id\":null,\"span_id\":null"),
     }
@@ -248,8 +248,12 @@ pub(crate) fn format_console(record: &Record<'_>, s: &mut Scratch) {
         }
         text::write_value(out, &chain);
     }
-    if let Some((trace_id, span_id)) = record.ids {
-        let _ = write!(out, " [trace:{trace_id}] [span:{span_id}]");
+    if let Some(ids) = record.ids {
+        out.push_str(" [trace:");
+        format::write_hex(out, &ids.trace_id.to_bytes());
+        out.push_str("] [span:");
+        format::write_hex(out, &ids.span_id.to_bytes());
+        out.push(']');
     }
     out.push('\n');
 }

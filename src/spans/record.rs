@@ -19,6 +19,19 @@ use std::time::Duration;
 pub(crate) struct SpanRecordProcessor {
     pub(crate) file: Option<Arc<FileSink>>,
     pub(crate) capture: Option<CaptureSinks>,
+    /// `OTEL_TRACES_EXPORTER=console`: the records go to standard output too.
+    pub(crate) stdout: bool,
+}
+
+impl SpanRecordProcessor {
+    /// The `console` trace exporter: span records on standard output.
+    pub(crate) fn stdout() -> Self {
+        SpanRecordProcessor {
+            file: None,
+            capture: None,
+            stdout: true,
+        }
+    }
 }
 
 impl SpanProcessor for SpanRecordProcessor {
@@ -36,6 +49,10 @@ impl SpanProcessor for SpanRecordProcessor {
             }
             if let Some(capture) = &self.capture {
                 capture.push_line(out);
+            }
+            if self.stdout {
+                use std::io::Write as _;
+                let _ = std::io::stdout().lock().write_all(out.as_bytes());
             }
         };
         let _ = BUF.try_with(|buf| match buf.try_borrow_mut() {

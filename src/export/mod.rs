@@ -1,0 +1,273 @@
+//! Export: OTLP push (traces, metrics, logs), Prometheus pull, console exporters, and the
+//! crate's own `unitel.dropped` counter.
+
+mod console;
+#[cfg(feature = "otlp")]
+mod otlp;
+#[cfg(feature = "prometheus")]
+pub(crate) mod prometheus;
+#[cfg(feature = "otlp")]
+mod runtime;
+pub(crate) mod settings;
+
+use crate::diagnostics::{dropped, DropReason, Signal};
+use crate::spans::record::SpanRecordProcessor;
+use crate::Error;
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::metrics::{MeterProviderBuilder, PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::TracerProviderBuilder;
+use opentelemetry_sdk::Resource;
+use settings::{ExportSettings, Exporter};
+use std::time::Duration;
+
+/// What the export settings produced, kept by the pipeline.
+#[derive(Debug, Default)]
+pub(crate) struct Exports {
+    pub(crate) logger_provider: Option<SdkLoggerProvider>,
+    /// `OTEL_LOGS_EXPORTER=console`: the correlated console lines, whatever `with_console` says.
+    pub(crate) console_logs: bool,
+    #[cfg(feature = "prometheus")]
+    pub(crate) prometheus: Option<prometheus::Prometheus>,
+    #[cfg(feature = "otlp")]
+    runtime: Option<std::sync::Arc<runtime::ExportRuntime>>,
+}
+
+impl Exports {
+    /// Where `/metrics` is served, if anywhere.
+    pub(crate) fn prometheus_addr(&self) -> Option<std::net::SocketAddr> {
+        #[cfg(feature = "prometheus")]
+        {
+            self.prometheus.as_ref().and_then(|p| p.addr)
+        }
+        #[cfg(not(feature = "prometheus"))]
+        None
+    }
+}
+
+#[cfg(any(not(feature = "otlp"), not(feature = "prometheus")))]
+fn feature_missing(feature: &'static str, setting: &'static str) -> Error {
+    Error::FeatureDisabled { feature, setting }
+}
+
+/// The exporters of one signal: the configured list, else OTLP (implicitly: only when an
+/// endpoint is set).
+fn selection(list: &Option<Vec<Exporter>>) -> (Vec<Exporter>, bool) {
+    match list {
+        Some(list) => (list.clone(), true),
+        None => (vec![Exporter::Otlp], false),
+    }
+}
+
+/// Adds the configured exporters to the providers being built.
+pub(crate) fn build(
+    settings: &ExportSettings,
+    resource: &Resource,
+    mut tracer: TracerProviderBuilder,
+    mut meter: MeterProviderBuilder,
+) -> Result<(TracerProviderBuilder, MeterProviderBuilder, Exports), Error> {
+    let mut exports = Exports::default();
+
+    let (traces, explicit) = selection(&settings.traces_exporter);
+    for exporter in traces {
+        match exporter {
+            Exporter::Otlp => {
+                #[cfg(feature = "otlp")]
+                if let Some(target) = otlp::resolve(
+                    otlp::Kind::Traces,
+                    &settings.traces,
+                    &settings.otlp,
+                    explicit,
+                ) {
+                    let rt = exports.runtime()?;
+                    let in_flight = std::sync::Arc::default();
+                    let mut exporter =
+                        otlp::span_exporter(&target, &rt, std::sync::Arc::clone(&in_flight))?;
+                    exporter.timeout = settings.bsp.export_timeout;
+                    let mut config = opentelemetry_sdk::trace::BatchConfigBuilder::default();
+                    if let Some(d) = settings.bsp.schedule_delay {
+                        config = config.with_scheduled_delay(d);
+                    }
+                    config = config.with_max_queue_size(settings.bsp.queue_size());
+                    if let Some(n) = settings.bsp.max_export_batch_size {
+                        config =
+                            config.with_max_export_batch_size(n.min(settings.bsp.queue_size()));
+                    }
+                    let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
+                        .with_batch_config(config.build())
+                        .build();
+                    tracer = tracer.with_span_processor(runtime::Admission {
+                        inner: processor,
+                        in_flight,
+                        capacity: settings.bsp.queue_size(),
+                    });
+                }
+                #[cfg(not(feature = "otlp"))]
+                if explicit
+                    || settings.otlp.endpoint.is_some()
+                    || settings.traces.endpoint.is_some()
+                {
+                    return Err(feature_missing("otlp", "OTLP trace export"));
+                }
+            }
+            Exporter::Console => {
+                tracer = tracer.with_span_processor(SpanRecordProcessor::stdout());
+            }
+            Exporter::Prometheus | Exporter::None => {}
+        }
+    }
+
+    let (mut metrics, explicit) = selection(&settings.metrics_exporter);
+    if settings.prometheus.is_some() && !metrics.contains(&Exporter::Prometheus) {
+        metrics.push(Exporter::Prometheus);
+    }
+    let interval = settings
+        .metric_export_interval
+        .unwrap_or(Duration::from_secs(60));
+    for exporter in metrics {
+        match exporter {
+            Exporter::Otlp => {
+                #[cfg(feature = "otlp")]
+                if let Some(target) = otlp::resolve(
+                    otlp::Kind::Metrics,
+                    &settings.metrics,
+                    &settings.otlp,
+                    explicit,
+                ) {
+                    let rt = exports.runtime()?;
+                    let mut exporter = otlp::metric_exporter(&target, &rt)?;
+                    exporter.timeout = settings.metric_export_timeout;
+                    meter = meter.with_reader(
+                        PeriodicReader::builder(exporter)
+                            .with_interval(interval)
+                            .build(),
+                    );
+                }
+                #[cfg(not(feature = "otlp"))]
+                if explicit
+                    || settings.otlp.endpoint.is_some()
+                    || settings.metrics.endpoint.is_some()
+                {
+                    return Err(feature_missing("otlp", "OTLP metric export"));
+                }
+            }
+            Exporter::Prometheus => {
+                #[cfg(feature = "prometheus")]
+                {
+                    let (mut prom, reader) = prometheus::Prometheus::new()?;
+                    let addr = settings
+                        .prometheus
+                        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 9464)));
+                    prom.serve(addr)?;
+                    meter = meter.with_reader(reader);
+                    exports.prometheus = Some(prom);
+                }
+                #[cfg(not(feature = "prometheus"))]
+                return Err(feature_missing(
+                    "prometheus",
+                    "with_prometheus / OTEL_METRICS_EXPORTER=prometheus",
+                ));
+            }
+            Exporter::Console => {
+                meter = meter.with_reader(
+                    PeriodicReader::builder(console::ConsoleMetrics)
+                        .with_interval(interval)
+                        .build(),
+                );
+            }
+            Exporter::None => {}
+        }
+    }
+
+    let (logs, explicit) = selection(&settings.logs_exporter);
+    for exporter in logs {
+        match exporter {
+            Exporter::Otlp => {
+                #[cfg(feature = "otlp")]
+                if let Some(target) =
+                    otlp::resolve(otlp::Kind::Logs, &settings.logs, &settings.otlp, explicit)
+                {
+                    let rt = exports.runtime()?;
+                    let in_flight = std::sync::Arc::default();
+                    let mut exporter =
+                        otlp::log_exporter(&target, &rt, std::sync::Arc::clone(&in_flight))?;
+                    exporter.timeout = settings.blrp.export_timeout;
+                    let mut config = opentelemetry_sdk::logs::BatchConfigBuilder::default();
+                    if let Some(d) = settings.blrp.schedule_delay {
+                        config = config.with_scheduled_delay(d);
+                    }
+                    config = config.with_max_queue_size(settings.blrp.queue_size());
+                    if let Some(n) = settings.blrp.max_export_batch_size {
+                        config =
+                            config.with_max_export_batch_size(n.min(settings.blrp.queue_size()));
+                    }
+                    let processor = opentelemetry_sdk::logs::BatchLogProcessor::builder(exporter)
+                        .with_batch_config(config.build())
+                        .build();
+                    exports.logger_provider = Some(
+                        SdkLoggerProvider::builder()
+                            .with_resource(resource.clone())
+                            .with_log_processor(runtime::Admission {
+                                inner: processor,
+                                in_flight,
+                                capacity: settings.blrp.queue_size(),
+                            })
+                            .build(),
+                    );
+                }
+                #[cfg(not(feature = "otlp"))]
+                if explicit || settings.otlp.endpoint.is_some() || settings.logs.endpoint.is_some()
+                {
+                    return Err(feature_missing("otlp", "OTLP log export"));
+                }
+            }
+            Exporter::Console => exports.console_logs = true,
+            Exporter::Prometheus | Exporter::None => {}
+        }
+    }
+    Ok((tracer, meter, exports))
+}
+
+#[cfg(feature = "otlp")]
+impl Exports {
+    /// The export runtime, started on first need.
+    fn runtime(&mut self) -> Result<std::sync::Arc<runtime::ExportRuntime>, Error> {
+        if let Some(rt) = &self.runtime {
+            return Ok(rt.clone());
+        }
+        let rt = runtime::ExportRuntime::new().map_err(|source| Error::Exporter {
+            signal: "all",
+            source: Box::new(source),
+        })?;
+        self.runtime = Some(rt.clone());
+        Ok(rt)
+    }
+}
+
+/// Registers `unitel.dropped` (Prometheus: `unitel_dropped_total{signal,reason}`): what was
+/// dropped, by signal and reason, read from the crate's counters at each collection.
+pub(crate) fn register_self_metrics(provider: &SdkMeterProvider) {
+    let meter = provider.meter("unitel");
+    let _counter = meter
+        .u64_observable_counter("unitel.dropped")
+        .with_description("Telemetry items unitel dropped, by signal and reason")
+        .with_callback(|observer| {
+            for signal in [Signal::Spans, Signal::Metrics, Signal::Logs] {
+                for reason in [
+                    DropReason::InvalidInput,
+                    DropReason::QueueFull,
+                    DropReason::ExportFailed,
+                ] {
+                    observer.observe(
+                        dropped(signal, reason),
+                        &[
+                            KeyValue::new("signal", signal.as_str()),
+                            KeyValue::new("reason", reason.as_str()),
+                        ],
+                    );
+                }
+            }
+        })
+        .build();
+}

@@ -1,0 +1,207 @@
+//! Prometheus pull: opentelemetry-prometheus's reader, a `/metrics` endpoint on its own thread,
+//! and the exposition text for mounting in your own router. Rendering never runs on the
+//! application's threads.
+
+use crate::Error;
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::Duration;
+
+/// The registry the reader fills, and the endpoint serving it.
+#[derive(Debug, Clone)]
+pub(crate) struct Prometheus {
+    registry: prometheus::Registry,
+    /// Where `/metrics` is served, when an address was configured.
+    pub(crate) addr: Option<SocketAddr>,
+}
+
+impl Prometheus {
+    /// Builds the reader to register with the meter provider.
+    pub(crate) fn new() -> Result<(Prometheus, opentelemetry_prometheus::PrometheusExporter), Error>
+    {
+        let registry = prometheus::Registry::new();
+        let exporter = opentelemetry_prometheus::exporter()
+            .with_registry(registry.clone())
+            .build()
+            .map_err(|e| Error::Exporter {
+                signal: "metrics",
+                source: Box::new(e),
+            })?;
+        Ok((
+            Prometheus {
+                registry,
+                addr: None,
+            },
+            exporter,
+        ))
+    }
+
+    /// The text exposition format of everything collected now.
+    pub(crate) fn render(&self) -> String {
+        let families = self.registry.gather();
+        prometheus::TextEncoder::new()
+            .encode_to_string(&families)
+            .unwrap_or_default()
+    }
+
+    /// Binds `addr` now (a taken port is a start-up error) and serves `GET /metrics` from a
+    /// thread of its own.
+    pub(crate) fn serve(&mut self, addr: SocketAddr) -> Result<(), Error> {
+        let listener =
+            TcpListener::bind(addr).map_err(|source| Error::Prometheus { addr, source })?;
+        self.addr = listener.local_addr().ok();
+        let this = self.clone();
+        std::thread::Builder::new()
+            .name("unitel-prometheus".into())
+            .spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    this.answer(stream);
+                }
+            })
+            .map_err(|source| Error::Prometheus { addr, source })?;
+        Ok(())
+    }
+
+    fn answer(&self, mut stream: TcpStream) {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+        // Read the request head (bounded); only its first line matters.
+        let mut head = Vec::with_capacity(1024);
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+        let line = String::from_utf8_lossy(line);
+        let mut parts = line.split_whitespace();
+        let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let path = path.split('?').next().unwrap_or("");
+        let (status, content_type, body) = match (method, path) {
+            ("GET" | "HEAD", "/metrics") => (
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.render(),
+            ),
+            ("GET" | "HEAD", _) => ("404 Not Found", "text/plain", "try /metrics\n".to_owned()),
+            _ => (
+                "405 Method Not Allowed",
+                "text/plain",
+                "GET /metrics\n".to_owned(),
+            ),
+        };
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = stream.write_all(head.as_bytes());
+        if method != "HEAD" {
+            let _ = stream.write_all(body.as_bytes());
+        }
+    }
+}
+
+/// The Prometheus exposition text of all metrics, rendered on a unitel thread, for serving
+/// from your own router. `None` when Prometheus is not enabled or telemetry is not running.
+///
+/// ```no_run
+/// # async fn handler() -> String {
+/// // An axum handler: `.route("/metrics", get(handler))`
+/// unitel::prometheus_text().await.unwrap_or_default()
+/// # }
+/// ```
+pub fn prometheus_text() -> PrometheusText {
+    let slot = Arc::new(Mutex::new(Slot::default()));
+    match crate::pipeline::active().and_then(|p| p.exports.prometheus.clone()) {
+        Some(prometheus) => {
+            let filled = slot.clone();
+            let spawned = std::thread::Builder::new()
+                .name("unitel-prometheus-render".into())
+                .spawn(move || {
+                    let text = prometheus.render();
+                    let mut slot = filled.lock().unwrap_or_else(|p| p.into_inner());
+                    slot.done = Some(Some(text));
+                    if let Some(waker) = slot.waker.take() {
+                        waker.wake();
+                    }
+                });
+            if spawned.is_err() {
+                slot.lock().unwrap_or_else(|p| p.into_inner()).done = Some(None);
+            }
+        }
+        None => slot.lock().unwrap_or_else(|p| p.into_inner()).done = Some(None),
+    }
+    PrometheusText { slot }
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    done: Option<Option<String>>,
+    waker: Option<Waker>,
+}
+
+/// The future returned by [`prometheus_text`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct PrometheusText {
+    slot: Arc<Mutex<Slot>>,
+}
+
+impl Future for PrometheusText {
+    type Output = Option<String>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.done.take() {
+            Some(text) => Poll::Ready(text),
+            None => {
+                slot.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Makes an attribute key a valid Prometheus label name after the exporter turns `.` into `_`:
+/// other invalid characters become `_`, a leading digit gets `key_` before it, and a leading
+/// `__` (reserved by Prometheus) gets `key` before it. Valid keys are returned as they are.
+pub(crate) fn sanitize_label(key: &str) -> Option<String> {
+    let underscore = |b: u8| b == b'_' || b == b'.';
+    let problem = |k: &[u8]| {
+        k.is_empty()
+            || k[0].is_ascii_digit()
+            || (k.len() >= 2 && underscore(k[0]) && underscore(k[1]))
+            || !k
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || underscore(b))
+    };
+    if !problem(key.as_bytes()) {
+        return None;
+    }
+    let mapped: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let b = mapped.as_bytes();
+    Some(if b.is_empty() {
+        "key_empty".to_owned()
+    } else if b[0].is_ascii_digit() {
+        format!("key_{mapped}")
+    } else if b.len() >= 2 && underscore(b[0]) && underscore(b[1]) {
+        format!("key{mapped}")
+    } else {
+        mapped
+    })
+}

@@ -1,0 +1,294 @@
+//! Exporting without the application's runtime, and counting what is dropped.
+//!
+//! The SDK exports from its own threads (batch span and log processors, the periodic metric
+//! reader) by polling the exporter's future with a plain executor. tonic needs a tokio reactor
+//! and the async reqwest client panics with "no reactor" there, so every OTLP exporter is wrapped
+//! in [`OnRuntime`], which drives the export on unitel's own small tokio runtime: the
+//! application's runtime — `current_thread`, `multi_thread`, or none — is never used or blocked.
+//!
+//! [`Admission`] sits in front of a batch processor and keeps its queue from overflowing, so
+//! every span or log record that cannot be queued is dropped *and counted* (the SDK's own drop
+//! counts are private).
+
+use crate::diagnostics::{drop_once, DropReason, Signal};
+use opentelemetry::Context;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord};
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::Temporality;
+use opentelemetry_sdk::trace::{SpanData, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::Resource;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// unitel's own runtime for exporter I/O: one worker thread, named `unitel-export`, on which
+/// telemetry is suppressed (nothing the exporters' libraries log or trace is exported again).
+#[derive(Debug)]
+pub(crate) struct ExportRuntime {
+    runtime: tokio::runtime::Runtime,
+}
+
+impl ExportRuntime {
+    pub(crate) fn new() -> std::io::Result<Arc<Self>> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("unitel-export")
+            .enable_all()
+            .on_thread_start(|| {
+                // For the life of the thread: spans and logs made here are not exported.
+                std::mem::forget(Context::enter_telemetry_suppressed_scope());
+            })
+            .build()?;
+        Ok(Arc::new(ExportRuntime { runtime }))
+    }
+
+    /// Runs `f` with the runtime's context entered (building a tonic channel needs it).
+    pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _guard = self.runtime.enter();
+        f()
+    }
+
+    /// Drives an export to completion on this runtime's reactor, from an SDK thread. A panic
+    /// in the exporter becomes an error: telemetry never takes the application down.
+    pub(crate) fn run<F>(&self, fut: F) -> OTelSdkResult
+    where
+        F: Future<Output = OTelSdkResult> + Send,
+    {
+        use std::panic::{catch_unwind, AssertUnwindSafe};
+        let panicked = || {
+            Err(OTelSdkError::InternalFailure(
+                "the exporter panicked".into(),
+            ))
+        };
+        let _suppressed = Context::enter_telemetry_suppressed_scope();
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Called from inside some tokio runtime (a flush from application code): blocking
+            // that thread on another runtime would panic, so wait on a plain thread instead.
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let _suppressed = Context::enter_telemetry_suppressed_scope();
+                    self.runtime.block_on(fut)
+                })
+                .join()
+                .unwrap_or_else(|_| panicked())
+            })
+        } else {
+            catch_unwind(AssertUnwindSafe(|| self.runtime.block_on(fut)))
+                .unwrap_or_else(|_| panicked())
+        }
+    }
+}
+
+/// An exporter whose I/O runs on the [`ExportRuntime`].
+#[derive(Debug)]
+pub(crate) struct OnRuntime<E> {
+    pub(crate) inner: E,
+    pub(crate) runtime: Arc<ExportRuntime>,
+    /// The admission counter to release when a batch is done.
+    pub(crate) in_flight: Option<Arc<AtomicUsize>>,
+    /// `OTEL_BSP_EXPORT_TIMEOUT` and friends: one export may take at most this long.
+    pub(crate) timeout: Option<Duration>,
+}
+
+impl<E> OnRuntime<E> {
+    fn finished(&self, signal: Signal, items: usize, result: &OTelSdkResult) {
+        if let Some(in_flight) = &self.in_flight {
+            in_flight.fetch_sub(
+                items.min(in_flight.load(Ordering::Relaxed)),
+                Ordering::Relaxed,
+            );
+        }
+        if let Err(err) = result {
+            for _ in 0..items {
+                drop_once(
+                    signal,
+                    DropReason::ExportFailed,
+                    &format!("export:{}", signal.as_str()),
+                    &|| {
+                        format!(
+                            "exporting {} failed: {err}; the batch was dropped",
+                            signal.as_str()
+                        )
+                    },
+                );
+            }
+        }
+    }
+}
+
+impl<E: SpanExporter> SpanExporter for OnRuntime<E> {
+    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+        let items = batch.len();
+        let result = self
+            .runtime
+            .run(with_timeout(self.timeout, self.inner.export(batch)));
+        self.finished(Signal::Spans, items, &result);
+        std::future::ready(result)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.runtime
+            .enter(|| self.inner.shutdown_with_timeout(timeout))
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource)
+    }
+}
+
+impl<E: LogExporter> LogExporter for OnRuntime<E> {
+    fn export(&self, batch: LogBatch<'_>) -> impl Future<Output = OTelSdkResult> + Send {
+        let items = batch.iter().count();
+        let result = self
+            .runtime
+            .run(with_timeout(self.timeout, self.inner.export(batch)));
+        self.finished(Signal::Logs, items, &result);
+        std::future::ready(result)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.runtime
+            .enter(|| self.inner.shutdown_with_timeout(timeout))
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource)
+    }
+}
+
+impl<E: PushMetricExporter> PushMetricExporter for OnRuntime<E> {
+    fn export(&self, metrics: &ResourceMetrics) -> impl Future<Output = OTelSdkResult> + Send {
+        let result = self
+            .runtime
+            .run(with_timeout(self.timeout, self.inner.export(metrics)));
+        if result.is_err() {
+            self.finished(Signal::Metrics, data_points(metrics), &result);
+        }
+        std::future::ready(result)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.runtime.enter(|| self.inner.force_flush())
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.runtime
+            .enter(|| self.inner.shutdown_with_timeout(timeout))
+    }
+
+    fn temporality(&self) -> Temporality {
+        self.inner.temporality()
+    }
+}
+
+/// Bounds an export by `timeout` (it runs on the export runtime, which has a timer).
+async fn with_timeout<F: Future<Output = OTelSdkResult>>(
+    timeout: Option<Duration>,
+    fut: F,
+) -> OTelSdkResult {
+    match timeout {
+        Some(t) => tokio::time::timeout(t, fut)
+            .await
+            .unwrap_or(Err(OTelSdkError::Timeout(t))),
+        None => fut.await,
+    }
+}
+
+fn data_points(metrics: &ResourceMetrics) -> usize {
+    fn count<T>(data: &MetricData<T>) -> usize {
+        match data {
+            MetricData::Gauge(g) => g.data_points().count(),
+            MetricData::Sum(s) => s.data_points().count(),
+            MetricData::Histogram(h) => h.data_points().count(),
+            MetricData::ExponentialHistogram(h) => h.data_points().count(),
+        }
+    }
+    metrics
+        .scope_metrics()
+        .flat_map(|s| s.metrics())
+        .map(|m| match m.data() {
+            AggregatedMetrics::F64(d) => count(d),
+            AggregatedMetrics::U64(d) => count(d),
+            AggregatedMetrics::I64(d) => count(d),
+        })
+        .sum()
+}
+
+/// Admits items into a batch processor while its queue has room; counts the rest as dropped.
+#[derive(Debug)]
+pub(crate) struct Admission<P> {
+    pub(crate) inner: P,
+    pub(crate) in_flight: Arc<AtomicUsize>,
+    pub(crate) capacity: usize,
+}
+
+impl<P> Admission<P> {
+    /// Takes a place in the queue, or counts a drop.
+    #[inline]
+    fn admit(&self, signal: Signal) -> bool {
+        if self.in_flight.fetch_add(1, Ordering::Relaxed) < self.capacity {
+            return true;
+        }
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        drop_once(
+            signal,
+            DropReason::QueueFull,
+            &format!("queue:{}", signal.as_str()),
+            &|| {
+                format!(
+                "the {} export queue is full ({} waiting): the exporter is slower than the application; items are dropped and counted",
+                signal.as_str(),
+                self.capacity
+            )
+            },
+        );
+        false
+    }
+}
+
+impl<P: SpanProcessor> SpanProcessor for Admission<P> {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &Context) {
+        self.inner.on_start(span, cx)
+    }
+
+    fn on_end(&self, span: SpanData) {
+        if span.span_context.is_sampled() && self.admit(Signal::Spans) {
+            self.inner.on_end(span)
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource)
+    }
+}
+
+impl<P: LogProcessor> LogProcessor for Admission<P> {
+    fn emit(&self, record: &mut SdkLogRecord, scope: &opentelemetry::InstrumentationScope) {
+        if self.admit(Signal::Logs) {
+            self.inner.emit(record, scope)
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource)
+    }
+}

@@ -1,0 +1,70 @@
+//! Log records for OTLP export, made from the same [`Record`] the console and the file get, so
+//! they carry the same trace and span ids (an event's explicit parent included).
+
+use super::{FieldValue, Record, Scratch};
+use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
+use opentelemetry::Context;
+use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
+use tracing::Level;
+
+/// The logger that feeds the OTLP log pipeline.
+#[derive(Debug)]
+pub(crate) struct OtelLogs {
+    pub(crate) provider: SdkLoggerProvider,
+    logger: SdkLogger,
+}
+
+impl OtelLogs {
+    pub(crate) fn new(provider: SdkLoggerProvider) -> Self {
+        let logger = provider.logger("unitel");
+        OtelLogs { provider, logger }
+    }
+
+    pub(crate) fn emit(&self, record: &Record<'_>, scratch: &Scratch) {
+        // Events from the exporters' own threads (suppressed by the SDK and by unitel's export
+        // runtime) are not exported again: no feedback loop.
+        if Context::is_current_telemetry_suppressed() {
+            return;
+        }
+        let mut log = self.logger.create_log_record();
+        log.set_timestamp(record.time);
+        log.set_observed_timestamp(record.time);
+        let (number, text) = match record.level {
+            Level::TRACE => (Severity::Trace, "TRACE"),
+            Level::DEBUG => (Severity::Debug, "DEBUG"),
+            Level::INFO => (Severity::Info, "INFO"),
+            Level::WARN => (Severity::Warn, "WARN"),
+            Level::ERROR => (Severity::Error, "ERROR"),
+        };
+        log.set_severity_number(number);
+        log.set_severity_text(text);
+        log.set_body(AnyValue::from(scratch.message.clone()));
+        // Exported as the instrumentation scope of the record.
+        log.set_target(record.component.to_owned());
+        for (key, value) in &scratch.fields {
+            let key = scratch.text[key.clone()].to_owned();
+            let value = match value {
+                FieldValue::Str(r) => AnyValue::from(scratch.text[r.clone()].to_owned()),
+                FieldValue::I64(v) => AnyValue::Int(*v),
+                FieldValue::U64(v) => AnyValue::Int(i64::try_from(*v).unwrap_or(i64::MAX)),
+                FieldValue::F64(v) => AnyValue::Double(*v),
+                FieldValue::Bool(v) => AnyValue::Boolean(*v),
+            };
+            log.add_attribute(key, value);
+        }
+        if let Some((first, causes)) = scratch.error_chain.split_first() {
+            log.add_attribute("exception.message", scratch.text[first.clone()].to_owned());
+            if !causes.is_empty() {
+                let causes = causes
+                    .iter()
+                    .map(|r| AnyValue::from(scratch.text[r.clone()].to_owned()))
+                    .collect::<Vec<_>>();
+                log.add_attribute("exception.causes", AnyValue::ListAny(Box::new(causes)));
+            }
+        }
+        if let Some(ids) = record.ids {
+            log.set_trace_context(ids.trace_id, ids.span_id, Some(ids.flags));
+        }
+        self.logger.emit(log);
+    }
+}
