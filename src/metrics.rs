@@ -324,11 +324,9 @@ impl ObservableCell {
             let callback = self.callback.0.clone();
             let name = self.name.clone();
             apply_options!(meter.f64_observable_gauge(self.name.clone()), self)
-                .with_callback(move |inner| {
-                    if pipeline::active().is_some() {
-                        callback(&GaugeObserver { name: &name, inner });
-                    }
-                })
+                // No "is telemetry running" check here: the final collection at shutdown runs
+                // after recording has stopped, and must still see the gauge.
+                .with_callback(move |inner| callback(&GaugeObserver { name: &name, inner }))
                 .build()
         });
     }

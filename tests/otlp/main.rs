@@ -1,0 +1,744 @@
+//! OTLP push to a real collector (rotel), over http/protobuf and grpc: spans, metrics and logs
+//! arrive exactly as emitted, on any runtime or none, nothing is lost on a graceful shutdown,
+//! and failures are counted without blocking the application.
+
+mod rotel;
+#[path = "../support/mod.rs"]
+mod support;
+
+use rotel::{attr, Rotel};
+use std::sync::Mutex;
+use std::time::Duration;
+use unitel::{configure_telemetry, get_telemetry, SpanKind, TelemetryConfig};
+
+/// The children share one collector; they run one at a time so their output never mixes.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A service name no other test run uses.
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{name}-{}-{nanos}", std::process::id())
+}
+
+/// Runs test `name` in a child with the OTLP variables for `protocol` pointing at rotel.
+/// Returns the service name the child used, or `None` in the child.
+fn run(name: &str, protocol: &str, extra: &[(&str, &str)]) -> Option<(String, String)> {
+    if std::env::var("UNITEL_CHILD").as_deref() == Ok(name) {
+        return None;
+    }
+    let rotel = Rotel::get();
+    let endpoint = match protocol {
+        "grpc" => format!("http://{}", rotel.grpc),
+        _ => format!("http://{}", rotel.http),
+    };
+    let service = unique(name);
+    let mut env = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+        ("OTEL_SERVICE_NAME", service.as_str()),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.version=2.0.1,deployment.environment.name=ci",
+        ),
+    ];
+    env.extend_from_slice(extra);
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let out = support::child(name, &env).expect("parent");
+    let stdout = support::assert_ok(&out);
+    Some((service, stdout))
+}
+
+fn configure() -> unitel::TelemetryGuard {
+    configure_telemetry(TelemetryConfig::from_env().with_console(false)).expect("configure")
+}
+
+// ----- spans -----
+
+fn emit_spans() {
+    let guard = configure();
+    let telemetry = get_telemetry("checkout");
+    {
+        let root = telemetry
+            .span("POST /orders")
+            .kind(SpanKind::Server)
+            .attr("http.request.method", "POST")
+            .attr("retries", 3)
+            .attr("ratio", 0.25)
+            .attr("cached", true)
+            .attr("tags", vec!["a", "b"])
+            .start();
+        root.add_event("validated", &[("items", 2)]);
+        {
+            let child = telemetry.trace("charge_card");
+            child.record_error(&std::io::Error::other("card declined"));
+        }
+        tracing::info_span!("tracing_child").in_scope(|| {});
+        println!(
+            "\nROOT {} {}",
+            root.trace_id().unwrap(),
+            root.span_id().unwrap()
+        );
+    }
+    guard.shutdown().expect("shutdown");
+}
+
+fn check_spans(service: &str, stdout: &str) {
+    let ids = support::marked(stdout, "ROOT").expect("root ids");
+    let (trace_id, root_id) = ids.split_once(' ').expect("two ids");
+    let spans = Rotel::get().wait_for(WAIT, |r| {
+        let spans: Vec<_> = r.spans_of(service).into_iter().cloned().collect();
+        (spans.len() >= 3).then_some(spans)
+    });
+    assert_eq!(spans.len(), 3, "{spans:#?}");
+    let by = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no span {name}"))
+    };
+    let root = by("POST /orders");
+    assert_eq!(root.trace_id, trace_id);
+    assert_eq!(root.span_id, root_id);
+    assert_eq!(root.parent_id, "");
+    assert_eq!(root.kind, "SPAN_KIND_SERVER");
+    assert_eq!(root.scope, "checkout");
+    assert_eq!(attr(&root.attrs, "http.request.method"), Some("Str(POST)"));
+    assert_eq!(attr(&root.attrs, "retries"), Some("Int(3)"));
+    assert_eq!(attr(&root.attrs, "ratio"), Some("Double(0.25)"));
+    assert_eq!(attr(&root.attrs, "cached"), Some("Bool(true)"));
+    assert!(
+        attr(&root.attrs, "tags").is_some_and(|v| v.contains('a') && v.contains('b')),
+        "{:?}",
+        root.attrs
+    );
+    assert_eq!(root.events.len(), 1);
+    assert_eq!(root.events[0].0, "validated");
+    assert_eq!(attr(&root.events[0].1, "items"), Some("Int(2)"));
+
+    let charge = by("charge_card");
+    assert_eq!(charge.trace_id, trace_id);
+    assert_eq!(charge.parent_id, root_id);
+    assert_eq!(charge.kind, "SPAN_KIND_INTERNAL");
+    assert_eq!(charge.status_code, "STATUS_CODE_ERROR");
+    assert_eq!(charge.status_message, "card declined");
+    assert_eq!(charge.events[0].0, "exception");
+    assert_eq!(
+        attr(&charge.events[0].1, "exception.message"),
+        Some("Str(card declined)")
+    );
+
+    let tracing_child = by("tracing_child");
+    assert_eq!(tracing_child.parent_id, root_id);
+
+    for (key, value) in [
+        ("service.version", "Str(2.0.1)"),
+        ("deployment.environment.name", "Str(ci)"),
+    ] {
+        assert_eq!(attr(&root.resource, key), Some(value), "resource {key}");
+    }
+}
+
+#[test]
+fn spans_arrive_exactly_as_emitted_over_http() {
+    match run(
+        "spans_arrive_exactly_as_emitted_over_http",
+        "http/protobuf",
+        &[],
+    ) {
+        Some((service, stdout)) => check_spans(&service, &stdout),
+        None => emit_spans(),
+    }
+}
+
+#[test]
+fn spans_arrive_exactly_as_emitted_over_grpc() {
+    match run("spans_arrive_exactly_as_emitted_over_grpc", "grpc", &[]) {
+        Some((service, stdout)) => check_spans(&service, &stdout),
+        None => emit_spans(),
+    }
+}
+
+#[test]
+fn spans_arrive_gzip_compressed_over_grpc() {
+    let gzip = [("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")];
+    match run("spans_arrive_gzip_compressed_over_grpc", "grpc", &gzip) {
+        Some((service, stdout)) => check_spans(&service, &stdout),
+        None => emit_spans(),
+    }
+}
+
+#[test]
+fn spans_arrive_gzip_compressed_over_http() {
+    let gzip = [("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")];
+    match run(
+        "spans_arrive_gzip_compressed_over_http",
+        "http/protobuf",
+        &gzip,
+    ) {
+        Some((service, stdout)) => check_spans(&service, &stdout),
+        None => emit_spans(),
+    }
+}
+
+// ----- metrics -----
+
+fn emit_metrics() {
+    let guard = configure();
+    let telemetry = get_telemetry("fastworker");
+    let submitted = telemetry.counter("fastworker.tasks.submitted");
+    submitted.add(3, &[("priority", "high")]);
+    submitted.add(4, &[("priority", "high")]);
+    let duration = telemetry.histogram_with(
+        "fastworker.tasks.duration",
+        unitel::InstrumentOptions::new().with_boundaries(vec![10.0, 100.0]),
+    );
+    for v in [5.0, 50.0, 500.0, 60.0] {
+        duration.record(v, ());
+    }
+    telemetry.gauge("fastworker.cpu").set(0.75, ());
+    telemetry.up_down_counter("fastworker.inflight").add(-2, ());
+    telemetry.observable_gauge("fastworker.queue.size", |g| {
+        g.observe(12.0, &[("priority", "low")])
+    });
+    guard.shutdown().expect("shutdown");
+}
+
+fn check_metrics(service: &str) {
+    let rotel = Rotel::get();
+    let (sum, hist) = rotel.wait_for(WAIT, |r| {
+        let sum = r
+            .points_of(service, "fastworker.tasks.submitted")
+            .first()
+            .map(|p| (*p).clone())?;
+        let hist = r
+            .points_of(service, "fastworker.tasks.duration")
+            .first()
+            .map(|p| (*p).clone())?;
+        Some((sum, hist))
+    });
+    assert_eq!(sum.data_type, "Sum");
+    assert_eq!(sum.value, Some(7.0));
+    assert_eq!(attr(&sum.attrs, "priority"), Some("Str(high)"));
+    assert_eq!(sum.scope, "fastworker");
+    assert_eq!(hist.data_type, "Histogram");
+    assert_eq!(hist.count, Some(4));
+    assert_eq!(hist.sum, Some(615.0));
+    assert_eq!(hist.bounds, vec![10.0, 100.0]);
+    assert_eq!(hist.buckets, vec![1, 2, 1]);
+    let r = rotel::parse(&rotel.output());
+    let value = |name: &str| r.points_of(service, name).first().and_then(|p| p.value);
+    assert_eq!(value("fastworker.cpu"), Some(0.75));
+    assert_eq!(value("fastworker.inflight"), Some(-2.0));
+    assert_eq!(value("fastworker.queue.size"), Some(12.0));
+    // The crate's own counter travels too.
+    assert!(!r.points_of(service, "unitel.dropped").is_empty());
+}
+
+#[test]
+fn metrics_arrive_exactly_as_emitted_over_http() {
+    match run(
+        "metrics_arrive_exactly_as_emitted_over_http",
+        "http/protobuf",
+        &[],
+    ) {
+        Some((service, _)) => check_metrics(&service),
+        None => emit_metrics(),
+    }
+}
+
+#[test]
+fn metrics_arrive_exactly_as_emitted_over_grpc() {
+    match run("metrics_arrive_exactly_as_emitted_over_grpc", "grpc", &[]) {
+        Some((service, _)) => check_metrics(&service),
+        None => emit_metrics(),
+    }
+}
+
+// ----- logs -----
+
+fn emit_logs() {
+    let guard = configure();
+    let telemetry = get_telemetry("billing");
+    {
+        let span = telemetry.trace("invoice");
+        telemetry.log_warning_with("payment slow", &[("duration_ms", 5000), ("user_id", 7)]);
+        tracing::error!(code = "E42", "from tracing");
+        let err = std::io::Error::other("disk full");
+        telemetry.log_error_with_cause("cannot save invoice", &err, ());
+        println!(
+            "\nSPAN {} {}",
+            span.trace_id().unwrap(),
+            span.span_id().unwrap()
+        );
+    }
+    telemetry.log_info("outside");
+    guard.shutdown().expect("shutdown");
+}
+
+fn check_logs(service: &str, stdout: &str) {
+    let ids = support::marked(stdout, "SPAN").expect("ids");
+    let (trace_id, span_id) = ids.split_once(' ').expect("two ids");
+    let logs = Rotel::get().wait_for(WAIT, |r| {
+        let logs: Vec<_> = r.logs_of(service).into_iter().cloned().collect();
+        (logs.len() >= 4).then_some(logs)
+    });
+    assert_eq!(logs.len(), 4, "{logs:#?}");
+    let by = |body: &str| {
+        logs.iter()
+            .find(|l| l.body == format!("Str({body})"))
+            .unwrap_or_else(|| panic!("no log {body}: {logs:#?}"))
+    };
+    let slow = by("payment slow");
+    assert_eq!(slow.severity_text, "WARN");
+    assert!(slow.severity_number.contains("WARN"));
+    assert_eq!(slow.scope, "billing");
+    assert_eq!(attr(&slow.attrs, "duration_ms"), Some("Int(5000)"));
+    assert_eq!(slow.trace_id, trace_id);
+    assert_eq!(slow.span_id, span_id);
+    let traced = by("from tracing");
+    assert_eq!(traced.severity_text, "ERROR");
+    assert_eq!(attr(&traced.attrs, "code"), Some("Str(E42)"));
+    assert_eq!(traced.trace_id, trace_id);
+    assert_eq!(traced.span_id, span_id);
+    let failed = by("cannot save invoice");
+    assert_eq!(
+        attr(&failed.attrs, "exception.message"),
+        Some("Str(disk full)")
+    );
+    let outside = by("outside");
+    assert_eq!(outside.trace_id, "");
+}
+
+#[test]
+fn logs_arrive_with_trace_ids_over_http() {
+    match run("logs_arrive_with_trace_ids_over_http", "http/protobuf", &[]) {
+        Some((service, stdout)) => check_logs(&service, &stdout),
+        None => emit_logs(),
+    }
+}
+
+#[test]
+fn logs_arrive_with_trace_ids_over_grpc() {
+    match run("logs_arrive_with_trace_ids_over_grpc", "grpc", &[]) {
+        Some((service, stdout)) => check_logs(&service, &stdout),
+        None => emit_logs(),
+    }
+}
+
+// ----- nothing lost -----
+
+const N: usize = 1000;
+
+/// N spans with a log line each and counter increments summing to N, from 4 threads, then an
+/// immediate shutdown.
+fn emit_n() {
+    let guard = configure();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let telemetry = get_telemetry("bulk");
+                for i in (t..N).step_by(4) {
+                    let _span = telemetry.trace(format!("bulk-{i}"));
+                    telemetry.log_info(&format!("line-{i}"));
+                    telemetry.counter("bulk_total").add(1, ());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread");
+    }
+    guard.shutdown().expect("shutdown");
+}
+
+fn check_n(service: &str) {
+    let rotel = Rotel::get();
+    let (spans, logs, total) = rotel.wait_for(WAIT, |r| {
+        let spans = r.spans_of(service).len();
+        let logs = r.logs_of(service).len();
+        let total = r
+            .points_of(service, "bulk_total")
+            .iter()
+            .filter_map(|p| p.value)
+            .fold(0.0, f64::max);
+        (spans >= N && logs >= N && total >= N as f64).then_some((spans, logs, total))
+    });
+    assert_eq!(spans, N, "spans received");
+    assert_eq!(logs, N, "logs received");
+    assert_eq!(total, N as f64, "counter total");
+    let r = rotel::parse(&rotel.output());
+    let mut names: Vec<_> = r.spans_of(service).iter().map(|s| s.name.clone()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), N, "every span exactly once");
+}
+
+#[test]
+fn nothing_is_lost_on_graceful_shutdown_over_http() {
+    match run(
+        "nothing_is_lost_on_graceful_shutdown_over_http",
+        "http/protobuf",
+        &[],
+    ) {
+        Some((service, _)) => check_n(&service),
+        None => emit_n(),
+    }
+}
+
+#[test]
+fn nothing_is_lost_on_graceful_shutdown_over_grpc() {
+    match run(
+        "nothing_is_lost_on_graceful_shutdown_over_grpc",
+        "grpc",
+        &[],
+    ) {
+        Some((service, _)) => check_n(&service),
+        None => emit_n(),
+    }
+}
+
+// ----- runtimes -----
+
+/// Configures, records and shuts down inside `flavor`'s runtime.
+fn on_runtime(flavor: &str) {
+    let body = || async {
+        let guard = configure();
+        let telemetry = get_telemetry("rt");
+        let t = telemetry.clone();
+        tokio::spawn(async move {
+            t.trace("in_task")
+                .instrument(async {
+                    tokio::task::yield_now().await;
+                    get_telemetry("rt").log_info("in task");
+                })
+                .await
+        })
+        .await
+        .expect("task");
+        telemetry.counter("rt_total").add(1, ());
+        guard.shutdown().expect("shutdown");
+    };
+    match flavor {
+        "none" => {
+            let guard = configure();
+            let telemetry = get_telemetry("rt");
+            {
+                let _s = telemetry.trace("in_task");
+                telemetry.log_info("in task");
+            }
+            telemetry.counter("rt_total").add(1, ());
+            guard.shutdown().expect("shutdown");
+        }
+        "current_thread" => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt")
+            .block_on(body()),
+        "multi_thread" => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("rt")
+            .block_on(body()),
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("rt")
+            .block_on(body()),
+    }
+}
+
+fn check_runtime(service: &str) {
+    Rotel::get().wait_for(WAIT, |r| {
+        let span = r.spans_of(service).iter().any(|s| s.name == "in_task");
+        let log = r.logs_of(service).iter().any(|l| l.body == "Str(in task)");
+        let metric = r
+            .points_of(service, "rt_total")
+            .iter()
+            .any(|p| p.value == Some(1.0));
+        (span && log && metric).then_some(())
+    });
+}
+
+macro_rules! runtime_tests {
+    ($($name:ident: $flavor:literal, $protocol:literal;)*) => {$(
+        #[test]
+        fn $name() {
+            match run(stringify!($name), $protocol, &[]) {
+                Some((service, _)) => check_runtime(&service),
+                None => on_runtime($flavor),
+            }
+        }
+    )*};
+}
+
+runtime_tests! {
+    exports_without_a_runtime_over_grpc: "none", "grpc";
+    exports_from_current_thread_runtime_over_grpc: "current_thread", "grpc";
+    exports_from_current_thread_runtime_over_http: "current_thread", "http/protobuf";
+    exports_from_multi_thread_runtime_over_grpc: "multi_thread", "grpc";
+    exports_from_one_worker_runtime_over_http: "one_worker", "http/protobuf";
+}
+
+// ----- selection and overrides -----
+
+#[test]
+fn per_signal_endpoint_and_exporter_selection_are_honoured() {
+    let rotel = Rotel::get();
+    let traces = format!("http://{}/v1/traces", rotel.http);
+    let extra = [
+        // The generic endpoint is dead; traces have their own; logs are switched off.
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", traces.as_str()),
+        ("OTEL_LOGS_EXPORTER", "none"),
+        ("OTEL_METRICS_EXPORTER", "none"),
+    ];
+    let name = "per_signal_endpoint_and_exporter_selection_are_honoured";
+    if std::env::var("UNITEL_CHILD").as_deref() != Ok(name) {
+        let service = unique(name);
+        let env: Vec<(&str, &str)> = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9"),
+            ("OTEL_SERVICE_NAME", service.as_str()),
+        ]
+        .into_iter()
+        .chain(extra)
+        .collect();
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        support::assert_ok(&support::child(name, &env).expect("parent"));
+        let span = rotel.wait_for(WAIT, |r| r.spans_of(&service).first().map(|s| (*s).clone()));
+        assert_eq!(span.name, "routed");
+        std::thread::sleep(Duration::from_millis(500));
+        let r = rotel::parse(&rotel.output());
+        assert!(r.logs_of(&service).is_empty(), "logs were switched off");
+        assert!(
+            r.metrics.iter().all(|p| p.service != service),
+            "metrics were switched off"
+        );
+        return;
+    }
+    let guard = configure();
+    let t = get_telemetry("routing");
+    {
+        let _s = t.trace("routed");
+        t.log_info("not exported");
+        t.counter("not_exported").add(1, ());
+    }
+    guard.shutdown().expect("shutdown");
+}
+
+#[test]
+fn no_endpoint_starts_no_exporter() {
+    if let Some(out) = support::child("no_endpoint_starts_no_exporter", &[]) {
+        let stdout = support::assert_ok(&out);
+        let threads = support::marked(&stdout, "THREADS").unwrap_or_default();
+        assert!(!threads.contains("unitel-export"), "{threads}");
+        assert!(!threads.contains("OpenTelemetry"), "{threads}");
+        return;
+    }
+    let guard = configure();
+    let t = get_telemetry("quiet");
+    {
+        let _s = t.trace("span");
+        t.log_info("line");
+        t.counter("c").add(1, ());
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let mut names = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").expect("proc") {
+        let comm = task.expect("task").path().join("comm");
+        names.push(
+            std::fs::read_to_string(comm)
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+        );
+    }
+    println!("\nTHREADS {}", names.join(","));
+    guard.shutdown().expect("shutdown");
+}
+
+// ----- faults: a collector that answers 503, or never answers -----
+
+/// A fake collector for fault injection: answers every request with `status`, or never
+/// answers when `status` is 0. Returns its address.
+fn fault_collector(status: u16) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 65536];
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if status != 0 {
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 {status} Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        );
+                        return;
+                    }
+                }
+                if status == 0 {
+                    std::thread::sleep(Duration::from_secs(60));
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_failing_collector_costs_nothing_but_counted_drops() {
+    if let Some(out) = support::child("a_failing_collector_costs_nothing_but_counted_drops", &[]) {
+        let stdout = support::assert_ok(&out);
+        let failed: u64 = support::marked(&stdout, "FAILED")
+            .expect("count")
+            .parse()
+            .expect("number");
+        assert!(failed >= 10, "failed exports counted: {failed}");
+        return;
+    }
+    let addr = fault_collector(503);
+    let guard = configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_otlp_endpoint(format!("http://{addr}"))
+            .with_batch_span_processor(
+                unitel::BatchSettings::new().with_schedule_delay(Duration::from_millis(50)),
+            ),
+    )
+    .expect("configure");
+    let t = get_telemetry("faulty");
+    let started = std::time::Instant::now();
+    for i in 0..10 {
+        let _s = t.trace(format!("s{i}"));
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "recording never waits for the collector"
+    );
+    let _ = guard.shutdown();
+    println!(
+        "\nFAILED {}",
+        unitel::dropped(unitel::Signal::Spans, unitel::DropReason::ExportFailed)
+    );
+}
+
+#[test]
+fn a_silent_collector_cannot_hold_shutdown_past_its_timeout() {
+    if let Some(out) = support::child(
+        "a_silent_collector_cannot_hold_shutdown_past_its_timeout",
+        &[],
+    ) {
+        support::assert_ok(&out);
+        return;
+    }
+    let addr = fault_collector(0);
+    let guard = configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_otlp(
+                unitel::OtlpSettings::new()
+                    .with_endpoint(format!("http://{addr}"))
+                    .with_protocol(unitel::OtlpProtocol::Grpc),
+            )
+            .with_shutdown_timeout(Duration::from_millis(500)),
+    )
+    .expect("configure");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let t = get_telemetry("silent");
+        for i in 0..10 {
+            let _s = t.trace(format!("s{i}"));
+            t.log_info("line");
+        }
+        let started = std::time::Instant::now();
+        let result = guard.shutdown();
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
+        assert!(
+            result.is_err(),
+            "a collector that never answers makes shutdown report a timeout or failure"
+        );
+    });
+}
+
+#[test]
+fn the_exporters_own_diagnostics_are_not_exported() {
+    // With every target at TRACE, hyper, h2, tonic and the SDK talk a lot while exporting;
+    // none of it may come back to the collector as logs or spans.
+    let extra = [("RUST_LOG", "trace")];
+    match run(
+        "the_exporters_own_diagnostics_are_not_exported",
+        "grpc",
+        &extra,
+    ) {
+        Some((service, _)) => {
+            let rotel = Rotel::get();
+            rotel.wait_for(WAIT, |r| {
+                r.logs_of(&service)
+                    .iter()
+                    .any(|l| l.body == "Str(mine)")
+                    .then_some(())
+            });
+            std::thread::sleep(Duration::from_millis(500));
+            let r = rotel::parse(&rotel.output());
+            let foreign: Vec<_> = r
+                .logs_of(&service)
+                .into_iter()
+                .filter(|l| l.body != "Str(mine)")
+                .collect();
+            assert!(
+                foreign.is_empty(),
+                "exporter diagnostics were exported: {:#?}",
+                &foreign[..foreign.len().min(5)]
+            );
+            let spans: Vec<_> = r
+                .spans_of(&service)
+                .into_iter()
+                .filter(|s| s.name != "work")
+                .collect();
+            assert!(
+                spans.is_empty(),
+                "exporter spans were exported: {:#?}",
+                &spans[..spans.len().min(5)]
+            );
+        }
+        None => {
+            let guard = configure();
+            let t = get_telemetry("app");
+            for _ in 0..3 {
+                let _s = t.trace("work");
+                t.log_info("mine");
+            }
+            // What an exporter thread does: telemetry is suppressed there (the SDK's batch
+            // threads and unitel's export runtime enter this scope), so its diagnostics,
+            // logged or traced, stay out of the exported data.
+            std::thread::spawn(|| {
+                let _suppressed =
+                    unitel::opentelemetry::Context::enter_telemetry_suppressed_scope();
+                let exporter = get_telemetry("exporter");
+                let _s = exporter.trace("export_batch");
+                exporter.log_warning("export slow");
+                tracing::warn!(target: "h2", "connection reset");
+                tracing::info_span!("hyper_request").in_scope(|| tracing::debug!("sent"));
+            })
+            .join()
+            .expect("thread");
+            std::thread::sleep(Duration::from_millis(300));
+            guard.shutdown().expect("shutdown");
+        }
+    }
+}
