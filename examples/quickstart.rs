@@ -8,6 +8,8 @@
 //!
 //! ```text
 //! cargo run --example quickstart
+//! OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 cargo run --example quickstart   # also push by OTLP
+//! cargo run --example quickstart -- --serve    # keep serving Prometheus /metrics until Ctrl-C
 //! ```
 
 use std::error::Error;
@@ -42,14 +44,18 @@ impl Error for PaymentError {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
+    let serve = std::env::args().any(|a| a == "--serve");
     let log_file = "logs/quickstart.log";
-    let guard = unitel::configure_telemetry(
-        TelemetryConfig::from_env()
-            .with_service_name("quickstart")
-            .with_service_version(env!("CARGO_PKG_VERSION"))
-            .with_environment("development")
-            .with_log_file(log_file),
-    )?;
+    let mut config = TelemetryConfig::from_env()
+        .with_service_name("quickstart")
+        .with_service_version(env!("CARGO_PKG_VERSION"))
+        .with_environment("development")
+        .with_log_file(log_file);
+    if serve {
+        config = config.with_prometheus(([127, 0, 0, 1], 9464));
+    }
+    // OTEL_EXPORTER_OTLP_ENDPOINT (and the other OTEL_* variables) are read by from_env().
+    let guard = unitel::configure_telemetry(config)?;
 
     let (jobs, inbox) = mpsc::channel::<Job>();
     let worker = thread::Builder::new()
@@ -60,6 +66,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut traces = Vec::new();
     for request in 1..=3u32 {
         traces.push(handle_request(&api, request, &jobs));
+    }
+
+    if serve {
+        serve_until_ctrl_c(&guard, &api, &jobs)?;
     }
 
     drop(jobs);
@@ -75,6 +85,32 @@ fn main() -> Result<(), Box<dyn Error>> {
         print_trace(log_file, trace_id)?;
         println!("see every record of it with: grep {trace_id} {log_file}");
     }
+    Ok(())
+}
+
+/// Keeps handling a request a second, so the metrics move, until Ctrl-C.
+fn serve_until_ctrl_c(
+    guard: &unitel::TelemetryGuard,
+    api: &UnifiedTelemetry,
+    jobs: &mpsc::Sender<Job>,
+) -> Result<(), Box<dyn Error>> {
+    if let Some(addr) = guard.prometheus_addr() {
+        println!("\nserving Prometheus metrics on http://{addr}/metrics (curl it, or point a scrape job at it); Ctrl-C to stop");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let mut request = 4;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                    handle_request(api, request, jobs);
+                    request += 1;
+                }
+            }
+        }
+    });
+    println!("\nCtrl-C: flushing and stopping");
     Ok(())
 }
 

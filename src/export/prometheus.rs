@@ -24,8 +24,11 @@ impl Prometheus {
     pub(crate) fn new() -> Result<(Prometheus, opentelemetry_prometheus::PrometheusExporter), Error>
     {
         let registry = prometheus::Registry::new();
+        // Counter suffixes are added at render time, only where missing: the upstream exporter
+        // would turn `requests_total` into `requests_total_total`.
         let exporter = opentelemetry_prometheus::exporter()
             .with_registry(registry.clone())
+            .without_counter_suffixes()
             .build()
             .map_err(|e| Error::Exporter {
                 signal: "metrics",
@@ -42,7 +45,20 @@ impl Prometheus {
 
     /// The text exposition format of everything collected now.
     pub(crate) fn render(&self) -> String {
-        let families = self.registry.gather();
+        let mut families = self.registry.gather();
+        for family in &mut families {
+            if family.get_field_type() == prometheus::proto::MetricType::COUNTER
+                && !family.name().ends_with("_total")
+            {
+                let name = format!("{}_total", family.name());
+                family.set_name(name);
+            }
+            // promtool lints a family without help text; say at least what it is.
+            if family.help().is_empty() {
+                let help = format!("{} (no description set)", family.name());
+                family.set_help(help);
+            }
+        }
         prometheus::TextEncoder::new()
             .encode_to_string(&families)
             .unwrap_or_default()
