@@ -291,7 +291,7 @@ fn otlp_from_env(
     if let Some(v) = get(var("_ENDPOINT")) {
         check_endpoint(&v).map_err(|accepted| Error::InvalidEnv {
             variable: var("_ENDPOINT"),
-            value: v.clone(),
+            value: redact_userinfo(&v),
             accepted,
         })?;
         s.endpoint = Some(v.trim().to_owned());
@@ -377,6 +377,16 @@ pub(crate) fn check_endpoint(url: &str) -> Result<(), &'static str> {
         Ok(())
     } else {
         Err(ACCEPTED)
+    }
+}
+
+/// `http://user:secret@host` → `http://<redacted>@host`: credentials never reach a message.
+fn redact_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://<redacted>{}", &rest[at..]),
+        None => url.to_owned(),
     }
 }
 

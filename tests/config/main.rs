@@ -836,3 +836,80 @@ fn rotation_without_a_log_file_names_the_missing_setting() {
     }
     assert!(err.to_string().contains("with_log_file"), "{err}");
 }
+
+// ----- export variables -----
+
+#[test]
+fn invalid_export_variables_name_the_variable() {
+    for (variable, value, accepted_hint) in [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "websocket", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "HTTP/2", "grpc"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317", "http://"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://", "http://"),
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://host:99999", "http://"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon", "milliseconds"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli", "gzip"),
+        ("OTEL_TRACES_EXPORTER", "jaeger", "otlp"),
+        ("OTEL_TRACES_EXPORTER", "prometheus", "otlp"),
+        ("OTEL_LOGS_EXPORTER", "otlp,loki", "console"),
+        ("OTEL_METRICS_EXPORTER", "statsd", "prometheus"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "0", "greater than 0"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "-1", "greater than 0"),
+        ("OTEL_BLRP_SCHEDULE_DELAY", "1s", "milliseconds"),
+        ("OTEL_EXPORTER_PROMETHEUS_PORT", "http", "port"),
+    ] {
+        let err = configure_err(TelemetryConfig::from_vars([(variable, value)]).with_console(false));
+        let message = assert_invalid_env(&err, variable, value);
+        assert!(message.contains(accepted_hint), "{variable}: {message}");
+    }
+}
+
+#[test]
+fn export_enum_values_are_case_insensitive_and_empty_means_unset() {
+    // These parse; the configuration then fails on an unrelated, deliberate error, which proves
+    // the export variables themselves were accepted.
+    let err = configure_err(
+        TelemetryConfig::from_vars([
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "GRPC"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "Gzip"),
+            ("OTEL_TRACES_EXPORTER", "OTLP,Console"),
+            ("OTEL_METRICS_EXPORTER", "None"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", ""),
+            ("OTEL_TRACES_SAMPLER", "bogus"),
+        ])
+        .with_console(false),
+    );
+    assert_invalid_env(&err, "OTEL_TRACES_SAMPLER", "bogus");
+}
+
+#[test]
+fn header_values_never_appear_in_errors_or_debug_output() {
+    let secret = "topsecret-4711";
+    let config = TelemetryConfig::from_vars([(
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "authorization=Bearer%20topsecret-4711,x-tenant=acme",
+    )])
+    .with_otlp(unitel::OtlpSettings::new().with_header("api-key", secret));
+    let debug = format!("{config:?}");
+    assert!(!debug.contains(secret), "{debug}");
+    assert!(debug.contains("api-key"), "header names are shown: {debug}");
+
+    // A malformed header variable is reported without echoing its value.
+    let err = configure_err(
+        TelemetryConfig::from_vars([("OTEL_EXPORTER_OTLP_HEADERS", "topsecret-4711")]).with_console(false),
+    );
+    assert!(matches!(&err, Error::InvalidEnv { variable: "OTEL_EXPORTER_OTLP_HEADERS", .. }), "{err:?}");
+    assert!(!err.to_string().contains(secret), "{err}");
+    assert!(!format!("{err:?}").contains(secret), "{err:?}");
+}
+
+#[test]
+fn endpoint_credentials_never_appear_in_errors() {
+    let err = configure_err(
+        TelemetryConfig::from_vars([("OTEL_EXPORTER_OTLP_ENDPOINT", "http://admin:hunter2@collector:notaport")])
+            .with_console(false),
+    );
+    assert!(matches!(&err, Error::InvalidEnv { variable: "OTEL_EXPORTER_OTLP_ENDPOINT", .. }), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("hunter2"), "{err}");
+}
