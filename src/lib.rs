@@ -55,11 +55,17 @@
 //! The crates unitel is built on are re-exported — [`opentelemetry`], [`opentelemetry_sdk`],
 //! [`tracing`], [`tracing_opentelemetry`] — so your code can use exactly the same versions.
 //!
+//! - **Export** — OTLP push of traces, metrics and logs (http/protobuf, http/json, grpc) to any
+//!   collector, on unitel's own runtime; Prometheus pull on `/metrics` or through
+//!   [`prometheus_text`]. Every setting: `docs/configuration.md`.
+//!
 //! # Features
 //!
 //! | Name | Description | Default |
 //! |---|---|---|
 //! | *(core)* | spans, metrics, correlated console and JSON-file logs, testing capture | always |
+//! | `otlp` | OTLP push over http/protobuf, http/json and grpc, gzip | on |
+//! | `prometheus` | the `/metrics` endpoint and [`prometheus_text`] | on |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod attributes;
@@ -114,3 +120,8 @@ pub fn current_span_id() -> Option<String> {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The configuration guide's code blocks, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/configuration.md")]
+pub struct ConfigurationDoctests;
