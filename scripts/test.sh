@@ -91,6 +91,11 @@ cargo fmt --all -- --check
 log "cargo clippy --all-targets --all-features -- -D warnings"
 cargo clippy --all-targets --all-features -- -D warnings
 
+for features in "" otlp prometheus; do
+  log "cargo clippy --no-default-features --features '$features' (each feature on its own)"
+  cargo clippy --quiet --lib --no-default-features --features "$features" -- -D warnings
+done
+
 log "cargo test --all-features"
 cargo test --all-features
 

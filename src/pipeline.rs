@@ -35,6 +35,7 @@ pub(crate) struct Pipeline {
     file: Option<Arc<FileSink>>,
     pub(crate) exports: crate::export::Exports,
     /// Metric attribute keys are made valid Prometheus label names (Prometheus is on).
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) sanitize_metric_keys: bool,
     shutdown_timeout: Duration,
 }

@@ -61,6 +61,7 @@ fn selection(list: &Option<Vec<Exporter>>) -> (Vec<Exporter>, bool) {
 }
 
 /// Adds the configured exporters to the providers being built.
+#[cfg_attr(not(feature = "otlp"), allow(unused_variables))]
 pub(crate) fn build(
     settings: &ExportSettings,
     resource: &Resource,

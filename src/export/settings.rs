@@ -188,6 +188,7 @@ impl BatchSettings {
         }
     }
 
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub(crate) fn queue_size(&self) -> usize {
         self.max_queue_size.unwrap_or(2048)
     }
