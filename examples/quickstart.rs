@@ -52,7 +52,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         .with_environment("development")
         .with_log_file(log_file);
     if serve {
-        config = config.with_prometheus(([127, 0, 0, 1], 9464));
+        let port = std::env::var("OTEL_EXPORTER_PROMETHEUS_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(9464);
+        config = config.with_prometheus(([127, 0, 0, 1], port));
     }
     // OTEL_EXPORTER_OTLP_ENDPOINT (and the other OTEL_* variables) are read by from_env().
     let guard = unitel::configure_telemetry(config)?;
@@ -97,7 +101,9 @@ fn serve_until_ctrl_c(
     if let Some(addr) = guard.prometheus_addr() {
         println!("\nserving Prometheus metrics on http://{addr}/metrics (curl it, or point a scrape job at it); Ctrl-C to stop");
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let mut request = 4;
         loop {

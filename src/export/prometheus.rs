@@ -46,12 +46,22 @@ impl Prometheus {
     /// The text exposition format of everything collected now.
     pub(crate) fn render(&self) -> String {
         let mut families = self.registry.gather();
+        let taken: std::collections::HashSet<String> =
+            families.iter().map(|f| f.name().to_owned()).collect();
         for family in &mut families {
             if family.get_field_type() == prometheus::proto::MetricType::COUNTER
                 && !family.name().ends_with("_total")
             {
                 let name = format!("{}_total", family.name());
-                family.set_name(name);
+                if taken.contains(&name) {
+                    // Counters `jobs` and `jobs_total` both exist: two families of one name
+                    // would make the whole scrape invalid, so `jobs` keeps its name.
+                    crate::diagnostics::report_once(&format!("counter-name:{name}"), &|| {
+                        format!("counters {:?} and {name:?} both exist; the first is exposed without the _total suffix", family.name())
+                    });
+                } else {
+                    family.set_name(name);
+                }
             }
             // promtool lints a family without help text; say at least what it is.
             if family.help().is_empty() {

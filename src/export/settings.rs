@@ -362,7 +362,9 @@ pub(crate) fn check_endpoint(url: &str) -> Result<(), &'static str> {
         .ok_or(ACCEPTED)?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     // user:password@ is allowed (and never echoed in messages).
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     let (host, port) = match authority.strip_prefix('[') {
         // [::1]:4318
         Some(v6) => {

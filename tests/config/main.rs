@@ -846,7 +846,11 @@ fn invalid_export_variables_name_the_variable() {
         ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "HTTP/2", "grpc"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317", "http://"),
         ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://", "http://"),
-        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://host:99999", "http://"),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "http://host:99999",
+            "http://",
+        ),
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon", "milliseconds"),
         ("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli", "gzip"),
         ("OTEL_TRACES_EXPORTER", "jaeger", "otlp"),
@@ -858,7 +862,8 @@ fn invalid_export_variables_name_the_variable() {
         ("OTEL_BLRP_SCHEDULE_DELAY", "1s", "milliseconds"),
         ("OTEL_EXPORTER_PROMETHEUS_PORT", "http", "port"),
     ] {
-        let err = configure_err(TelemetryConfig::from_vars([(variable, value)]).with_console(false));
+        let err =
+            configure_err(TelemetryConfig::from_vars([(variable, value)]).with_console(false));
         let message = assert_invalid_env(&err, variable, value);
         assert!(message.contains(accepted_hint), "{variable}: {message}");
     }
@@ -897,9 +902,19 @@ fn header_values_never_appear_in_errors_or_debug_output() {
 
     // A malformed header variable is reported without echoing its value.
     let err = configure_err(
-        TelemetryConfig::from_vars([("OTEL_EXPORTER_OTLP_HEADERS", "topsecret-4711")]).with_console(false),
+        TelemetryConfig::from_vars([("OTEL_EXPORTER_OTLP_HEADERS", "topsecret-4711")])
+            .with_console(false),
     );
-    assert!(matches!(&err, Error::InvalidEnv { variable: "OTEL_EXPORTER_OTLP_HEADERS", .. }), "{err:?}");
+    assert!(
+        matches!(
+            &err,
+            Error::InvalidEnv {
+                variable: "OTEL_EXPORTER_OTLP_HEADERS",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(!err.to_string().contains(secret), "{err}");
     assert!(!format!("{err:?}").contains(secret), "{err:?}");
 }
@@ -907,9 +922,21 @@ fn header_values_never_appear_in_errors_or_debug_output() {
 #[test]
 fn endpoint_credentials_never_appear_in_errors() {
     let err = configure_err(
-        TelemetryConfig::from_vars([("OTEL_EXPORTER_OTLP_ENDPOINT", "http://admin:hunter2@collector:notaport")])
-            .with_console(false),
+        TelemetryConfig::from_vars([(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "http://admin:hunter2@collector:notaport",
+        )])
+        .with_console(false),
     );
-    assert!(matches!(&err, Error::InvalidEnv { variable: "OTEL_EXPORTER_OTLP_ENDPOINT", .. }), "{err:?}");
+    assert!(
+        matches!(
+            &err,
+            Error::InvalidEnv {
+                variable: "OTEL_EXPORTER_OTLP_ENDPOINT",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(!format!("{err} {err:?}").contains("hunter2"), "{err}");
 }

@@ -742,3 +742,122 @@ fn the_exporters_own_diagnostics_are_not_exported() {
         }
     }
 }
+
+#[test]
+fn a_full_queue_drops_and_counts_instead_of_blocking() {
+    let name = "a_full_queue_drops_and_counts_instead_of_blocking";
+    if let Some(out) = support::child(
+        name,
+        &[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "10"),
+            ("OTEL_BLRP_MAX_QUEUE_SIZE", "10"),
+        ],
+    ) {
+        let stdout = support::assert_ok(&out);
+        let counts = support::marked(&stdout, "DROPPED").expect("counts");
+        let (spans, logs) = counts.split_once(' ').expect("two counts");
+        let (spans, logs): (u64, u64) = (spans.parse().expect("n"), logs.parse().expect("n"));
+        // 200 items into queues of 10 that a silent collector never drains.
+        assert!(spans >= 150, "spans dropped for a full queue: {spans}");
+        assert!(logs >= 150, "logs dropped for a full queue: {logs}");
+        return;
+    }
+    let addr = fault_collector(0);
+    let guard = configure_telemetry(
+        TelemetryConfig::from_env()
+            .with_console(false)
+            .with_otlp_endpoint(format!("http://{addr}"))
+            .with_shutdown_timeout(Duration::from_millis(300)),
+    )
+    .expect("configure");
+    let t = get_telemetry("flood");
+    let started = std::time::Instant::now();
+    for i in 0..200 {
+        let _s = t.trace(format!("s{i}"));
+        t.log_info("line");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a full queue never blocks recording"
+    );
+    use unitel::{dropped, DropReason, Signal};
+    println!(
+        "\nDROPPED {} {}",
+        dropped(Signal::Spans, DropReason::QueueFull),
+        dropped(Signal::Logs, DropReason::QueueFull)
+    );
+    let _ = guard.shutdown();
+}
+
+#[test]
+fn the_quickstart_exports_to_the_collector_named_by_the_environment() {
+    let exe = std::env::current_exe().expect("test binary");
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("profile dir")
+        .join("examples")
+        .join("quickstart");
+    assert!(
+        bin.exists(),
+        "{} missing: run through cargo test",
+        bin.display()
+    );
+    let rotel = Rotel::get();
+    let run_id = unique("quickstart");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let out = std::process::Command::new(bin)
+        .current_dir(dir.path())
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://{}", rotel.http),
+        )
+        .env("OTEL_RESOURCE_ATTRIBUTES", format!("test.run={run_id}"))
+        .output()
+        .expect("run quickstart");
+    let stdout = support::assert_ok(&out);
+    let trace_id = stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("trace ")
+                .and_then(|r| r.split_whitespace().next())
+        })
+        .expect("trace id")
+        .to_owned();
+    let tag = format!("Str({run_id})");
+    let (spans, logs) = rotel.wait_for(WAIT, |r| {
+        let spans: Vec<_> = r
+            .spans
+            .iter()
+            .filter(|s| {
+                attr(&s.resource, "test.run") == Some(tag.as_str()) && s.trace_id == trace_id
+            })
+            .cloned()
+            .collect();
+        let logs: Vec<_> = r
+            .logs
+            .iter()
+            .filter(|l| l.trace_id == trace_id)
+            .cloned()
+            .collect();
+        (spans.iter().any(|s| s.name == "process_job") && !logs.is_empty()).then_some((spans, logs))
+    });
+    assert!(spans
+        .iter()
+        .any(|s| s.name == "handle_request" && s.scope == "api_gateway"));
+    assert!(spans
+        .iter()
+        .any(|s| s.name == "charge_payment" && s.status_code == "STATUS_CODE_ERROR"));
+    assert!(
+        logs.iter().any(|l| l.scope == "background_worker"),
+        "{logs:#?}"
+    );
+    let r = rotel::parse(&rotel.output());
+    assert!(
+        r.metrics
+            .iter()
+            .any(|p| p.metric == "requests_total" && p.scope == "api_gateway"),
+        "the quickstart's metrics arrive too"
+    );
+}

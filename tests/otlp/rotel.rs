@@ -34,6 +34,7 @@ impl Rotel {
                     grpc,
                     http,
                     log: log.into(),
+                    _own: None,
                 };
             }
             start_own()
@@ -118,7 +119,12 @@ fn start_own() -> Rotel {
         .stdin(Stdio::null())
         .spawn()
         .expect("start rotel");
-    let rotel = Rotel { grpc, http, log, _own: Some(std::sync::Mutex::new(child)) };
+    let rotel = Rotel {
+        grpc,
+        http,
+        log,
+        _own: Some(std::sync::Mutex::new(child)),
+    };
     let start = Instant::now();
     while !rotel.output().contains("Starting Rotel") {
         assert!(

@@ -109,3 +109,71 @@ fn quickstart_correlates_request_and_worker_in_one_trace() {
         .expect("worker step span");
     assert_eq!(failed["status"], "error");
 }
+
+#[test]
+fn serve_mode_serves_metrics_until_ctrl_c() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let dir = tempfile::tempdir().expect("tempdir");
+    /// Kills the server if the test fails before it stops it.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = KillOnDrop(
+        Command::new(example_binary())
+            .arg("--serve")
+            .current_dir(dir.path())
+            .env("OTEL_EXPORTER_PROMETHEUS_PORT", port.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start quickstart --serve"),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().expect("stdout")).lines();
+    let announced = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("serving Prometheus metrics on"))
+        .expect("says where it serves");
+    assert!(
+        announced.contains(&format!("http://127.0.0.1:{port}/metrics")),
+        "{announced}"
+    );
+
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("requests_total{"), "{response}");
+    assert!(
+        response.contains("request_duration_ms_bucket{"),
+        "{response}"
+    );
+
+    // Ctrl-C: it flushes, prints its trace, and exits successfully.
+    let status = Command::new("kill")
+        .args(["-INT", &child.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let exit = child.0.wait().expect("wait");
+    assert!(exit.success(), "exit {exit}: {rest:#?}");
+    assert!(
+        rest.iter().any(|l| l.contains("Ctrl-C: flushing")),
+        "{rest:#?}"
+    );
+    assert!(rest.iter().any(|l| l.starts_with("trace ")), "{rest:#?}");
+}

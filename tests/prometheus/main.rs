@@ -1,0 +1,1206 @@
+//! Prometheus pull: the `/metrics` endpoint and `prometheus_text()` expose the seed metrics under
+//! their Prometheus names, promtool accepts the scrape even with hostile attribute keys or
+//! counter names that collide once `_total` is added, the env-configured endpoint listens on
+//! loopback, a taken port is a start-up error, and a real Prometheus server scrapes a process
+//! that uses the crate and answers PromQL queries about it.
+//!
+//! Every test configures telemetry, so each runs its body in a child process
+//! (`support::child`). The real components (`prometheus`, `promtool`) come from
+//! `UNITEL_TEST_PROMETHEUS` / `UNITEL_TEST_PROMTOOL` (exported by `scripts/test.sh`), else from
+//! `PATH`; a missing one fails the test.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+use unitel::{
+    configure_telemetry, get_telemetry, DropReason, Error, InstrumentOptions, Signal,
+    TelemetryConfig, TelemetryGuard,
+};
+
+// ----- child processes -----
+
+/// In the parent: runs test `name` in a child process with `env`, asserts that it ran exactly
+/// that one test and passed, and returns its stdout. In the child: `None`; the caller runs the
+/// body.
+fn run_child(name: &str, env: &[(&str, &str)]) -> Option<String> {
+    let out = support::child(name, env)?;
+    let stdout = support::assert_ok(&out);
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "child {name} did not run exactly one test:\n{stdout}"
+    );
+    Some(stdout)
+}
+
+/// Configures telemetry with console output off and `/metrics` on a free loopback port.
+fn configure_with_prometheus(service: &str) -> (TelemetryGuard, SocketAddr) {
+    let guard = configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_service_name(service)
+            .with_prometheus(([127, 0, 0, 1], 0)),
+    )
+    .expect("configure_telemetry with_prometheus(127.0.0.1:0)");
+    let addr = guard
+        .prometheus_addr()
+        .expect("prometheus_addr() is None although with_prometheus was set");
+    assert!(
+        addr.ip().is_loopback() && addr.port() != 0,
+        "prometheus_addr() should be the bound loopback address, got {addr}"
+    );
+    (guard, addr)
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+// ----- the real components -----
+
+/// The path of a tool from `var`, else from `PATH`; fails when neither has it.
+fn tool(var: &str, name: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "{var}={} does not exist: run scripts/test.sh, which installs Debian's `prometheus` \
+             package and exports {var}",
+            path.display()
+        );
+        return path;
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    panic!(
+        "`{name}` not found ({var} is unset and it is not on PATH): run scripts/test.sh, which \
+         installs Debian's `prometheus` package (with promtool) and exports {var}"
+    )
+}
+
+fn promtool() -> PathBuf {
+    tool("UNITEL_TEST_PROMTOOL", "promtool")
+}
+
+fn prometheus_binary() -> PathBuf {
+    tool("UNITEL_TEST_PROMETHEUS", "prometheus")
+}
+
+/// Runs `promtool check metrics` on `text`: (success, stdout + stderr).
+fn promtool_check(promtool: &Path, text: &str) -> (bool, String) {
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", promtool.display()));
+    let mut stdin = child.stdin.take().expect("promtool stdin");
+    let text = text.to_owned();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(text.as_bytes());
+    });
+    let out = child.wait_with_output().expect("wait for promtool");
+    let _ = writer.join();
+    let report = format!(
+        "promtool exit status: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), report)
+}
+
+// ----- HTTP -----
+
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `GET path` over a fresh connection, read to the end (`Connection: close`).
+fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no end of the response head"))?;
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("no status code"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    if chunked {
+        body = dechunk(&body).ok_or_else(|| bad("bad chunked body"))?;
+    }
+    let response = Response {
+        status,
+        headers,
+        body: String::from_utf8(body).map_err(|_| bad("body is not UTF-8"))?,
+    };
+    if let Some(len) = response.header("content-length") {
+        let len: usize = len.parse().map_err(|_| bad("bad Content-Length"))?;
+        if len != response.body.len() {
+            return Err(bad(&format!(
+                "Content-Length {len} but {} body bytes",
+                response.body.len()
+            )));
+        }
+    }
+    Ok(response)
+}
+
+fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
+        let size = std::str::from_utf8(&body[..line_end]).ok()?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(body.get(..size)?);
+        body = body.get(size + 2..)?;
+    }
+}
+
+/// Scrapes `/metrics`, asserting a 200 with the text exposition content type.
+fn scrape(addr: SocketAddr) -> String {
+    let response = http_get(addr, "/metrics")
+        .unwrap_or_else(|e| panic!("GET http://{addr}/metrics failed: {e}"));
+    assert_eq!(response.status, 200, "GET /metrics answered {response:?}");
+    let content_type = response.header("content-type").unwrap_or_default();
+    assert!(
+        content_type.starts_with("text/plain") && content_type.contains("version=0.0.4"),
+        "unexpected Content-Type {content_type:?}"
+    );
+    response.body
+}
+
+/// Metric family names that have more than one `# TYPE` line (an invalid exposition: promtool
+/// and Prometheus's own parsers reject or mangle it).
+fn duplicate_families(text: &str) -> Vec<&str> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut duplicates: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| !seen.insert(*name))
+        .collect();
+    duplicates.dedup();
+    duplicates
+}
+
+/// Percent-encodes everything but the unreserved characters (for query strings).
+fn url_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+// ----- the text exposition format -----
+
+#[derive(Debug, Clone, PartialEq)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// Parses the sample lines of a text exposition (comments skipped); panics on a malformed line.
+fn parse_exposition(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|line| parse_line(line).unwrap_or_else(|| panic!("malformed sample line {line:?}")))
+        .collect()
+}
+
+fn parse_line(line: &str) -> Option<Sample> {
+    let name_end = line.find(['{', ' '])?;
+    let name = line[..name_end].to_owned();
+    let mut rest = &line[name_end..];
+    let mut labels = BTreeMap::new();
+    if let Some(inner) = rest.strip_prefix('{') {
+        let mut chars = inner.char_indices().peekable();
+        loop {
+            // A label name, or the closing brace.
+            let (start, c) = *chars.peek()?;
+            if c == '}' {
+                rest = &inner[start + 1..];
+                break;
+            }
+            let mut key = String::new();
+            loop {
+                let (_, c) = chars.next()?;
+                if c == '=' {
+                    break;
+                }
+                key.push(c);
+            }
+            if chars.next()?.1 != '"' {
+                return None;
+            }
+            let mut value = String::new();
+            loop {
+                match chars.next()?.1 {
+                    '"' => break,
+                    '\\' => match chars.next()?.1 {
+                        'n' => value.push('\n'),
+                        other => value.push(other),
+                    },
+                    c => value.push(c),
+                }
+            }
+            if labels.insert(key.trim().to_owned(), value).is_some() {
+                return None;
+            }
+            if chars.peek()?.1 == ',' {
+                chars.next();
+            }
+        }
+    }
+    let value = rest.split_whitespace().next()?;
+    let value = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().ok()?,
+    };
+    Some(Sample {
+        name,
+        labels,
+        value,
+    })
+}
+
+/// The samples named `name` whose labels include `labels`.
+fn matching<'a>(samples: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
+    samples
+        .iter()
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .collect()
+}
+
+/// The value of the one sample named `name` whose labels include `labels`.
+fn value(text: &str, samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    let found = matching(samples, name, labels);
+    assert_eq!(
+        found.len(),
+        1,
+        "expected exactly one {name} sample with labels {labels:?}, found {found:?}; scrape:\n{text}"
+    );
+    found[0].value
+}
+
+fn assert_value(text: &str, samples: &[Sample], name: &str, labels: &[(&str, &str)], want: f64) {
+    let got = value(text, samples, name, labels);
+    assert!(
+        (got - want).abs() < 1e-9,
+        "{name}{labels:?} = {got}, expected {want}; scrape:\n{text}"
+    );
+}
+
+// ----- 1. the seed names and values -----
+
+#[test]
+fn scrape_has_the_seed_names_and_values() {
+    if run_child("scrape_has_the_seed_names_and_values", &[]).is_some() {
+        return;
+    }
+    let (_guard, addr) = configure_with_prometheus("prom-seed");
+
+    // Seed 000: fastworker.
+    let worker = get_telemetry("fastworker");
+    let email = [("task_type", "email")];
+    worker.counter("fastworker.tasks.submitted").add(2, &email);
+    worker.counter("fastworker.tasks.submitted").add(3, &email);
+    worker
+        .counter("fastworker.tasks.failed")
+        .add(2, &[("task_type", "email"), ("error", "timeout")]);
+    let duration = worker.histogram("fastworker.tasks.duration");
+    duration.record(0.25, &email);
+    duration.record(1.5, &email);
+    worker.observable_gauge("fastworker.workers.active", |gauge| {
+        gauge.observe(4.0, ());
+    });
+    worker.observable_gauge("fastworker.queue.size", |gauge| {
+        gauge.observe(12.0, &[("priority", "high")]);
+        gauge.observe(3.0, &[("priority", "low")]);
+    });
+
+    // Seed 003: api_gateway.
+    let api = get_telemetry("api_gateway");
+    let post_ok = [("method", "POST"), ("status", "200")];
+    api.counter("requests_total").add(1, &post_ok);
+    api.counter("requests_total").add(2, &post_ok);
+    api.counter("requests_total")
+        .add(7, &[("method", "GET"), ("status", "404")]);
+    let request_duration = api.histogram("request_duration_ms");
+    request_duration.record(50.0, &[("endpoint", "/api")]);
+    request_duration.record(150.0, &[("endpoint", "/api")]);
+    // A bad value: dropped, and counted in unitel_dropped_total.
+    request_duration.record(f64::NAN, &[("endpoint", "/api")]);
+    api.histogram_with("latency", InstrumentOptions::new().with_unit("ms"))
+        .record(20.0, ());
+
+    let text = scrape(addr);
+    let samples = parse_exposition(&text);
+    let t = text.as_str();
+    assert_eq!(duplicate_families(t), Vec::<&str>::new(), "{t}");
+
+    // Counters get `_total`, once.
+    assert_value(
+        t,
+        &samples,
+        "fastworker_tasks_submitted_total",
+        &[("task_type", "email")],
+        5.0,
+    );
+    assert_value(
+        t,
+        &samples,
+        "fastworker_tasks_failed_total",
+        &[("task_type", "email"), ("error", "timeout")],
+        2.0,
+    );
+    // The exporter labels each series with its component (the instrumentation scope).
+    assert_value(
+        t,
+        &samples,
+        "fastworker_tasks_submitted_total",
+        &[("task_type", "email"), ("otel_scope_name", "fastworker")],
+        5.0,
+    );
+
+    // Histograms: buckets, sum and count, no unit suffix without a unit.
+    let d = [("task_type", "email")];
+    assert_value(
+        t,
+        &samples,
+        "fastworker_tasks_duration_bucket",
+        &[("task_type", "email"), ("le", "+Inf")],
+        2.0,
+    );
+    assert_value(t, &samples, "fastworker_tasks_duration_count", &d, 2.0);
+    assert_value(t, &samples, "fastworker_tasks_duration_sum", &d, 1.75);
+    let api_labels = [("endpoint", "/api")];
+    assert_value(
+        t,
+        &samples,
+        "request_duration_ms_bucket",
+        &[("endpoint", "/api"), ("le", "100")],
+        1.0,
+    );
+    assert_value(
+        t,
+        &samples,
+        "request_duration_ms_bucket",
+        &[("endpoint", "/api"), ("le", "250")],
+        2.0,
+    );
+    assert_value(
+        t,
+        &samples,
+        "request_duration_ms_bucket",
+        &[("endpoint", "/api"), ("le", "+Inf")],
+        2.0,
+    );
+    assert_value(t, &samples, "request_duration_ms_count", &api_labels, 2.0);
+    assert_value(t, &samples, "request_duration_ms_sum", &api_labels, 200.0);
+    assert!(
+        !samples
+            .iter()
+            .any(|s| s.name.starts_with("request_duration_ms_milliseconds")),
+        "request_duration_ms has no unit, yet got a `_milliseconds` suffix:\n{t}"
+    );
+    // With unit "ms": `_milliseconds`.
+    assert_value(t, &samples, "latency_milliseconds_count", &[], 1.0);
+    assert_value(t, &samples, "latency_milliseconds_sum", &[], 20.0);
+    assert!(
+        !samples.iter().any(|s| s.name.starts_with("latency_")
+            && !s.name.starts_with("latency_milliseconds_")),
+        "a histogram with unit ms should be named latency_milliseconds_*:\n{t}"
+    );
+
+    // Observable gauges, read at scrape time.
+    assert_value(t, &samples, "fastworker_workers_active", &[], 4.0);
+    assert_value(
+        t,
+        &samples,
+        "fastworker_queue_size",
+        &[("priority", "high")],
+        12.0,
+    );
+    assert_value(
+        t,
+        &samples,
+        "fastworker_queue_size",
+        &[("priority", "low")],
+        3.0,
+    );
+
+    // The resource.
+    assert_value(
+        t,
+        &samples,
+        "target_info",
+        &[
+            ("service_name", "prom-seed"),
+            ("telemetry_sdk_language", "rust"),
+        ],
+        1.0,
+    );
+
+    // The crate's own counter: every signal and reason, the NaN counted.
+    for signal in ["spans", "metrics", "logs"] {
+        for reason in ["invalid_input", "queue_full", "export_failed"] {
+            value(
+                t,
+                &samples,
+                "unitel_dropped_total",
+                &[("signal", signal), ("reason", reason)],
+            );
+        }
+    }
+    let invalid = unitel::dropped(Signal::Metrics, DropReason::InvalidInput);
+    assert!(invalid >= 1, "the NaN was not counted as dropped");
+    assert_value(
+        t,
+        &samples,
+        "unitel_dropped_total",
+        &[("signal", "metrics"), ("reason", "invalid_input")],
+        invalid as f64,
+    );
+
+    // Anything but /metrics is a 404; a scrape is repeatable.
+    let other = http_get(addr, "/other").expect("GET /other");
+    assert_eq!(other.status, 404, "GET /other answered {other:?}");
+    let again = parse_exposition(&scrape(addr));
+    assert_eq!(
+        value(t, &again, "fastworker_tasks_submitted_total", &email),
+        5.0,
+        "a second scrape changed a cumulative counter"
+    );
+
+    // Seed 003's counter is already named `requests_total`: it keeps that name (no second
+    // `_total`), one series per attribute set.
+    let doubled = matching(&samples, "requests_total_total", &[]);
+    assert!(
+        doubled.is_empty(),
+        "the counter `requests_total` is exported as `requests_total_total` (`_total` appended \
+         although the name already ends with it): {doubled:?}\n{t}"
+    );
+    assert_value(
+        t,
+        &samples,
+        "requests_total",
+        &[
+            ("method", "POST"),
+            ("status", "200"),
+            ("otel_scope_name", "api_gateway"),
+        ],
+        3.0,
+    );
+    assert_value(
+        t,
+        &samples,
+        "requests_total",
+        &[("method", "GET"), ("status", "404")],
+        7.0,
+    );
+}
+
+// ----- 2. promtool -----
+
+#[test]
+fn promtool_accepts_the_scrape_with_hostile_attribute_keys() {
+    // Resolved in the parent too, so a missing promtool fails with the plain message.
+    let promtool_path = promtool();
+    let path = promtool_path.to_string_lossy().into_owned();
+    if run_child(
+        "promtool_accepts_the_scrape_with_hostile_attribute_keys",
+        &[("UNITEL_TEST_PROMTOOL", &path)],
+    )
+    .is_some()
+    {
+        return;
+    }
+
+    // The check has teeth: promtool rejects an invalid label name.
+    let (ok, report) = promtool_check(
+        &promtool_path,
+        "# HELP bad_total A counter.\n# TYPE bad_total counter\nbad_total{a:b=\"1\"} 1\n",
+    );
+    assert!(
+        !ok,
+        "promtool accepted an invalid label name, so this test proves nothing:\n{report}"
+    );
+
+    let (_guard, addr) = configure_with_prometheus("prom-hostile");
+    let telemetry = get_telemetry("hostile");
+    telemetry
+        .counter_with(
+            "hostile.events",
+            InstrumentOptions::new().with_description("Events with hostile attribute keys"),
+        )
+        .add(
+            3,
+            &[("a:b", "1"), ("1abc", "2"), ("__x", "3"), ("ok.key", "4")],
+        );
+    let text = scrape(addr);
+
+    let (ok, report) = promtool_check(&promtool_path, &text);
+    assert!(
+        ok,
+        "promtool check metrics rejected the scrape:\n{report}\n--- scrape\n{text}"
+    );
+
+    let samples = parse_exposition(&text);
+    let t = text.as_str();
+    assert_value(
+        t,
+        &samples,
+        "hostile_events_total",
+        &[
+            ("a_b", "1"),
+            ("key_1abc", "2"),
+            ("key__x", "3"),
+            ("ok_key", "4"),
+        ],
+        3.0,
+    );
+    for sample in matching(&samples, "hostile_events_total", &[]) {
+        for raw in ["a:b", "1abc", "__x", "ok.key"] {
+            assert!(
+                !sample.labels.contains_key(raw),
+                "raw key {raw:?} exported as a label: {sample:?}"
+            );
+        }
+    }
+    for raw in ["a:b=", "{1abc=", ",1abc=", "{__x=", ",__x=", "ok.key="] {
+        assert!(
+            !t.contains(raw),
+            "the scrape has the raw label {raw:?}:\n{t}"
+        );
+    }
+}
+
+#[test]
+fn counters_named_with_and_without_total_keep_the_scrape_valid() {
+    let promtool_path = promtool();
+    let path = promtool_path.to_string_lossy().into_owned();
+    if run_child(
+        "counters_named_with_and_without_total_keep_the_scrape_valid",
+        &[("UNITEL_TEST_PROMTOOL", &path)],
+    )
+    .is_some()
+    {
+        return;
+    }
+    let (_guard, addr) = configure_with_prometheus("prom-collision");
+    // Both are legal OpenTelemetry names; `_total` is added to the first one only, so both end
+    // up wanting the Prometheus name `jobs_total`.
+    let telemetry = get_telemetry("jobs");
+    telemetry.counter("jobs").add(1, &[("queue", "default")]);
+    telemetry
+        .counter("jobs_total")
+        .add(2, &[("queue", "default")]);
+    let text = scrape(addr);
+
+    let duplicates = duplicate_families(&text);
+    assert!(
+        duplicates.is_empty(),
+        "metric families exported twice under one name: {duplicates:?}\n{text}"
+    );
+    // `jobs` keeps its name rather than clash with `jobs_total`: promtool parses the scrape
+    // (exit 0, or 3 for style lints only) and its one finding is the missing suffix.
+    let (code, report) = promtool_code(&promtool_path, &text);
+    assert!(
+        code == Some(0) || code == Some(3),
+        "promtool check metrics rejected the scrape:\n{report}\n--- scrape\n{text}"
+    );
+    assert!(!report.contains("error while linting"), "{report}");
+    assert!(text.contains("\njobs{queue=\"default\""), "{text}");
+    assert!(text.contains("\njobs_total{queue=\"default\""), "{text}");
+}
+
+/// promtool's exit code (0 clean, 3 style lints only, 1 unparseable) and its report.
+fn promtool_code(promtool: &Path, text: &str) -> (Option<i32>, String) {
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", promtool.display()));
+    let mut stdin = child.stdin.take().expect("promtool stdin");
+    let text = text.to_owned();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(text.as_bytes());
+    });
+    let out = child.wait_with_output().expect("wait for promtool");
+    let _ = writer.join();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), report)
+}
+
+// ----- 3. prometheus_text() -----
+
+/// The samples of a scrape, in a canonical order.
+fn canonical(text: &str) -> Vec<(String, String, f64)> {
+    let mut samples: Vec<_> = parse_exposition(text)
+        .into_iter()
+        .map(|s| (s.name, format!("{:?}", s.labels), s.value))
+        .collect();
+    samples.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    samples
+}
+
+#[test]
+fn prometheus_text_matches_the_http_scrape() {
+    if run_child("prometheus_text_matches_the_http_scrape", &[]).is_some() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("tokio runtime");
+    let text_of = |rt: &tokio::runtime::Runtime| {
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), unitel::prometheus_text())
+                .await
+                .expect("prometheus_text() did not complete within 10 s")
+        })
+    };
+    assert_eq!(
+        text_of(&rt),
+        None,
+        "prometheus_text() before configure_telemetry"
+    );
+
+    let (guard, addr) = configure_with_prometheus("prom-text");
+    let worker = get_telemetry("fastworker");
+    worker
+        .counter("fastworker.tasks.submitted")
+        .add(4, &[("task_type", "email")]);
+    worker
+        .histogram("fastworker.tasks.duration")
+        .record(0.5, &[("task_type", "email")]);
+
+    let text = text_of(&rt).expect("prometheus_text() is None although Prometheus is on");
+    let samples = parse_exposition(&text);
+    assert_value(
+        &text,
+        &samples,
+        "fastworker_tasks_submitted_total",
+        &[("task_type", "email")],
+        4.0,
+    );
+    assert_value(
+        &text,
+        &samples,
+        "fastworker_tasks_duration_bucket",
+        &[("le", "+Inf")],
+        1.0,
+    );
+    assert!(
+        text.contains("# TYPE fastworker_tasks_submitted_total counter"),
+        "{text}"
+    );
+    assert!(
+        text.contains("target_info{"),
+        "no target_info in prometheus_text():\n{text}"
+    );
+
+    let scraped = scrape(addr);
+    assert_eq!(
+        canonical(&text),
+        canonical(&scraped),
+        "prometheus_text() and GET /metrics differ\n--- prometheus_text\n{text}\n--- scrape\n{scraped}"
+    );
+
+    guard.shutdown().expect("shutdown");
+    assert_eq!(
+        text_of(&rt),
+        None,
+        "prometheus_text() after shutdown (telemetry is not running)"
+    );
+}
+
+#[test]
+fn prometheus_text_is_none_without_prometheus() {
+    if run_child("prometheus_text_is_none_without_prometheus", &[]).is_some() {
+        return;
+    }
+    let guard = configure_telemetry(TelemetryConfig::new().with_console(false))
+        .expect("configure_telemetry");
+    assert_eq!(guard.prometheus_addr(), None);
+    get_telemetry("api_gateway")
+        .counter("requests_total")
+        .add(1, &[("method", "POST")]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("tokio runtime");
+    assert_eq!(
+        rt.block_on(unitel::prometheus_text()),
+        None,
+        "prometheus_text() returned text although Prometheus is not enabled"
+    );
+}
+
+// ----- 4. the environment's endpoint -----
+
+#[test]
+fn env_prometheus_listens_on_loopback_by_default() {
+    let port = free_port().to_string();
+    if run_child(
+        "env_prometheus_listens_on_loopback_by_default",
+        &[
+            ("OTEL_METRICS_EXPORTER", "prometheus"),
+            ("OTEL_EXPORTER_PROMETHEUS_PORT", &port),
+        ],
+    )
+    .is_some()
+    {
+        return;
+    }
+    let port: u16 = std::env::var("OTEL_EXPORTER_PROMETHEUS_PORT")
+        .expect("OTEL_EXPORTER_PROMETHEUS_PORT in the child")
+        .parse()
+        .expect("a port");
+    let guard = configure_telemetry(TelemetryConfig::from_env().with_console(false))
+        .expect("configure_telemetry from OTEL_METRICS_EXPORTER=prometheus");
+    let addr = guard
+        .prometheus_addr()
+        .expect("OTEL_METRICS_EXPORTER=prometheus did not start the endpoint");
+    assert_eq!(addr, SocketAddr::from(([127, 0, 0, 1], port)));
+
+    get_telemetry("fastworker")
+        .counter("fastworker.tasks.submitted")
+        .add(9, ());
+    let text = scrape(addr);
+    let samples = parse_exposition(&text);
+    assert_value(
+        &text,
+        &samples,
+        "fastworker_tasks_submitted_total",
+        &[],
+        9.0,
+    );
+    assert!(
+        !matching(&samples, "target_info", &[]).is_empty(),
+        "no target_info:\n{text}"
+    );
+}
+
+// ----- 5. a taken port -----
+
+#[test]
+fn taken_port_is_a_startup_error() {
+    if run_child("taken_port_is_a_startup_error", &[]).is_some() {
+        return;
+    }
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken_addr = taken.local_addr().expect("local addr");
+    let err = match configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_prometheus(taken_addr),
+    ) {
+        Ok(guard) => panic!(
+            "configure_telemetry succeeded on a taken port; endpoint at {:?}",
+            guard.prometheus_addr()
+        ),
+        Err(err) => err,
+    };
+    match &err {
+        Error::Prometheus { addr, .. } => assert_eq!(*addr, taken_addr),
+        other => panic!("expected Error::Prometheus, got {other:?}"),
+    }
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "no io error source"
+    );
+    let message = err.to_string();
+    assert!(message.contains("with_prometheus"), "{message}");
+    assert!(message.contains(&taken_addr.to_string()), "{message}");
+
+    // The failed attempt installed nothing: configuring again on a free port works.
+    let (_guard, addr) = configure_with_prometheus("after-taken-port");
+    assert_ne!(addr, taken_addr);
+    drop(taken);
+}
+
+// ----- 6. a real Prometheus server -----
+
+/// A process killed (and reaped) when dropped.
+struct Killed {
+    what: &'static str,
+    child: Child,
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Killed {
+    fn assert_running(&mut self, log: &dyn Fn() -> String) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("{} exited early with {status}\n{}", self.what, log());
+        }
+    }
+}
+
+const APP_TEST: &str = "real_prometheus_scrapes_the_app";
+
+/// The app: records seed metrics every 100 ms for up to 60 s, or until its stdin closes.
+fn app_body() {
+    let (_guard, addr) = configure_with_prometheus("prom-app");
+    println!("ADDR {addr}");
+    let _ = std::io::stdout().flush();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+    let worker = get_telemetry("fastworker");
+    let api = get_telemetry("api_gateway");
+    let submitted = worker.counter("fastworker.tasks.submitted");
+    let duration = worker.histogram_with(
+        "fastworker.tasks.duration",
+        InstrumentOptions::new().with_boundaries(vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+    );
+    let requests = api.counter("requests_total");
+    let request_duration = api.histogram("request_duration_ms");
+    worker.observable_gauge("fastworker.queue.size", |gauge| {
+        gauge.observe(5.0, &[("priority", "high")]);
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        submitted.add(1, &[("task_type", "email")]);
+        duration.record(0.05 + (i % 10) as f64 * 0.1, &[("task_type", "email")]);
+        requests.add(1, &[("method", "POST"), ("status", "200")]);
+        let ms = [50.0, 150.0][(i % 2) as usize];
+        request_duration.record(ms, &[("endpoint", "/api")]);
+        i += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Spawns the app; returns it, its address, and its output so far.
+fn spawn_app() -> (Killed, SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut child = Command::new(exe)
+        .args([APP_TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env("UNITEL_CHILD", APP_TEST)
+        .env_remove("OTEL_METRICS_EXPORTER")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the app");
+    let output = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().expect("app stdout");
+    let stderr = child.stderr.take().expect("app stderr");
+    {
+        let output = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split_once("ADDR ").map(|(_, a)| a.trim().to_owned()) {
+                    let _ = tx.send(addr);
+                }
+                output.lock().unwrap().push(line);
+            }
+        });
+    }
+    {
+        let output = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                output.lock().unwrap().push(format!("[stderr] {line}"));
+            }
+        });
+    }
+    let mut app = Killed {
+        what: "the app",
+        child,
+    };
+    let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(addr) => addr,
+        Err(_) => {
+            app.assert_running(&|| output.lock().unwrap().join("\n"));
+            panic!(
+                "the app printed no ADDR line within 20 s:\n{}",
+                output.lock().unwrap().join("\n")
+            );
+        }
+    };
+    let addr = addr
+        .parse()
+        .unwrap_or_else(|_| panic!("bad ADDR line {addr:?}"));
+    (app, addr, output)
+}
+
+/// GET `path` from Prometheus and parse the JSON body.
+fn prometheus_json(addr: SocketAddr, path: &str) -> Result<serde_json::Value, String> {
+    let response = http_get(addr, path).map_err(|e| format!("GET {path}: {e}"))?;
+    if response.status != 200 {
+        return Err(format!("GET {path}: {} {}", response.status, response.body));
+    }
+    serde_json::from_str(&response.body).map_err(|e| format!("GET {path}: {e}: {}", response.body))
+}
+
+/// The finite values of a vector query result.
+fn finite_values(json: &serde_json::Value) -> Vec<f64> {
+    json["data"]["result"]
+        .as_array()
+        .map(|results| {
+            results
+                .iter()
+                .filter_map(|r| r["value"][1].as_str())
+                .filter_map(|v| v.parse::<f64>().ok())
+                .filter(|v| v.is_finite())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn real_prometheus_scrapes_the_app() {
+    if std::env::var("UNITEL_CHILD").as_deref() == Ok(APP_TEST) {
+        app_body();
+        return;
+    }
+    let prometheus = prometheus_binary();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut app, app_addr, app_output) = spawn_app();
+
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: unitel-app\n    scrape_interval: 1s\n    \
+             scrape_timeout: 1s\n    static_configs:\n      - targets: ['{app_addr}']\n"
+        ),
+    )
+    .expect("write prometheus.yml");
+    let port = free_port();
+    let prom_addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let log_path = dir.path().join("prometheus.log");
+    let log_file = std::fs::File::create(&log_path).expect("prometheus log file");
+    let child = Command::new(&prometheus)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address={prom_addr}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(
+            log_file.try_clone().expect("clone log file handle"),
+        ))
+        .stderr(Stdio::from(log_file))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", prometheus.display()));
+    let mut server = Killed {
+        what: "prometheus",
+        child,
+    };
+    let log = || {
+        format!(
+            "--- prometheus log\n{}\n--- app output\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default(),
+            app_output.lock().unwrap().join("\n")
+        )
+    };
+
+    // Ready, and scraping the app.
+    let started = Instant::now();
+    loop {
+        server.assert_running(&log);
+        app.assert_running(&log);
+        if http_get(prom_addr, "/-/ready").is_ok_and(|r| r.status == 200) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "prometheus not ready on {prom_addr} within 20 s\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut last = String::new();
+    loop {
+        server.assert_running(&log);
+        app.assert_running(&log);
+        if let Ok(json) = prometheus_json(prom_addr, "/api/v1/targets") {
+            let up = json["data"]["activeTargets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|t| {
+                    t["health"] == "up"
+                        && t["scrapeUrl"]
+                            .as_str()
+                            .is_some_and(|u| u.contains(&app_addr.to_string()))
+                });
+            if up {
+                break;
+            }
+            last = json.to_string();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the app's target is not up in prometheus; last /api/v1/targets: {last}\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // PromQL over what was scraped.
+    let queries = [
+        "rate(fastworker_tasks_submitted_total[5m])",
+        "histogram_quantile(0.95, rate(fastworker_tasks_duration_bucket[5m]))",
+        r#"requests_total{method="POST",status="200"}"#,
+        r#"request_duration_ms_bucket{le="100"}"#,
+    ];
+    let mut answers: BTreeMap<&str, String> = BTreeMap::new();
+    let mut pending: Vec<&str> = queries.to_vec();
+    let queries_started = Instant::now();
+    while !pending.is_empty() {
+        server.assert_running(&log);
+        app.assert_running(&log);
+        pending.retain(|query| {
+            let path = format!("/api/v1/query?query={}", url_encode(query));
+            match prometheus_json(prom_addr, &path) {
+                Ok(json) => {
+                    let found = json["status"] == "success"
+                        && json["data"]["resultType"] == "vector"
+                        && !finite_values(&json).is_empty();
+                    answers.insert(query, json.to_string());
+                    !found
+                }
+                Err(e) => {
+                    answers.insert(query, e);
+                    true
+                }
+            }
+        });
+        if pending.is_empty() {
+            break;
+        }
+        if queries_started.elapsed() > Duration::from_secs(40) {
+            let names = prometheus_json(prom_addr, "/api/v1/label/__name__/values")
+                .map(|j| j["data"].to_string())
+                .unwrap_or_else(|e| e);
+            panic!(
+                "no finite result within 40 s for {pending:?}\nmetric names prometheus has: \
+                 {names}\nlast answers: {answers:#?}\n{}",
+                log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // The values make sense for what the app records.
+    let answer = |q: &str| -> serde_json::Value { serde_json::from_str(&answers[q]).unwrap() };
+    let rate = finite_values(&answer(queries[0]));
+    assert!(
+        rate.iter().any(|&v| v > 0.0),
+        "rate of submitted tasks is not positive: {rate:?}"
+    );
+    let p95 = finite_values(&answer(queries[1]));
+    // Durations 0.05..0.95 s, evenly: the 95th percentile is in the (0.5, 1] bucket.
+    assert!(
+        p95.iter().all(|&v| v > 0.5 && v <= 1.0),
+        "p95 task duration outside the (0.5, 1] bucket: {p95:?}"
+    );
+    let posts = answer(queries[2]);
+    assert!(
+        posts["data"]["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["metric"]["otel_scope_name"] == "api_gateway"
+                && r["metric"]["job"] == "unitel-app"),
+        "requests_total lacks its scope or job labels: {posts}"
+    );
+    assert!(
+        finite_values(&answer(queries[3])).iter().all(|&v| v >= 1.0),
+        "request_duration_ms_bucket{{le=\"100\"}} should count the 50 ms requests: {}",
+        answers[queries[3]]
+    );
+    drop(server);
+    drop(app);
+}
