@@ -791,18 +791,7 @@ fn a_full_queue_drops_and_counts_instead_of_blocking() {
 
 #[test]
 fn the_quickstart_exports_to_the_collector_named_by_the_environment() {
-    let exe = std::env::current_exe().expect("test binary");
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("profile dir")
-        .join("examples")
-        .join("quickstart");
-    assert!(
-        bin.exists(),
-        "{} missing: run through cargo test",
-        bin.display()
-    );
+    let bin = support::example_binary();
     let rotel = Rotel::get();
     let run_id = unique("quickstart");
     let dir = tempfile::tempdir().expect("tempdir");

@@ -103,27 +103,11 @@ fn prometheus_binary() -> PathBuf {
 
 /// Runs `promtool check metrics` on `text`: (success, stdout + stderr).
 fn promtool_check(promtool: &Path, text: &str) -> (bool, String) {
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", promtool.display()));
-    let mut stdin = child.stdin.take().expect("promtool stdin");
-    let text = text.to_owned();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(text.as_bytes());
-    });
-    let out = child.wait_with_output().expect("wait for promtool");
-    let _ = writer.join();
-    let report = format!(
-        "promtool exit status: {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), report)
+    let (code, report) = promtool_code(promtool, text);
+    (
+        code == Some(0),
+        format!("promtool exit code: {code:?}\n{report}"),
+    )
 }
 
 // ----- HTTP -----

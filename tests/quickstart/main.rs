@@ -5,23 +5,9 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
 
-fn example_binary() -> PathBuf {
-    // target/<profile>/deps/quickstart-<hash> -> target/<profile>/examples/quickstart
-    let exe = std::env::current_exe().expect("test binary");
-    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("profile dir");
-    let bin = profile_dir
-        .join("examples")
-        .join(format!("quickstart{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} missing: run through `cargo test`, which builds the examples",
-        bin.display()
-    );
-    bin
-}
+use support::example_binary;
 
 #[test]
 fn quickstart_correlates_request_and_worker_in_one_trace() {

@@ -150,3 +150,19 @@ pub fn marked(stdout: &str, marker: &str) -> Option<String> {
             .map(|(_, rest)| rest.trim().to_owned())
     })
 }
+
+/// The quickstart example binary, built by `cargo test` beside the test binaries.
+pub fn example_binary() -> std::path::PathBuf {
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>/examples/quickstart
+    let exe = std::env::current_exe().expect("test binary");
+    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("profile dir");
+    let bin = profile_dir
+        .join("examples")
+        .join(format!("quickstart{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} missing: run through `cargo test`, which builds the examples",
+        bin.display()
+    );
+    bin
+}
