@@ -76,7 +76,7 @@ pub(crate) fn register_pending_observables() {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 enum Instrument {
     Counter(Counter),
     UpDownCounter(UpDownCounter),
@@ -90,6 +90,8 @@ const LEVEL_UNKNOWN: u8 = u8::MAX;
 /// One component's shared state.
 #[derive(Debug)]
 pub(crate) struct Component {
+    /// Unique per component, for the per-thread instrument cache.
+    id: usize,
     name: Box<str>,
     tracer: OnceLock<SdkTracer>,
     meter: OnceLock<Meter>,
@@ -101,7 +103,9 @@ pub(crate) struct Component {
 
 impl Component {
     fn new(name: &str) -> Self {
+        static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
         Component {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             name: name.into(),
             tracer: OnceLock::new(),
             meter: OnceLock::new(),
@@ -170,35 +174,93 @@ pub(crate) fn level_rank(level: Level) -> u8 {
     }
 }
 
+/// A per-thread, direct-mapped cache of instruments named by `&'static str`, keyed by the
+/// component and the name's address: a by-name lookup on the hot path costs no lock, no hash
+/// of the name and no reference count. Misses (and names built at run time) go to the
+/// component's map.
+mod fast {
+    use super::Instrument;
+    use std::cell::RefCell;
+
+    const SLOTS: usize = 64;
+    type Slot = Option<(usize, usize, usize, Instrument)>;
+
+    thread_local! {
+        static CACHE: RefCell<[Slot; SLOTS]> = const { RefCell::new([None; SLOTS]) };
+    }
+
+    fn slot(component: usize, name: &'static str) -> usize {
+        ((name.as_ptr() as usize >> 3) ^ component.wrapping_mul(0x9e37_79b9)) % SLOTS
+    }
+
+    #[inline]
+    pub(super) fn get(component: usize, name: &'static str) -> Option<Instrument> {
+        CACHE
+            .try_with(|c| match c.try_borrow().ok()?[slot(component, name)] {
+                Some((comp, ptr, len, i))
+                    if comp == component && ptr == name.as_ptr() as usize && len == name.len() =>
+                {
+                    Some(i)
+                }
+                _ => None,
+            })
+            .ok()
+            .flatten()
+    }
+
+    pub(super) fn put(component: usize, name: &'static str, instrument: Instrument) {
+        let _ = CACHE.try_with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                c[slot(component, name)] =
+                    Some((component, name.as_ptr() as usize, name.len(), instrument));
+            }
+        });
+    }
+}
+
 macro_rules! cached_instrument {
     ($self:ident, $name:ident, $options:expr, $variant:ident, $ty:ident) => {{
         let name: Cow<'static, str> = $name.into();
-        if let Some(Instrument::$variant(i)) = $self
+        let id = $self.component.id;
+        if let Cow::Borrowed(static_name) = name {
+            if let Some(Instrument::$variant(i)) = fast::get(id, static_name) {
+                return i;
+            }
+        }
+        let cached = $self
             .component
             .instruments
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&name)
-        {
-            return i.clone();
-        }
-        let mut map = $self
-            .component
-            .instruments
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
-        match map.get(&name) {
-            Some(Instrument::$variant(i)) => i.clone(),
+            .copied();
+        let instrument = match cached {
+            Some(Instrument::$variant(i)) => i,
             Some(_) => {
                 // Same name, other kind: the SDK reports the conflict; keep the first cached.
-                $ty(Cell::new($self.component.clone(), name, $options))
+                return $ty(Cell::new($self.component.clone(), name, $options));
             }
             None => {
-                let i = $ty(Cell::new($self.component.clone(), name.clone(), $options));
-                map.insert(name, Instrument::$variant(i.clone()));
-                i
+                let mut map = $self
+                    .component
+                    .instruments
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner());
+                match map.get(&name) {
+                    Some(Instrument::$variant(i)) => *i,
+                    Some(_) => return $ty(Cell::new($self.component.clone(), name, $options)),
+                    None => {
+                        let i = $ty(Cell::new($self.component.clone(), name.clone(), $options));
+                        map.insert(name.clone(), Instrument::$variant(i));
+                        i
+                    }
+                }
             }
+        };
+        if let Cow::Borrowed(static_name) = name {
+            fast::put(id, static_name, Instrument::$variant(instrument));
         }
+        instrument
     }};
 }
 

@@ -92,7 +92,8 @@ pub use crate::export::settings::{
 };
 pub use crate::handle::{get_telemetry, UnifiedTelemetry};
 pub use crate::metrics::{
-    Counter, Gauge, GaugeObserver, Histogram, InstrumentOptions, ObservableGauge, UpDownCounter,
+    BoundCounter, Counter, Gauge, GaugeObserver, Histogram, InstrumentOptions, ObservableGauge,
+    UpDownCounter,
 };
 pub use crate::pipeline::{configure_telemetry, TelemetryGuard};
 pub use crate::spans::{Span, SpanBuilder, TraceContext, TraceContextGuard};

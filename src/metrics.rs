@@ -56,23 +56,25 @@ pub(crate) struct Cell<I> {
 }
 
 impl<I> Cell<I> {
+    /// Instruments live for the rest of the process, like the component registry that caches
+    /// them: handles are plain references, cheap to copy and free of reference counting.
     pub(crate) fn new(
         component: Arc<Component>,
         name: Cow<'static, str>,
         options: InstrumentOptions,
-    ) -> Arc<Self> {
+    ) -> &'static Self {
         check_name(&component, &name);
-        Arc::new(Cell {
+        Box::leak(Box::new(Cell {
             component,
             name,
             options,
             sdk: OnceLock::new(),
-        })
+        }))
     }
 
     /// The SDK instrument, or `None` while telemetry is not running.
     #[inline]
-    fn sdk(&self, build: impl FnOnce(&otel::Meter, &Self) -> I) -> Option<&I> {
+    fn sdk(&'static self, build: impl FnOnce(&otel::Meter, &Self) -> I) -> Option<&'static I> {
         pipeline::active()?;
         if let Some(i) = self.sdk.get() {
             return Some(i);
@@ -170,25 +172,62 @@ fn metric_attrs(attrs: &(impl Attributes + ?Sized)) -> attributes::AttrVec {
 }
 
 /// A monotonic `u64` counter (Prometheus: `<name>_total`).
-#[derive(Debug, Clone)]
-pub struct Counter(pub(crate) Arc<Cell<otel::Counter<u64>>>);
+#[derive(Debug, Clone, Copy)]
+pub struct Counter(pub(crate) &'static Cell<otel::Counter<u64>>);
 
 impl Counter {
     /// Adds `value`.
     #[inline]
     pub fn add(&self, value: u64, attrs: impl Attributes) {
-        if let Some(c) = self
-            .0
-            .sdk(|m, cell| apply_options!(m.u64_counter(cell.name.clone()), cell).build())
-        {
+        if let Some(c) = self.sdk() {
             c.add(value, &metric_attrs(&attrs));
+        }
+    }
+
+    /// A handle bound to one attribute set: its `add` skips the attribute lookup.
+    pub fn bind(&self, attrs: impl Attributes) -> BoundCounter {
+        BoundCounter {
+            counter: *self,
+            attrs: metric_attrs(&attrs).into_vec(),
+            bound: Arc::new(OnceLock::new()),
+        }
+    }
+
+    #[inline]
+    fn sdk(&self) -> Option<&'static otel::Counter<u64>> {
+        self.0
+            .sdk(|m, cell| apply_options!(m.u64_counter(cell.name.clone()), cell).build())
+    }
+}
+
+/// A [`Counter`] bound to a fixed attribute set ([`Counter::bind`]): the cheapest way to count
+/// on a hot path. Cheap to clone; works once telemetry is configured, like every handle.
+#[derive(Debug, Clone)]
+pub struct BoundCounter {
+    counter: Counter,
+    attrs: Vec<opentelemetry::KeyValue>,
+    bound: Arc<OnceLock<otel::BoundCounter<u64>>>,
+}
+
+impl BoundCounter {
+    /// Adds `value`.
+    #[inline]
+    pub fn add(&self, value: u64) {
+        if pipeline::active().is_none() {
+            return;
+        }
+        if let Some(bound) = self.bound.get() {
+            return bound.add(value);
+        }
+        if let Some(c) = self.counter.sdk() {
+            self.bound.get_or_init(|| c.bind(&self.attrs)).add(value);
         }
     }
 }
 
 /// An `i64` counter that goes up and down (items in a queue, open connections).
-#[derive(Debug, Clone)]
-pub struct UpDownCounter(pub(crate) Arc<Cell<otel::UpDownCounter<i64>>>);
+#[derive(Debug, Clone, Copy)]
+pub struct UpDownCounter(pub(crate) &'static Cell<otel::UpDownCounter<i64>>);
 
 impl UpDownCounter {
     /// Adds `value`, which may be negative.
@@ -204,8 +243,8 @@ impl UpDownCounter {
 }
 
 /// A distribution of `f64` values (Prometheus: `<name>_bucket`, `_sum`, `_count`).
-#[derive(Debug, Clone)]
-pub struct Histogram(pub(crate) Arc<Cell<otel::Histogram<f64>>>);
+#[derive(Debug, Clone, Copy)]
+pub struct Histogram(pub(crate) &'static Cell<otel::Histogram<f64>>);
 
 impl Histogram {
     /// Records `value`. NaN, infinities and negative values are dropped and counted.
@@ -227,8 +266,8 @@ impl Histogram {
 }
 
 /// A synchronous gauge: the last value set wins.
-#[derive(Debug, Clone)]
-pub struct Gauge(pub(crate) Arc<Cell<otel::Gauge<f64>>>);
+#[derive(Debug, Clone, Copy)]
+pub struct Gauge(pub(crate) &'static Cell<otel::Gauge<f64>>);
 
 impl Gauge {
     /// Sets the current value. NaN and infinities are dropped and counted.

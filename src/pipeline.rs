@@ -321,6 +321,9 @@ fn build(mut config: TelemetryConfig) -> Result<Pipeline, Error> {
     if let Some(capture) = &capture {
         tracer_builder = tracer_builder.with_span_processor(capture.span_processor());
     }
+    for processor in std::mem::take(&mut config.span_processors) {
+        tracer_builder = tracer_builder.with_span_processor(processor);
+    }
     let mut meter_builder = SdkMeterProvider::builder().with_resource(resource.clone());
     if let Some(capture) = &capture {
         meter_builder = meter_builder.with_reader(capture.metric_reader());

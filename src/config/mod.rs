@@ -86,6 +86,34 @@ pub struct TelemetryConfig {
     /// The first invalid environment value, reported by `configure_telemetry`.
     pub(crate) env_error: Option<crate::Error>,
     pub(crate) capture: Option<crate::testing::CaptureSinks>,
+    pub(crate) span_processors: Vec<BoxedSpanProcessor>,
+}
+
+/// A span processor added with [`TelemetryConfig::with_span_processor`].
+pub(crate) struct BoxedSpanProcessor(pub(crate) Box<dyn opentelemetry_sdk::trace::SpanProcessor>);
+
+impl std::fmt::Debug for BoxedSpanProcessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl opentelemetry_sdk::trace::SpanProcessor for BoxedSpanProcessor {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
+        self.0.on_start(span, cx)
+    }
+    fn on_end(&self, span: opentelemetry_sdk::trace::SpanData) {
+        self.0.on_end(span)
+    }
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.force_flush()
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.0.set_resource(resource)
+    }
 }
 
 /// Values set through the builder; they override whatever the environment says.
@@ -206,6 +234,18 @@ impl TelemetryConfig {
     /// How long dropping the guard (or `shutdown`) may take to flush (default 5 s).
     pub fn with_shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = Some(timeout);
+        self
+    }
+
+    /// Adds a span processor of your own (a custom exporter behind the SDK's
+    /// `BatchSpanProcessor`, say) next to the configured exporters. It sees every sampled span
+    /// the facade and `tracing` make; its drops are its own to count.
+    pub fn with_span_processor(
+        mut self,
+        processor: impl opentelemetry_sdk::trace::SpanProcessor + 'static,
+    ) -> Self {
+        self.span_processors
+            .push(BoxedSpanProcessor(Box::new(processor)));
         self
     }
 

@@ -225,3 +225,43 @@ fn invalid_instrument_names_are_counted() {
     let after = unitel::dropped(Signal::Metrics, DropReason::InvalidInput);
     assert_eq!(after - before, 2);
 }
+
+#[test]
+fn bound_counters_add_to_their_attribute_set() {
+    let capture = capture();
+    let telemetry = get_telemetry("bound");
+    let ok = telemetry.counter("jobs_total").bind(&[("status", "ok")]);
+    let failed = telemetry
+        .counter("jobs_total")
+        .bind(&[("status", "failed")]);
+    for _ in 0..5 {
+        ok.add(2);
+    }
+    failed.clone().add(1);
+    telemetry.counter("jobs_total").add(3, &[("status", "ok")]);
+    assert_eq!(
+        capture.counter("bound", "jobs_total", &[("status", "ok")]),
+        Some(13)
+    );
+    assert_eq!(
+        capture.counter("bound", "jobs_total", &[("status", "failed")]),
+        Some(1)
+    );
+}
+
+#[test]
+fn static_and_runtime_names_reach_the_same_instrument() {
+    let capture = capture();
+    let telemetry = get_telemetry("names_cache");
+    for i in 0..3 {
+        // The literal takes the per-thread fast path; the String goes through the map.
+        telemetry.counter("hits").add(1, ());
+        telemetry.counter(format!("hi{}", "ts")).add(10, ());
+        // Same literal, other kind: a different instrument, never the cached counter.
+        telemetry.histogram("hits_ms").record(f64::from(i), ());
+    }
+    let other_thread =
+        std::thread::spawn(|| get_telemetry("names_cache").counter("hits").add(100, ()));
+    other_thread.join().unwrap();
+    assert_eq!(capture.counter("names_cache", "hits", &[]), Some(133));
+}
