@@ -5,7 +5,7 @@ use smallvec::SmallVec;
 use std::borrow::Cow;
 
 /// Attribute lists short enough to live on the stack.
-pub(crate) type AttrVec = SmallVec<[KeyValue; 8]>;
+pub(crate) type AttrVec = SmallVec<[KeyValue; 4]>;
 
 /// A type usable as an attribute key: `&'static str` (no allocation), `String`, `Cow`, [`Key`].
 pub trait IntoKey {
@@ -215,4 +215,19 @@ pub(crate) fn collect(attrs: &(impl Attributes + ?Sized)) -> AttrVec {
     let mut out = AttrVec::new();
     attrs.push_to(&mut out);
     out
+}
+
+/// Runs `f` with the attributes as a slice, built in place on the stack (no move of the
+/// stack vector, no allocation for up to 8 attributes; none at all for `()`).
+#[inline]
+pub(crate) fn with_slice<R>(
+    attrs: &(impl Attributes + ?Sized),
+    f: impl FnOnce(&mut [KeyValue]) -> R,
+) -> R {
+    if attrs.len_hint() == 0 {
+        return f(&mut []);
+    }
+    let mut out = AttrVec::new();
+    attrs.push_to(&mut out);
+    f(&mut out)
 }

@@ -153,22 +153,31 @@ fn valid(name: &str, value: f64, allow_negative: bool) -> bool {
 /// (the upstream exporter lets `a:b`, `1abc` and `__x` through, and promtool then rejects the
 /// whole scrape); the renaming applies to every exporter, so all see the same series.
 #[inline]
-fn metric_attrs(attrs: &(impl Attributes + ?Sized)) -> attributes::AttrVec {
-    #[allow(unused_mut)]
-    let mut collected = attributes::collect(attrs);
-    #[cfg(feature = "prometheus")]
-    if pipeline::active().is_some_and(|p| p.sanitize_metric_keys) {
-        for kv in collected.iter_mut() {
-            if let Some(valid) = crate::export::prometheus::sanitize_label(kv.key.as_str()) {
-                let original = kv.key.to_string();
-                crate::diagnostics::report_once(&format!("label:{original}"), &|| {
-                    format!("metric attribute key {original:?} is not a valid Prometheus label name; it is recorded as {valid:?}")
-                });
-                kv.key = opentelemetry::Key::new(valid);
+fn with_metric_attrs(
+    attrs: &(impl Attributes + ?Sized),
+    f: impl FnOnce(&[opentelemetry::KeyValue]),
+) {
+    attributes::with_slice(attrs, |kvs| {
+        #[cfg(feature = "prometheus")]
+        if !kvs.is_empty() && pipeline::active().is_some_and(|p| p.sanitize_metric_keys) {
+            for kv in kvs.iter_mut() {
+                sanitize(kv);
             }
         }
+        f(kvs)
+    })
+}
+
+#[cfg(feature = "prometheus")]
+#[inline]
+fn sanitize(kv: &mut opentelemetry::KeyValue) {
+    if let Some(valid) = crate::export::prometheus::sanitize_label(kv.key.as_str()) {
+        let original = kv.key.to_string();
+        crate::diagnostics::report_once(&format!("label:{original}"), &|| {
+            format!("metric attribute key {original:?} is not a valid Prometheus label name; it is recorded as {valid:?}")
+        });
+        kv.key = opentelemetry::Key::new(valid);
     }
-    collected
 }
 
 /// A monotonic `u64` counter (Prometheus: `<name>_total`).
@@ -180,7 +189,7 @@ impl Counter {
     #[inline]
     pub fn add(&self, value: u64, attrs: impl Attributes) {
         if let Some(c) = self.sdk() {
-            c.add(value, &metric_attrs(&attrs));
+            with_metric_attrs(&attrs, |kvs| c.add(value, kvs));
         }
     }
 
@@ -188,7 +197,11 @@ impl Counter {
     pub fn bind(&self, attrs: impl Attributes) -> BoundCounter {
         BoundCounter {
             counter: *self,
-            attrs: metric_attrs(&attrs).into_vec(),
+            attrs: {
+                let mut v = Vec::new();
+                with_metric_attrs(&attrs, |kvs| v.extend_from_slice(kvs));
+                v
+            },
             bound: Arc::new(OnceLock::new()),
         }
     }
@@ -237,7 +250,7 @@ impl UpDownCounter {
             .0
             .sdk(|m, cell| apply_options!(m.i64_up_down_counter(cell.name.clone()), cell).build())
         {
-            c.add(value, &metric_attrs(&attrs));
+            with_metric_attrs(&attrs, |kvs| c.add(value, kvs));
         }
     }
 }
@@ -260,7 +273,7 @@ impl Histogram {
             return;
         };
         if valid(&self.0.name, value, false) {
-            h.record(value, &metric_attrs(&attrs));
+            with_metric_attrs(&attrs, |kvs| h.record(value, kvs));
         }
     }
 }
@@ -280,7 +293,7 @@ impl Gauge {
             return;
         };
         if valid(&self.0.name, value, true) {
-            g.record(value, &metric_attrs(&attrs));
+            with_metric_attrs(&attrs, |kvs| g.record(value, kvs));
         }
     }
 }
@@ -307,7 +320,7 @@ impl GaugeObserver<'_> {
     /// counted.
     pub fn observe(&self, value: f64, attrs: impl Attributes) {
         if valid(self.name, value, true) {
-            self.inner.observe(value, &metric_attrs(&attrs));
+            with_metric_attrs(&attrs, |kvs| self.inner.observe(value, kvs));
         }
     }
 }

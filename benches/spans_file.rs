@@ -1,0 +1,53 @@
+//! The facade's span with its JSON span record written to the log file (and exported through
+//! the discarding batch processor), against the bare stack's span without any record.
+
+#![allow(missing_docs)]
+
+mod common;
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+
+fn spans_file(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _guard = unitel::configure_telemetry(
+        unitel::TelemetryConfig::new()
+            .with_console(false)
+            .with_sampler(unitel::Sampler::AlwaysOn)
+            .with_log_file(dir.path().join("bench.log"))
+            .with_span_processor(common::discarding_processor()),
+    )
+    .expect("configure");
+    let telemetry = unitel::get_telemetry("bench");
+    let mut g = c.benchmark_group("span_with_json_record");
+    g.bench_function("facade/root/0 attrs", |b| {
+        b.iter(|| {
+            let guard = telemetry.trace("op");
+            black_box(&guard);
+        })
+    });
+    g.bench_function("facade/root/3 attrs", |b| {
+        b.iter(|| {
+            let guard = telemetry.trace_with("op", &[("a", 1), ("b", 2), ("c", 3)]);
+            black_box(&guard);
+        })
+    });
+    let (bare, _provider) = common::bare_stack(opentelemetry_sdk::trace::Sampler::AlwaysOn);
+    tracing::subscriber::with_default(bare, || {
+        g.bench_function("bare (no record)/root/0 attrs", |b| {
+            b.iter(|| {
+                let guard = tracing::info_span!("op").entered();
+                black_box(&guard);
+            })
+        });
+        g.bench_function("bare (no record)/root/3 attrs", |b| {
+            b.iter(|| {
+                let guard = tracing::info_span!("op", a = 1, b = 2, c = 3).entered();
+                black_box(&guard);
+            })
+        });
+    });
+    g.finish();
+}
+
+criterion_group! { name = benches; config = common::criterion(); targets = spans_file }
+criterion_main!(benches);
