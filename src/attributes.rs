@@ -137,6 +137,20 @@ pub trait Attributes {
     fn push_to(&self, out: &mut AttrVec);
     /// The number of attributes, for sizing.
     fn len_hint(&self) -> usize;
+    /// Runs `f` with the attributes as a slice built in place on the stack.
+    #[doc(hidden)]
+    #[inline]
+    fn with_slice<R>(&self, f: impl FnOnce(&mut [KeyValue]) -> R) -> R
+    where
+        Self: Sized,
+    {
+        if self.len_hint() == 0 {
+            return f(&mut []);
+        }
+        let mut out = AttrVec::new();
+        self.push_to(&mut out);
+        f(&mut out)
+    }
 }
 
 impl Attributes for () {
@@ -170,6 +184,13 @@ impl<K: IntoKey, V: IntoValue, const N: usize> Attributes for &[(K, V); N] {
     #[inline]
     fn len_hint(&self) -> usize {
         N
+    }
+    /// A fixed-size list becomes a `[KeyValue; N]` directly, as a hand-written SDK call would.
+    #[inline]
+    fn with_slice<R>(&self, f: impl FnOnce(&mut [KeyValue]) -> R) -> R {
+        let mut kvs: [KeyValue; N] =
+            std::array::from_fn(|i| KeyValue::new(self[i].0.to_key(), self[i].1.to_value()));
+        f(&mut kvs)
     }
 }
 
@@ -217,17 +238,9 @@ pub(crate) fn collect(attrs: &(impl Attributes + ?Sized)) -> AttrVec {
     out
 }
 
-/// Runs `f` with the attributes as a slice, built in place on the stack (no move of the
-/// stack vector, no allocation for up to 8 attributes; none at all for `()`).
+/// Runs `f` with the attributes as a slice, built in place on the stack (no move of a stack
+/// vector, no allocation for up to 4 attributes, none at all for `()`).
 #[inline]
-pub(crate) fn with_slice<R>(
-    attrs: &(impl Attributes + ?Sized),
-    f: impl FnOnce(&mut [KeyValue]) -> R,
-) -> R {
-    if attrs.len_hint() == 0 {
-        return f(&mut []);
-    }
-    let mut out = AttrVec::new();
-    attrs.push_to(&mut out);
-    f(&mut out)
+pub(crate) fn with_slice<A: Attributes, R>(attrs: &A, f: impl FnOnce(&mut [KeyValue]) -> R) -> R {
+    attrs.with_slice(f)
 }

@@ -180,13 +180,13 @@ pub(crate) fn level_rank(level: Level) -> u8 {
 /// component's map.
 mod fast {
     use super::Instrument;
-    use std::cell::RefCell;
+    use std::cell::Cell;
 
     const SLOTS: usize = 64;
     type Slot = Option<(usize, usize, usize, Instrument)>;
 
     thread_local! {
-        static CACHE: RefCell<[Slot; SLOTS]> = const { RefCell::new([None; SLOTS]) };
+        static CACHE: [Cell<Slot>; SLOTS] = const { [const { Cell::new(None) }; SLOTS] };
     }
 
     fn slot(component: usize, name: &'static str) -> usize {
@@ -196,7 +196,7 @@ mod fast {
     #[inline]
     pub(super) fn get(component: usize, name: &'static str) -> Option<Instrument> {
         CACHE
-            .try_with(|c| match c.try_borrow().ok()?[slot(component, name)] {
+            .try_with(|c| match c[slot(component, name)].get() {
                 Some((comp, ptr, len, i))
                     if comp == component && ptr == name.as_ptr() as usize && len == name.len() =>
                 {
@@ -210,16 +210,23 @@ mod fast {
 
     pub(super) fn put(component: usize, name: &'static str, instrument: Instrument) {
         let _ = CACHE.try_with(|c| {
-            if let Ok(mut c) = c.try_borrow_mut() {
-                c[slot(component, name)] =
-                    Some((component, name.as_ptr() as usize, name.len(), instrument));
-            }
+            c[slot(component, name)].set(Some((
+                component,
+                name.as_ptr() as usize,
+                name.len(),
+                instrument,
+            )))
         });
     }
 }
 
 macro_rules! cached_instrument {
     ($self:ident, $name:ident, $options:expr, $variant:ident, $ty:ident) => {{
+        if pipeline::is_disabled() {
+            // Disabled for good: one shared instrument that never records, no lookup.
+            static NOOP: OnceLock<$ty> = OnceLock::new();
+            return *NOOP.get_or_init(|| $ty(Cell::new($self.component.clone(), "noop".into(), Default::default())));
+        }
         let name: Cow<'static, str> = $name.into();
         let id = $self.component.id;
         if let Cow::Borrowed(static_name) = name {

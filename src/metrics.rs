@@ -149,35 +149,10 @@ fn valid(name: &str, value: f64, allow_negative: bool) -> bool {
     false
 }
 
-/// Collects measurement attributes. With Prometheus on, keys are made valid label names first
-/// (the upstream exporter lets `a:b`, `1abc` and `__x` through, and promtool then rejects the
-/// whole scrape); the renaming applies to every exporter, so all see the same series.
+/// Runs `f` with the measurement's attributes as a slice built in place.
 #[inline]
-fn with_metric_attrs(
-    attrs: &(impl Attributes + ?Sized),
-    f: impl FnOnce(&[opentelemetry::KeyValue]),
-) {
-    attributes::with_slice(attrs, |kvs| {
-        #[cfg(feature = "prometheus")]
-        if !kvs.is_empty() && pipeline::active().is_some_and(|p| p.sanitize_metric_keys) {
-            for kv in kvs.iter_mut() {
-                sanitize(kv);
-            }
-        }
-        f(kvs)
-    })
-}
-
-#[cfg(feature = "prometheus")]
-#[inline]
-fn sanitize(kv: &mut opentelemetry::KeyValue) {
-    if let Some(valid) = crate::export::prometheus::sanitize_label(kv.key.as_str()) {
-        let original = kv.key.to_string();
-        crate::diagnostics::report_once(&format!("label:{original}"), &|| {
-            format!("metric attribute key {original:?} is not a valid Prometheus label name; it is recorded as {valid:?}")
-        });
-        kv.key = opentelemetry::Key::new(valid);
-    }
+fn with_metric_attrs(attrs: &impl Attributes, f: impl FnOnce(&[opentelemetry::KeyValue])) {
+    attributes::with_slice(attrs, |kvs| f(kvs))
 }
 
 /// A monotonic `u64` counter (Prometheus: `<name>_total`).

@@ -34,9 +34,6 @@ pub(crate) struct Pipeline {
     dispatch: Option<Dispatch>,
     file: Option<Arc<FileSink>>,
     pub(crate) exports: crate::export::Exports,
-    /// Metric attribute keys are made valid Prometheus label names (Prometheus is on).
-    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
-    pub(crate) sanitize_metric_keys: bool,
     shutdown_timeout: Duration,
 }
 
@@ -46,6 +43,12 @@ pub(crate) struct Pipeline {
 pub(crate) fn active() -> Option<&'static Pipeline> {
     let p = PIPELINE.get()?;
     (!p.disabled && !p.shut_down.load(Ordering::Relaxed)).then_some(p)
+}
+
+/// Configured with telemetry disabled: nothing will ever be recorded in this process.
+#[inline]
+pub(crate) fn is_disabled() -> bool {
+    PIPELINE.get().is_some_and(|p| p.disabled)
 }
 
 #[inline]
@@ -265,7 +268,6 @@ fn build(mut config: TelemetryConfig) -> Result<Pipeline, Error> {
             dispatch: None,
             file: None,
             exports: Default::default(),
-            sanitize_metric_keys: false,
             shutdown_timeout,
         });
     }
@@ -337,7 +339,6 @@ fn build(mut config: TelemetryConfig) -> Result<Pipeline, Error> {
     let tracer_provider = tracer_builder.build();
     let meter_provider = meter_builder.build();
     crate::export::register_self_metrics(&meter_provider);
-    let sanitize_metric_keys = exports.prometheus_addr().is_some();
 
     let otel_layer = {
         use opentelemetry::trace::TracerProvider as _;
@@ -367,7 +368,6 @@ fn build(mut config: TelemetryConfig) -> Result<Pipeline, Error> {
         dispatch: Some(Dispatch::new(subscriber)),
         file,
         exports,
-        sanitize_metric_keys,
         shutdown_timeout,
     })
 }

@@ -63,6 +63,7 @@ impl Prometheus {
                     family.set_name(name);
                 }
             }
+            sanitize_labels(family);
             // promtool lints a family without help text; say at least what it is.
             if family.help().is_empty() {
                 let help = format!("{} (no description set)", family.name());
@@ -192,6 +193,56 @@ impl Future for PrometheusText {
             }
         }
     }
+}
+
+/// Makes every label name of `family` valid. The upstream exporter passes attribute keys such
+/// as `a:b`, `1abc` and `__x` through, and promtool then rejects the whole scrape. Doing it
+/// here, at render time, costs nothing per measurement and leaves OTLP's keys as given. A
+/// rename that would duplicate a label of the series, or a whole series, drops the duplicate
+/// (reported once).
+fn sanitize_labels(family: &mut prometheus::proto::MetricFamily) {
+    let family_name = family.name().to_owned();
+    let mut metrics = family.take_metric();
+    let mut renamed_any = false;
+    for metric in metrics.iter_mut() {
+        if !metric.get_label().iter().any(|l| sanitize_label(l.name()).is_some()) {
+            continue;
+        }
+        renamed_any = true;
+        let mut labels = metric.take_label();
+        let mut names = std::collections::HashSet::new();
+        labels.retain_mut(|label| {
+            if let Some(valid) = sanitize_label(label.name()) {
+                let original = label.name().to_owned();
+                crate::diagnostics::report_once(&format!("label:{original}"), &|| {
+                    format!("attribute key {original:?} is not a valid Prometheus label name; it is exposed as {valid:?}")
+                });
+                label.set_name(valid);
+            }
+            names.insert(label.name().to_owned())
+        });
+        metric.set_label(labels);
+    }
+    if renamed_any {
+        // A renamed series may now equal one that needed no renaming.
+        let mut all = std::collections::HashSet::new();
+        metrics.retain(|metric| {
+            let mut key: Vec<(String, String)> = metric
+                .get_label()
+                .iter()
+                .map(|l| (l.name().to_owned(), l.value().to_owned()))
+                .collect();
+            key.sort();
+            let fresh = all.insert(key);
+            if !fresh {
+                crate::diagnostics::report_once(&format!("series:{family_name}"), &|| {
+                    format!("{family_name}: two series have the same labels after renaming invalid label names; one is dropped from the exposition")
+                });
+            }
+            fresh
+        });
+    }
+    family.set_metric(metrics);
 }
 
 /// Makes an attribute key a valid Prometheus label name after the exporter turns `.` into `_`:
