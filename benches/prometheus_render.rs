@@ -38,5 +38,5 @@ fn render(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group! { name = benches; config = common::criterion().sample_size(20); targets = render }
+criterion_group! { name = benches; config = common::criterion().sample_size(30).measurement_time(std::time::Duration::from_secs(5)); targets = render }
 criterion_main!(benches);

@@ -225,7 +225,13 @@ macro_rules! cached_instrument {
         if pipeline::is_disabled() {
             // Disabled for good: one shared instrument that never records, no lookup.
             static NOOP: OnceLock<$ty> = OnceLock::new();
-            return *NOOP.get_or_init(|| $ty(Cell::new($self.component.clone(), "noop".into(), Default::default())));
+            return *NOOP.get_or_init(|| {
+                $ty(Cell::new(
+                    $self.component.clone(),
+                    "noop".into(),
+                    Default::default(),
+                ))
+            });
         }
         let name: Cow<'static, str> = $name.into();
         let id = $self.component.id;

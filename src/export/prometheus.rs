@@ -201,11 +201,27 @@ impl Future for PrometheusText {
 /// rename that would duplicate a label of the series, or a whole series, drops the duplicate
 /// (reported once).
 fn sanitize_labels(family: &mut prometheus::proto::MetricFamily) {
+    // After the exporter, label names hold only [a-zA-Z0-9_:]: a byte check finds the rest.
+    let bad = |name: &str| {
+        let b = name.as_bytes();
+        b.is_empty() || b[0].is_ascii_digit() || b.starts_with(b"__") || b.contains(&b':')
+    };
+    if !family
+        .get_metric()
+        .iter()
+        .any(|m| m.get_label().iter().any(|l| bad(l.name())))
+    {
+        return;
+    }
     let family_name = family.name().to_owned();
     let mut metrics = family.take_metric();
     let mut renamed_any = false;
     for metric in metrics.iter_mut() {
-        if !metric.get_label().iter().any(|l| sanitize_label(l.name()).is_some()) {
+        if !metric
+            .get_label()
+            .iter()
+            .any(|l| sanitize_label(l.name()).is_some())
+        {
             continue;
         }
         renamed_any = true;

@@ -1207,11 +1207,20 @@ fn renamed_labels_that_collide_keep_the_scrape_valid() {
     telemetry.counter("hits").add(1, &[("a:b", "1")]);
     telemetry.counter("hits").add(2, &[("a_b", "1")]);
     // Within one series, `x:y` and `x_y` both become `x_y`.
-    telemetry.counter("pairs").add(3, &[("x:y", "1"), ("x_y", "2")]);
+    telemetry
+        .counter("pairs")
+        .add(3, &[("x:y", "1"), ("x_y", "2")]);
     let text = scrape(addr);
     let (ok, report) = promtool_check(&promtool_path, &text);
     assert!(ok, "{report}\n--- scrape\n{text}");
-    let hits = text.lines().filter(|l| l.starts_with("hits_total{")).count();
+    let hits = text
+        .lines()
+        .filter(|l| l.starts_with("hits_total{"))
+        .count();
     assert_eq!(hits, 1, "{text}");
-    assert!(text.lines().any(|l| l.starts_with("pairs_total{") && l.contains("x_y=")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("pairs_total{") && l.contains("x_y=")),
+        "{text}"
+    );
 }
