@@ -58,6 +58,10 @@ fn metrics(c: &mut Criterion) {
     g.bench_function("held SDK counter add/0 attrs", |b| {
         b.iter(|| held.add(black_box(1), &[]))
     });
+    let handle = telemetry.counter("handle_total");
+    g.bench_function("facade held handle add/0 attrs", |b| {
+        b.iter(|| handle.add(black_box(1), ()))
+    });
     let bound = telemetry
         .counter("bound_total")
         .bind(&[("method", "POST"), ("status", "200")]);
