@@ -96,7 +96,7 @@ pub(crate) fn drop_once(
 #[cold]
 pub(crate) fn report_once(key: &str, message: &dyn Fn() -> String) {
     static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
-    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    let mut seen = crate::sync::lock(&SEEN);
     let seen = seen.get_or_insert_with(HashSet::new);
     // Bounded: past this many distinct problems, stay quiet rather than grow.
     if seen.len() < 1024 && seen.insert(key.to_owned()) {

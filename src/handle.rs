@@ -39,7 +39,7 @@ pub struct UnifiedTelemetry {
 /// ```
 pub fn get_telemetry(component: impl AsRef<str>) -> UnifiedTelemetry {
     let name = component.as_ref();
-    let mut registry = registry().lock().unwrap_or_else(|p| p.into_inner());
+    let mut registry = crate::sync::lock(registry());
     let component = registry
         .entry(name.to_owned())
         .or_insert_with(|| Arc::new(Component::new(name)))
@@ -56,20 +56,10 @@ fn registry() -> &'static Registry {
 
 /// Registers the observable gauges of components made before `configure_telemetry`.
 pub(crate) fn register_pending_observables() {
-    let components: Vec<_> = registry()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .values()
-        .cloned()
-        .collect();
+    let components: Vec<_> = crate::sync::lock(registry()).values().cloned().collect();
     for component in components {
         if let Some(meter) = component.meter() {
-            for cell in component
-                .observables
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-            {
+            for cell in crate::sync::lock(&component.observables).iter() {
                 cell.register(meter);
             }
         }
@@ -240,11 +230,7 @@ macro_rules! cached_instrument {
                 return i;
             }
         }
-        let cached = $self
-            .component
-            .instruments
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        let cached = crate::sync::read(&$self.component.instruments)
             .get(&name)
             .copied();
         let instrument = match cached {
@@ -254,11 +240,7 @@ macro_rules! cached_instrument {
                 return $ty(Cell::new($self.component.clone(), name, $options));
             }
             None => {
-                let mut map = $self
-                    .component
-                    .instruments
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner());
+                let mut map = crate::sync::write(&$self.component.instruments);
                 match map.get(&name) {
                     Some(Instrument::$variant(i)) => *i,
                     Some(_) => return $ty(Cell::new($self.component.clone(), name, $options)),
@@ -404,11 +386,7 @@ impl UnifiedTelemetry {
         callback: impl Fn(&GaugeObserver<'_>) + Send + Sync + 'static,
     ) -> ObservableGauge {
         let cell = ObservableCell::new(&self.component, name.into(), options, Arc::new(callback));
-        self.component
-            .observables
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(cell.clone());
+        crate::sync::lock(&self.component.observables).push(cell.clone());
         if let Some(meter) = self.component.meter() {
             cell.register(meter);
         }

@@ -79,6 +79,7 @@ mod logs;
 mod metrics;
 mod pipeline;
 mod spans;
+mod sync;
 pub mod testing;
 
 pub use crate::attributes::{Attributes, IntoKey, IntoValue};

@@ -216,7 +216,7 @@ impl Pipeline {
 /// directory, a second call, or another global `tracing` subscriber already installed.
 pub fn configure_telemetry(config: TelemetryConfig) -> Result<TelemetryGuard, Error> {
     static CONFIGURING: Mutex<()> = Mutex::new(());
-    let _lock = CONFIGURING.lock().unwrap_or_else(|p| p.into_inner());
+    let _lock = crate::sync::lock(&CONFIGURING);
     if PIPELINE.get().is_some() {
         return Err(Error::AlreadyConfigured);
     }

@@ -44,7 +44,7 @@ struct Store {
 
 impl CaptureSinks {
     pub(crate) fn push_line(&self, line: &str) {
-        lock(&self.0.lines).push(line.trim_end().to_owned());
+        crate::sync::lock(&self.0.lines).push(line.trim_end().to_owned());
     }
 
     pub(crate) fn span_processor(&self) -> impl SpanProcessor {
@@ -56,13 +56,9 @@ impl CaptureSinks {
     }
 
     fn clear(&self) {
-        lock(&self.0.lines).clear();
-        lock(&self.0.spans).clear();
+        crate::sync::lock(&self.0.lines).clear();
+        crate::sync::lock(&self.0.spans).clear();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[derive(Debug)]
@@ -71,7 +67,7 @@ struct CaptureProcessor(CaptureSinks);
 impl SpanProcessor for CaptureProcessor {
     fn on_start(&self, _: &mut opentelemetry_sdk::trace::Span, _: &opentelemetry::Context) {}
     fn on_end(&self, span: SpanData) {
-        lock(&self.0 .0.spans).push(span);
+        crate::sync::lock(&self.0 .0.spans).push(span);
     }
     fn force_flush(&self) -> OTelSdkResult {
         Ok(())
@@ -118,7 +114,7 @@ pub struct Capture {
 pub fn capture() -> Capture {
     static SERIAL: Mutex<()> = Mutex::new(());
     static INSTALLED: OnceLock<(CaptureSinks, TelemetryGuard)> = OnceLock::new();
-    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let serial = crate::sync::lock(&SERIAL);
     let (sinks, _) = INSTALLED.get_or_init(|| {
         let sinks = CaptureSinks::default();
         let config = TelemetryConfig::new()
@@ -237,7 +233,7 @@ pub enum PointValue {
 impl Capture {
     /// Every JSON line written so far (log records and span records), in order.
     pub fn lines(&self) -> Vec<serde_json::Value> {
-        lock(&self.sinks.0.lines)
+        crate::sync::lock(&self.sinks.0.lines)
             .iter()
             .map(|l| serde_json::from_str(l).unwrap_or(serde_json::Value::Null))
             .collect()
@@ -245,7 +241,7 @@ impl Capture {
 
     /// The raw JSON lines written so far.
     pub fn raw_lines(&self) -> Vec<String> {
-        lock(&self.sinks.0.lines).clone()
+        crate::sync::lock(&self.sinks.0.lines).clone()
     }
 
     /// The log records written so far.
@@ -294,7 +290,7 @@ impl Capture {
 
     /// The spans finished so far, in the order they ended.
     pub fn spans(&self) -> Vec<CapturedSpan> {
-        lock(&self.sinks.0.spans)
+        crate::sync::lock(&self.sinks.0.spans)
             .iter()
             .map(|s| CapturedSpan {
                 name: s.name.to_string(),

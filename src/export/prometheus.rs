@@ -152,17 +152,17 @@ pub fn prometheus_text() -> PrometheusText {
                 .name("unitel-prometheus-render".into())
                 .spawn(move || {
                     let text = prometheus.render();
-                    let mut slot = filled.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut slot = crate::sync::lock(&filled);
                     slot.done = Some(Some(text));
                     if let Some(waker) = slot.waker.take() {
                         waker.wake();
                     }
                 });
             if spawned.is_err() {
-                slot.lock().unwrap_or_else(|p| p.into_inner()).done = Some(None);
+                crate::sync::lock(&slot).done = Some(None);
             }
         }
-        None => slot.lock().unwrap_or_else(|p| p.into_inner()).done = Some(None),
+        None => crate::sync::lock(&slot).done = Some(None),
     }
     PrometheusText { slot }
 }
@@ -184,7 +184,7 @@ impl Future for PrometheusText {
     type Output = Option<String>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = crate::sync::lock(&self.slot);
         match slot.done.take() {
             Some(text) => Poll::Ready(text),
             None => {

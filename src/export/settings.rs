@@ -343,7 +343,7 @@ fn leak_name(prefix: &'static str, suffix: &str) -> &'static str {
     use std::sync::Mutex;
     static NAMES: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
     let name = format!("{prefix}{suffix}");
-    let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    let mut names = crate::sync::lock(&NAMES);
     let names = names.get_or_insert_with(HashSet::new);
     if let Some(existing) = names.get(name.as_str()) {
         return existing;

@@ -64,7 +64,7 @@ impl FileSink {
     /// Appends one line (with its newline).
     #[inline]
     pub(crate) fn write_line(&self, line: &[u8]) {
-        let mut pending = lock(&self.shared.pending);
+        let mut pending = crate::sync::lock(&self.shared.pending);
         if pending.len() + line.len() > MAX_PENDING_BYTES {
             drop(pending);
             drop_once(
@@ -94,17 +94,17 @@ impl FileSink {
     pub(crate) fn close(&self) {
         self.shared.closed.store(true, Ordering::Release);
         self.shared.wake.notify_all();
-        if let Some(flusher) = lock(&self.flusher).take() {
+        if let Some(flusher) = crate::sync::lock(&self.flusher).take() {
             let _ = flusher.join();
         }
         self.shared.flush();
-        drop(lock(&self.shared.writer).take());
+        drop(crate::sync::lock(&self.shared.writer).take());
     }
 }
 
 impl Shared {
     fn run_flusher(&self) {
-        let mut pending = lock(&self.pending);
+        let mut pending = crate::sync::lock(&self.pending);
         while !self.closed.load(Ordering::Acquire) {
             pending = self
                 .wake
@@ -115,25 +115,21 @@ impl Shared {
                 let batch = std::mem::take(&mut *pending);
                 drop(pending);
                 self.hand_over(batch);
-                pending = lock(&self.pending);
+                pending = crate::sync::lock(&self.pending);
             }
         }
     }
 
     fn flush(&self) {
-        let batch = std::mem::take(&mut *lock(&self.pending));
+        let batch = std::mem::take(&mut *crate::sync::lock(&self.pending));
         if !batch.is_empty() {
             self.hand_over(batch);
         }
     }
 
     fn hand_over(&self, batch: Vec<u8>) {
-        if let Some((writer, _)) = lock(&self.writer).as_mut() {
+        if let Some((writer, _)) = crate::sync::lock(&self.writer).as_mut() {
             let _ = writer.write_all(&batch);
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
