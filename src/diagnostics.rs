@@ -79,8 +79,25 @@ pub fn dropped(signal: Signal, reason: DropReason) -> u64 {
     }
 }
 
+/// Counts `n` dropped items and, the first time `reported` is seen unset, describes the
+/// problem on standard error. For the paths that drop under load (full queues, failed exports):
+/// each call site owns its `reported` flag, so there is no lock and no allocation per drop.
+#[cold]
+pub(crate) fn drop_counted(
+    signal: Signal,
+    reason: DropReason,
+    n: u64,
+    reported: &std::sync::atomic::AtomicBool,
+    message: &dyn Fn() -> String,
+) {
+    slot(signal, reason).fetch_add(n, Ordering::Relaxed);
+    if !reported.load(Ordering::Relaxed) && !reported.swap(true, Ordering::Relaxed) {
+        eprintln!("unitel: {} (reported once)", message());
+    }
+}
+
 /// Counts one dropped item and describes the problem on standard error the first time this
-/// `key` is seen.
+/// `key` is seen (bad input, where the key names the instrument or value at fault).
 #[cold]
 pub(crate) fn drop_once(
     signal: Signal,

@@ -10,7 +10,7 @@
 //! every span or log record that cannot be queued is dropped *and counted* (the SDK's own drop
 //! counts are private).
 
-use crate::diagnostics::{drop_once, DropReason, Signal};
+use crate::diagnostics::{drop_counted, DropReason, Signal};
 use opentelemetry::Context;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord};
@@ -20,7 +20,7 @@ use opentelemetry_sdk::metrics::Temporality;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter, SpanProcessor};
 use opentelemetry_sdk::Resource;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,19 +102,19 @@ impl<E> OnRuntime<E> {
             );
         }
         if let Err(err) = result {
-            for _ in 0..items {
-                drop_once(
-                    signal,
-                    DropReason::ExportFailed,
-                    &format!("export:{}", signal.as_str()),
-                    &|| {
-                        format!(
-                            "exporting {} failed: {err}; the batch was dropped",
-                            signal.as_str()
-                        )
-                    },
-                );
-            }
+            static REPORTED: [AtomicBool; 3] = [const { AtomicBool::new(false) }; 3];
+            drop_counted(
+                signal,
+                DropReason::ExportFailed,
+                items as u64,
+                &REPORTED[signal as usize],
+                &|| {
+                    format!(
+                        "exporting {} failed: {err}; the batch was dropped",
+                        signal.as_str()
+                    )
+                },
+            );
         }
     }
 }
@@ -233,10 +233,12 @@ impl<P> Admission<P> {
             return true;
         }
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
-        drop_once(
+        static REPORTED: [AtomicBool; 3] = [const { AtomicBool::new(false) }; 3];
+        drop_counted(
             signal,
             DropReason::QueueFull,
-            &format!("queue:{}", signal.as_str()),
+            1,
+            &REPORTED[signal as usize],
             &|| {
                 format!(
                 "the {} export queue is full ({} waiting): the exporter is slower than the application; items are dropped and counted",

@@ -9,7 +9,7 @@
 //! Nothing here blocks on the disk: when the writer falls behind by [`MAX_PENDING_BYTES`], lines
 //! are dropped and counted.
 
-use crate::diagnostics::{drop_once, DropReason, Signal};
+use crate::diagnostics::{drop_counted, DropReason, Signal};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -67,12 +67,10 @@ impl FileSink {
         let mut pending = crate::sync::lock(&self.shared.pending);
         if pending.len() + line.len() > MAX_PENDING_BYTES {
             drop(pending);
-            drop_once(
-                Signal::Logs,
-                DropReason::QueueFull,
-                "log-file-full",
-                &|| "the JSON log file writer is behind by 16 MiB; lines are being dropped".into(),
-            );
+            static REPORTED: AtomicBool = AtomicBool::new(false);
+            drop_counted(Signal::Logs, DropReason::QueueFull, 1, &REPORTED, &|| {
+                "the JSON log file writer is behind by 16 MiB; lines are being dropped".into()
+            });
             return;
         }
         pending.extend_from_slice(line);
@@ -84,7 +82,7 @@ impl FileSink {
     }
 
     /// Batches the non-blocking writer dropped because its own queue was full (the lines this
-    /// sink drops itself are counted by `drop_once`).
+    /// sink drops itself are counted by `drop_counted`).
     pub(crate) fn writer_dropped(&self) -> u64 {
         self.shared.errors.dropped_lines() as u64
     }
