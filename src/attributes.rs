@@ -237,10 +237,3 @@ pub(crate) fn collect(attrs: &(impl Attributes + ?Sized)) -> AttrVec {
     attrs.push_to(&mut out);
     out
 }
-
-/// Runs `f` with the attributes as a slice, built in place on the stack (no move of a stack
-/// vector, no allocation for up to 4 attributes, none at all for `()`).
-#[inline]
-pub(crate) fn with_slice<A: Attributes, R>(attrs: &A, f: impl FnOnce(&mut [KeyValue]) -> R) -> R {
-    attrs.with_slice(f)
-}

@@ -1,6 +1,6 @@
 //! [`UnifiedTelemetry`]: the per-component handle, and the registry of components.
 
-use crate::attributes::{self, Attributes};
+use crate::attributes::Attributes;
 use crate::logs::{with_scratch, Record};
 use crate::metrics::{
     Cell, Counter, Gauge, GaugeObserver, Histogram, InstrumentOptions, ObservableCell,
@@ -400,7 +400,7 @@ impl UnifiedTelemetry {
         &self,
         level: Level,
         message: &str,
-        fields: &(impl Attributes + ?Sized),
+        fields: &impl Attributes,
         error: Option<&(dyn std::error::Error + 'static)>,
     ) {
         let Some(outputs) = pipeline::active_logs() else {
@@ -418,11 +418,11 @@ impl UnifiedTelemetry {
         };
         with_scratch(|scratch| {
             scratch.message.push_str(message);
-            if fields.len_hint() > 0 {
-                for kv in attributes::collect(fields) {
+            fields.with_slice(|kvs| {
+                for kv in kvs.iter() {
                     scratch.field_value(kv.key.as_str(), &kv.value);
                 }
-            }
+            });
             if let Some(err) = error {
                 scratch.error(err);
             }

@@ -1,7 +1,7 @@
 //! Metric instruments: cheap handles, cached per (component, name), that start recording as
 //! soon as telemetry is configured, even when they were made before.
 
-use crate::attributes::{self, Attributes};
+use crate::attributes::Attributes;
 use crate::diagnostics::{drop_once, DropReason, Signal};
 use crate::handle::Component;
 use crate::pipeline;
@@ -149,12 +149,6 @@ fn valid(name: &str, value: f64, allow_negative: bool) -> bool {
     false
 }
 
-/// Runs `f` with the measurement's attributes as a slice built in place.
-#[inline]
-fn with_metric_attrs(attrs: &impl Attributes, f: impl FnOnce(&[opentelemetry::KeyValue])) {
-    attributes::with_slice(attrs, |kvs| f(kvs))
-}
-
 /// A monotonic `u64` counter (Prometheus: `<name>_total`).
 #[derive(Debug, Clone, Copy)]
 pub struct Counter(pub(crate) &'static Cell<otel::Counter<u64>>);
@@ -164,7 +158,7 @@ impl Counter {
     #[inline]
     pub fn add(&self, value: u64, attrs: impl Attributes) {
         if let Some(c) = self.sdk() {
-            with_metric_attrs(&attrs, |kvs| c.add(value, kvs));
+            attrs.with_slice(|kvs| c.add(value, kvs));
         }
     }
 
@@ -174,7 +168,7 @@ impl Counter {
             counter: *self,
             attrs: {
                 let mut v = Vec::new();
-                with_metric_attrs(&attrs, |kvs| v.extend_from_slice(kvs));
+                attrs.with_slice(|kvs| v.extend_from_slice(kvs));
                 v
             },
             bound: Arc::new(OnceLock::new()),
@@ -225,7 +219,7 @@ impl UpDownCounter {
             .0
             .sdk(|m, cell| apply_options!(m.i64_up_down_counter(cell.name.clone()), cell).build())
         {
-            with_metric_attrs(&attrs, |kvs| c.add(value, kvs));
+            attrs.with_slice(|kvs| c.add(value, kvs));
         }
     }
 }
@@ -248,7 +242,7 @@ impl Histogram {
             return;
         };
         if valid(&self.0.name, value, false) {
-            with_metric_attrs(&attrs, |kvs| h.record(value, kvs));
+            attrs.with_slice(|kvs| h.record(value, kvs));
         }
     }
 }
@@ -268,7 +262,7 @@ impl Gauge {
             return;
         };
         if valid(&self.0.name, value, true) {
-            with_metric_attrs(&attrs, |kvs| g.record(value, kvs));
+            attrs.with_slice(|kvs| g.record(value, kvs));
         }
     }
 }
@@ -295,7 +289,7 @@ impl GaugeObserver<'_> {
     /// counted.
     pub fn observe(&self, value: f64, attrs: impl Attributes) {
         if valid(self.name, value, true) {
-            with_metric_attrs(&attrs, |kvs| self.inner.observe(value, kvs));
+            attrs.with_slice(|kvs| self.inner.observe(value, kvs));
         }
     }
 }

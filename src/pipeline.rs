@@ -10,7 +10,6 @@ use crate::Error;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tracing::Dispatch;
@@ -32,7 +31,6 @@ pub(crate) struct Pipeline {
     pub(crate) meter_provider: Option<SdkMeterProvider>,
     pub(crate) logs: LogOutputs,
     dispatch: Option<Dispatch>,
-    file: Option<Arc<FileSink>>,
     pub(crate) exports: crate::export::Exports,
     shutdown_timeout: Duration,
 }
@@ -106,7 +104,7 @@ pub(crate) fn max_log_level(target: &str) -> Option<u8> {
 pub(crate) fn file_writer_dropped() -> u64 {
     PIPELINE
         .get()
-        .and_then(|p| p.file.as_ref())
+        .and_then(|p| p.logs.file.as_ref())
         .map_or(0, |f| f.writer_dropped())
 }
 
@@ -198,7 +196,7 @@ impl Pipeline {
         }
         // Hands over the last batch; dropping the worker guard then writes out every queued
         // line (bounded by tracing-appender).
-        if let Some(file) = &self.file {
+        if let Some(file) = &self.logs.file {
             file.close();
         }
         result
@@ -266,7 +264,6 @@ fn build(mut config: TelemetryConfig) -> Result<Pipeline, Error> {
                 otel: None,
             },
             dispatch: None,
-            file: None,
             exports: Default::default(),
             shutdown_timeout,
         });
@@ -358,7 +355,7 @@ fn build(mut config: TelemetryConfig) -> Result<Pipeline, Error> {
         meter_provider: Some(meter_provider),
         logs: LogOutputs {
             console: config.console_enabled() || exports.console_logs,
-            file: file.clone(),
+            file,
             capture,
             otel: exports
                 .logger_provider
@@ -366,7 +363,6 @@ fn build(mut config: TelemetryConfig) -> Result<Pipeline, Error> {
                 .map(crate::logs::OtelLogs::new),
         },
         dispatch: Some(Dispatch::new(subscriber)),
-        file,
         exports,
         shutdown_timeout,
     })
