@@ -16,24 +16,6 @@ use unitel::{configure_telemetry, get_telemetry, Error, Sampler, TelemetryConfig
 /// A sampled remote parent, as another service would send it.
 const SAMPLED_PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-/// In the parent: runs test `name` in a child process with `env`, asserts that it ran exactly
-/// that one test and passed, and returns its stdout. In the child: `None`; the caller runs the
-/// body.
-fn run_child(name: &str, env: &[(&str, &str)]) -> Option<String> {
-    let out = support::child(name, env)?;
-    let stdout = support::assert_ok(&out);
-    assert!(
-        stdout.contains("test result: ok. 1 passed"),
-        "child {name} did not run exactly one test:\n{stdout}"
-    );
-    Some(stdout)
-}
-
-/// [`run_child`] for tests that need nothing from the child's output: `true` in the parent.
-fn in_parent(name: &str, env: &[(&str, &str)]) -> bool {
-    run_child(name, env).is_some()
-}
-
 /// Configures in this process, expecting an error. Success would install telemetry here, which
 /// the in-process tests must never do.
 fn configure_err(config: TelemetryConfig) -> Error {
@@ -262,7 +244,7 @@ fn the_first_invalid_variable_is_reported_even_with_builder_calls() {
 
 #[test]
 fn empty_values_mean_unset() {
-    if in_parent("empty_values_mean_unset", &[]) {
+    if support::in_parent("empty_values_mean_unset", &[]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -292,7 +274,7 @@ fn empty_values_mean_unset() {
 
 #[test]
 fn valid_resource_attributes_configure() {
-    if in_parent(
+    if support::in_parent(
         "valid_resource_attributes_configure",
         &[(
             "OTEL_RESOURCE_ATTRIBUTES",
@@ -345,7 +327,7 @@ fn child_of_sampled_parent_records() -> bool {
 
 #[test]
 fn sampler_name_is_case_insensitive_always_off() {
-    if in_parent(
+    if support::in_parent(
         "sampler_name_is_case_insensitive_always_off",
         &[("OTEL_TRACES_SAMPLER", "ALWAYS_OFF")],
     ) {
@@ -356,7 +338,7 @@ fn sampler_name_is_case_insensitive_always_off() {
 
 #[test]
 fn sampler_name_is_case_insensitive_always_on() {
-    if in_parent(
+    if support::in_parent(
         "sampler_name_is_case_insensitive_always_on",
         &[("OTEL_TRACES_SAMPLER", "Always_On")],
     ) {
@@ -367,7 +349,7 @@ fn sampler_name_is_case_insensitive_always_on() {
 
 #[test]
 fn sampler_name_with_surrounding_spaces_is_accepted() {
-    if in_parent(
+    if support::in_parent(
         "sampler_name_with_surrounding_spaces_is_accepted",
         &[("OTEL_TRACES_SAMPLER", " always_off ")],
     ) {
@@ -378,7 +360,7 @@ fn sampler_name_with_surrounding_spaces_is_accepted() {
 
 #[test]
 fn traceidratio_zero_records_nothing() {
-    if in_parent(
+    if support::in_parent(
         "traceidratio_zero_records_nothing",
         &[
             ("OTEL_TRACES_SAMPLER", "traceidratio"),
@@ -395,7 +377,7 @@ fn traceidratio_zero_records_nothing() {
 
 #[test]
 fn traceidratio_one_records_everything() {
-    if in_parent(
+    if support::in_parent(
         "traceidratio_one_records_everything",
         &[
             ("OTEL_TRACES_SAMPLER", "TraceIdRatio"),
@@ -412,7 +394,7 @@ fn traceidratio_one_records_everything() {
 
 #[test]
 fn parentbased_always_off_drops_roots_and_follows_a_sampled_parent() {
-    if in_parent(
+    if support::in_parent(
         "parentbased_always_off_drops_roots_and_follows_a_sampled_parent",
         &[("OTEL_TRACES_SAMPLER", "parentbased_always_off")],
     ) {
@@ -426,7 +408,7 @@ fn parentbased_always_off_drops_roots_and_follows_a_sampled_parent() {
 
 #[test]
 fn parentbased_traceidratio_zero_drops_roots_and_follows_a_sampled_parent() {
-    if in_parent(
+    if support::in_parent(
         "parentbased_traceidratio_zero_drops_roots_and_follows_a_sampled_parent",
         &[
             ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
@@ -442,7 +424,7 @@ fn parentbased_traceidratio_zero_drops_roots_and_follows_a_sampled_parent() {
 
 #[test]
 fn sdk_disabled_records_and_prints_nothing() {
-    if let Some(stdout) = run_child(
+    if let Some(stdout) = support::run_child(
         "sdk_disabled_records_and_prints_nothing",
         &[("OTEL_SDK_DISABLED", "TRUE")],
     ) {
@@ -489,7 +471,7 @@ fn sdk_disabled_records_and_prints_nothing() {
 fn console_prints_correlated_lines_when_enabled() {
     // The counterpart of `sdk_disabled_records_and_prints_nothing`: the same calls with
     // telemetry on do reach the child's stdout.
-    if let Some(stdout) = run_child("console_prints_correlated_lines_when_enabled", &[]) {
+    if let Some(stdout) = support::run_child("console_prints_correlated_lines_when_enabled", &[]) {
         let lines = support::console_lines(&stdout);
         for marker in ["enabled-marker-log", "enabled-marker-event"] {
             let line = lines
@@ -514,7 +496,7 @@ fn console_prints_correlated_lines_when_enabled() {
 
 #[test]
 fn builder_sampler_and_service_name_win_over_env() {
-    if in_parent(
+    if support::in_parent(
         "builder_sampler_and_service_name_win_over_env",
         &[
             ("OTEL_SERVICE_NAME", "from-env"),
@@ -556,7 +538,7 @@ fn builder_sampler_and_service_name_win_over_env() {
 
 #[test]
 fn builder_enable_wins_over_env_disabled() {
-    if in_parent(
+    if support::in_parent(
         "builder_enable_wins_over_env_disabled",
         &[("OTEL_SDK_DISABLED", "true")],
     ) {
@@ -580,7 +562,7 @@ fn builder_enable_wins_over_env_disabled() {
 
 #[test]
 fn builder_disable_wins_over_env_enabled() {
-    if in_parent(
+    if support::in_parent(
         "builder_disable_wins_over_env_enabled",
         &[("OTEL_SDK_DISABLED", "false")],
     ) {
@@ -598,7 +580,7 @@ fn builder_disable_wins_over_env_enabled() {
 
 #[test]
 fn rust_log_filters_logs() {
-    if in_parent("rust_log_filters_logs", &[("RUST_LOG", "error")]) {
+    if support::in_parent("rust_log_filters_logs", &[("RUST_LOG", "error")]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -631,7 +613,7 @@ fn rust_log_filters_logs() {
 
 #[test]
 fn builder_log_filter_wins_over_rust_log() {
-    if in_parent(
+    if support::in_parent(
         "builder_log_filter_wins_over_rust_log",
         &[("RUST_LOG", "error")],
     ) {
@@ -659,7 +641,7 @@ fn builder_log_filter_wins_over_rust_log() {
 
 #[test]
 fn builder_log_filter_wins_over_invalid_rust_log() {
-    if in_parent(
+    if support::in_parent(
         "builder_log_filter_wins_over_invalid_rust_log",
         &[("RUST_LOG", "info,[[[")],
     ) {
@@ -678,7 +660,7 @@ fn builder_log_filter_wins_over_invalid_rust_log() {
 
 #[test]
 fn configuring_twice_is_already_configured() {
-    if in_parent("configuring_twice_is_already_configured", &[]) {
+    if support::in_parent("configuring_twice_is_already_configured", &[]) {
         return;
     }
     let guard = configure_telemetry(TelemetryConfig::new().with_console(false)).expect("first");
@@ -700,7 +682,7 @@ fn configuring_twice_is_already_configured() {
 
 #[test]
 fn another_global_subscriber_is_subscriber_already_set() {
-    if in_parent("another_global_subscriber_is_subscriber_already_set", &[]) {
+    if support::in_parent("another_global_subscriber_is_subscriber_already_set", &[]) {
         return;
     }
     tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default())
@@ -719,7 +701,7 @@ fn another_global_subscriber_is_subscriber_already_set() {
 
 #[test]
 fn a_failed_configuration_installs_nothing_and_can_be_corrected() {
-    if in_parent(
+    if support::in_parent(
         "a_failed_configuration_installs_nothing_and_can_be_corrected",
         &[("OTEL_TRACES_SAMPLER", "sometimes")],
     ) {
@@ -740,7 +722,7 @@ fn a_failed_configuration_installs_nothing_and_can_be_corrected() {
 
 #[test]
 fn handles_taken_before_configure_work_after_it() {
-    if in_parent("handles_taken_before_configure_work_after_it", &[]) {
+    if support::in_parent("handles_taken_before_configure_work_after_it", &[]) {
         return;
     }
     let telemetry = get_telemetry("early");
@@ -790,7 +772,7 @@ fn handles_taken_before_configure_work_after_it() {
 
 #[test]
 fn instruments_taken_before_the_pipeline_report_values() {
-    if in_parent("instruments_taken_before_the_pipeline_report_values", &[]) {
+    if support::in_parent("instruments_taken_before_the_pipeline_report_values", &[]) {
         return;
     }
     let telemetry = get_telemetry("early");

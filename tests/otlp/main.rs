@@ -806,14 +806,7 @@ fn the_quickstart_exports_to_the_collector_named_by_the_environment() {
         .output()
         .expect("run quickstart");
     let stdout = support::assert_ok(&out);
-    let trace_id = stdout
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("trace ")
-                .and_then(|r| r.split_whitespace().next())
-        })
-        .expect("trace id")
-        .to_owned();
+    let trace_id = support::quickstart_trace_id(&stdout).expect("trace id");
     let tag = format!("Str({run_id})");
     let (spans, logs) = rotel.wait_for(WAIT, |r| {
         let spans: Vec<_> = r

@@ -27,19 +27,6 @@ use unitel::{
 
 // ----- child processes -----
 
-/// In the parent: runs test `name` in a child process with `env`, asserts that it ran exactly
-/// that one test and passed, and returns its stdout. In the child: `None`; the caller runs the
-/// body.
-fn run_child(name: &str, env: &[(&str, &str)]) -> Option<String> {
-    let out = support::child(name, env)?;
-    let stdout = support::assert_ok(&out);
-    assert!(
-        stdout.contains("test result: ok. 1 passed"),
-        "child {name} did not run exactly one test:\n{stdout}"
-    );
-    Some(stdout)
-}
-
 /// Configures telemetry with console output off and `/metrics` on a free loopback port.
 fn configure_with_prometheus(service: &str) -> (TelemetryGuard, SocketAddr) {
     let guard = configure_telemetry(
@@ -344,7 +331,7 @@ fn assert_value(text: &str, samples: &[Sample], name: &str, labels: &[(&str, &st
 
 #[test]
 fn scrape_has_the_seed_names_and_values() {
-    if run_child("scrape_has_the_seed_names_and_values", &[]).is_some() {
+    if support::run_child("scrape_has_the_seed_names_and_values", &[]).is_some() {
         return;
     }
     let (_guard, addr) = configure_with_prometheus("prom-seed");
@@ -557,7 +544,7 @@ fn promtool_accepts_the_scrape_with_hostile_attribute_keys() {
     // Resolved in the parent too, so a missing promtool fails with the plain message.
     let promtool_path = promtool();
     let path = promtool_path.to_string_lossy().into_owned();
-    if run_child(
+    if support::run_child(
         "promtool_accepts_the_scrape_with_hostile_attribute_keys",
         &[("UNITEL_TEST_PROMTOOL", &path)],
     )
@@ -629,7 +616,7 @@ fn promtool_accepts_the_scrape_with_hostile_attribute_keys() {
 fn counters_named_with_and_without_total_keep_the_scrape_valid() {
     let promtool_path = promtool();
     let path = promtool_path.to_string_lossy().into_owned();
-    if run_child(
+    if support::run_child(
         "counters_named_with_and_without_total_keep_the_scrape_valid",
         &[("UNITEL_TEST_PROMTOOL", &path)],
     )
@@ -702,7 +689,7 @@ fn canonical(text: &str) -> Vec<(String, String, f64)> {
 
 #[test]
 fn prometheus_text_matches_the_http_scrape() {
-    if run_child("prometheus_text_matches_the_http_scrape", &[]).is_some() {
+    if support::run_child("prometheus_text_matches_the_http_scrape", &[]).is_some() {
         return;
     }
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -773,7 +760,7 @@ fn prometheus_text_matches_the_http_scrape() {
 
 #[test]
 fn prometheus_text_is_none_without_prometheus() {
-    if run_child("prometheus_text_is_none_without_prometheus", &[]).is_some() {
+    if support::run_child("prometheus_text_is_none_without_prometheus", &[]).is_some() {
         return;
     }
     let guard = configure_telemetry(TelemetryConfig::new().with_console(false))
@@ -797,7 +784,7 @@ fn prometheus_text_is_none_without_prometheus() {
 #[test]
 fn env_prometheus_listens_on_loopback_by_default() {
     let port = free_port().to_string();
-    if run_child(
+    if support::run_child(
         "env_prometheus_listens_on_loopback_by_default",
         &[
             ("OTEL_METRICS_EXPORTER", "prometheus"),
@@ -841,7 +828,7 @@ fn env_prometheus_listens_on_loopback_by_default() {
 
 #[test]
 fn taken_port_is_a_startup_error() {
-    if run_child("taken_port_is_a_startup_error", &[]).is_some() {
+    if support::run_child("taken_port_is_a_startup_error", &[]).is_some() {
         return;
     }
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -1193,7 +1180,7 @@ fn real_prometheus_scrapes_the_app() {
 fn renamed_labels_that_collide_keep_the_scrape_valid() {
     let promtool_path = promtool();
     let path = promtool_path.to_string_lossy().into_owned();
-    if run_child(
+    if support::run_child(
         "renamed_labels_that_collide_keep_the_scrape_valid",
         &[("UNITEL_TEST_PROMTOOL", &path)],
     )

@@ -22,14 +22,7 @@ fn quickstart_correlates_request_and_worker_in_one_trace() {
     let stdout = support::assert_ok(&out);
 
     // The trace id it reports at the end.
-    let trace_id = stdout
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("trace ")
-                .and_then(|r| r.split_whitespace().next())
-        })
-        .expect("the quickstart names a trace")
-        .to_owned();
+    let trace_id = support::quickstart_trace_id(&stdout).expect("the quickstart names a trace");
     assert_eq!(trace_id.len(), 32);
     let tag = format!("[trace:{trace_id}]");
 

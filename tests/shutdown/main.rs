@@ -16,29 +16,6 @@ use unitel::{configure_telemetry, get_telemetry, Error, TelemetryConfig, Telemet
 /// Spans (each with one log line) per scenario.
 const N: usize = 200;
 
-/// In the parent: runs test `name` in a child process, asserts that it ran exactly that one
-/// test, passed, and printed no panic message (from any thread), and returns its stdout. In the
-/// child: `None`; the caller runs the body.
-fn run_child(name: &str) -> Option<String> {
-    let out = support::child(name, &[])?;
-    let stdout = support::assert_ok(&out);
-    assert!(
-        stdout.contains("test result: ok. 1 passed"),
-        "child {name} did not run exactly one test:\n{stdout}"
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains("panicked"),
-        "child {name} panicked somewhere:\n{stderr}"
-    );
-    Some(stdout)
-}
-
-/// [`run_child`] for tests that need nothing from the child's output: `true` in the parent.
-fn parent(name: &str) -> bool {
-    run_child(name).is_some()
-}
-
 fn configure(dir: &Path) -> TelemetryGuard {
     configure_telemetry(
         TelemetryConfig::new()
@@ -116,7 +93,7 @@ fn line_count(dir: &Path) -> usize {
 
 #[test]
 fn shutdown_flushes_everything_without_a_runtime() {
-    if parent("shutdown_flushes_everything_without_a_runtime") {
+    if support::in_parent("shutdown_flushes_everything_without_a_runtime", &[]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -133,7 +110,7 @@ fn shutdown_flushes_everything_without_a_runtime() {
 
 #[test]
 fn shutdown_flushes_everything_on_current_thread_runtime() {
-    if parent("shutdown_flushes_everything_on_current_thread_runtime") {
+    if support::in_parent("shutdown_flushes_everything_on_current_thread_runtime", &[]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -153,7 +130,7 @@ fn shutdown_flushes_everything_on_current_thread_runtime() {
 
 #[test]
 fn shutdown_flushes_everything_on_multi_thread_runtime() {
-    if parent("shutdown_flushes_everything_on_multi_thread_runtime") {
+    if support::in_parent("shutdown_flushes_everything_on_multi_thread_runtime", &[]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -179,7 +156,7 @@ fn shutdown_flushes_everything_on_multi_thread_runtime() {
 
 #[test]
 fn shutdown_flushes_everything_on_one_worker_thread() {
-    if parent("shutdown_flushes_everything_on_one_worker_thread") {
+    if support::in_parent("shutdown_flushes_everything_on_one_worker_thread", &[]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -200,7 +177,7 @@ fn shutdown_flushes_everything_on_one_worker_thread() {
 
 #[test]
 fn shutdown_on_the_only_worker_thread_does_not_deadlock() {
-    if parent("shutdown_on_the_only_worker_thread_does_not_deadlock") {
+    if support::in_parent("shutdown_on_the_only_worker_thread_does_not_deadlock", &[]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -226,7 +203,7 @@ fn shutdown_on_the_only_worker_thread_does_not_deadlock() {
 
 #[test]
 fn dropping_the_guard_flushes_everything() {
-    if parent("dropping_the_guard_flushes_everything") {
+    if support::in_parent("dropping_the_guard_flushes_everything", &[]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -238,7 +215,10 @@ fn dropping_the_guard_flushes_everything() {
 
 #[test]
 fn dropping_the_guard_inside_a_runtime_flushes_everything() {
-    if parent("dropping_the_guard_inside_a_runtime_flushes_everything") {
+    if support::in_parent(
+        "dropping_the_guard_inside_a_runtime_flushes_everything",
+        &[],
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -259,7 +239,7 @@ fn dropping_the_guard_inside_a_runtime_flushes_everything() {
 
 #[test]
 fn second_shutdown_is_already_shut_down() {
-    if parent("second_shutdown_is_already_shut_down") {
+    if support::in_parent("second_shutdown_is_already_shut_down", &[]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -282,7 +262,7 @@ fn second_shutdown_is_already_shut_down() {
 
 #[test]
 fn recording_after_shutdown_is_a_silent_no_op() {
-    if let Some(stdout) = run_child("recording_after_shutdown_is_a_silent_no_op") {
+    if let Some(stdout) = support::run_child("recording_after_shutdown_is_a_silent_no_op", &[]) {
         let lines = support::console_lines(&stdout);
         assert!(
             lines.iter().any(|l| l.contains("log-0")),
@@ -337,7 +317,10 @@ fn recording_after_shutdown_is_a_silent_no_op() {
 
 #[test]
 fn shutdown_timeout_is_respected_on_current_thread_runtime() {
-    if parent("shutdown_timeout_is_respected_on_current_thread_runtime") {
+    if support::in_parent(
+        "shutdown_timeout_is_respected_on_current_thread_runtime",
+        &[],
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -374,7 +357,10 @@ fn shutdown_timeout_is_respected_on_current_thread_runtime() {
 #[cfg(unix)]
 #[test]
 fn shutdown_gives_up_after_the_timeout_when_the_file_is_stuck() {
-    if parent("shutdown_gives_up_after_the_timeout_when_the_file_is_stuck") {
+    if support::in_parent(
+        "shutdown_gives_up_after_the_timeout_when_the_file_is_stuck",
+        &[],
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

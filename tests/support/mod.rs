@@ -17,7 +17,39 @@ pub fn child(name: &str, env: &[(&str, &str)]) -> Option<Output> {
     if std::env::var("UNITEL_CHILD").as_deref() == Ok(name) {
         return None;
     }
-    Some(run_child(name, env, None, Duration::from_secs(60)))
+    Some(spawn_child(name, env, None, Duration::from_secs(60)))
+}
+
+/// In the parent: runs test `name` in a child process with `env`, asserts that it ran exactly
+/// that one test (a misspelt name cannot pass by running nothing), passed, and printed no panic
+/// message from any thread; returns its stdout. In the child: `None`; the caller runs the body.
+pub fn run_child(name: &str, env: &[(&str, &str)]) -> Option<String> {
+    let out = child(name, env)?;
+    let stdout = assert_ok(&out);
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "child {name} did not run exactly one test:\n{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked"),
+        "child {name} panicked somewhere:\n{stderr}"
+    );
+    Some(stdout)
+}
+
+/// [`run_child`] for tests that need nothing from the child's output: `true` in the parent.
+pub fn in_parent(name: &str, env: &[(&str, &str)]) -> bool {
+    run_child(name, env).is_some()
+}
+
+/// The trace id the quickstart names at the end of its output (`trace <32 hex> ...`).
+pub fn quickstart_trace_id(stdout: &str) -> Option<String> {
+    stdout.lines().find_map(|l| {
+        l.strip_prefix("trace ")
+            .and_then(|r| r.split_whitespace().next())
+            .map(str::to_owned)
+    })
 }
 
 /// Like [`child`], with a working directory.
@@ -25,10 +57,10 @@ pub fn child_in(name: &str, env: &[(&str, &str)], dir: &std::path::Path) -> Opti
     if std::env::var("UNITEL_CHILD").as_deref() == Ok(name) {
         return None;
     }
-    Some(run_child(name, env, Some(dir), Duration::from_secs(60)))
+    Some(spawn_child(name, env, Some(dir), Duration::from_secs(60)))
 }
 
-fn run_child(
+fn spawn_child(
     name: &str,
     env: &[(&str, &str)],
     dir: Option<&std::path::Path>,
