@@ -6,7 +6,8 @@
 
 mod common;
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use common::Position;
+use criterion::{criterion_group, criterion_main, Criterion};
 
 fn spans(c: &mut Criterion) {
     let _guard = unitel::configure_telemetry(
@@ -18,61 +19,10 @@ fn spans(c: &mut Criterion) {
     .expect("configure");
     let telemetry = unitel::get_telemetry("bench");
     let mut g = c.benchmark_group("span");
-    g.bench_function("facade/root/0 attrs", |b| {
-        b.iter(|| {
-            let guard = telemetry.trace("op");
-            black_box(&guard);
-        })
-    });
-    g.bench_function("facade/root/3 attrs", |b| {
-        b.iter(|| {
-            let guard = telemetry.trace_with("op", &[("a", 1), ("b", 2), ("c", 3)]);
-            black_box(&guard);
-        })
-    });
-    {
-        let _parent = telemetry.trace("parent");
-        g.bench_function("facade/child/0 attrs", |b| {
-            b.iter(|| {
-                let guard = telemetry.trace("op");
-                black_box(&guard);
-            })
-        });
-        g.bench_function("facade/child/3 attrs", |b| {
-            b.iter(|| {
-                let guard = telemetry.trace_with("op", &[("a", 1), ("b", 2), ("c", 3)]);
-                black_box(&guard);
-            })
-        });
-    }
-    let (bare, _provider) = common::bare_stack(opentelemetry_sdk::trace::Sampler::AlwaysOn);
-    tracing::subscriber::with_default(bare, || {
-        g.bench_function("bare/root/0 attrs", |b| {
-            b.iter(|| {
-                let guard = tracing::info_span!("op").entered();
-                black_box(&guard);
-            })
-        });
-        g.bench_function("bare/root/3 attrs", |b| {
-            b.iter(|| {
-                let guard = tracing::info_span!("op", a = 1, b = 2, c = 3).entered();
-                black_box(&guard);
-            })
-        });
-        let _parent = tracing::info_span!("parent").entered();
-        g.bench_function("bare/child/0 attrs", |b| {
-            b.iter(|| {
-                let guard = tracing::info_span!("op").entered();
-                black_box(&guard);
-            })
-        });
-        g.bench_function("bare/child/3 attrs", |b| {
-            b.iter(|| {
-                let guard = tracing::info_span!("op", a = 1, b = 2, c = 3).entered();
-                black_box(&guard);
-            })
-        });
-    });
+    common::facade_spans(&mut g, &telemetry, "facade", Position::Root);
+    common::facade_spans(&mut g, &telemetry, "facade", Position::Child);
+    let sampler = opentelemetry_sdk::trace::Sampler::AlwaysOn;
+    common::bare_spans(&mut g, sampler, "bare", &[Position::Root, Position::Child]);
     g.finish();
 }
 

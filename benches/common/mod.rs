@@ -7,7 +7,8 @@
 
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
-use criterion::Criterion;
+use criterion::measurement::WallTime;
+use criterion::{black_box, BenchmarkGroup, Criterion};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
@@ -50,4 +51,73 @@ pub fn criterion() -> Criterion {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .configure_from_args()
+}
+
+/// Where a measured span sits.
+#[derive(Clone, Copy)]
+pub enum Position {
+    Root,
+    /// Under a parent span that stays open for the whole measurement.
+    Child,
+}
+
+impl Position {
+    fn name(self) -> &'static str {
+        match self {
+            Position::Root => "root",
+            Position::Child => "child",
+        }
+    }
+}
+
+/// The facade's span cases (0 and 3 attributes) under `label/<position>/..`.
+pub fn facade_spans(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    telemetry: &unitel::UnifiedTelemetry,
+    label: &str,
+    position: Position,
+) {
+    let _parent = matches!(position, Position::Child).then(|| telemetry.trace("parent"));
+    let at = position.name();
+    g.bench_function(format!("{label}/{at}/0 attrs"), |b| {
+        b.iter(|| {
+            let guard = telemetry.trace("op");
+            black_box(&guard);
+        })
+    });
+    g.bench_function(format!("{label}/{at}/3 attrs"), |b| {
+        b.iter(|| {
+            let guard = telemetry.trace_with("op", &[("a", 1), ("b", 2), ("c", 3)]);
+            black_box(&guard);
+        })
+    });
+}
+
+/// The same cases through the bare stack with `sampler`, under `label/<position>/..`.
+pub fn bare_spans(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    sampler: Sampler,
+    label: &str,
+    positions: &[Position],
+) {
+    let (bare, _provider) = bare_stack(sampler);
+    tracing::subscriber::with_default(bare, || {
+        for &position in positions {
+            let _parent = matches!(position, Position::Child)
+                .then(|| tracing::info_span!("parent").entered());
+            let at = position.name();
+            g.bench_function(format!("{label}/{at}/0 attrs"), |b| {
+                b.iter(|| {
+                    let guard = tracing::info_span!("op").entered();
+                    black_box(&guard);
+                })
+            });
+            g.bench_function(format!("{label}/{at}/3 attrs"), |b| {
+                b.iter(|| {
+                    let guard = tracing::info_span!("op", a = 1, b = 2, c = 3).entered();
+                    black_box(&guard);
+                })
+            });
+        }
+    });
 }
