@@ -68,15 +68,8 @@ fn slot(signal: Signal, reason: DropReason) -> &'static AtomicU64 {
 }
 
 /// How many items of `signal` were dropped for `reason` since the process started.
-///
-/// Counts that live in other components (the log file writer's queue) are included.
 pub fn dropped(signal: Signal, reason: DropReason) -> u64 {
-    let own = slot(signal, reason).load(Ordering::Relaxed);
-    if (signal, reason) == (Signal::Logs, DropReason::QueueFull) {
-        own + crate::pipeline::file_writer_dropped()
-    } else {
-        own
-    }
+    slot(signal, reason).load(Ordering::Relaxed)
 }
 
 /// Counts `n` dropped items and, the first time `reported` is seen unset, describes the

@@ -101,13 +101,6 @@ pub(crate) fn max_log_level(target: &str) -> Option<u8> {
     Some(max)
 }
 
-pub(crate) fn file_writer_dropped() -> u64 {
-    PIPELINE
-        .get()
-        .and_then(|p| p.logs.file.as_ref())
-        .map_or(0, |f| f.writer_dropped())
-}
-
 /// Flushes and shuts telemetry down when dropped (or on [`shutdown`](Self::shutdown)).
 ///
 /// Shutdown is bounded by the configured timeout (default 5 s), runs on its own thread so it

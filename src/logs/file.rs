@@ -81,12 +81,6 @@ impl FileSink {
         }
     }
 
-    /// Batches the non-blocking writer dropped because its own queue was full (the lines this
-    /// sink drops itself are counted by `drop_counted`).
-    pub(crate) fn writer_dropped(&self) -> u64 {
-        self.shared.errors.dropped_lines() as u64
-    }
-
     /// Hands over what is pending, stops the flusher and lets the writer finish (bounded by
     /// tracing-appender's own shutdown timeout).
     pub(crate) fn close(&self) {
@@ -125,9 +119,25 @@ impl Shared {
         }
     }
 
+    /// Queues `batch` on the non-blocking writer. If its queue is full it drops the whole
+    /// message; every line in it is then counted as dropped, like the lines refused above.
     fn hand_over(&self, batch: Vec<u8>) {
         if let Some((writer, _)) = crate::sync::lock(&self.writer).as_mut() {
+            let refused_before = self.errors.dropped_lines();
             let _ = writer.write_all(&batch);
+            if self.errors.dropped_lines() != refused_before {
+                static REPORTED: AtomicBool = AtomicBool::new(false);
+                let lines = batch.iter().filter(|&&b| b == b'\n').count() as u64;
+                drop_counted(
+                    Signal::Logs,
+                    DropReason::QueueFull,
+                    lines,
+                    &REPORTED,
+                    &|| {
+                        "the JSON log file's writer queue is full (the disk is slower than the application); lines are being dropped".into()
+                    },
+                );
+            }
         }
     }
 }

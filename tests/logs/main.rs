@@ -407,3 +407,62 @@ fn rotation_names_files_by_date() {
     get_telemetry("orders").log_info("rotated");
     guard.shutdown().expect("shutdown");
 }
+
+#[test]
+fn a_stuck_log_file_drops_and_counts_lines_without_blocking() {
+    let name = "a_stuck_log_file_drops_and_counts_lines_without_blocking";
+    if let Some(stdout) = support::run_child(name, &[]) {
+        let lost: u64 = support::marked(&stdout, "DROPPED")
+            .expect("count")
+            .parse()
+            .expect("n");
+        let written: u64 = support::marked(&stdout, "WRITTEN")
+            .expect("count")
+            .parse()
+            .expect("n");
+        // Nothing reads the file, so the writer holds at most its queues (about 32 MiB of
+        // lines); everything past that is dropped, and every dropped line is counted.
+        assert!(lost > written / 4, "dropped {lost} of {written}");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("app.log");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    // The file is a pipe that is opened for reading (opening for writing waits for a reader)
+    // but never read: the writer thread blocks once the pipe's buffer is full.
+    let reader_path = fifo.clone();
+    std::thread::spawn(move || {
+        let _reader = std::fs::File::open(reader_path).expect("open fifo for reading");
+        loop {
+            std::thread::park();
+        }
+    });
+    let guard = unitel::configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_log_file(&fifo)
+            .with_shutdown_timeout(std::time::Duration::from_millis(200)),
+    )
+    .expect("configure");
+    let telemetry = get_telemetry("flood");
+    let padding = "x".repeat(400);
+    let written: u64 = 200_000; // about 100 MiB of lines
+    let started = std::time::Instant::now();
+    for i in 0..written {
+        telemetry.log_info_with("line", &[("i", i.to_string()), ("pad", padding.clone())]);
+    }
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "logging never waits for the file: {took:?}"
+    );
+    println!(
+        "\nDROPPED {}\nWRITTEN {written}",
+        unitel::dropped(unitel::Signal::Logs, unitel::DropReason::QueueFull)
+    );
+    let _ = guard.shutdown();
+}
