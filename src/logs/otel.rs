@@ -3,7 +3,6 @@
 
 use super::{FieldValue, Record, Scratch};
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
-use opentelemetry::Context;
 use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
 use tracing::Level;
 
@@ -20,12 +19,10 @@ impl OtelLogs {
         OtelLogs { provider, logger }
     }
 
+    /// Events on the exporters' own threads are not exported again: those threads run in
+    /// OpenTelemetry's suppressed context (the SDK's batch threads, unitel's export runtime),
+    /// and `SdkLogger::emit` drops records made there, so there is no feedback loop.
     pub(crate) fn emit(&self, record: &Record<'_>, scratch: &Scratch) {
-        // Events from the exporters' own threads (suppressed by the SDK and by unitel's export
-        // runtime) are not exported again: no feedback loop.
-        if Context::is_current_telemetry_suppressed() {
-            return;
-        }
         let mut log = self.logger.create_log_record();
         log.set_timestamp(record.time);
         log.set_observed_timestamp(record.time);
