@@ -5,7 +5,7 @@ use smallvec::SmallVec;
 use std::borrow::Cow;
 
 /// Attribute lists short enough to live on the stack.
-pub(crate) type AttrVec = SmallVec<[KeyValue; 4]>;
+type AttrVec = SmallVec<[KeyValue; 4]>;
 
 /// A type usable as an attribute key: `&'static str` (no allocation), `String`, `Cow`, [`Key`].
 pub trait IntoKey {
@@ -132,13 +132,15 @@ impl IntoValue for &String {
 ///
 /// All values in one slice share a type; mix types with [`Value`]:
 /// `&[("method", Value::from("POST")), ("status", Value::from(200))]`.
+///
+/// To pass attributes of a type of your own, implement [`extend_into`](Self::extend_into) and
+/// [`len_hint`](Self::len_hint).
 pub trait Attributes {
     /// Appends the attributes to `out`.
-    fn push_to(&self, out: &mut AttrVec);
+    fn extend_into(&self, out: &mut impl Extend<KeyValue>);
     /// The number of attributes, for sizing.
     fn len_hint(&self) -> usize;
-    /// Runs `f` with the attributes as a slice built in place on the stack.
-    #[doc(hidden)]
+    /// Runs `f` with the attributes as one slice, built in place (on the stack for up to four).
     #[inline]
     fn with_slice<R>(&self, f: impl FnOnce(&mut [KeyValue]) -> R) -> R
     where
@@ -148,14 +150,14 @@ pub trait Attributes {
             return f(&mut []);
         }
         let mut out = AttrVec::new();
-        self.push_to(&mut out);
+        self.extend_into(&mut out);
         f(&mut out)
     }
 }
 
 impl Attributes for () {
     #[inline]
-    fn push_to(&self, _: &mut AttrVec) {}
+    fn extend_into(&self, _: &mut impl Extend<KeyValue>) {}
     #[inline]
     fn len_hint(&self) -> usize {
         0
@@ -164,7 +166,7 @@ impl Attributes for () {
 
 impl<K: IntoKey, V: IntoValue> Attributes for &[(K, V)] {
     #[inline]
-    fn push_to(&self, out: &mut AttrVec) {
+    fn extend_into(&self, out: &mut impl Extend<KeyValue>) {
         out.extend(
             self.iter()
                 .map(|(k, v)| KeyValue::new(k.to_key(), v.to_value())),
@@ -178,8 +180,8 @@ impl<K: IntoKey, V: IntoValue> Attributes for &[(K, V)] {
 
 impl<K: IntoKey, V: IntoValue, const N: usize> Attributes for &[(K, V); N] {
     #[inline]
-    fn push_to(&self, out: &mut AttrVec) {
-        self.as_slice().push_to(out)
+    fn extend_into(&self, out: &mut impl Extend<KeyValue>) {
+        self.as_slice().extend_into(out)
     }
     #[inline]
     fn len_hint(&self) -> usize {
@@ -195,8 +197,8 @@ impl<K: IntoKey, V: IntoValue, const N: usize> Attributes for &[(K, V); N] {
 }
 
 impl<K: IntoKey, V: IntoValue> Attributes for &Vec<(K, V)> {
-    fn push_to(&self, out: &mut AttrVec) {
-        self.as_slice().push_to(out)
+    fn extend_into(&self, out: &mut impl Extend<KeyValue>) {
+        self.as_slice().extend_into(out)
     }
     fn len_hint(&self) -> usize {
         self.len()
@@ -204,7 +206,7 @@ impl<K: IntoKey, V: IntoValue> Attributes for &Vec<(K, V)> {
 }
 
 impl Attributes for &[KeyValue] {
-    fn push_to(&self, out: &mut AttrVec) {
+    fn extend_into(&self, out: &mut impl Extend<KeyValue>) {
         out.extend(self.iter().cloned());
     }
     fn len_hint(&self) -> usize {
@@ -213,7 +215,7 @@ impl Attributes for &[KeyValue] {
 }
 
 impl<const N: usize> Attributes for &[KeyValue; N] {
-    fn push_to(&self, out: &mut AttrVec) {
+    fn extend_into(&self, out: &mut impl Extend<KeyValue>) {
         out.extend(self.iter().cloned());
     }
     fn len_hint(&self) -> usize {
@@ -222,7 +224,7 @@ impl<const N: usize> Attributes for &[KeyValue; N] {
 }
 
 impl Attributes for &Vec<KeyValue> {
-    fn push_to(&self, out: &mut AttrVec) {
+    fn extend_into(&self, out: &mut impl Extend<KeyValue>) {
         out.extend(self.iter().cloned());
     }
     fn len_hint(&self) -> usize {
@@ -230,10 +232,10 @@ impl Attributes for &Vec<KeyValue> {
     }
 }
 
-/// Collects attributes into a stack vector.
+/// Collects attributes into a vector (on the stack for up to four).
 #[inline]
-pub(crate) fn collect(attrs: &(impl Attributes + ?Sized)) -> AttrVec {
+pub(crate) fn collect(attrs: &(impl Attributes + ?Sized)) -> SmallVec<[KeyValue; 4]> {
     let mut out = AttrVec::new();
-    attrs.push_to(&mut out);
+    attrs.extend_into(&mut out);
     out
 }

@@ -43,6 +43,17 @@ impl Signal {
     }
 }
 
+impl Signal {
+    /// The OTLP name of the signal, in endpoint paths (`/v1/traces`) and messages.
+    pub(crate) fn otlp_name(self) -> &'static str {
+        match self {
+            Signal::Spans => "traces",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+}
+
 impl DropReason {
     /// The label used in metrics and messages: `invalid_input`, `queue_full`, `export_failed`.
     pub fn as_str(self) -> &'static str {

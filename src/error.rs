@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong while configuring or shutting down telemetry.
+/// Everything that can go wrong while configuring or shutting down telemetry, or reading its
+/// log files back.
 ///
 /// Recording calls (spans, metrics, logs) never return errors: bad input there is dropped,
 /// counted (see [`dropped`](crate::dropped)) and reported once.
@@ -98,5 +99,25 @@ pub enum Error {
         /// The SDK's error.
         #[source]
         source: opentelemetry_sdk::error::OTelSdkError,
+    },
+    /// A line is not a record of the log-file format (`docs/log-format.md`).
+    #[error("not a unitel log record: {reason}")]
+    InvalidRecord {
+        /// What is wrong with it: which key is missing or holds what.
+        reason: String,
+        /// The JSON parser's complaint, when the line is not JSON.
+        #[source]
+        source: Option<serde_json::Error>,
+    },
+    /// A log file cannot be read, or one of its lines is not a record.
+    #[error("cannot read the log file {}{}", path.display(), line.map(|l| format!(" at line {l}")).unwrap_or_default())]
+    ReadLogFile {
+        /// The file (or directory) being read.
+        path: PathBuf,
+        /// The 1-based line at fault, when it is a line.
+        line: Option<usize>,
+        /// What went wrong: an I/O error or [`Error::InvalidRecord`].
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
 }

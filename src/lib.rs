@@ -68,36 +68,44 @@
 //! | `prometheus` | the `/metrics` endpoint and [`prometheus_text`] | on |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// The layers, bottom up (docs/architecture.md): imports only point down.
 mod attributes;
 mod config;
 mod diagnostics;
 mod error;
+mod event;
 mod export;
 mod format;
 mod handle;
+pub mod logfile;
 mod logs;
 mod metrics;
 mod pipeline;
+mod propagation;
+mod registry;
 mod spans;
+mod state;
 mod sync;
 pub mod testing;
 
 pub use crate::attributes::{Attributes, IntoKey, IntoValue};
-pub use crate::config::{LogRotation, Sampler, TelemetryConfig};
+pub use crate::config::{
+    BatchSettings, Exporter, LogRotation, OtlpCompression, OtlpProtocol, OtlpSettings, Sampler,
+    TelemetryConfig,
+};
 pub use crate::diagnostics::{dropped, DropReason, Signal};
 pub use crate::error::Error;
 #[cfg(feature = "prometheus")]
-pub use crate::export::prometheus::{prometheus_text, PrometheusText};
-pub use crate::export::settings::{
-    BatchSettings, Exporter, OtlpCompression, OtlpProtocol, OtlpSettings,
-};
+pub use crate::export::{prometheus_text, PrometheusText};
 pub use crate::handle::{get_telemetry, UnifiedTelemetry};
 pub use crate::metrics::{
-    BoundCounter, Counter, Gauge, GaugeObserver, Histogram, InstrumentOptions, ObservableGauge,
-    UpDownCounter,
+    BoundCounter, Counter, Gauge, GaugeObserver, Histogram, ObservableGauge, UpDownCounter,
 };
 pub use crate::pipeline::{configure_telemetry, TelemetryGuard};
-pub use crate::spans::{Span, SpanBuilder, TraceContext, TraceContextGuard};
+pub use crate::registry::InstrumentOptions;
+pub use crate::spans::{
+    current_span_id, current_trace_id, Span, SpanBuilder, TraceContext, TraceContextGuard,
+};
 
 pub use opentelemetry::trace::{SpanKind, Status};
 pub use opentelemetry::{KeyValue, Value};
@@ -106,17 +114,6 @@ pub use opentelemetry;
 pub use opentelemetry_sdk;
 pub use tracing;
 pub use tracing_opentelemetry;
-
-/// The current trace id (32 lowercase hex digits) of the active span — the facade's or a
-/// `tracing` span — or `None` outside any span.
-pub fn current_trace_id() -> Option<String> {
-    logs::layer::current_ids().map(|ids| ids.trace_id.to_string())
-}
-
-/// The current span id (16 lowercase hex digits), or `None` outside any span.
-pub fn current_span_id() -> Option<String> {
-    logs::layer::current_ids().map(|ids| ids.span_id.to_string())
-}
 
 /// The README's code blocks, compiled as doctests.
 #[cfg(doctest)]

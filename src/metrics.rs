@@ -1,123 +1,51 @@
-//! Metric instruments: cheap handles, cached per (component, name), that start recording as
-//! soon as telemetry is configured, even when they were made before.
+//! Metric instruments: cheap handles over the registry's instrument cells, that start
+//! recording as soon as telemetry is configured, even when they were made before.
 
 use crate::attributes::Attributes;
 use crate::diagnostics::{drop_once, DropReason, Signal};
-use crate::handle::Component;
-use crate::pipeline;
+use crate::registry::{check_name, Component, InstrumentCell, InstrumentOptions, Observable};
+use crate::state;
 use opentelemetry::metrics::{self as otel, AsyncInstrument};
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
-/// Unit, description and (for histograms) bucket boundaries of an instrument.
-///
-/// Options take effect when an instrument of that name is first made in a component; later
-/// calls with the same name return the cached instrument.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct InstrumentOptions {
-    pub(crate) unit: Option<Cow<'static, str>>,
-    pub(crate) description: Option<Cow<'static, str>>,
-    pub(crate) boundaries: Option<Vec<f64>>,
-}
+/// The builders of SDK instruments that take a unit and a description.
+trait Describe: Sized {
+    fn with_unit(self, unit: Cow<'static, str>) -> Self;
+    fn with_description(self, description: Cow<'static, str>) -> Self;
 
-impl InstrumentOptions {
-    /// No unit, no description, default boundaries.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The unit, in UCUM (`ms`, `s`, `By`, `{request}`). Prometheus adds it to the name.
-    pub fn with_unit(mut self, unit: impl Into<Cow<'static, str>>) -> Self {
-        self.unit = Some(unit.into());
-        self
-    }
-
-    /// A description, exported as help text.
-    pub fn with_description(mut self, description: impl Into<Cow<'static, str>>) -> Self {
-        self.description = Some(description.into());
-        self
-    }
-
-    /// Explicit histogram bucket boundaries, increasing (the SDK's defaults otherwise).
-    pub fn with_boundaries(mut self, boundaries: impl Into<Vec<f64>>) -> Self {
-        self.boundaries = Some(boundaries.into());
+    /// The builder with `options`' unit and description, where set.
+    fn described(mut self, options: &InstrumentOptions) -> Self {
+        if let Some(unit) = &options.unit {
+            self = self.with_unit(unit.clone());
+        }
+        if let Some(description) = &options.description {
+            self = self.with_description(description.clone());
+        }
         self
     }
 }
 
-/// The shared part of an instrument handle: where it belongs and its SDK instrument, made on
-/// first use after `configure_telemetry`.
-#[derive(Debug)]
-pub(crate) struct Cell<I> {
-    component: Arc<Component>,
-    name: Cow<'static, str>,
-    options: InstrumentOptions,
-    sdk: OnceLock<I>,
-}
-
-impl<I> Cell<I> {
-    /// Instruments live for the rest of the process, like the component registry that caches
-    /// them: handles are plain references, cheap to copy and free of reference counting.
-    pub(crate) fn new(
-        component: Arc<Component>,
-        name: Cow<'static, str>,
-        options: InstrumentOptions,
-    ) -> &'static Self {
-        check_name(&component, &name);
-        Box::leak(Box::new(Cell {
-            component,
-            name,
-            options,
-            sdk: OnceLock::new(),
-        }))
-    }
-
-    /// The SDK instrument, or `None` while telemetry is not running.
-    #[inline]
-    fn sdk(&'static self, build: impl FnOnce(&otel::Meter, &Self) -> I) -> Option<&'static I> {
-        pipeline::active()?;
-        if let Some(i) = self.sdk.get() {
-            return Some(i);
+macro_rules! describe {
+    ($($builder:ty),*) => {$(
+        impl Describe for $builder {
+            fn with_unit(self, unit: Cow<'static, str>) -> Self {
+                <$builder>::with_unit(self, unit)
+            }
+            fn with_description(self, description: Cow<'static, str>) -> Self {
+                <$builder>::with_description(self, description)
+            }
         }
-        let meter = self.component.meter()?;
-        Some(self.sdk.get_or_init(|| build(meter, self)))
-    }
+    )*};
 }
 
-macro_rules! apply_options {
-    ($builder:expr, $cell:expr) => {{
-        let mut b = $builder;
-        if let Some(unit) = &$cell.options.unit {
-            b = b.with_unit(unit.clone());
-        }
-        if let Some(description) = &$cell.options.description {
-            b = b.with_description(description.clone());
-        }
-        b
-    }};
-}
-
-/// Checks the name against the OpenTelemetry instrument-name rules (the SDK would otherwise
-/// silently hand out a no-op instrument).
-fn check_name(component: &Component, name: &str) {
-    let mut chars = name.chars();
-    let valid = name.len() <= 255
-        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'));
-    if !valid {
-        drop_once(
-            Signal::Metrics,
-            DropReason::InvalidInput,
-            &format!("name:{name}"),
-            &|| {
-                format!(
-                    "component {:?}: instrument name {name:?} is invalid (a letter, then up to 254 letters, digits, '_', '.', '-', '/'); its measurements are dropped",
-                    component.name()
-                )
-            },
-        );
-    }
-}
+describe!(
+    otel::InstrumentBuilder<'_, otel::Counter<u64>>,
+    otel::InstrumentBuilder<'_, otel::UpDownCounter<i64>>,
+    otel::InstrumentBuilder<'_, otel::Gauge<f64>>,
+    otel::HistogramBuilder<'_, otel::Histogram<f64>>,
+    otel::AsyncInstrumentBuilder<'_, otel::ObservableGauge<f64>, f64>
+);
 
 #[cold]
 fn invalid_value(name: &str, value: f64, what: &str) {
@@ -151,9 +79,19 @@ fn valid(name: &str, value: f64, allow_negative: bool) -> bool {
 
 /// A monotonic `u64` counter (Prometheus: `<name>_total`).
 #[derive(Debug, Clone, Copy)]
-pub struct Counter(pub(crate) &'static Cell<otel::Counter<u64>>);
+pub struct Counter(&'static InstrumentCell<otel::Counter<u64>>);
 
 impl Counter {
+    /// `component`'s counter `name`, from the instrument cache.
+    #[inline]
+    pub(crate) fn of(
+        component: &Arc<Component>,
+        name: Cow<'static, str>,
+        options: InstrumentOptions,
+    ) -> Self {
+        Counter(crate::registry::instrument(component, name, options))
+    }
+
     /// Adds `value`.
     #[inline]
     pub fn add(&self, value: u64, attrs: impl Attributes) {
@@ -177,8 +115,11 @@ impl Counter {
 
     #[inline]
     fn sdk(&self) -> Option<&'static otel::Counter<u64>> {
-        self.0
-            .sdk(|m, cell| apply_options!(m.u64_counter(cell.name.clone()), cell).build())
+        self.0.sdk(|m, cell| {
+            m.u64_counter(cell.name.clone())
+                .described(&cell.options)
+                .build()
+        })
     }
 }
 
@@ -195,7 +136,7 @@ impl BoundCounter {
     /// Adds `value`.
     #[inline]
     pub fn add(&self, value: u64) {
-        if pipeline::active().is_none() {
+        if state::active().is_none() {
             return;
         }
         if let Some(bound) = self.bound.get() {
@@ -209,16 +150,27 @@ impl BoundCounter {
 
 /// An `i64` counter that goes up and down (items in a queue, open connections).
 #[derive(Debug, Clone, Copy)]
-pub struct UpDownCounter(pub(crate) &'static Cell<otel::UpDownCounter<i64>>);
+pub struct UpDownCounter(&'static InstrumentCell<otel::UpDownCounter<i64>>);
 
 impl UpDownCounter {
+    /// `component`'s up-down counter `name`, from the instrument cache.
+    #[inline]
+    pub(crate) fn of(
+        component: &Arc<Component>,
+        name: Cow<'static, str>,
+        options: InstrumentOptions,
+    ) -> Self {
+        UpDownCounter(crate::registry::instrument(component, name, options))
+    }
+
     /// Adds `value`, which may be negative.
     #[inline]
     pub fn add(&self, value: i64, attrs: impl Attributes) {
-        if let Some(c) = self
-            .0
-            .sdk(|m, cell| apply_options!(m.i64_up_down_counter(cell.name.clone()), cell).build())
-        {
+        if let Some(c) = self.0.sdk(|m, cell| {
+            m.i64_up_down_counter(cell.name.clone())
+                .described(&cell.options)
+                .build()
+        }) {
             attrs.with_slice(|kvs| c.add(value, kvs));
         }
     }
@@ -226,14 +178,24 @@ impl UpDownCounter {
 
 /// A distribution of `f64` values (Prometheus: `<name>_bucket`, `_sum`, `_count`).
 #[derive(Debug, Clone, Copy)]
-pub struct Histogram(pub(crate) &'static Cell<otel::Histogram<f64>>);
+pub struct Histogram(&'static InstrumentCell<otel::Histogram<f64>>);
 
 impl Histogram {
+    /// `component`'s histogram `name`, from the instrument cache.
+    #[inline]
+    pub(crate) fn of(
+        component: &Arc<Component>,
+        name: Cow<'static, str>,
+        options: InstrumentOptions,
+    ) -> Self {
+        Histogram(crate::registry::instrument(component, name, options))
+    }
+
     /// Records `value`. NaN, infinities and negative values are dropped and counted.
     #[inline]
     pub fn record(&self, value: f64, attrs: impl Attributes) {
         let Some(h) = self.0.sdk(|m, cell| {
-            let mut b = apply_options!(m.f64_histogram(cell.name.clone()), cell);
+            let mut b = m.f64_histogram(cell.name.clone()).described(&cell.options);
             if let Some(bounds) = &cell.options.boundaries {
                 b = b.with_boundaries(bounds.clone());
             }
@@ -249,16 +211,27 @@ impl Histogram {
 
 /// A synchronous gauge: the last value set wins.
 #[derive(Debug, Clone, Copy)]
-pub struct Gauge(pub(crate) &'static Cell<otel::Gauge<f64>>);
+pub struct Gauge(&'static InstrumentCell<otel::Gauge<f64>>);
 
 impl Gauge {
+    /// `component`'s gauge `name`, from the instrument cache.
+    #[inline]
+    pub(crate) fn of(
+        component: &Arc<Component>,
+        name: Cow<'static, str>,
+        options: InstrumentOptions,
+    ) -> Self {
+        Gauge(crate::registry::instrument(component, name, options))
+    }
+
     /// Sets the current value. NaN and infinities are dropped and counted.
     #[inline]
     pub fn set(&self, value: f64, attrs: impl Attributes) {
-        let Some(g) = self
-            .0
-            .sdk(|m, cell| apply_options!(m.f64_gauge(cell.name.clone()), cell).build())
-        else {
+        let Some(g) = self.0.sdk(|m, cell| {
+            m.f64_gauge(cell.name.clone())
+                .described(&cell.options)
+                .build()
+        }) else {
             return;
         };
         if valid(&self.0.name, value, true) {
@@ -298,7 +271,7 @@ impl GaugeObserver<'_> {
 ///
 /// It stays registered for the life of the process; keeping the handle is not required.
 #[derive(Debug, Clone)]
-pub struct ObservableGauge(pub(crate) Arc<ObservableCell>);
+pub struct ObservableGauge(Arc<ObservableCell>);
 
 impl ObservableGauge {
     /// The instrument name.
@@ -308,8 +281,8 @@ impl ObservableGauge {
 }
 
 #[derive(Debug)]
-pub(crate) struct ObservableCell {
-    pub(crate) name: Cow<'static, str>,
+struct ObservableCell {
+    name: Cow<'static, str>,
     options: InstrumentOptions,
     callback: CallbackDebug,
     sdk: OnceLock<otel::ObservableGauge<f64>>,
@@ -323,28 +296,35 @@ impl std::fmt::Debug for CallbackDebug {
     }
 }
 
-impl ObservableCell {
+impl ObservableGauge {
+    /// Makes `component`'s observable gauge and registers it (now, or when telemetry starts).
     pub(crate) fn new(
         component: &Component,
         name: Cow<'static, str>,
         options: InstrumentOptions,
         callback: GaugeCallback,
-    ) -> Arc<Self> {
+    ) -> ObservableGauge {
         check_name(component, &name);
-        Arc::new(ObservableCell {
+        let cell = Arc::new(ObservableCell {
             name,
             options,
             callback: CallbackDebug(callback),
             sdk: OnceLock::new(),
-        })
+        });
+        component.add_observable(cell.clone());
+        ObservableGauge(cell)
     }
+}
 
-    /// Registers the callback with the SDK, once, when a meter exists.
-    pub(crate) fn register(&self, meter: &otel::Meter) {
+impl Observable for ObservableCell {
+    /// Registers the callback with the SDK, once.
+    fn register(&self, meter: &otel::Meter) {
         self.sdk.get_or_init(|| {
             let callback = self.callback.0.clone();
             let name = self.name.clone();
-            apply_options!(meter.f64_observable_gauge(self.name.clone()), self)
+            meter
+                .f64_observable_gauge(self.name.clone())
+                .described(&self.options)
                 // No "is telemetry running" check here: the final collection at shutdown runs
                 // after recording has stopped, and must still see the gauge.
                 .with_callback(move |inner| callback(&GaugeObserver { name: &name, inner }))

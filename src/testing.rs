@@ -19,8 +19,15 @@
 //! `trace`, every trace sampled) and then serialises the tests that hold a [`Capture`], clearing
 //! it for each. Do not also call `configure_telemetry` in the same test binary.
 
-use crate::pipeline::TelemetryGuard;
-use crate::TelemetryConfig;
+//!
+//! The capture is built on the crate's public extension points only — a span processor
+//! ([`TelemetryConfig::with_span_processor`]), a metric reader
+//! ([`TelemetryConfig::with_metric_reader`]) and a JSON-line sink
+//! ([`TelemetryConfig::with_json_sink`]) — and reads its lines with [`crate::logfile`]'s
+//! reader, so you can build a capture of your own the same way.
+
+use crate::logfile::{parse_line, Record};
+use crate::{configure_telemetry, Sampler, TelemetryConfig, TelemetryGuard};
 use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -28,13 +35,10 @@ use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMe
 use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Temporality};
 use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
-/// The capture's storage, shared with the pipeline.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct CaptureSinks(Arc<Store>);
-
+/// What the capture has received so far.
 #[derive(Debug, Default)]
 struct Store {
     lines: Mutex<Vec<String>>,
@@ -42,32 +46,26 @@ struct Store {
     reader: Arc<ManualReader>,
 }
 
-impl CaptureSinks {
-    pub(crate) fn push_line(&self, line: &str) {
-        crate::sync::lock(&self.0.lines).push(line.trim_end().to_owned());
-    }
-
-    pub(crate) fn span_processor(&self) -> impl SpanProcessor {
-        CaptureProcessor(self.clone())
-    }
-
-    pub(crate) fn metric_reader(&self) -> impl MetricReader {
-        SharedReader(self.0.reader.clone())
-    }
-
+impl Store {
     fn clear(&self) {
-        crate::sync::lock(&self.0.lines).clear();
-        crate::sync::lock(&self.0.spans).clear();
+        lock(&self.lines).clear();
+        lock(&self.spans).clear();
     }
 }
 
+/// The capture's locks survive a test that panicked while holding one.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Keeps every finished span.
 #[derive(Debug)]
-struct CaptureProcessor(CaptureSinks);
+struct CaptureProcessor(Arc<Store>);
 
 impl SpanProcessor for CaptureProcessor {
     fn on_start(&self, _: &mut opentelemetry_sdk::trace::Span, _: &opentelemetry::Context) {}
     fn on_end(&self, span: SpanData) {
-        crate::sync::lock(&self.0 .0.spans).push(span);
+        lock(&self.0.spans).push(span);
     }
     fn force_flush(&self) -> OTelSdkResult {
         Ok(())
@@ -77,6 +75,7 @@ impl SpanProcessor for CaptureProcessor {
     }
 }
 
+/// The capture's manual reader, shared with the pipeline.
 #[derive(Debug)]
 struct SharedReader(Arc<ManualReader>);
 
@@ -101,7 +100,7 @@ impl MetricReader for SharedReader {
 /// Exclusive access to the in-memory capture for one test; cleared when made.
 #[derive(Debug)]
 pub struct Capture {
-    sinks: CaptureSinks,
+    store: Arc<Store>,
     _serial: MutexGuard<'static, ()>,
 }
 
@@ -113,24 +112,27 @@ pub struct Capture {
 /// that use the capture must not configure telemetry themselves.
 pub fn capture() -> Capture {
     static SERIAL: Mutex<()> = Mutex::new(());
-    static INSTALLED: OnceLock<(CaptureSinks, TelemetryGuard)> = OnceLock::new();
-    let serial = crate::sync::lock(&SERIAL);
-    let (sinks, _) = INSTALLED.get_or_init(|| {
-        let sinks = CaptureSinks::default();
+    static INSTALLED: OnceLock<(Arc<Store>, TelemetryGuard)> = OnceLock::new();
+    let serial = lock(&SERIAL);
+    let (store, _) = INSTALLED.get_or_init(|| {
+        let store = Arc::new(Store::default());
+        let lines = store.clone();
         let config = TelemetryConfig::new()
             .with_console(false)
             .with_log_filter("trace")
-            .with_sampler(crate::Sampler::AlwaysOn)
+            .with_sampler(Sampler::AlwaysOn)
             .with_service_name("unitel-test")
-            .with_capture(sinks.clone());
-        match crate::configure_telemetry(config) {
-            Ok(guard) => (sinks, guard),
+            .with_span_processor(CaptureProcessor(store.clone()))
+            .with_metric_reader(SharedReader(store.reader.clone()))
+            .with_json_sink(move |line| lock(&lines.lines).push(line.trim_end().to_owned()));
+        match configure_telemetry(config) {
+            Ok(guard) => (store, guard),
             Err(e) => panic!("unitel::testing::capture() could not install its pipeline: {e}"),
         }
     });
-    sinks.clear();
+    store.clear();
     Capture {
-        sinks: sinks.clone(),
+        store: store.clone(),
         _serial: serial,
     }
 }
@@ -233,7 +235,7 @@ pub enum PointValue {
 impl Capture {
     /// Every JSON line written so far (log records and span records), in order.
     pub fn lines(&self) -> Vec<serde_json::Value> {
-        crate::sync::lock(&self.sinks.0.lines)
+        lock(&self.store.lines)
             .iter()
             .map(|l| serde_json::from_str(l).unwrap_or(serde_json::Value::Null))
             .collect()
@@ -241,36 +243,29 @@ impl Capture {
 
     /// The raw JSON lines written so far.
     pub fn raw_lines(&self) -> Vec<String> {
-        crate::sync::lock(&self.sinks.0.lines).clone()
+        lock(&self.store.lines).clone()
     }
 
     /// The log records written so far.
     pub fn logs(&self) -> Vec<CapturedLog> {
-        self.lines()
-            .into_iter()
-            .filter(|j| j["type"] == "log")
-            .map(|j| {
-                let s = |k: &str| j[k].as_str().unwrap_or_default().to_owned();
-                let o = |k: &str| j[k].as_str().map(str::to_owned);
-                let mut error_chain = Vec::new();
-                if let Some(m) = j["error"]["message"].as_str() {
-                    error_chain.push(m.to_owned());
-                    if let Some(causes) = j["error"]["causes"].as_array() {
-                        error_chain
-                            .extend(causes.iter().filter_map(|c| c.as_str().map(str::to_owned)));
-                    }
-                }
-                CapturedLog {
-                    level: s("level"),
-                    target: s("target"),
-                    component: s("component"),
-                    message: s("message"),
-                    trace_id: o("trace_id"),
-                    span_id: o("span_id"),
-                    fields: j["fields"].as_object().cloned().unwrap_or_default(),
-                    error_chain,
-                    json: j,
-                }
+        lock(&self.store.lines)
+            .iter()
+            .filter_map(|line| match parse_line(line) {
+                Ok(Record::Log(log)) => Some(CapturedLog {
+                    level: log.level.to_string(),
+                    target: log.target,
+                    component: log.component,
+                    message: log.message,
+                    trace_id: log.trace_id.map(|id| id.to_string()),
+                    span_id: log.span_id.map(|id| id.to_string()),
+                    fields: log.fields,
+                    error_chain: log
+                        .error
+                        .map(|e| std::iter::once(e.message).chain(e.causes).collect())
+                        .unwrap_or_default(),
+                    json: serde_json::from_str(line).unwrap_or_default(),
+                }),
+                _ => None,
             })
             .collect()
     }
@@ -290,7 +285,7 @@ impl Capture {
 
     /// The spans finished so far, in the order they ended.
     pub fn spans(&self) -> Vec<CapturedSpan> {
-        crate::sync::lock(&self.sinks.0.spans)
+        lock(&self.store.spans)
             .iter()
             .map(|s| CapturedSpan {
                 name: s.name.to_string(),
@@ -319,7 +314,7 @@ impl Capture {
     /// Collects and returns every metric data point (cumulative since the process started).
     pub fn metrics(&self) -> Vec<CapturedPoint> {
         let mut rm = ResourceMetrics::default();
-        if self.sinks.0.reader.collect(&mut rm).is_err() {
+        if self.store.reader.collect(&mut rm).is_err() {
             return Vec::new();
         }
         let mut out = Vec::new();

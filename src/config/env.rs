@@ -1,10 +1,14 @@
 //! Reading the OpenTelemetry environment variables by the spec's rules: an empty value means
 //! unset, enum values are case-insensitive, and an invalid value is a start-up error that names
-//! the variable and what it accepts.
+//! the variable and what it accepts. Every `OTEL_*` variable the crate reads is read here.
 
+use super::export::{
+    BatchSettings, ExportSettings, Exporter, OtlpCompression, OtlpProtocol, OtlpSettings,
+};
 use super::{Sampler, TelemetryConfig, SAMPLER_NAMES};
-use crate::Error;
+use crate::error::Error;
 use opentelemetry::KeyValue;
+use std::time::Duration;
 
 /// Applies the variables found through `lookup` to `config`. Stops at the first invalid value
 /// and keeps it, to be returned by `configure_telemetry`.
@@ -50,7 +54,7 @@ fn try_apply(
     if let Some(v) = get("RUST_LOG") {
         config.log_filter = Some(v);
     }
-    config.env_export = crate::export::settings::from_env(get)?;
+    config.env_export = export_from_env(get)?;
     Ok(())
 }
 
@@ -78,7 +82,7 @@ fn parse_ratio(value: &str) -> Result<f64, Error> {
 }
 
 /// `key1=value1,key2=value2`, values percent-encoded as in W3C baggage.
-pub(crate) fn parse_resource_attributes(value: &str) -> Result<Vec<KeyValue>, Error> {
+fn parse_resource_attributes(value: &str) -> Result<Vec<KeyValue>, Error> {
     let invalid = || {
         Error::InvalidEnv {
         variable: "OTEL_RESOURCE_ATTRIBUTES",
@@ -99,7 +103,7 @@ pub(crate) fn parse_resource_attributes(value: &str) -> Result<Vec<KeyValue>, Er
     Ok(out)
 }
 
-pub(crate) fn percent_decode(s: &str) -> Option<String> {
+fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -114,4 +118,256 @@ pub(crate) fn percent_decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// Reads the export variables through `get` (empty values already removed).
+fn export_from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<ExportSettings, Error> {
+    let mut s = ExportSettings {
+        otlp: otlp_from_env(get, "OTEL_EXPORTER_OTLP")?,
+        traces: otlp_from_env(get, "OTEL_EXPORTER_OTLP_TRACES")?,
+        metrics: otlp_from_env(get, "OTEL_EXPORTER_OTLP_METRICS")?,
+        logs: otlp_from_env(get, "OTEL_EXPORTER_OTLP_LOGS")?,
+        ..Default::default()
+    };
+    s.traces_exporter = exporters(get, "OTEL_TRACES_EXPORTER", false)?;
+    s.metrics_exporter = exporters(get, "OTEL_METRICS_EXPORTER", true)?;
+    s.logs_exporter = exporters(get, "OTEL_LOGS_EXPORTER", false)?;
+    s.metric_export_interval = millis(get, "OTEL_METRIC_EXPORT_INTERVAL", true)?;
+    s.metric_export_timeout = millis(get, "OTEL_METRIC_EXPORT_TIMEOUT", false)?;
+    s.bsp = batch_from_env(get, "OTEL_BSP")?;
+    s.blrp = batch_from_env(get, "OTEL_BLRP")?;
+    let host = get("OTEL_EXPORTER_PROMETHEUS_HOST");
+    let port = get("OTEL_EXPORTER_PROMETHEUS_PORT");
+    if host.is_some() || port.is_some() {
+        let port = match port {
+            Some(p) => p.trim().parse::<u16>().map_err(|_| Error::InvalidEnv {
+                variable: "OTEL_EXPORTER_PROMETHEUS_PORT",
+                value: p.clone(),
+                accepted: "a port number, e.g. 9464",
+            })?,
+            None => 9464,
+        };
+        let host = host.unwrap_or_else(|| "127.0.0.1".into());
+        let addr = format!("{}:{port}", host.trim());
+        let addr = if host.contains(':') {
+            format!("[{}]:{port}", host.trim())
+        } else {
+            addr
+        };
+        s.prometheus = Some(addr.parse().map_err(|_| Error::InvalidEnv {
+            variable: "OTEL_EXPORTER_PROMETHEUS_HOST",
+            value: host,
+            accepted: "an IP address, e.g. 127.0.0.1 or 0.0.0.0",
+        })?);
+    }
+    Ok(s)
+}
+
+fn otlp_from_env(
+    get: &dyn Fn(&str) -> Option<String>,
+    prefix: &'static str,
+) -> Result<OtlpSettings, Error> {
+    let var = |suffix: &str| -> &'static str { leak_name(prefix, suffix) };
+    let mut s = OtlpSettings::default();
+    if let Some(v) = get(var("_ENDPOINT")) {
+        check_endpoint(&v).map_err(|accepted| Error::InvalidEnv {
+            variable: var("_ENDPOINT"),
+            value: redact_userinfo(&v),
+            accepted,
+        })?;
+        s.endpoint = Some(v.trim().to_owned());
+    }
+    if let Some(v) = get(var("_PROTOCOL")) {
+        s.protocol = Some(match v.trim().to_ascii_lowercase().as_str() {
+            "grpc" => OtlpProtocol::Grpc,
+            "http/protobuf" => OtlpProtocol::HttpProtobuf,
+            "http/json" => OtlpProtocol::HttpJson,
+            _ => {
+                return Err(Error::InvalidEnv {
+                    variable: var("_PROTOCOL"),
+                    value: v,
+                    accepted: "one of grpc, http/protobuf, http/json",
+                })
+            }
+        });
+    }
+    if let Some(v) = get(var("_HEADERS")) {
+        s.headers = parse_headers(&v).ok_or(Error::InvalidEnv {
+            variable: var("_HEADERS"),
+            // The value holds credentials: never echo it.
+            value: "<redacted>".into(),
+            accepted:
+                "comma-separated name=value pairs, values percent-encoded (W3C baggage format)",
+        })?;
+    }
+    s.timeout = millis(get, var("_TIMEOUT"), false)?;
+    if let Some(v) = get(var("_COMPRESSION")) {
+        s.compression = Some(match v.trim().to_ascii_lowercase().as_str() {
+            "gzip" => OtlpCompression::Gzip,
+            "none" => OtlpCompression::None,
+            _ => {
+                return Err(Error::InvalidEnv {
+                    variable: var("_COMPRESSION"),
+                    value: v,
+                    accepted: "gzip or none",
+                })
+            }
+        });
+    }
+    Ok(s)
+}
+
+/// The variable names are a fixed set; each is built once and kept for error messages.
+fn leak_name(prefix: &'static str, suffix: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static NAMES: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    let name = format!("{prefix}{suffix}");
+    let mut names = crate::sync::lock(&NAMES);
+    let names = names.get_or_insert_with(HashSet::new);
+    if let Some(existing) = names.get(name.as_str()) {
+        return existing;
+    }
+    let leaked: &'static str = Box::leak(name.into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
+
+fn check_endpoint(url: &str) -> Result<(), &'static str> {
+    const ACCEPTED: &str = "an http:// or https:// URL with a host, e.g. http://127.0.0.1:4318";
+    let url = url.trim();
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or(ACCEPTED)?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // user:password@ is allowed (and never echoed in messages).
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let (host, port) = match authority.strip_prefix('[') {
+        // [::1]:4318
+        Some(v6) => {
+            let (host, after) = v6.split_once(']').ok_or(ACCEPTED)?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let host_ok = !host.is_empty() && !host.contains(char::is_whitespace) && !host.contains('@');
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok());
+    if host_ok && port_ok {
+        Ok(())
+    } else {
+        Err(ACCEPTED)
+    }
+}
+
+/// `http://user:secret@host` → `http://<redacted>@host`: credentials never reach a message.
+fn redact_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://<redacted>{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+fn parse_headers(value: &str) -> Option<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=')?;
+        let k = k.trim();
+        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+            return None;
+        }
+        let v = percent_decode(v.trim())?;
+        out.push((k.to_owned(), v));
+    }
+    Some(out)
+}
+
+fn exporters(
+    get: &dyn Fn(&str) -> Option<String>,
+    variable: &'static str,
+    metrics: bool,
+) -> Result<Option<Vec<Exporter>>, Error> {
+    let Some(v) = get(variable) else {
+        return Ok(None);
+    };
+    let accepted = if metrics {
+        "a comma-separated list of otlp, prometheus, console, none"
+    } else {
+        "a comma-separated list of otlp, console, none"
+    };
+    let mut out = Vec::new();
+    for name in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let e = match name.to_ascii_lowercase().as_str() {
+            "otlp" => Exporter::Otlp,
+            "console" => Exporter::Console,
+            "none" => Exporter::None,
+            "prometheus" if metrics => Exporter::Prometheus,
+            _ => {
+                return Err(Error::InvalidEnv {
+                    variable,
+                    value: v.clone(),
+                    accepted,
+                })
+            }
+        };
+        if !out.contains(&e) {
+            out.push(e);
+        }
+    }
+    Ok(Some(out))
+}
+
+fn millis(
+    get: &dyn Fn(&str) -> Option<String>,
+    variable: &'static str,
+    positive: bool,
+) -> Result<Option<Duration>, Error> {
+    let Some(v) = get(variable) else {
+        return Ok(None);
+    };
+    match v.trim().parse::<u64>() {
+        Ok(ms) if !positive || ms > 0 => Ok(Some(Duration::from_millis(ms))),
+        _ => Err(Error::InvalidEnv {
+            variable,
+            value: v,
+            accepted: if positive {
+                "a whole number of milliseconds greater than 0"
+            } else {
+                "a whole number of milliseconds"
+            },
+        }),
+    }
+}
+
+fn batch_from_env(
+    get: &dyn Fn(&str) -> Option<String>,
+    prefix: &'static str,
+) -> Result<BatchSettings, Error> {
+    let count = |suffix: &str| -> Result<Option<usize>, Error> {
+        let variable = leak_name(prefix, suffix);
+        let Some(v) = get(variable) else {
+            return Ok(None);
+        };
+        match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(Error::InvalidEnv {
+                variable,
+                value: v,
+                accepted: "a whole number greater than 0",
+            }),
+        }
+    };
+    Ok(BatchSettings {
+        schedule_delay: millis(get, leak_name(prefix, "_SCHEDULE_DELAY"), false)?,
+        export_timeout: millis(get, leak_name(prefix, "_EXPORT_TIMEOUT"), false)?,
+        max_queue_size: count("_MAX_QUEUE_SIZE")?,
+        max_export_batch_size: count("_MAX_EXPORT_BATCH_SIZE")?,
+    })
 }

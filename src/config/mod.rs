@@ -1,13 +1,16 @@
 //! [`TelemetryConfig`]: what `configure_telemetry` builds.
 
 mod env;
+mod export;
+mod extend;
 mod sampler;
 
-pub(crate) use self::env::percent_decode;
+pub(crate) use self::export::ExportSettings;
+pub use self::export::{BatchSettings, Exporter, OtlpCompression, OtlpProtocol, OtlpSettings};
+pub(crate) use self::extend::{BoxedMetricReader, BoxedSpanProcessor};
 pub use self::sampler::Sampler;
 pub(crate) use self::sampler::SAMPLER_NAMES;
 
-use crate::export::settings::{BatchSettings, ExportSettings, Exporter, OtlpSettings};
 use opentelemetry::KeyValue;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -84,35 +87,19 @@ pub struct TelemetryConfig {
     /// Builder values, kept apart so they win over the environment read later or earlier.
     pub(crate) explicit: Explicit,
     /// The first invalid environment value, reported by `configure_telemetry`.
-    pub(crate) env_error: Option<crate::Error>,
-    pub(crate) capture: Option<crate::testing::CaptureSinks>,
+    pub(crate) env_error: Option<crate::error::Error>,
+    /// Extension points: processors, readers and line sinks of the application's own.
     pub(crate) span_processors: Vec<BoxedSpanProcessor>,
+    pub(crate) metric_readers: Vec<BoxedMetricReader>,
+    pub(crate) json_sinks: Vec<JsonSink>,
 }
 
-/// A span processor added with [`TelemetryConfig::with_span_processor`].
-pub(crate) struct BoxedSpanProcessor(pub(crate) Box<dyn opentelemetry_sdk::trace::SpanProcessor>);
+/// A receiver of JSON lines added with [`TelemetryConfig::with_json_sink`].
+pub(crate) struct JsonSink(pub(crate) Box<dyn Fn(&str) + Send + Sync>);
 
-impl std::fmt::Debug for BoxedSpanProcessor {
+impl std::fmt::Debug for JsonSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl opentelemetry_sdk::trace::SpanProcessor for BoxedSpanProcessor {
-    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
-        self.0.on_start(span, cx)
-    }
-    fn on_end(&self, span: opentelemetry_sdk::trace::SpanData) {
-        self.0.on_end(span)
-    }
-    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
-        self.0.force_flush()
-    }
-    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
-        self.0.shutdown_with_timeout(timeout)
-    }
-    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
-        self.0.set_resource(resource)
+        f.write_str("Fn(&str)")
     }
 }
 
@@ -249,6 +236,26 @@ impl TelemetryConfig {
         self
     }
 
+    /// Adds a metric reader of your own (an SDK `ManualReader` to read values in a test, a
+    /// `PeriodicReader` around an exporter of yours) next to the configured exporters.
+    pub fn with_metric_reader(
+        mut self,
+        reader: impl opentelemetry_sdk::metrics::reader::MetricReader,
+    ) -> Self {
+        self.metric_readers
+            .push(BoxedMetricReader(Box::new(reader)));
+        self
+    }
+
+    /// Hands every JSON line of the log-file format to `sink` as well — log records and span
+    /// records, each with its newline (`docs/log-format.md`) — whether or not a log file is
+    /// written. It runs on the thread that made the record, so keep it quick and never block
+    /// in it (push to a buffer or a bounded channel).
+    pub fn with_json_sink(mut self, sink: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.json_sinks.push(JsonSink(Box::new(sink)));
+        self
+    }
+
     /// OTLP settings for all signals (endpoint, protocol, headers, timeout, compression).
     pub fn with_otlp(mut self, settings: OtlpSettings) -> Self {
         self.export.otlp = settings;
@@ -327,12 +334,6 @@ impl TelemetryConfig {
     /// The export settings in force: builder values over the environment's.
     pub(crate) fn resolved_export(&self) -> ExportSettings {
         self.export.or(&self.env_export)
-    }
-
-    /// Sends everything to an in-memory capture as well (used by [`crate::testing`]).
-    pub(crate) fn with_capture(mut self, sinks: crate::testing::CaptureSinks) -> Self {
-        self.capture = Some(sinks);
-        self
     }
 
     // Resolved values: builder first, then environment, then default.

@@ -5,21 +5,23 @@ mod console;
 #[cfg(feature = "otlp")]
 mod otlp;
 #[cfg(feature = "prometheus")]
-pub(crate) mod prometheus;
+mod prometheus;
 #[cfg(feature = "otlp")]
 mod runtime;
-pub(crate) mod settings;
 
+#[cfg(feature = "prometheus")]
+pub use self::prometheus::{prometheus_text, PrometheusText};
+
+use crate::config::{ExportSettings, Exporter};
 use crate::diagnostics::{dropped, DropReason, Signal};
-use crate::spans::record::SpanRecordProcessor;
-use crate::Error;
+use crate::error::Error;
+use crate::logfile::SpanRecordProcessor;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::{MeterProviderBuilder, PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::TracerProviderBuilder;
 use opentelemetry_sdk::Resource;
-use settings::{ExportSettings, Exporter};
 use std::time::Duration;
 
 /// What the export settings produced, kept by the pipeline.
@@ -28,22 +30,14 @@ pub(crate) struct Exports {
     pub(crate) logger_provider: Option<SdkLoggerProvider>,
     /// `OTEL_LOGS_EXPORTER=console`: the correlated console lines, whatever `with_console` says.
     pub(crate) console_logs: bool,
+    /// The registry the Prometheus reader fills.
     #[cfg(feature = "prometheus")]
-    pub(crate) prometheus: Option<prometheus::Prometheus>,
+    pub(crate) prometheus: Option<::prometheus::Registry>,
+    /// Where `/metrics` is served, if anywhere.
+    pub(crate) prometheus_addr: Option<std::net::SocketAddr>,
+    /// Kept alive as long as the pipeline: the exporters' I/O runs on it.
     #[cfg(feature = "otlp")]
     runtime: Option<std::sync::Arc<runtime::ExportRuntime>>,
-}
-
-impl Exports {
-    /// Where `/metrics` is served, if anywhere.
-    pub(crate) fn prometheus_addr(&self) -> Option<std::net::SocketAddr> {
-        #[cfg(feature = "prometheus")]
-        {
-            self.prometheus.as_ref().and_then(|p| p.addr)
-        }
-        #[cfg(not(feature = "prometheus"))]
-        None
-    }
 }
 
 #[cfg(any(not(feature = "otlp"), not(feature = "prometheus")))]
@@ -75,12 +69,9 @@ pub(crate) fn build(
         match exporter {
             Exporter::Otlp => {
                 #[cfg(feature = "otlp")]
-                if let Some(target) = otlp::resolve(
-                    otlp::Kind::Traces,
-                    &settings.traces,
-                    &settings.otlp,
-                    explicit,
-                ) {
+                if let Some(target) =
+                    otlp::resolve(Signal::Spans, &settings.traces, &settings.otlp, explicit)
+                {
                     let rt = exports.runtime()?;
                     let in_flight = std::sync::Arc::default();
                     let mut exporter =
@@ -130,12 +121,9 @@ pub(crate) fn build(
         match exporter {
             Exporter::Otlp => {
                 #[cfg(feature = "otlp")]
-                if let Some(target) = otlp::resolve(
-                    otlp::Kind::Metrics,
-                    &settings.metrics,
-                    &settings.otlp,
-                    explicit,
-                ) {
+                if let Some(target) =
+                    otlp::resolve(Signal::Metrics, &settings.metrics, &settings.otlp, explicit)
+                {
                     let rt = exports.runtime()?;
                     let mut exporter = otlp::metric_exporter(&target, &rt)?;
                     exporter.timeout = settings.metric_export_timeout;
@@ -156,13 +144,13 @@ pub(crate) fn build(
             Exporter::Prometheus => {
                 #[cfg(feature = "prometheus")]
                 {
-                    let (mut prom, reader) = prometheus::Prometheus::new()?;
+                    let (registry, reader) = prometheus::reader()?;
                     let addr = settings
                         .prometheus
                         .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 9464)));
-                    prom.serve(addr)?;
+                    exports.prometheus_addr = Some(prometheus::serve(registry.clone(), addr)?);
                     meter = meter.with_reader(reader);
-                    exports.prometheus = Some(prom);
+                    exports.prometheus = Some(registry);
                 }
                 #[cfg(not(feature = "prometheus"))]
                 return Err(feature_missing(
@@ -187,7 +175,7 @@ pub(crate) fn build(
             Exporter::Otlp => {
                 #[cfg(feature = "otlp")]
                 if let Some(target) =
-                    otlp::resolve(otlp::Kind::Logs, &settings.logs, &settings.otlp, explicit)
+                    otlp::resolve(Signal::Logs, &settings.logs, &settings.otlp, explicit)
                 {
                     let rt = exports.runtime()?;
                     let in_flight = std::sync::Arc::default();

@@ -1,11 +1,12 @@
 //! OTLP exporters for traces, metrics and logs, over http/protobuf, http/json or grpc.
 
 use super::runtime::{ExportRuntime, OnRuntime};
-use super::settings::{OtlpCompression, OtlpProtocol, OtlpSettings};
-use crate::Error;
+use crate::config::{OtlpCompression, OtlpProtocol, OtlpSettings};
+use crate::diagnostics::Signal;
+use crate::error::Error;
 use opentelemetry_otlp::{
-    Compression, LogExporter, MetricExporter, Protocol, SpanExporter, WithExportConfig,
-    WithHttpConfig, WithTonicConfig,
+    Compression, ExporterBuildError, LogExporter, MetricExporter, Protocol, SpanExporter,
+    WithExportConfig, WithHttpConfig, WithTonicConfig,
 };
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
@@ -22,29 +23,11 @@ pub(crate) struct Target {
     compression: Option<OtlpCompression>,
 }
 
-/// Which signal, for endpoint paths and error messages.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Kind {
-    Traces,
-    Metrics,
-    Logs,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Traces => "traces",
-            Kind::Metrics => "metrics",
-            Kind::Logs => "logs",
-        }
-    }
-}
-
 /// Resolves the destination of one signal: the per-signal settings over the generic ones.
 /// `None` when no endpoint is configured and OTLP was not asked for explicitly: then nothing is
 /// pushed and nothing is retried.
 pub(crate) fn resolve(
-    kind: Kind,
+    kind: Signal,
     signal: &OtlpSettings,
     generic: &OtlpSettings,
     explicit: bool,
@@ -74,53 +57,58 @@ pub(crate) fn resolve(
 }
 
 /// For http, the generic endpoint gets `/v1/<signal>`; grpc uses it as is.
-fn with_signal_path(base: &str, kind: Kind, protocol: OtlpProtocol) -> String {
+fn with_signal_path(base: &str, kind: Signal, protocol: OtlpProtocol) -> String {
     match protocol {
         OtlpProtocol::Grpc => base.to_owned(),
-        _ => format!("{}/v1/{}", base.trim_end_matches('/'), kind.name()),
+        _ => format!("{}/v1/{}", base.trim_end_matches('/'), kind.otlp_name()),
     }
 }
 
-fn build_error(kind: Kind, source: opentelemetry_otlp::ExporterBuildError) -> Error {
-    Error::Exporter {
-        signal: kind.name(),
+/// The grpc exporter from `grpc`, built inside the export runtime (tonic needs its reactor), or
+/// the http one from `http`, as `target` asks.
+fn build<E>(
+    signal: Signal,
+    target: &Target,
+    runtime: &ExportRuntime,
+    grpc: impl FnOnce() -> Result<E, ExporterBuildError>,
+    http: impl FnOnce() -> Result<E, ExporterBuildError>,
+) -> Result<E, Error> {
+    match target.protocol {
+        OtlpProtocol::Grpc => runtime.enter(grpc),
+        _ => http(),
+    }
+    .map_err(|source| Error::Exporter {
+        signal: signal.otlp_name(),
         source: Box::new(source),
+    })
+}
+
+/// A tonic exporter builder set up for `t`.
+fn grpc<B: WithExportConfig + WithTonicConfig>(builder: B, t: &Target) -> B {
+    let builder = builder
+        .with_endpoint(t.url.clone())
+        .with_timeout(t.timeout)
+        .with_metadata(metadata(&t.headers));
+    match t.compression {
+        Some(OtlpCompression::Gzip) => builder.with_compression(Compression::Gzip),
+        _ => builder,
     }
 }
 
-macro_rules! build_exporter {
-    ($builder:expr, $target:expr, $runtime:expr) => {{
-        let t: &Target = $target;
-        match t.protocol {
-            OtlpProtocol::Grpc => $runtime.enter(|| {
-                let mut b = $builder
-                    .with_tonic()
-                    .with_endpoint(t.url.clone())
-                    .with_timeout(t.timeout)
-                    .with_metadata(metadata(&t.headers));
-                if t.compression == Some(OtlpCompression::Gzip) {
-                    b = b.with_compression(Compression::Gzip);
-                }
-                b.build()
-            }),
-            protocol => {
-                let mut b = $builder
-                    .with_http()
-                    .with_protocol(if protocol == OtlpProtocol::HttpJson {
-                        Protocol::HttpJson
-                    } else {
-                        Protocol::HttpBinary
-                    })
-                    .with_endpoint(t.url.clone())
-                    .with_timeout(t.timeout)
-                    .with_headers(t.headers.iter().cloned().collect::<HashMap<_, _>>());
-                if t.compression == Some(OtlpCompression::Gzip) {
-                    b = b.with_compression(Compression::Gzip);
-                }
-                b.build()
-            }
-        }
-    }};
+/// An http exporter builder set up for `t`.
+fn http<B: WithExportConfig + WithHttpConfig>(builder: B, t: &Target) -> B {
+    let builder = builder
+        .with_protocol(match t.protocol {
+            OtlpProtocol::HttpJson => Protocol::HttpJson,
+            _ => Protocol::HttpBinary,
+        })
+        .with_endpoint(t.url.clone())
+        .with_timeout(t.timeout)
+        .with_headers(t.headers.iter().cloned().collect::<HashMap<_, _>>());
+    match t.compression {
+        Some(OtlpCompression::Gzip) => builder.with_compression(Compression::Gzip),
+        _ => builder,
+    }
 }
 
 fn metadata(
@@ -143,8 +131,13 @@ pub(crate) fn span_exporter(
     runtime: &Arc<ExportRuntime>,
     in_flight: Arc<AtomicUsize>,
 ) -> Result<OnRuntime<SpanExporter>, Error> {
-    let inner = build_exporter!(SpanExporter::builder(), target, runtime)
-        .map_err(|e| build_error(Kind::Traces, e))?;
+    let inner = build(
+        Signal::Spans,
+        target,
+        runtime,
+        || grpc(SpanExporter::builder().with_tonic(), target).build(),
+        || http(SpanExporter::builder().with_http(), target).build(),
+    )?;
     Ok(OnRuntime {
         inner,
         runtime: runtime.clone(),
@@ -158,8 +151,13 @@ pub(crate) fn log_exporter(
     runtime: &Arc<ExportRuntime>,
     in_flight: Arc<AtomicUsize>,
 ) -> Result<OnRuntime<LogExporter>, Error> {
-    let inner = build_exporter!(LogExporter::builder(), target, runtime)
-        .map_err(|e| build_error(Kind::Logs, e))?;
+    let inner = build(
+        Signal::Logs,
+        target,
+        runtime,
+        || grpc(LogExporter::builder().with_tonic(), target).build(),
+        || http(LogExporter::builder().with_http(), target).build(),
+    )?;
     Ok(OnRuntime {
         inner,
         runtime: runtime.clone(),
@@ -172,8 +170,13 @@ pub(crate) fn metric_exporter(
     target: &Target,
     runtime: &Arc<ExportRuntime>,
 ) -> Result<OnRuntime<MetricExporter>, Error> {
-    let inner = build_exporter!(MetricExporter::builder(), target, runtime)
-        .map_err(|e| build_error(Kind::Metrics, e))?;
+    let inner = build(
+        Signal::Metrics,
+        target,
+        runtime,
+        || grpc(MetricExporter::builder().with_tonic(), target).build(),
+        || http(MetricExporter::builder().with_http(), target).build(),
+    )?;
     Ok(OnRuntime {
         inner,
         runtime: runtime.clone(),

@@ -2,7 +2,10 @@
 //! and the exposition text for mounting in your own router. Rendering never runs on the
 //! application's threads.
 
-use crate::Error;
+use crate::diagnostics::report_once;
+use crate::error::Error;
+use crate::state;
+use prometheus::Registry;
 use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -11,126 +14,107 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
-/// The registry the reader fills, and the endpoint serving it.
-#[derive(Debug, Clone)]
-pub(crate) struct Prometheus {
-    registry: prometheus::Registry,
-    /// Where `/metrics` is served, when an address was configured.
-    pub(crate) addr: Option<SocketAddr>,
+/// The reader to register with the meter provider, and the registry it fills.
+pub(super) fn reader() -> Result<(Registry, opentelemetry_prometheus::PrometheusExporter), Error> {
+    let registry = Registry::new();
+    // Counter suffixes are added at render time, only where missing: the upstream exporter
+    // would turn `requests_total` into `requests_total_total`.
+    let exporter = opentelemetry_prometheus::exporter()
+        .with_registry(registry.clone())
+        .without_counter_suffixes()
+        .build()
+        .map_err(|e| Error::Exporter {
+            signal: "metrics",
+            source: Box::new(e),
+        })?;
+    Ok((registry, exporter))
 }
 
-impl Prometheus {
-    /// Builds the reader to register with the meter provider.
-    pub(crate) fn new() -> Result<(Prometheus, opentelemetry_prometheus::PrometheusExporter), Error>
-    {
-        let registry = prometheus::Registry::new();
-        // Counter suffixes are added at render time, only where missing: the upstream exporter
-        // would turn `requests_total` into `requests_total_total`.
-        let exporter = opentelemetry_prometheus::exporter()
-            .with_registry(registry.clone())
-            .without_counter_suffixes()
-            .build()
-            .map_err(|e| Error::Exporter {
-                signal: "metrics",
-                source: Box::new(e),
-            })?;
-        Ok((
-            Prometheus {
-                registry,
-                addr: None,
-            },
-            exporter,
-        ))
-    }
-
-    /// The text exposition format of everything collected now.
-    pub(crate) fn render(&self) -> String {
-        let mut families = self.registry.gather();
-        let taken: std::collections::HashSet<String> =
-            families.iter().map(|f| f.name().to_owned()).collect();
-        for family in &mut families {
-            if family.get_field_type() == prometheus::proto::MetricType::COUNTER
-                && !family.name().ends_with("_total")
-            {
-                let name = format!("{}_total", family.name());
-                if taken.contains(&name) {
-                    // Counters `jobs` and `jobs_total` both exist: two families of one name
-                    // would make the whole scrape invalid, so `jobs` keeps its name.
-                    crate::diagnostics::report_once(&format!("counter-name:{name}"), &|| {
-                        format!("counters {:?} and {name:?} both exist; the first is exposed without the _total suffix", family.name())
-                    });
-                } else {
-                    family.set_name(name);
-                }
-            }
-            sanitize_labels(family);
-            // promtool lints a family without help text; say at least what it is.
-            if family.help().is_empty() {
-                let help = format!("{} (no description set)", family.name());
-                family.set_help(help);
+/// The text exposition format of everything collected now.
+fn render(registry: &Registry) -> String {
+    let mut families = registry.gather();
+    let taken: std::collections::HashSet<String> =
+        families.iter().map(|f| f.name().to_owned()).collect();
+    for family in &mut families {
+        if family.get_field_type() == prometheus::proto::MetricType::COUNTER
+            && !family.name().ends_with("_total")
+        {
+            let name = format!("{}_total", family.name());
+            if taken.contains(&name) {
+                // Counters `jobs` and `jobs_total` both exist: two families of one name
+                // would make the whole scrape invalid, so `jobs` keeps its name.
+                report_once(&format!("counter-name:{name}"), &|| {
+                    format!("counters {:?} and {name:?} both exist; the first is exposed without the _total suffix", family.name())
+                });
+            } else {
+                family.set_name(name);
             }
         }
-        prometheus::TextEncoder::new()
-            .encode_to_string(&families)
-            .unwrap_or_default()
+        sanitize_labels(family);
+        // promtool lints a family without help text; say at least what it is.
+        if family.help().is_empty() {
+            let help = format!("{} (no description set)", family.name());
+            family.set_help(help);
+        }
     }
+    prometheus::TextEncoder::new()
+        .encode_to_string(&families)
+        .unwrap_or_default()
+}
 
-    /// Binds `addr` now (a taken port is a start-up error) and serves `GET /metrics` from a
-    /// thread of its own.
-    pub(crate) fn serve(&mut self, addr: SocketAddr) -> Result<(), Error> {
-        let listener =
-            TcpListener::bind(addr).map_err(|source| Error::Prometheus { addr, source })?;
-        self.addr = listener.local_addr().ok();
-        let this = self.clone();
-        std::thread::Builder::new()
-            .name("unitel-prometheus".into())
-            .spawn(move || {
-                for stream in listener.incoming().flatten() {
-                    this.answer(stream);
-                }
-            })
-            .map_err(|source| Error::Prometheus { addr, source })?;
-        Ok(())
-    }
-
-    fn answer(&self, mut stream: TcpStream) {
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-        let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-        // Read the request head (bounded); only its first line matters.
-        let mut head = Vec::with_capacity(1024);
-        let mut buf = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
-            match stream.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => head.extend_from_slice(&buf[..n]),
+/// Binds `addr` now (a taken port is a start-up error) and serves `GET /metrics` from a
+/// thread of its own; returns the address bound.
+pub(super) fn serve(registry: Registry, addr: SocketAddr) -> Result<SocketAddr, Error> {
+    let listener = TcpListener::bind(addr).map_err(|source| Error::Prometheus { addr, source })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    std::thread::Builder::new()
+        .name("unitel-prometheus".into())
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                answer(&registry, stream);
             }
+        })
+        .map_err(|source| Error::Prometheus { addr, source })?;
+    Ok(bound)
+}
+
+fn answer(registry: &Registry, mut stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+    // Read the request head (bounded); only its first line matters.
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
         }
-        let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-        let line = String::from_utf8_lossy(line);
-        let mut parts = line.split_whitespace();
-        let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        let path = path.split('?').next().unwrap_or("");
-        let (status, content_type, body) = match (method, path) {
-            ("GET" | "HEAD", "/metrics") => (
-                "200 OK",
-                "text/plain; version=0.0.4; charset=utf-8",
-                self.render(),
-            ),
-            ("GET" | "HEAD", _) => ("404 Not Found", "text/plain", "try /metrics\n".to_owned()),
-            _ => (
-                "405 Method Not Allowed",
-                "text/plain",
-                "GET /metrics\n".to_owned(),
-            ),
-        };
-        let head = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        let _ = stream.write_all(head.as_bytes());
-        if method != "HEAD" {
-            let _ = stream.write_all(body.as_bytes());
-        }
+    }
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = path.split('?').next().unwrap_or("");
+    let (status, content_type, body) = match (method, path) {
+        ("GET" | "HEAD", "/metrics") => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            render(registry),
+        ),
+        ("GET" | "HEAD", _) => ("404 Not Found", "text/plain", "try /metrics\n".to_owned()),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "GET /metrics\n".to_owned(),
+        ),
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    if method != "HEAD" {
+        let _ = stream.write_all(body.as_bytes());
     }
 }
 
@@ -145,13 +129,13 @@ impl Prometheus {
 /// ```
 pub fn prometheus_text() -> PrometheusText {
     let slot = Arc::new(Mutex::new(Slot::default()));
-    match crate::pipeline::active().and_then(|p| p.exports.prometheus.clone()) {
-        Some(prometheus) => {
+    match state::active().and_then(|s| s.prometheus.clone()) {
+        Some(registry) => {
             let filled = slot.clone();
             let spawned = std::thread::Builder::new()
                 .name("unitel-prometheus-render".into())
                 .spawn(move || {
-                    let text = prometheus.render();
+                    let text = render(&registry);
                     let mut slot = crate::sync::lock(&filled);
                     slot.done = Some(Some(text));
                     if let Some(waker) = slot.waker.take() {
@@ -230,7 +214,7 @@ fn sanitize_labels(family: &mut prometheus::proto::MetricFamily) {
         labels.retain_mut(|label| {
             if let Some(valid) = sanitize_label(label.name()) {
                 let original = label.name().to_owned();
-                crate::diagnostics::report_once(&format!("label:{original}"), &|| {
+                report_once(&format!("label:{original}"), &|| {
                     format!("attribute key {original:?} is not a valid Prometheus label name; it is exposed as {valid:?}")
                 });
                 label.set_name(valid);
@@ -251,7 +235,7 @@ fn sanitize_labels(family: &mut prometheus::proto::MetricFamily) {
             key.sort();
             let fresh = all.insert(key);
             if !fresh {
-                crate::diagnostics::report_once(&format!("series:{family_name}"), &|| {
+                report_once(&format!("series:{family_name}"), &|| {
                     format!("{family_name}: two series have the same labels after renaming invalid label names; one is dropped from the exposition")
                 });
             }
@@ -264,7 +248,7 @@ fn sanitize_labels(family: &mut prometheus::proto::MetricFamily) {
 /// Makes an attribute key a valid Prometheus label name after the exporter turns `.` into `_`:
 /// other invalid characters become `_`, a leading digit gets `key_` before it, and a leading
 /// `__` (reserved by Prometheus) gets `key` before it. Valid keys are returned as they are.
-pub(crate) fn sanitize_label(key: &str) -> Option<String> {
+fn sanitize_label(key: &str) -> Option<String> {
     let underscore = |b: u8| b == b'_' || b == b'.';
     let problem = |k: &[u8]| {
         k.is_empty()

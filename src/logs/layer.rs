@@ -1,9 +1,10 @@
 //! The `tracing` layer that turns every event (user code, libraries, `log` records) into a
-//! correlated [`Record`].
+//! correlated [`LogEvent`].
 
-use super::{with_scratch, FieldValue, Record, Scratch};
-use crate::pipeline;
-use opentelemetry::trace::{SpanId, TraceContextExt, TraceFlags, TraceId};
+use crate::event::{with_scratch, FieldValue, LogEvent, Scratch};
+use crate::spans::{current_ids, Ids};
+use crate::state;
+use opentelemetry::trace::TraceContextExt;
 use std::sync::OnceLock;
 use tracing::dispatcher::WeakDispatch;
 use tracing::field::{Field, Visit};
@@ -16,30 +17,6 @@ use tracing_subscriber::registry::LookupSpan;
 #[derive(Debug, Default)]
 pub(crate) struct EventLayer {
     dispatch: OnceLock<WeakDispatch>,
-}
-
-/// The ids of the span that is current on this thread, whether it was started by the facade
-/// or by `tracing` (tracing-opentelemetry makes an entered span's context current).
-pub(crate) fn current_ids() -> Option<Ids> {
-    opentelemetry::Context::map_current(|cx| Ids::of(cx.span().span_context()))
-}
-
-/// The trace and span a log event belongs to.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ids {
-    pub(crate) trace_id: TraceId,
-    pub(crate) span_id: SpanId,
-    pub(crate) flags: TraceFlags,
-}
-
-impl Ids {
-    fn of(sc: &opentelemetry::trace::SpanContext) -> Option<Ids> {
-        sc.is_valid().then(|| Ids {
-            trace_id: sc.trace_id(),
-            span_id: sc.span_id(),
-            flags: sc.trace_flags(),
-        })
-    }
 }
 
 impl EventLayer {
@@ -68,12 +45,12 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let Some(outputs) = pipeline::active_logs() else {
+        let Some(outputs) = state::active_logs() else {
             return;
         };
         let normalized = event.normalized_metadata();
         let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
-        let record = Record {
+        let record = LogEvent {
             time: std::time::SystemTime::now(),
             level: *meta.level(),
             target: meta.target(),
@@ -82,7 +59,7 @@ where
         };
         with_scratch(|scratch| {
             event.record(&mut Visitor(scratch));
-            outputs.emit(&record, scratch);
+            super::emit(outputs, &record, scratch);
         });
     }
 }

@@ -6,15 +6,22 @@
 //! the same for entered `tracing` spans, so that context is the one stack both kinds share: a
 //! `tracing` span opened inside a facade span is its child, and the other way round.
 
-pub(crate) mod record;
+mod context;
+
+pub(crate) use self::context::{current_ids, Ids};
+pub use self::context::{current_span_id, current_trace_id, TraceContext, TraceContextGuard};
 
 use crate::attributes::{self, Attributes, IntoKey, IntoValue};
-use crate::handle::Component;
-use crate::pipeline;
+use crate::registry::Component;
+use crate::state;
 use opentelemetry::trace::{FutureExt as _, SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, ContextGuard, KeyValue};
 use std::borrow::Cow;
 use std::future::Future;
+
+/// The instrumentation scope of spans that come from `tracing` (the tracing-opentelemetry
+/// layer's tracer); their component is their `target` attribute.
+pub(crate) const TRACING_SCOPE: &str = "tracing";
 
 /// A started span that is the current span until it is dropped.
 ///
@@ -120,7 +127,7 @@ impl Span {
         name: Cow<'static, str>,
         attrs: &(impl Attributes + ?Sized),
     ) -> Span {
-        if pipeline::active().is_none() {
+        if state::active().is_none() {
             return Span::noop();
         }
         let mut builder = opentelemetry::trace::SpanBuilder::from_name(name);
@@ -137,7 +144,7 @@ impl Span {
         builder: opentelemetry::trace::SpanBuilder,
         parent: Option<Context>,
     ) -> Span {
-        let tracer = match (pipeline::active(), component.tracer()) {
+        let tracer = match (state::active(), component.tracer()) {
             (Some(_), Some(tracer)) => tracer,
             _ => return Span::noop(),
         };
@@ -284,127 +291,4 @@ pub(crate) fn record_error_on(cx: &Context, err: &(dyn std::error::Error + 'stat
     }
     span.add_event("exception", attrs);
     span.set_status(Status::error(message));
-}
-
-/// A trace context: which trace and span the work belongs to. Cheap to clone, `Send`.
-///
-/// Take it with [`TraceContext::current`] where work is handed off, send it with the work
-/// (over a channel, in a job envelope as [`to_traceparent`](Self::to_traceparent)), and
-/// [`attach`](Self::attach) it where the work is picked up: spans started there join the trace.
-#[derive(Clone, Default)]
-pub struct TraceContext {
-    cx: Context,
-}
-
-impl std::fmt::Debug for TraceContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TraceContext")
-            .field("traceparent", &self.to_traceparent())
-            .finish()
-    }
-}
-
-/// Keeps a [`TraceContext`] current until dropped.
-#[must_use = "the context is current only while this guard lives"]
-pub struct TraceContextGuard {
-    _guard: ContextGuard,
-}
-
-impl std::fmt::Debug for TraceContextGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TraceContextGuard").finish_non_exhaustive()
-    }
-}
-
-impl TraceContext {
-    /// The context of the current span (facade or `tracing`), empty outside any span.
-    pub fn current() -> Self {
-        TraceContext {
-            cx: Context::current(),
-        }
-    }
-
-    /// Makes this context current on this thread until the guard is dropped.
-    pub fn attach(&self) -> TraceContextGuard {
-        TraceContextGuard {
-            _guard: self.cx.clone().attach(),
-        }
-    }
-
-    /// Makes this context current whenever `fut` is polled (for `tokio::spawn` and friends).
-    pub fn instrument<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> {
-        fut.with_context(self.cx.clone())
-    }
-
-    /// The trace id as 32 lowercase hex digits; `None` when the context has no span.
-    pub fn trace_id(&self) -> Option<String> {
-        let sc = self.cx.span().span_context().clone();
-        sc.is_valid().then(|| sc.trace_id().to_string())
-    }
-
-    /// The span id as 16 lowercase hex digits; `None` when the context has no span.
-    pub fn span_id(&self) -> Option<String> {
-        let sc = self.cx.span().span_context().clone();
-        sc.is_valid().then(|| sc.span_id().to_string())
-    }
-
-    /// The W3C `traceparent` value (`00-<trace id>-<span id>-<flags>`), for job envelopes and
-    /// headers; `None` when the context has no span.
-    pub fn to_traceparent(&self) -> Option<String> {
-        let sc = self.cx.span().span_context().clone();
-        sc.is_valid().then(|| {
-            format!(
-                "00-{}-{}-{:02x}",
-                sc.trace_id(),
-                sc.span_id(),
-                sc.trace_flags().to_u8()
-            )
-        })
-    }
-
-    /// Parses a W3C `traceparent` value. A malformed value gives `None`, is counted as an
-    /// invalid span input and described once on standard error.
-    pub fn from_traceparent(value: &str) -> Option<Self> {
-        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-        let parsed = (|| {
-            let mut parts = value.trim().split('-');
-            let (version, trace, span, flags) =
-                (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-            if version.len() != 2 || version == "ff" || (version == "00" && parts.next().is_some())
-            {
-                return None;
-            }
-            u8::from_str_radix(version, 16).ok()?;
-            let is_hex = |s: &str, n: usize| {
-                s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            };
-            if !is_hex(trace, 32) || !is_hex(span, 16) || !is_hex(flags, 2) {
-                return None;
-            }
-            let sc = SpanContext::new(
-                TraceId::from_hex(trace).ok()?,
-                SpanId::from_hex(span).ok()?,
-                TraceFlags::new(u8::from_str_radix(flags, 16).ok()? & 1),
-                true,
-                TraceState::default(),
-            );
-            sc.is_valid().then_some(sc)
-        })();
-        match parsed {
-            Some(sc) => Some(TraceContext {
-                cx: Context::new().with_remote_span_context(sc),
-            }),
-            None => {
-                crate::diagnostics::drop_once(
-                    crate::Signal::Spans,
-                    crate::DropReason::InvalidInput,
-                    "traceparent",
-                    &|| {
-                        format!("ignored a malformed traceparent {value:?}: expected 00-<32 hex>-<16 hex>-<2 hex>")
-                    },
-                );
-                None
-            }
-        }
-    }
 }

@@ -85,7 +85,7 @@ fn up_down_counter_goes_both_ways() {
 fn histogram_with_options_and_default_buckets() {
     let capture = capture();
     let telemetry = get_telemetry("latency");
-    let h = telemetry.histogram_with(
+    let h = telemetry.histogram_with_options(
         "request_duration_ms",
         InstrumentOptions::new()
             .with_unit("ms")

@@ -193,7 +193,7 @@ fn emit_metrics() {
     let submitted = telemetry.counter("fastworker.tasks.submitted");
     submitted.add(3, &[("priority", "high")]);
     submitted.add(4, &[("priority", "high")]);
-    let duration = telemetry.histogram_with(
+    let duration = telemetry.histogram_with_options(
         "fastworker.tasks.duration",
         unitel::InstrumentOptions::new().with_boundaries(vec![10.0, 100.0]),
     );

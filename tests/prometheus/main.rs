@@ -367,7 +367,7 @@ fn scrape_has_the_seed_names_and_values() {
     request_duration.record(150.0, &[("endpoint", "/api")]);
     // A bad value: dropped, and counted in unitel_dropped_total.
     request_duration.record(f64::NAN, &[("endpoint", "/api")]);
-    api.histogram_with("latency", InstrumentOptions::new().with_unit("ms"))
+    api.histogram_with_options("latency", InstrumentOptions::new().with_unit("ms"))
         .record(20.0, ());
 
     let text = scrape(addr);
@@ -566,7 +566,7 @@ fn promtool_accepts_the_scrape_with_hostile_attribute_keys() {
     let (_guard, addr) = configure_with_prometheus("prom-hostile");
     let telemetry = get_telemetry("hostile");
     telemetry
-        .counter_with(
+        .counter_with_options(
             "hostile.events",
             InstrumentOptions::new().with_description("Events with hostile attribute keys"),
         )
@@ -904,7 +904,7 @@ fn app_body() {
     let worker = get_telemetry("fastworker");
     let api = get_telemetry("api_gateway");
     let submitted = worker.counter("fastworker.tasks.submitted");
-    let duration = worker.histogram_with(
+    let duration = worker.histogram_with_options(
         "fastworker.tasks.duration",
         InstrumentOptions::new().with_boundaries(vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
     );

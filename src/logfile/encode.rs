@@ -1,76 +1,76 @@
-//! One JSON record per closed span, so a trace can be rebuilt from the log file alone.
+//! Writing records as JSON lines, the one place the log-file format is written: a log record
+//! per log event and a span record per closed span. Schema: `docs/log-format.md`.
 //!
-//! This is a span processor in the SDK's pipeline, so it sees the facade's own spans and the
-//! spans tracing-opentelemetry builds from `tracing` spans alike.
+//! Every string goes through [`json::write_str`], so no message or field can end a record
+//! early or forge another one.
 
+use crate::event::{level_str, FieldValue, LogEvent, Scratch};
 use crate::format::{self, json, time};
-use crate::logs::file::FileSink;
-use crate::testing::CaptureSinks;
+use crate::spans::TRACING_SCOPE;
 use opentelemetry::trace::{SpanId, SpanKind, Status};
-use opentelemetry::Context;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
-use std::cell::RefCell;
-use std::sync::Arc;
-use std::time::Duration;
+use opentelemetry_sdk::trace::SpanData;
 
-/// Writes span records as JSON lines.
-#[derive(Debug)]
-pub(crate) struct SpanRecordProcessor {
-    pub(crate) file: Option<Arc<FileSink>>,
-    pub(crate) capture: Option<CaptureSinks>,
-    /// `OTEL_TRACES_EXPORTER=console`: the records go to standard output too.
-    pub(crate) stdout: bool,
-}
-
-impl SpanRecordProcessor {
-    /// The `console` trace exporter: span records on standard output.
-    pub(crate) fn stdout() -> Self {
-        SpanRecordProcessor {
-            file: None,
-            capture: None,
-            stdout: true,
+/// Formats the JSON line (with its newline) into `s.out`. Schema: `docs/log-format.md`.
+pub(crate) fn write_log(record: &LogEvent<'_>, s: &mut Scratch) {
+    let Scratch {
+        message,
+        text,
+        fields,
+        error_chain,
+        out,
+    } = s;
+    out.push_str("{\"timestamp\":\"");
+    time::write_rfc3339(out, record.time);
+    out.push_str("\",\"type\":\"log\",\"level\":\"");
+    out.push_str(level_str(record.level));
+    out.push_str("\",\"target\":");
+    json::write_str(out, record.target);
+    out.push_str(",\"component\":");
+    json::write_str(out, record.component);
+    out.push_str(",\"message\":");
+    json::write_str(out, message);
+    match record.ids {
+        Some(ids) => {
+            out.push_str(",\"trace_id\":\"");
+            format::write_hex(out, &ids.trace_id.to_bytes());
+            out.push_str("\",\"span_id\":\"");
+            format::write_hex(out, &ids.span_id.to_bytes());
+            out.push('"');
+        }
+        None => out.push_str(",\"trace_id\":null,\"span_id\":null"),
+    }
+    out.push_str(",\"fields\":{");
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json::write_str(out, &text[key.clone()]);
+        out.push(':');
+        match value {
+            FieldValue::Str(r) => json::write_str(out, &text[r.clone()]),
+            FieldValue::I64(v) => format::write_i64(out, *v),
+            FieldValue::U64(v) => format::write_u64(out, *v),
+            FieldValue::F64(v) => json::write_f64(out, *v),
+            FieldValue::Bool(v) => out.push_str(if *v { "true" } else { "false" }),
         }
     }
-}
-
-impl SpanProcessor for SpanRecordProcessor {
-    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
-
-    fn on_end(&self, span: SpanData) {
-        thread_local! {
-            static BUF: RefCell<String> = const { RefCell::new(String::new()) };
+    out.push('}');
+    if let Some((first, causes)) = error_chain.split_first() {
+        out.push_str(",\"error\":{\"message\":");
+        json::write_str(out, &text[first.clone()]);
+        out.push_str(",\"causes\":[");
+        for (i, cause) in causes.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            json::write_str(out, &text[cause.clone()]);
         }
-        let write = |out: &mut String| {
-            out.clear();
-            format_span(&span, out);
-            if let Some(file) = &self.file {
-                file.write_line(out.as_bytes());
-            }
-            if let Some(capture) = &self.capture {
-                capture.push_line(out);
-            }
-            if self.stdout {
-                use std::io::Write as _;
-                let _ = std::io::stdout().lock().write_all(out.as_bytes());
-            }
-        };
-        let _ = BUF.try_with(|buf| match buf.try_borrow_mut() {
-            Ok(mut out) => write(&mut out),
-            Err(_) => write(&mut String::new()),
-        });
+        out.push_str("]}");
     }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
-    }
+    out.push_str("}\n");
 }
 
-fn kind_str(kind: &SpanKind) -> &'static str {
+pub(super) fn kind_str(kind: &SpanKind) -> &'static str {
     match kind {
         SpanKind::Client => "client",
         SpanKind::Server => "server",
@@ -83,7 +83,7 @@ fn kind_str(kind: &SpanKind) -> &'static str {
 /// The component of a span: the facade's component (its instrumentation scope), or for a
 /// `tracing` span its target.
 fn component(span: &SpanData) -> &str {
-    if span.instrumentation_scope.name() == crate::pipeline::TRACING_SCOPE {
+    if span.instrumentation_scope.name() == TRACING_SCOPE {
         for kv in &span.attributes {
             if kv.key.as_str() == "target" {
                 if let opentelemetry::Value::String(s) = &kv.value {
@@ -96,7 +96,7 @@ fn component(span: &SpanData) -> &str {
 }
 
 /// Formats one span record, with its newline. Schema: `docs/log-format.md`.
-pub(crate) fn format_span(span: &SpanData, out: &mut String) {
+pub(crate) fn write_span(span: &SpanData, out: &mut String) {
     let sc = &span.span_context;
     out.push_str("{\"timestamp\":\"");
     time::write_rfc3339(out, span.end_time);

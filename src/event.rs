@@ -1,7 +1,8 @@
-//! One log event, as every output sees it: the facade's `log_*` calls and `tracing` events both
-//! become a [`Record`] plus a [`Scratch`] holding its message and fields.
+//! One log event, as every output sees it (the console, the JSON lines, OTLP): the facade's
+//! `log_*` calls and `tracing` events both become a [`LogEvent`] plus a [`Scratch`] holding its
+//! message, fields and error chain.
 
-use crate::format::{self, json, text, time};
+use crate::spans::Ids;
 use opentelemetry::Value;
 use std::cell::RefCell;
 use std::fmt::Write;
@@ -11,12 +12,13 @@ use tracing::Level;
 
 /// The fixed part of a log event.
 #[derive(Debug)]
-pub(crate) struct Record<'a> {
+pub(crate) struct LogEvent<'a> {
     pub(crate) time: SystemTime,
     pub(crate) level: Level,
     pub(crate) target: &'a str,
     pub(crate) component: &'a str,
-    pub(crate) ids: Option<super::layer::Ids>,
+    /// The span it happened in.
+    pub(crate) ids: Option<Ids>,
 }
 
 /// A field's value; strings live in [`Scratch::text`].
@@ -140,120 +142,4 @@ pub(crate) fn level_str(level: Level) -> &'static str {
         Level::WARN => "WARN",
         Level::ERROR => "ERROR",
     }
-}
-
-/// Formats the JSON line (with its newline) into `s.out`. Schema: `docs/log-format.md`.
-pub(crate) fn format_json(record: &Record<'_>, s: &mut Scratch) {
-    let Scratch {
-        message,
-        text,
-        fields,
-        error_chain,
-        out,
-    } = s;
-    out.push_str("{\"timestamp\":\"");
-    time::write_rfc3339(out, record.time);
-    out.push_str("\",\"type\":\"log\",\"level\":\"");
-    out.push_str(level_str(record.level));
-    out.push_str("\",\"target\":");
-    json::write_str(out, record.target);
-    out.push_str(",\"component\":");
-    json::write_str(out, record.component);
-    out.push_str(",\"message\":");
-    json::write_str(out, message);
-    match record.ids {
-        Some(ids) => {
-            out.push_str(",\"trace_id\":\"");
-            format::write_hex(out, &ids.trace_id.to_bytes());
-            out.push_str("\",\"span_id\":\"");
-            format::write_hex(out, &ids.span_id.to_bytes());
-            out.push('"');
-        }
-        None => out.push_str(",\"trace_id\":null,\"span_id\":null"),
-    }
-    out.push_str(",\"fields\":{");
-    for (i, (key, value)) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        json::write_str(out, &text[key.clone()]);
-        out.push(':');
-        match value {
-            FieldValue::Str(r) => json::write_str(out, &text[r.clone()]),
-            FieldValue::I64(v) => format::write_i64(out, *v),
-            FieldValue::U64(v) => format::write_u64(out, *v),
-            FieldValue::F64(v) => json::write_f64(out, *v),
-            FieldValue::Bool(v) => out.push_str(if *v { "true" } else { "false" }),
-        }
-    }
-    out.push('}');
-    if let Some((first, causes)) = error_chain.split_first() {
-        out.push_str(",\"error\":{\"message\":");
-        json::write_str(out, &text[first.clone()]);
-        out.push_str(",\"causes\":[");
-        for (i, cause) in causes.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            json::write_str(out, &text[cause.clone()]);
-        }
-        out.push_str("]}");
-    }
-    out.push_str("}\n");
-}
-
-/// Formats the console line (with its newline) into `s.out`:
-/// `2026-11-21T05:10:04.123456Z  INFO api_gateway: message key=value [trace:..] [span:..]`.
-pub(crate) fn format_console(record: &Record<'_>, s: &mut Scratch) {
-    let Scratch {
-        message,
-        text: buf,
-        fields,
-        error_chain,
-        out,
-    } = s;
-    time::write_rfc3339(out, record.time);
-    let _ = write!(out, " {:>5} ", level_str(record.level));
-    text::write_escaped(out, record.component);
-    out.push_str(": ");
-    text::write_escaped(out, message);
-    for (key, value) in fields.iter() {
-        out.push(' ');
-        text::write_escaped(out, &buf[key.clone()]);
-        out.push('=');
-        match value {
-            FieldValue::Str(r) => text::write_value(out, &buf[r.clone()]),
-            FieldValue::I64(v) => {
-                let _ = write!(out, "{v}");
-            }
-            FieldValue::U64(v) => {
-                let _ = write!(out, "{v}");
-            }
-            FieldValue::F64(v) => {
-                let _ = write!(out, "{v}");
-            }
-            FieldValue::Bool(v) => {
-                let _ = write!(out, "{v}");
-            }
-        }
-    }
-    if !error_chain.is_empty() {
-        out.push_str(" error=");
-        let mut chain = String::new();
-        for (i, r) in error_chain.iter().enumerate() {
-            if i > 0 {
-                chain.push_str(": ");
-            }
-            chain.push_str(&buf[r.clone()]);
-        }
-        text::write_value(out, &chain);
-    }
-    if let Some(ids) = record.ids {
-        out.push_str(" [trace:");
-        format::write_hex(out, &ids.trace_id.to_bytes());
-        out.push_str("] [span:");
-        format::write_hex(out, &ids.span_id.to_bytes());
-        out.push(']');
-    }
-    out.push('\n');
 }

@@ -1,0 +1,241 @@
+//! Export settings: the OTLP exporter, the exporter selection per signal, batching, Prometheus.
+//! Read from the spec's environment variables (`env.rs`) and set by builder calls; a builder
+//! value wins. Plain data: the exporters read it, it knows nothing of them.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The OTLP transport (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OtlpProtocol {
+    /// `grpc`, default port 4317.
+    Grpc,
+    /// `http/protobuf` (the spec's default), default port 4318.
+    HttpProtobuf,
+    /// `http/json`, default port 4318.
+    HttpJson,
+}
+
+/// Payload compression (`OTEL_EXPORTER_OTLP_COMPRESSION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OtlpCompression {
+    /// `none` (the default).
+    None,
+    /// `gzip`.
+    Gzip,
+}
+
+/// Where a signal goes (`OTEL_TRACES_EXPORTER`, `OTEL_METRICS_EXPORTER`, `OTEL_LOGS_EXPORTER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Exporter {
+    /// `otlp`: push to the OTLP endpoint.
+    Otlp,
+    /// `console`: write to standard output (spans as JSON span records, metrics as text
+    /// snapshots, logs as the correlated console lines).
+    Console,
+    /// `prometheus` (metrics only): serve `/metrics` for pull.
+    Prometheus,
+    /// `none`: do not export the signal.
+    None,
+}
+
+/// OTLP settings for all signals or one of them. Unset fields fall back to the generic
+/// settings, then to the environment, then to the spec's defaults.
+///
+/// | field | environment | default |
+/// |---|---|---|
+/// | endpoint | `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT` | none: nothing is pushed |
+/// | protocol | `OTEL_EXPORTER_OTLP[_SIGNAL]_PROTOCOL` | `http/protobuf` |
+/// | headers | `OTEL_EXPORTER_OTLP[_SIGNAL]_HEADERS` (`k=v,k2=v2`, values percent-encoded) | none |
+/// | timeout | `OTEL_EXPORTER_OTLP[_SIGNAL]_TIMEOUT` (milliseconds) | 10 s |
+/// | compression | `OTEL_EXPORTER_OTLP[_SIGNAL]_COMPRESSION` (`gzip`, `none`) | none |
+#[derive(Clone, Default, PartialEq)]
+pub struct OtlpSettings {
+    pub(crate) endpoint: Option<String>,
+    pub(crate) protocol: Option<OtlpProtocol>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) compression: Option<OtlpCompression>,
+}
+
+impl std::fmt::Debug for OtlpSettings {
+    // Header values carry credentials: only their names are printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpSettings")
+            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(k, _)| (k.as_str(), "<redacted>"))
+                    .collect::<Vec<_>>(),
+            )
+            .field("timeout", &self.timeout)
+            .field("compression", &self.compression)
+            .finish()
+    }
+}
+
+impl OtlpSettings {
+    /// Nothing set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The collector's URL, e.g. `http://127.0.0.1:4318`. For http, the generic endpoint gets
+    /// `/v1/traces` (`/v1/metrics`, `/v1/logs`) appended; a per-signal endpoint is used as is.
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// The transport.
+    pub fn with_protocol(mut self, protocol: OtlpProtocol) -> Self {
+        self.protocol = Some(protocol);
+        self
+    }
+
+    /// One more header (an API key, a tenant id). Its value never appears in `Debug` output.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// How long one export may take.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Payload compression.
+    pub fn with_compression(mut self, compression: OtlpCompression) -> Self {
+        self.compression = Some(compression);
+        self
+    }
+
+    /// `self` where set, else `fallback`. Headers: both, `self`'s winning by name.
+    pub(crate) fn or(&self, fallback: &OtlpSettings) -> OtlpSettings {
+        let mut headers = fallback.headers.clone();
+        for (k, v) in &self.headers {
+            headers.retain(|(name, _)| !name.eq_ignore_ascii_case(k));
+            headers.push((k.clone(), v.clone()));
+        }
+        OtlpSettings {
+            endpoint: self.endpoint.clone().or_else(|| fallback.endpoint.clone()),
+            protocol: self.protocol.or(fallback.protocol),
+            headers,
+            timeout: self.timeout.or(fallback.timeout),
+            compression: self.compression.or(fallback.compression),
+        }
+    }
+}
+
+/// Batching of spans (`OTEL_BSP_*`) or log records (`OTEL_BLRP_*`) before export.
+///
+/// | field | environment | default |
+/// |---|---|---|
+/// | schedule delay | `OTEL_BSP_SCHEDULE_DELAY` / `OTEL_BLRP_SCHEDULE_DELAY` (ms) | 5000 ms spans, 1000 ms logs |
+/// | export timeout | `..._EXPORT_TIMEOUT` (ms) | 30000 ms |
+/// | queue size | `..._MAX_QUEUE_SIZE` | 2048 |
+/// | batch size | `..._MAX_EXPORT_BATCH_SIZE` | 512 |
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BatchSettings {
+    pub(crate) schedule_delay: Option<Duration>,
+    pub(crate) export_timeout: Option<Duration>,
+    pub(crate) max_queue_size: Option<usize>,
+    pub(crate) max_export_batch_size: Option<usize>,
+}
+
+impl BatchSettings {
+    /// Nothing set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// How long to wait before exporting a batch that is not full.
+    pub fn with_schedule_delay(mut self, delay: Duration) -> Self {
+        self.schedule_delay = Some(delay);
+        self
+    }
+    /// How long one export may take.
+    pub fn with_export_timeout(mut self, timeout: Duration) -> Self {
+        self.export_timeout = Some(timeout);
+        self
+    }
+    /// How many items wait at most; past that, new ones are dropped and counted.
+    pub fn with_max_queue_size(mut self, size: usize) -> Self {
+        self.max_queue_size = Some(size);
+        self
+    }
+    /// How many items one export carries at most.
+    pub fn with_max_export_batch_size(mut self, size: usize) -> Self {
+        self.max_export_batch_size = Some(size);
+        self
+    }
+
+    pub(crate) fn or(&self, fallback: &BatchSettings) -> BatchSettings {
+        BatchSettings {
+            schedule_delay: self.schedule_delay.or(fallback.schedule_delay),
+            export_timeout: self.export_timeout.or(fallback.export_timeout),
+            max_queue_size: self.max_queue_size.or(fallback.max_queue_size),
+            max_export_batch_size: self
+                .max_export_batch_size
+                .or(fallback.max_export_batch_size),
+        }
+    }
+
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    pub(crate) fn queue_size(&self) -> usize {
+        self.max_queue_size.unwrap_or(2048)
+    }
+}
+
+/// Everything about export, from one source (the environment or the builder).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ExportSettings {
+    pub(crate) otlp: OtlpSettings,
+    pub(crate) traces: OtlpSettings,
+    pub(crate) metrics: OtlpSettings,
+    pub(crate) logs: OtlpSettings,
+    pub(crate) traces_exporter: Option<Vec<Exporter>>,
+    pub(crate) metrics_exporter: Option<Vec<Exporter>>,
+    pub(crate) logs_exporter: Option<Vec<Exporter>>,
+    pub(crate) metric_export_interval: Option<Duration>,
+    pub(crate) metric_export_timeout: Option<Duration>,
+    pub(crate) bsp: BatchSettings,
+    pub(crate) blrp: BatchSettings,
+    pub(crate) prometheus: Option<SocketAddr>,
+}
+
+impl ExportSettings {
+    /// `self` (builder) where set, else `env`.
+    pub(crate) fn or(&self, env: &ExportSettings) -> ExportSettings {
+        ExportSettings {
+            otlp: self.otlp.or(&env.otlp),
+            traces: self.traces.or(&env.traces),
+            metrics: self.metrics.or(&env.metrics),
+            logs: self.logs.or(&env.logs),
+            traces_exporter: self
+                .traces_exporter
+                .clone()
+                .or_else(|| env.traces_exporter.clone()),
+            metrics_exporter: self
+                .metrics_exporter
+                .clone()
+                .or_else(|| env.metrics_exporter.clone()),
+            logs_exporter: self
+                .logs_exporter
+                .clone()
+                .or_else(|| env.logs_exporter.clone()),
+            metric_export_interval: self.metric_export_interval.or(env.metric_export_interval),
+            metric_export_timeout: self.metric_export_timeout.or(env.metric_export_timeout),
+            bsp: self.bsp.or(&env.bsp),
+            blrp: self.blrp.or(&env.blrp),
+            prometheus: self.prometheus.or(env.prometheus),
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! The JSON log file: its format, written and read back.
+//!
+//! One JSON object per line, of two kinds told apart by `type`: a log record per log event and
+//! a span record per closed span, so a whole trace can be rebuilt from the files alone. This
+//! module is the one place that format lives (`docs/log-format.md` describes it):
+//!
+//! - writing: every record goes through one encoder and one set of sinks — the log file,
+//!   behind a batching non-blocking writer, and any sink added with
+//!   [`TelemetryConfig::with_json_sink`](crate::TelemetryConfig::with_json_sink);
+//! - reading: [`parse_line`] turns a line into a typed [`Record`], [`log_files`] finds a
+//!   log's files (rotated ones included) in name order, and [`read_records`] does both.
+//!
+//! ```no_run
+//! use unitel::logfile::{read_records, Record};
+//!
+//! # fn main() -> Result<(), unitel::Error> {
+//! for record in read_records("logs/orders.log")? {
+//!     if let Record::Span(span) = record {
+//!         println!("{} {} took {:?}", span.trace_id, span.name, span.duration);
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod encode;
+mod files;
+mod read;
+mod records;
+mod sink;
+mod span_records;
+
+pub use self::files::log_files;
+pub use self::read::{parse_line, read_records};
+pub use self::records::{ErrorRecord, LogRecord, Record, SpanEventRecord, SpanRecord};
+
+pub(crate) use self::encode::write_log;
+pub(crate) use self::files::open;
+pub(crate) use self::sink::FileSink;
+pub(crate) use self::span_records::SpanRecordProcessor;
+
+#[cfg(test)]
+mod tests;

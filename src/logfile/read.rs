@@ -1,0 +1,228 @@
+//! Reading the log file back: a line into a typed [`Record`], a log's files into records.
+
+use super::files::log_files;
+use super::records::{ErrorRecord, LogRecord, Record, SpanEventRecord, SpanRecord};
+use crate::error::Error;
+use crate::format::time::parse_rfc3339;
+use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
+use serde_json::{Map, Value};
+use std::io::BufRead;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+/// Parses one line of the log file (with or without its newline) into a typed record.
+///
+/// # Errors
+/// [`Error::InvalidRecord`] when the line is not JSON, or not a log or span record of the
+/// format in `docs/log-format.md`; the error says which key is missing or wrong.
+pub fn parse_line(line: &str) -> Result<Record, Error> {
+    let value: Value = serde_json::from_str(line).map_err(|source| Error::InvalidRecord {
+        reason: "not a JSON object".into(),
+        source: Some(source),
+    })?;
+    let Value::Object(object) = value else {
+        return Err(invalid("not a JSON object".into()));
+    };
+    let record = Fields(&object);
+    match record.str("type")? {
+        "log" => record.log().map(Record::Log),
+        "span" => record.span().map(Record::Span),
+        other => Err(invalid(format!(
+            "`type` is {other:?}, expected \"log\" or \"span\""
+        ))),
+    }
+}
+
+/// Reads every record of the log at `path`: a log file with its rotated files (or a
+/// directory, every file in it), in name order, and in each file line by line. Blank lines
+/// are skipped.
+///
+/// # Errors
+/// [`Error::ReadLogFile`] naming the file (and the line, for a line that is not a record).
+pub fn read_records(path: impl AsRef<Path>) -> Result<Vec<Record>, Error> {
+    let path = path.as_ref();
+    let unreadable = |path: &Path, source: std::io::Error| Error::ReadLogFile {
+        path: path.to_owned(),
+        line: None,
+        source: Box::new(source),
+    };
+    let mut records = Vec::new();
+    for file in log_files(path).map_err(|e| unreadable(path, e))? {
+        let reader =
+            std::io::BufReader::new(std::fs::File::open(&file).map_err(|e| unreadable(&file, e))?);
+        for (index, line) in reader.lines().enumerate() {
+            let line = line.map_err(|e| unreadable(&file, e))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            records.push(parse_line(&line).map_err(|e| Error::ReadLogFile {
+                path: file.clone(),
+                line: Some(index + 1),
+                source: Box::new(e),
+            })?);
+        }
+    }
+    Ok(records)
+}
+
+fn invalid(reason: String) -> Error {
+    Error::InvalidRecord {
+        reason,
+        source: None,
+    }
+}
+
+/// The keys of one JSON object, read with the format's types.
+struct Fields<'a>(&'a Map<String, Value>);
+
+impl<'a> Fields<'a> {
+    fn get(&self, key: &str) -> Result<&'a Value, Error> {
+        self.0
+            .get(key)
+            .ok_or_else(|| invalid(format!("`{key}` is missing")))
+    }
+
+    fn str(&self, key: &str) -> Result<&'a str, Error> {
+        self.get(key)?
+            .as_str()
+            .ok_or_else(|| invalid(format!("`{key}` is not a string")))
+    }
+
+    fn string(&self, key: &str) -> Result<String, Error> {
+        self.str(key).map(str::to_owned)
+    }
+
+    /// A string or `null`.
+    fn nullable(&self, key: &str) -> Result<Option<&'a str>, Error> {
+        match self.get(key)? {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s)),
+            _ => Err(invalid(format!("`{key}` is neither a string nor null"))),
+        }
+    }
+
+    fn time(&self, key: &str) -> Result<SystemTime, Error> {
+        let text = self.str(key)?;
+        parse_rfc3339(text)
+            .ok_or_else(|| invalid(format!("`{key}` is not an RFC 3339 UTC time: {text:?}")))
+    }
+
+    fn object(&self, key: &str) -> Result<Map<String, Value>, Error> {
+        match self.get(key)? {
+            Value::Object(map) => Ok(map.clone()),
+            _ => Err(invalid(format!("`{key}` is not an object"))),
+        }
+    }
+
+    fn log(&self) -> Result<LogRecord, Error> {
+        let error = match self.0.get("error") {
+            None => None,
+            Some(Value::Object(error)) => {
+                let error = Fields(error);
+                let causes = match error.get("causes")? {
+                    Value::Array(causes) => causes
+                        .iter()
+                        .map(|c| c.as_str().map(str::to_owned))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| invalid("`error.causes` holds a non-string".into()))?,
+                    _ => return Err(invalid("`error.causes` is not an array".into())),
+                };
+                Some(ErrorRecord {
+                    message: error.string("message")?,
+                    causes,
+                })
+            }
+            Some(_) => return Err(invalid("`error` is not an object".into())),
+        };
+        let level = self.str("level")?;
+        Ok(LogRecord {
+            timestamp: self.time("timestamp")?,
+            level: level
+                .parse()
+                .map_err(|_| invalid(format!("`level` is not a level: {level:?}")))?,
+            target: self.string("target")?,
+            component: self.string("component")?,
+            message: self.string("message")?,
+            trace_id: self.nullable("trace_id")?.map(trace_id).transpose()?,
+            span_id: self
+                .nullable("span_id")?
+                .map(|id| span_id("span_id", id))
+                .transpose()?,
+            fields: self.object("fields")?,
+            error,
+        })
+    }
+
+    fn span(&self) -> Result<SpanRecord, Error> {
+        let kind = match self.str("kind")? {
+            "internal" => SpanKind::Internal,
+            "server" => SpanKind::Server,
+            "client" => SpanKind::Client,
+            "producer" => SpanKind::Producer,
+            "consumer" => SpanKind::Consumer,
+            other => return Err(invalid(format!("`kind` is not a span kind: {other:?}"))),
+        };
+        let status = match self.str("status")? {
+            "unset" => Status::Unset,
+            "ok" => Status::Ok,
+            "error" => Status::error(self.string("status_message").unwrap_or_default()),
+            other => return Err(invalid(format!("`status` is not a status: {other:?}"))),
+        };
+        let events = match self.get("events")? {
+            Value::Array(events) => events
+                .iter()
+                .map(|event| match event {
+                    Value::Object(event) => {
+                        let event = Fields(event);
+                        Ok(SpanEventRecord {
+                            name: event.string("name")?,
+                            timestamp: event.time("timestamp")?,
+                            attributes: event.object("attributes")?,
+                        })
+                    }
+                    _ => Err(invalid("`events` holds a non-object".into())),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => return Err(invalid("`events` is not an array".into())),
+        };
+        Ok(SpanRecord {
+            name: self.string("name")?,
+            component: self.string("component")?,
+            trace_id: trace_id(self.str("trace_id")?)?,
+            span_id: span_id("span_id", self.str("span_id")?)?,
+            parent_span_id: self
+                .nullable("parent_span_id")?
+                .map(|id| span_id("parent_span_id", id))
+                .transpose()?,
+            kind,
+            start_time: self.time("start_time")?,
+            end_time: self.time("timestamp")?,
+            duration: Duration::from_nanos(
+                self.get("duration_ns")?
+                    .as_u64()
+                    .ok_or_else(|| invalid("`duration_ns` is not a whole number".into()))?,
+            ),
+            status,
+            attributes: self.object("attributes")?,
+            events,
+        })
+    }
+}
+
+fn is_lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn trace_id(s: &str) -> Result<TraceId, Error> {
+    is_lower_hex(s, 32)
+        .then(|| TraceId::from_hex(s).ok())
+        .flatten()
+        .ok_or_else(|| invalid(format!("`trace_id` is not 32 lowercase hex digits: {s:?}")))
+}
+
+fn span_id(key: &str, s: &str) -> Result<SpanId, Error> {
+    is_lower_hex(s, 16)
+        .then(|| SpanId::from_hex(s).ok())
+        .flatten()
+        .ok_or_else(|| invalid(format!("`{key}` is not 16 lowercase hex digits: {s:?}")))
+}

@@ -1,0 +1,185 @@
+//! Building the pipeline from a [`TelemetryConfig`] and installing it for the whole process:
+//! [`configure_telemetry`], and the [`TelemetryGuard`] that tears it down.
+
+mod guard;
+
+pub use self::guard::TelemetryGuard;
+
+use self::guard::Pipeline;
+use crate::config::TelemetryConfig;
+use crate::diagnostics::report_once;
+use crate::error::Error;
+use crate::logfile::SpanRecordProcessor;
+use crate::logs::EventLayer;
+use crate::spans::TRACING_SCOPE;
+use crate::state::{self, JsonSinks, LineSink, LogOutputs, State};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::sync::{Arc, Mutex};
+use tracing::Dispatch;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::EnvFilter;
+
+/// Builds the pipeline and installs it for the whole process. Call it once, early in `main`,
+/// and keep the guard until the end.
+///
+/// It installs the global `tracing` subscriber (and the `log` bridge), the global
+/// OpenTelemetry tracer and meter providers, and the W3C trace-context propagator.
+///
+/// # Errors
+/// An invalid environment variable or setting (named in the error), an unwritable log
+/// directory, a second call, or another global `tracing` subscriber already installed.
+pub fn configure_telemetry(config: TelemetryConfig) -> Result<TelemetryGuard, Error> {
+    static CONFIGURING: Mutex<()> = Mutex::new(());
+    let _lock = crate::sync::lock(&CONFIGURING);
+    if state::installed().is_some() {
+        return Err(Error::AlreadyConfigured);
+    }
+    let (state, pipeline) = build(config)?;
+    if let Some(dispatch) = &state.dispatch {
+        tracing::dispatcher::set_global_default(dispatch.clone())
+            .map_err(|e| Error::SubscriberAlreadySet(Box::new(e)))?;
+        // `log` records from libraries become tracing events, correlated like the rest. Another
+        // `log` logger may already be installed; that is not fatal.
+        if tracing_log::LogTracer::init().is_err() {
+            report_once("log-tracer", &|| {
+                "a `log` logger is already installed; records of the `log` crate will not be correlated".into()
+            });
+        }
+    }
+    if let Some(tp) = &state.tracer_provider {
+        opentelemetry::global::set_tracer_provider(tp.clone());
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+    }
+    if let Some(mp) = &state.meter_provider {
+        opentelemetry::global::set_meter_provider(mp.clone());
+    }
+    if state::install(state).is_err() {
+        return Err(Error::AlreadyConfigured);
+    }
+    crate::registry::register_pending_observables();
+    Ok(TelemetryGuard::new(pipeline))
+}
+
+fn build(mut config: TelemetryConfig) -> Result<(State, Pipeline), Error> {
+    if let Some(err) = config.env_error.take() {
+        return Err(err);
+    }
+    let shutdown_timeout = config.resolved_shutdown_timeout();
+    if config.is_disabled() {
+        let pipeline = Pipeline {
+            file: None,
+            logger_provider: None,
+            _exports: Default::default(),
+            shutdown_timeout,
+        };
+        return Ok((State::disabled(), pipeline));
+    }
+
+    let sampler = config.resolved_sampler();
+    if let Some(r) = sampler.ratio() {
+        if !(0.0..=1.0).contains(&r) {
+            return Err(Error::InvalidSetting {
+                setting: "TelemetryConfig::with_sampler",
+                value: format!("{sampler:?}"),
+                accepted: "a ratio from 0 to 1",
+            });
+        }
+    }
+    let (filter_setting, directives) = config.resolved_log_filter();
+    let filter = EnvFilter::builder()
+        .with_default_directive(tracing_subscriber::filter::LevelFilter::INFO.into())
+        .parse(directives)
+        .map_err(|source| Error::InvalidLogFilter {
+            setting: filter_setting,
+            value: directives.to_owned(),
+            source,
+        })?;
+
+    let file = match &config.log_file {
+        Some(file) if file.path.is_none() => {
+            return Err(Error::InvalidSetting {
+                setting: "TelemetryConfig::with_log_rotation / with_max_log_files",
+                value: "no log file".into(),
+                accepted:
+                    "a log file path set with TelemetryConfig::with_log_file(\"logs/app.log\")",
+            })
+        }
+        Some(file) => Some(crate::logfile::open(file)?),
+        None => None,
+    };
+    // Log records and span records go to the same JSON sinks: the file, then the
+    // application's own.
+    let mut sinks: Vec<LineSink> = Vec::new();
+    if let Some(file) = &file {
+        let file = file.clone();
+        sinks.push(Arc::new(move |line: &str| file.write_line(line.as_bytes())));
+    }
+    sinks.extend(config.json_sinks.drain(..).map(|sink| Arc::from(sink.0)));
+    let json = JsonSinks::new(sinks);
+    let resource = config.resource();
+
+    let mut tracer_builder = SdkTracerProvider::builder()
+        .with_resource(resource.clone())
+        .with_sampler(sampler.to_sdk());
+    if !json.is_empty() {
+        tracer_builder = tracer_builder.with_span_processor(SpanRecordProcessor::new(json.clone()));
+    }
+    for processor in std::mem::take(&mut config.span_processors) {
+        tracer_builder = tracer_builder.with_span_processor(processor);
+    }
+    let mut meter_builder = SdkMeterProvider::builder().with_resource(resource.clone());
+    for reader in std::mem::take(&mut config.metric_readers) {
+        meter_builder = meter_builder.with_reader(reader);
+    }
+    let (tracer_builder, meter_builder, mut exports) = crate::export::build(
+        &config.resolved_export(),
+        &resource,
+        tracer_builder,
+        meter_builder,
+    )?;
+    let tracer_provider = tracer_builder.build();
+    let meter_provider = meter_builder.build();
+    crate::export::register_self_metrics(&meter_provider);
+
+    let otel_layer = {
+        use opentelemetry::trace::TracerProvider as _;
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer_provider.tracer(TRACING_SCOPE))
+            .with_error_records_to_exceptions(true)
+    };
+    let subscriber = tracing_subscriber::registry()
+        .with(filter)
+        .with(otel_layer)
+        .with(EventLayer::default());
+
+    let logger_provider = exports.logger_provider.take();
+    let logs = LogOutputs {
+        console: config.console_enabled() || exports.console_logs,
+        json,
+        otel: logger_provider.as_ref().map(|provider| {
+            use opentelemetry::logs::LoggerProvider as _;
+            provider.logger("unitel")
+        }),
+    };
+    let mut state = State::running(
+        tracer_provider,
+        meter_provider,
+        logs,
+        Dispatch::new(subscriber),
+    );
+    #[cfg(feature = "prometheus")]
+    {
+        state.prometheus = exports.prometheus.take();
+    }
+    state.prometheus_addr = exports.prometheus_addr;
+    let pipeline = Pipeline {
+        file,
+        logger_provider,
+        _exports: exports,
+        shutdown_timeout,
+    };
+    Ok((state, pipeline))
+}
