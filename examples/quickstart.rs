@@ -17,7 +17,9 @@ use std::fmt;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
-use unitel::{get_telemetry, TelemetryConfig, TraceContext, UnifiedTelemetry};
+use unitel::logfile::{LogRecord, Record, SpanRecord};
+use unitel::opentelemetry::trace::SpanId;
+use unitel::{get_telemetry, Status, TelemetryConfig, TraceContext, UnifiedTelemetry};
 
 /// A job handed to the worker, with the trace it belongs to.
 struct Job {
@@ -122,45 +124,40 @@ fn serve_until_ctrl_c(
 
 /// Prints the trace's spans as a tree, each with the log lines written inside it.
 fn print_trace(log_file: &str, trace_id: &str) -> Result<(), Box<dyn Error>> {
-    let text = std::fs::read_to_string(log_file)?;
-    let records: Vec<serde_json::Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .filter(|r: &serde_json::Value| r["trace_id"] == trace_id)
+    let records: Vec<Record> = unitel::logfile::read_records(log_file)?
+        .into_iter()
+        .filter(|r| r.trace_id().is_some_and(|id| id.to_string() == trace_id))
         .collect();
-    let spans: Vec<&serde_json::Value> = records.iter().filter(|r| r["type"] == "span").collect();
-    fn walk(
-        spans: &[&serde_json::Value],
-        records: &[serde_json::Value],
-        parent: &serde_json::Value,
-        depth: usize,
-    ) {
-        for span in spans.iter().filter(|s| &s["parent_span_id"] == parent) {
-            let ms = span["duration_ns"].as_f64().unwrap_or(0.0) / 1e6;
+    let spans: Vec<&SpanRecord> = records.iter().filter_map(Record::as_span).collect();
+    let logs: Vec<&LogRecord> = records.iter().filter_map(Record::as_log).collect();
+    fn walk(spans: &[&SpanRecord], logs: &[&LogRecord], parent: Option<SpanId>, depth: usize) {
+        for span in spans.iter().filter(|s| s.parent_span_id == parent) {
+            let ms = span.duration.as_nanos() as f64 / 1e6;
+            let status = match span.status {
+                Status::Unset => "unset",
+                Status::Ok => "ok",
+                Status::Error { .. } => "error",
+            };
             println!(
-                "  {:indent$}{}.{} ({ms:.1} ms, {})",
+                "  {:indent$}{}.{} ({ms:.1} ms, {status})",
                 "",
-                span["component"].as_str().unwrap_or("?"),
-                span["name"].as_str().unwrap_or("?"),
-                span["status"].as_str().unwrap_or("?"),
+                span.component,
+                span.name,
                 indent = depth * 2
             );
-            for log in records
-                .iter()
-                .filter(|r| r["type"] == "log" && r["span_id"] == span["span_id"])
-            {
+            for log in logs.iter().filter(|l| l.span_id == Some(span.span_id)) {
                 println!(
                     "  {:indent$}  {} {}",
                     "",
-                    log["level"].as_str().unwrap_or("?"),
-                    log["message"].as_str().unwrap_or("?"),
+                    log.level,
+                    log.message,
                     indent = depth * 2
                 );
             }
-            walk(spans, records, &span["span_id"], depth + 1);
+            walk(spans, logs, Some(span.span_id), depth + 1);
         }
     }
-    walk(&spans, &records, &serde_json::Value::Null, 0);
+    walk(&spans, &logs, None, 0);
     Ok(())
 }
 

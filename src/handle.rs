@@ -6,7 +6,7 @@
 use crate::attributes::Attributes;
 use crate::logs;
 use crate::metrics::{Counter, Gauge, GaugeObserver, Histogram, ObservableGauge, UpDownCounter};
-use crate::registry::{Component, InstrumentOptions};
+use crate::registry::{instrument, Component, InstrumentOptions};
 use crate::spans::{Span, SpanBuilder};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -95,7 +95,7 @@ impl UnifiedTelemetry {
         name: impl Into<Cow<'static, str>>,
         options: InstrumentOptions,
     ) -> Counter {
-        Counter::of(&self.component, name.into(), options)
+        Counter(instrument(&self.component, name.into(), options))
     }
 
     /// The up-down counter `name` of this component.
@@ -109,7 +109,7 @@ impl UnifiedTelemetry {
         name: impl Into<Cow<'static, str>>,
         options: InstrumentOptions,
     ) -> UpDownCounter {
-        UpDownCounter::of(&self.component, name.into(), options)
+        UpDownCounter(instrument(&self.component, name.into(), options))
     }
 
     /// The histogram `name` of this component.
@@ -124,7 +124,7 @@ impl UnifiedTelemetry {
         name: impl Into<Cow<'static, str>>,
         options: InstrumentOptions,
     ) -> Histogram {
-        Histogram::of(&self.component, name.into(), options)
+        Histogram(instrument(&self.component, name.into(), options))
     }
 
     /// The synchronous gauge `name` of this component.
@@ -138,7 +138,7 @@ impl UnifiedTelemetry {
         name: impl Into<Cow<'static, str>>,
         options: InstrumentOptions,
     ) -> Gauge {
-        Gauge::of(&self.component, name.into(), options)
+        Gauge(instrument(&self.component, name.into(), options))
     }
 
     /// A gauge whose value `callback` reports at each collection:

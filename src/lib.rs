@@ -42,7 +42,20 @@
 //!   and from libraries, `log` records included), carry the current trace and span ids: on
 //!   the console as `[trace:<32 hex>] [span:<16 hex>]`, in the JSON log file as `trace_id` and
 //!   `span_id`, next to one record per closed span (schema: `docs/log-format.md`).
-//! - **Testing** — [`testing::capture`] records everything in memory for assertions.
+//! - **Export** — OTLP push of traces, metrics and logs (http/protobuf, http/json, grpc) to any
+//!   collector, on unitel's own runtime; Prometheus pull on `/metrics` or through
+//!   [`prometheus_text`]. Every setting: `docs/configuration.md`.
+//! - **The log file** — [`logfile`] reads the JSON log files back as typed records
+//!   ([`logfile::read_records`]), rotated files included.
+//! - **Extension points** — [`TelemetryConfig::with_span_processor`],
+//!   [`TelemetryConfig::with_metric_reader`] and [`TelemetryConfig::with_json_sink`] add your own
+//!   span processor, metric reader or JSON-line sink next to the configured exporters.
+//! - **Testing** — [`testing::capture`] records everything in memory for assertions (built on
+//!   those extension points).
+//!
+//! A `_with` method takes attributes ([`UnifiedTelemetry::trace_with`],
+//! [`UnifiedTelemetry::log_info_with`]); instrument options go through `_with_options`
+//! ([`UnifiedTelemetry::histogram_with_options`]).
 //!
 //! # Never in the way
 //!
@@ -55,20 +68,16 @@
 //! The crates unitel is built on are re-exported — [`opentelemetry`], [`opentelemetry_sdk`],
 //! [`tracing`], [`tracing_opentelemetry`] — so your code can use exactly the same versions.
 //!
-//! - **Export** — OTLP push of traces, metrics and logs (http/protobuf, http/json, grpc) to any
-//!   collector, on unitel's own runtime; Prometheus pull on `/metrics` or through
-//!   [`prometheus_text`]. Every setting: `docs/configuration.md`.
-//!
 //! # Features
 //!
 //! | Name | Description | Default |
 //! |---|---|---|
-//! | *(core)* | spans, metrics, correlated console and JSON-file logs, testing capture | always |
+//! | *(core)* | spans, metrics, correlated console and JSON-file logs, the log-file reader, testing capture | always |
 //! | `otlp` | OTLP push over http/protobuf, http/json and grpc, gzip | on |
 //! | `prometheus` | the `/metrics` endpoint and [`prometheus_text`] | on |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-// The layers, bottom up (docs/architecture.md): imports only point down.
+// The layers, bottom up (docs/architecture.md; tests/layering keeps imports pointing down).
 mod attributes;
 mod config;
 mod diagnostics;

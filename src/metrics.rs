@@ -79,19 +79,9 @@ fn valid(name: &str, value: f64, allow_negative: bool) -> bool {
 
 /// A monotonic `u64` counter (Prometheus: `<name>_total`).
 #[derive(Debug, Clone, Copy)]
-pub struct Counter(&'static InstrumentCell<otel::Counter<u64>>);
+pub struct Counter(pub(crate) &'static InstrumentCell<otel::Counter<u64>>);
 
 impl Counter {
-    /// `component`'s counter `name`, from the instrument cache.
-    #[inline]
-    pub(crate) fn of(
-        component: &Arc<Component>,
-        name: Cow<'static, str>,
-        options: InstrumentOptions,
-    ) -> Self {
-        Counter(crate::registry::instrument(component, name, options))
-    }
-
     /// Adds `value`.
     #[inline]
     pub fn add(&self, value: u64, attrs: impl Attributes) {
@@ -150,19 +140,9 @@ impl BoundCounter {
 
 /// An `i64` counter that goes up and down (items in a queue, open connections).
 #[derive(Debug, Clone, Copy)]
-pub struct UpDownCounter(&'static InstrumentCell<otel::UpDownCounter<i64>>);
+pub struct UpDownCounter(pub(crate) &'static InstrumentCell<otel::UpDownCounter<i64>>);
 
 impl UpDownCounter {
-    /// `component`'s up-down counter `name`, from the instrument cache.
-    #[inline]
-    pub(crate) fn of(
-        component: &Arc<Component>,
-        name: Cow<'static, str>,
-        options: InstrumentOptions,
-    ) -> Self {
-        UpDownCounter(crate::registry::instrument(component, name, options))
-    }
-
     /// Adds `value`, which may be negative.
     #[inline]
     pub fn add(&self, value: i64, attrs: impl Attributes) {
@@ -178,19 +158,9 @@ impl UpDownCounter {
 
 /// A distribution of `f64` values (Prometheus: `<name>_bucket`, `_sum`, `_count`).
 #[derive(Debug, Clone, Copy)]
-pub struct Histogram(&'static InstrumentCell<otel::Histogram<f64>>);
+pub struct Histogram(pub(crate) &'static InstrumentCell<otel::Histogram<f64>>);
 
 impl Histogram {
-    /// `component`'s histogram `name`, from the instrument cache.
-    #[inline]
-    pub(crate) fn of(
-        component: &Arc<Component>,
-        name: Cow<'static, str>,
-        options: InstrumentOptions,
-    ) -> Self {
-        Histogram(crate::registry::instrument(component, name, options))
-    }
-
     /// Records `value`. NaN, infinities and negative values are dropped and counted.
     #[inline]
     pub fn record(&self, value: f64, attrs: impl Attributes) {
@@ -211,19 +181,9 @@ impl Histogram {
 
 /// A synchronous gauge: the last value set wins.
 #[derive(Debug, Clone, Copy)]
-pub struct Gauge(&'static InstrumentCell<otel::Gauge<f64>>);
+pub struct Gauge(pub(crate) &'static InstrumentCell<otel::Gauge<f64>>);
 
 impl Gauge {
-    /// `component`'s gauge `name`, from the instrument cache.
-    #[inline]
-    pub(crate) fn of(
-        component: &Arc<Component>,
-        name: Cow<'static, str>,
-        options: InstrumentOptions,
-    ) -> Self {
-        Gauge(crate::registry::instrument(component, name, options))
-    }
-
     /// Sets the current value. NaN and infinities are dropped and counted.
     #[inline]
     pub fn set(&self, value: f64, attrs: impl Attributes) {

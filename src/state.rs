@@ -120,9 +120,9 @@ impl std::fmt::Debug for JsonSinks {
     }
 }
 
-/// Installs the state for the rest of the process; gives it back if one is installed already.
-pub(crate) fn install(state: State) -> Result<(), State> {
-    STATE.set(state)
+/// Installs the state for the rest of the process; `false` if one is installed already.
+pub(crate) fn install(state: State) -> bool {
+    STATE.set(state).is_ok()
 }
 
 /// The installed state, running or not.

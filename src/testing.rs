@@ -33,9 +33,9 @@ use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
 use opentelemetry_sdk::metrics::reader::MetricReader;
-use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Temporality};
+use opentelemetry_sdk::metrics::ManualReader;
 use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 /// What the capture has received so far.
@@ -75,28 +75,6 @@ impl SpanProcessor for CaptureProcessor {
     }
 }
 
-/// The capture's manual reader, shared with the pipeline.
-#[derive(Debug)]
-struct SharedReader(Arc<ManualReader>);
-
-impl MetricReader for SharedReader {
-    fn register_pipeline(&self, pipeline: Weak<Pipeline>) {
-        self.0.register_pipeline(pipeline)
-    }
-    fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
-        self.0.collect(rm)
-    }
-    fn force_flush(&self) -> OTelSdkResult {
-        self.0.force_flush()
-    }
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.0.shutdown_with_timeout(timeout)
-    }
-    fn temporality(&self, kind: InstrumentKind) -> Temporality {
-        self.0.temporality(kind)
-    }
-}
-
 /// Exclusive access to the in-memory capture for one test; cleared when made.
 #[derive(Debug)]
 pub struct Capture {
@@ -123,7 +101,7 @@ pub fn capture() -> Capture {
             .with_sampler(Sampler::AlwaysOn)
             .with_service_name("unitel-test")
             .with_span_processor(CaptureProcessor(store.clone()))
-            .with_metric_reader(SharedReader(store.reader.clone()))
+            .with_metric_reader(store.reader.clone())
             .with_json_sink(move |line| lock(&lines.lines).push(line.trim_end().to_owned()));
         match configure_telemetry(config) {
             Ok(guard) => (store, guard),

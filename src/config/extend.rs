@@ -1,11 +1,11 @@
 //! The extension points' trait objects: span processors and metric readers of the
-//! application's own, boxed so the configuration can hold any number of them.
+//! application's own, behind a pointer so the configuration can hold any number of them.
 
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::{InstrumentKind, Pipeline, Temporality};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// A span processor added with [`TelemetryConfig::with_span_processor`](super::TelemetryConfig::with_span_processor).
@@ -35,11 +35,12 @@ impl SpanProcessor for BoxedSpanProcessor {
     }
 }
 
-/// A metric reader added with [`TelemetryConfig::with_metric_reader`](super::TelemetryConfig::with_metric_reader).
+/// A metric reader added with [`TelemetryConfig::with_metric_reader`](super::TelemetryConfig::with_metric_reader),
+/// shared with the application.
 #[derive(Debug)]
-pub(crate) struct BoxedMetricReader(pub(crate) Box<dyn MetricReader>);
+pub(crate) struct SharedMetricReader(pub(crate) Arc<dyn MetricReader>);
 
-impl MetricReader for BoxedMetricReader {
+impl MetricReader for SharedMetricReader {
     fn register_pipeline(&self, pipeline: Weak<Pipeline>) {
         self.0.register_pipeline(pipeline)
     }

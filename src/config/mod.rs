@@ -7,13 +7,14 @@ mod sampler;
 
 pub(crate) use self::export::ExportSettings;
 pub use self::export::{BatchSettings, Exporter, OtlpCompression, OtlpProtocol, OtlpSettings};
-pub(crate) use self::extend::{BoxedMetricReader, BoxedSpanProcessor};
+pub(crate) use self::extend::{BoxedSpanProcessor, SharedMetricReader};
 pub use self::sampler::Sampler;
 pub(crate) use self::sampler::SAMPLER_NAMES;
 
 use opentelemetry::KeyValue;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often the JSON log file starts a new file.
@@ -65,6 +66,9 @@ pub(crate) struct LogFileConfig {
 /// | span batching | [`with_batch_span_processor`](Self::with_batch_span_processor) | `OTEL_BSP_*` | see [`BatchSettings`] |
 /// | log batching | [`with_batch_log_processor`](Self::with_batch_log_processor) | `OTEL_BLRP_*` | see [`BatchSettings`] |
 /// | Prometheus `/metrics` | [`with_prometheus`](Self::with_prometheus) | `OTEL_METRICS_EXPORTER=prometheus`, `OTEL_EXPORTER_PROMETHEUS_HOST`/`_PORT` | off; `127.0.0.1:9464` when asked for |
+/// | your own span processors | [`with_span_processor`](Self::with_span_processor) | — | none |
+/// | your own metric readers | [`with_metric_reader`](Self::with_metric_reader) | — | none |
+/// | your own JSON-line sinks | [`with_json_sink`](Self::with_json_sink) | — | none |
 ///
 /// The full list, with examples: `docs/configuration.md`.
 #[derive(Debug, Default)]
@@ -90,7 +94,7 @@ pub struct TelemetryConfig {
     pub(crate) env_error: Option<crate::error::Error>,
     /// Extension points: processors, readers and line sinks of the application's own.
     pub(crate) span_processors: Vec<BoxedSpanProcessor>,
-    pub(crate) metric_readers: Vec<BoxedMetricReader>,
+    pub(crate) metric_readers: Vec<SharedMetricReader>,
     pub(crate) json_sinks: Vec<JsonSink>,
 }
 
@@ -236,14 +240,24 @@ impl TelemetryConfig {
         self
     }
 
-    /// Adds a metric reader of your own (an SDK `ManualReader` to read values in a test, a
-    /// `PeriodicReader` around an exporter of yours) next to the configured exporters.
+    /// Adds a metric reader of your own next to the configured exporters. It is shared: keep a
+    /// clone of the `Arc` to collect from it yourself (an SDK `ManualReader` read in a test), or
+    /// hand over a `PeriodicReader` around an exporter of yours.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use unitel::opentelemetry_sdk::metrics::ManualReader;
+    ///
+    /// let reader = Arc::new(ManualReader::default());
+    /// let config = unitel::TelemetryConfig::new().with_metric_reader(reader.clone());
+    /// // ... configure_telemetry(config), record, then `reader.collect(&mut resource_metrics)`
+    /// # drop(config);
+    /// ```
     pub fn with_metric_reader(
         mut self,
-        reader: impl opentelemetry_sdk::metrics::reader::MetricReader,
+        reader: Arc<impl opentelemetry_sdk::metrics::reader::MetricReader>,
     ) -> Self {
-        self.metric_readers
-            .push(BoxedMetricReader(Box::new(reader)));
+        self.metric_readers.push(SharedMetricReader(reader));
         self
     }
 

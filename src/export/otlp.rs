@@ -65,21 +65,29 @@ fn with_signal_path(base: &str, kind: Signal, protocol: OtlpProtocol) -> String 
 }
 
 /// The grpc exporter from `grpc`, built inside the export runtime (tonic needs its reactor), or
-/// the http one from `http`, as `target` asks.
+/// the http one from `http`, as the target asks; its I/O then runs on that runtime, and each
+/// finished batch releases its places in `in_flight`.
 fn build<E>(
     signal: Signal,
     target: &Target,
-    runtime: &ExportRuntime,
+    runtime: &Arc<ExportRuntime>,
+    in_flight: Option<Arc<AtomicUsize>>,
     grpc: impl FnOnce() -> Result<E, ExporterBuildError>,
     http: impl FnOnce() -> Result<E, ExporterBuildError>,
-) -> Result<E, Error> {
-    match target.protocol {
+) -> Result<OnRuntime<E>, Error> {
+    let inner = match target.protocol {
         OtlpProtocol::Grpc => runtime.enter(grpc),
         _ => http(),
     }
     .map_err(|source| Error::Exporter {
         signal: signal.otlp_name(),
         source: Box::new(source),
+    })?;
+    Ok(OnRuntime {
+        inner,
+        runtime: runtime.clone(),
+        in_flight,
+        timeout: None,
     })
 }
 
@@ -126,61 +134,49 @@ fn metadata(
     opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(map)
 }
 
+/// The span exporter for `target`; `in_flight` is released as its batches finish.
 pub(crate) fn span_exporter(
     target: &Target,
     runtime: &Arc<ExportRuntime>,
     in_flight: Arc<AtomicUsize>,
 ) -> Result<OnRuntime<SpanExporter>, Error> {
-    let inner = build(
+    build(
         Signal::Spans,
         target,
         runtime,
+        Some(in_flight),
         || grpc(SpanExporter::builder().with_tonic(), target).build(),
         || http(SpanExporter::builder().with_http(), target).build(),
-    )?;
-    Ok(OnRuntime {
-        inner,
-        runtime: runtime.clone(),
-        in_flight: Some(in_flight),
-        timeout: None,
-    })
+    )
 }
 
+/// The log exporter for `target`; `in_flight` is released as its batches finish.
 pub(crate) fn log_exporter(
     target: &Target,
     runtime: &Arc<ExportRuntime>,
     in_flight: Arc<AtomicUsize>,
 ) -> Result<OnRuntime<LogExporter>, Error> {
-    let inner = build(
+    build(
         Signal::Logs,
         target,
         runtime,
+        Some(in_flight),
         || grpc(LogExporter::builder().with_tonic(), target).build(),
         || http(LogExporter::builder().with_http(), target).build(),
-    )?;
-    Ok(OnRuntime {
-        inner,
-        runtime: runtime.clone(),
-        in_flight: Some(in_flight),
-        timeout: None,
-    })
+    )
 }
 
+/// The metric exporter for `target`.
 pub(crate) fn metric_exporter(
     target: &Target,
     runtime: &Arc<ExportRuntime>,
 ) -> Result<OnRuntime<MetricExporter>, Error> {
-    let inner = build(
+    build(
         Signal::Metrics,
         target,
         runtime,
+        None,
         || grpc(MetricExporter::builder().with_tonic(), target).build(),
         || http(MetricExporter::builder().with_http(), target).build(),
-    )?;
-    Ok(OnRuntime {
-        inner,
-        runtime: runtime.clone(),
-        in_flight: None,
-        timeout: None,
-    })
+    )
 }

@@ -1,4 +1,4 @@
-//! The JSON log file: its format, written and read back.
+//! The JSON log file: its format, written and read back (`docs/log-format.md`, below).
 //!
 //! One JSON object per line, of two kinds told apart by `type`: a log record per log event and
 //! a span record per closed span, so a whole trace can be rebuilt from the files alone. This
@@ -10,18 +10,8 @@
 //! - reading: [`parse_line`] turns a line into a typed [`Record`], [`log_files`] finds a
 //!   log's files (rotated ones included) in name order, and [`read_records`] does both.
 //!
-//! ```no_run
-//! use unitel::logfile::{read_records, Record};
-//!
-//! # fn main() -> Result<(), unitel::Error> {
-//! for record in read_records("logs/orders.log")? {
-//!     if let Record::Span(span) = record {
-//!         println!("{} {} took {:?}", span.trace_id, span.name, span.duration);
-//!     }
-//! }
-//! # Ok(())
-//! # }
-//! ```
+
+#![doc = include_str!("../../docs/log-format.md")]
 
 mod encode;
 mod files;

@@ -115,6 +115,7 @@ impl<'a> Fields<'a> {
     }
 
     fn log(&self) -> Result<LogRecord, Error> {
+        let timestamp = self.time("timestamp")?;
         let error = match self.0.get("error") {
             None => None,
             Some(Value::Object(error)) => {
@@ -136,7 +137,7 @@ impl<'a> Fields<'a> {
         };
         let level = self.str("level")?;
         Ok(LogRecord {
-            timestamp: self.time("timestamp")?,
+            timestamp,
             level: level
                 .parse()
                 .map_err(|_| invalid(format!("`level` is not a level: {level:?}")))?,
@@ -154,6 +155,7 @@ impl<'a> Fields<'a> {
     }
 
     fn span(&self) -> Result<SpanRecord, Error> {
+        let end_time = self.time("timestamp")?;
         let kind = match self.str("kind")? {
             "internal" => SpanKind::Internal,
             "server" => SpanKind::Server,
@@ -196,7 +198,7 @@ impl<'a> Fields<'a> {
                 .transpose()?,
             kind,
             start_time: self.time("start_time")?,
-            end_time: self.time("timestamp")?,
+            end_time,
             duration: Duration::from_nanos(
                 self.get("duration_ns")?
                     .as_u64()

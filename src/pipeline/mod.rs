@@ -56,7 +56,7 @@ pub fn configure_telemetry(config: TelemetryConfig) -> Result<TelemetryGuard, Er
     if let Some(mp) = &state.meter_provider {
         opentelemetry::global::set_meter_provider(mp.clone());
     }
-    if state::install(state).is_err() {
+    if !state::install(state) {
         return Err(Error::AlreadyConfigured);
     }
     crate::registry::register_pending_observables();

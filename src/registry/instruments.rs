@@ -182,44 +182,51 @@ pub(crate) fn instrument<I: SdkInstrument>(
             .get_or_init(|| InstrumentCell::new(component.clone(), "noop".into(), options));
     }
     let id = component.id;
-    if let Cow::Borrowed(static_name) = name {
-        if let Some(cell) = fast::get(id, static_name).and_then(I::unwrap) {
-            return cell;
-        }
-    }
-    let cell = match cached_or_new(component, &name, options) {
-        Ok(cell) => cell,
-        Err(options) => return InstrumentCell::new(component.clone(), name, options),
+    let static_name = match name {
+        Cow::Borrowed(static_name) => Some(static_name),
+        Cow::Owned(_) => None,
     };
-    if let Cow::Borrowed(static_name) = name {
+    if let Some(cell) = static_name
+        .and_then(|static_name| fast::get(id, static_name))
+        .and_then(I::unwrap)
+    {
+        return cell;
+    }
+    let cell = match cached_or_new(component, name, options) {
+        Ok(cell) => cell,
+        Err((name, options)) => return InstrumentCell::new(component.clone(), name, options),
+    };
+    if let Some(static_name) = static_name {
         fast::put(id, static_name, I::wrap(cell));
     }
     cell
 }
 
-/// The component's cached instrument, made and cached if missing; the options back when the
-/// name is cached with another kind.
+/// The component's cached instrument, made and cached if missing; the name and options back
+/// when the name is cached with another kind.
 fn cached_or_new<I: SdkInstrument>(
     component: &Arc<Component>,
-    name: &Cow<'static, str>,
+    name: Cow<'static, str>,
     options: InstrumentOptions,
-) -> Result<&'static InstrumentCell<I>, InstrumentOptions> {
-    let cached = crate::sync::read(&component.instruments).get(name).copied();
+) -> Result<&'static InstrumentCell<I>, (Cow<'static, str>, InstrumentOptions)> {
+    let cached = crate::sync::read(&component.instruments)
+        .get(&name)
+        .copied();
     let cached = match cached {
-        Some(cached) => Some(cached),
+        Some(cached) => cached,
         None => {
             let mut map = crate::sync::write(&component.instruments);
-            match map.get(name) {
-                Some(cached) => Some(*cached),
+            match map.get(&name) {
+                Some(cached) => *cached,
                 None => {
                     let cell = InstrumentCell::new(component.clone(), name.clone(), options);
-                    map.insert(name.clone(), I::wrap(cell));
+                    map.insert(name, I::wrap(cell));
                     return Ok(cell);
                 }
             }
         }
     };
-    cached.and_then(I::unwrap).ok_or(options)
+    I::unwrap(cached).ok_or((name, options))
 }
 
 /// The per-thread cache of instruments named by `&'static str`.

@@ -10,6 +10,7 @@
 mod support;
 
 use std::path::Path;
+use unitel::logfile::{LogRecord, SpanRecord};
 use unitel::testing::PointValue;
 use unitel::{configure_telemetry, get_telemetry, Error, Sampler, TelemetryConfig, TraceContext};
 
@@ -64,29 +65,45 @@ fn file_config(config: TelemetryConfig, dir: &Path) -> TelemetryConfig {
         .with_log_file(dir.join("app.log"))
 }
 
-fn log_records(dir: &Path) -> Vec<serde_json::Value> {
-    support::read_json_lines(dir)
+fn log_records(dir: &Path) -> Vec<LogRecord> {
+    support::read_records(dir)
         .into_iter()
-        .filter(|j| j["type"] == "log")
+        .filter_map(|r| r.as_log().cloned())
         .collect()
 }
 
-fn span_records(dir: &Path) -> Vec<serde_json::Value> {
-    support::read_json_lines(dir)
+fn span_records(dir: &Path) -> Vec<SpanRecord> {
+    support::read_records(dir)
         .into_iter()
-        .filter(|j| j["type"] == "span")
+        .filter_map(|r| r.as_span().cloned())
         .collect()
 }
 
-/// Finds the one record whose `key` is `value`.
-fn one<'a>(records: &'a [serde_json::Value], key: &str, value: &str) -> &'a serde_json::Value {
-    let found: Vec<_> = records.iter().filter(|j| j[key] == value).collect();
+/// Finds the one log record whose message is `message`.
+fn one_log<'a>(logs: &'a [LogRecord], message: &str) -> &'a LogRecord {
+    let found: Vec<_> = logs.iter().filter(|l| l.message == message).collect();
     assert_eq!(
         found.len(),
         1,
-        "expected exactly one record with {key}={value:?} in {records:#?}"
+        "expected exactly one record with message={message:?} in {logs:#?}"
     );
     found[0]
+}
+
+/// Finds the one span record whose name is `name`.
+fn one_span<'a>(spans: &'a [SpanRecord], name: &str) -> &'a SpanRecord {
+    let found: Vec<_> = spans.iter().filter(|s| s.name == name).collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected exactly one record with name={name:?} in {spans:#?}"
+    );
+    found[0]
+}
+
+/// An id read from the log file, as the hex string the facade hands out.
+fn hex(id: Option<impl ToString>) -> Option<String> {
+    id.map(|id| id.to_string())
 }
 
 // ----- invalid environment values: errors naming the variable (in-process) -----
@@ -268,8 +285,8 @@ fn empty_values_mean_unset() {
     };
     guard.shutdown().expect("shutdown");
     let logs = log_records(dir.path());
-    let log = one(&logs, "message", "empty-env-log");
-    assert_eq!(log["trace_id"], trace_id.as_str());
+    let log = one_log(&logs, "empty-env-log");
+    assert_eq!(hex(log.trace_id), Some(trace_id), "{log:#?}");
 }
 
 #[test]
@@ -525,15 +542,11 @@ fn builder_sampler_and_service_name_win_over_env() {
     };
     guard.shutdown().expect("shutdown");
     let spans = span_records(dir.path());
-    assert_eq!(
-        one(&spans, "name", "explicit")["trace_id"],
-        trace_id.as_str()
-    );
+    let span = one_span(&spans, "explicit");
+    assert_eq!(span.trace_id.to_string(), trace_id, "{span:#?}");
     let logs = log_records(dir.path());
-    assert_eq!(
-        one(&logs, "message", "builder-wins")["trace_id"],
-        trace_id.as_str()
-    );
+    let log = one_log(&logs, "builder-wins");
+    assert_eq!(hex(log.trace_id), Some(trace_id), "{log:#?}");
 }
 
 #[test]
@@ -594,7 +607,7 @@ fn rust_log_filters_logs() {
     guard.shutdown().expect("shutdown");
     let messages: Vec<String> = log_records(dir.path())
         .iter()
-        .map(|j| j["message"].as_str().unwrap_or_default().to_owned())
+        .map(|log| log.message.clone())
         .collect();
     assert!(messages.contains(&"error-kept".to_owned()), "{messages:?}");
     assert!(
@@ -631,10 +644,10 @@ fn builder_log_filter_wins_over_rust_log() {
     telemetry.log_debug("debug-dropped");
     guard.shutdown().expect("shutdown");
     let logs = log_records(dir.path());
-    one(&logs, "message", "info-kept");
-    one(&logs, "message", "event-info-kept");
+    one_log(&logs, "info-kept");
+    one_log(&logs, "event-info-kept");
     assert!(
-        logs.iter().all(|j| j["message"] != "debug-dropped"),
+        logs.iter().all(|log| log.message != "debug-dropped"),
         "{logs:#?}"
     );
 }
@@ -755,19 +768,19 @@ fn handles_taken_before_configure_work_after_it() {
     guard.shutdown().expect("shutdown");
 
     let logs = log_records(dir.path());
-    let hello = one(&logs, "message", "hello");
-    assert_eq!(hello["trace_id"], trace_id.as_str());
-    assert_eq!(hello["span_id"], span_id.as_str());
-    assert_eq!(hello["component"], "early");
+    let hello = one_log(&logs, "hello");
+    assert_eq!(hex(hello.trace_id), Some(trace_id.clone()), "{hello:#?}");
+    assert_eq!(hex(hello.span_id), Some(span_id.clone()), "{hello:#?}");
+    assert_eq!(hello.component, "early");
     assert!(
-        logs.iter().all(|j| j["message"] != "before-configure"),
+        logs.iter().all(|log| log.message != "before-configure"),
         "a log made before configure was written: {logs:#?}"
     );
     let spans = span_records(dir.path());
-    let after = one(&spans, "name", "after");
-    assert_eq!(after["trace_id"], trace_id.as_str());
-    assert_eq!(after["span_id"], span_id.as_str());
-    assert!(spans.iter().all(|j| j["name"] != "before"), "{spans:#?}");
+    let after = one_span(&spans, "after");
+    assert_eq!(after.trace_id.to_string(), trace_id, "{after:#?}");
+    assert_eq!(after.span_id.to_string(), span_id, "{after:#?}");
+    assert!(spans.iter().all(|s| s.name != "before"), "{spans:#?}");
 }
 
 #[test]

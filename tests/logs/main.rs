@@ -4,6 +4,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+use unitel::logfile::{LogRecord, SpanRecord};
+use unitel::opentelemetry::trace::SpanId;
 use unitel::testing::capture;
 use unitel::{get_telemetry, TelemetryConfig};
 
@@ -275,73 +277,49 @@ fn json_file_holds_logs_and_span_records_of_a_whole_trace() {
     ) {
         let stdout = support::assert_ok(&out);
         let trace_id = support::marked(&stdout, "TRACE").expect("trace id printed");
-        let lines = support::read_json_lines(&dir.path().join("logs"));
-        let of_trace: Vec<_> = lines
+        let records = support::read_records(&dir.path().join("logs"));
+        let of_trace: Vec<_> = records
             .iter()
-            .filter(|l| l["trace_id"] == trace_id.as_str())
+            .filter(|r| r.trace_id().is_some_and(|id| id.to_string() == trace_id))
             .collect();
-        let logs: Vec<_> = of_trace.iter().filter(|l| l["type"] == "log").collect();
-        let spans: Vec<_> = of_trace.iter().filter(|l| l["type"] == "span").collect();
+        let logs: Vec<&LogRecord> = of_trace.iter().filter_map(|r| r.as_log()).collect();
+        let spans: Vec<&SpanRecord> = of_trace.iter().filter_map(|r| r.as_span()).collect();
         assert_eq!(logs.len(), 3, "{of_trace:#?}");
         assert_eq!(spans.len(), 3, "{of_trace:#?}");
+        // Every record parsed as a typed log or span record, so each has all of its keys
+        // (`timestamp`, `level`, `target`, `component`, `message`, `fields` of a log;
+        // `timestamp`, `name`, `component`, `trace_id`, `span_id`, `kind`, `start_time`,
+        // `duration_ns`, `status`, `attributes`, `events` of a span) with a value of the
+        // right type; only a log's ids may be null, and inside a trace they must not be.
         for log in &logs {
-            for key in [
-                "timestamp",
-                "level",
-                "target",
-                "component",
-                "message",
-                "trace_id",
-                "span_id",
-                "fields",
-            ] {
-                assert!(!log[key].is_null(), "log record lacks {key}: {log}");
-            }
-        }
-        for span in &spans {
-            for key in [
-                "timestamp",
-                "name",
-                "component",
-                "trace_id",
-                "span_id",
-                "kind",
-                "start_time",
-                "duration_ns",
-                "status",
-                "attributes",
-                "events",
-            ] {
-                assert!(!span[key].is_null(), "span record lacks {key}: {span}");
-            }
+            assert!(
+                log.trace_id.is_some(),
+                "log record lacks trace_id: {log:#?}"
+            );
+            assert!(log.span_id.is_some(), "log record lacks span_id: {log:#?}");
         }
         // One tree: exactly one root, every parent id resolves to a span of the trace, and
         // every log's span id is one of the trace's spans.
-        let ids: Vec<_> = spans
-            .iter()
-            .map(|s| s["span_id"].as_str().unwrap())
-            .collect();
+        let ids: Vec<SpanId> = spans.iter().map(|s| s.span_id).collect();
         assert_eq!(
-            spans
-                .iter()
-                .filter(|s| s["parent_span_id"].is_null())
-                .count(),
-            1
+            spans.iter().filter(|s| s.parent_span_id.is_none()).count(),
+            1,
+            "{spans:#?}"
         );
         for span in &spans {
-            if let Some(parent) = span["parent_span_id"].as_str() {
+            if let Some(parent) = span.parent_span_id {
                 assert!(ids.contains(&parent), "dangling parent {parent}");
             }
         }
         for log in &logs {
-            assert!(ids.contains(&log["span_id"].as_str().unwrap()));
+            assert!(log.span_id.is_some_and(|id| ids.contains(&id)), "{log:#?}");
         }
         let worker_log = logs
             .iter()
-            .find(|l| l["message"] == "worker step")
+            .find(|l| l.message == "worker step")
             .expect("worker log");
-        assert_eq!(worker_log["component"], "worker");
-        assert_eq!(worker_log["fields"]["job"], 1);
+        assert_eq!(worker_log.component, "worker");
+        assert_eq!(worker_log.fields["job"], 1);
         return;
     }
     let guard = unitel::configure_telemetry(
@@ -392,8 +370,16 @@ fn rotation_names_files_by_date() {
                 && name.len() == "orders.2026-01-01.log".len(),
             "{name}"
         );
-        let lines = support::read_json_lines(&dir.path().join("logs"));
-        assert!(lines.iter().any(|l| l["message"] == "rotated"));
+        let records = support::read_records(&dir.path().join("logs"));
+        assert!(
+            records
+                .iter()
+                .any(|r| r.as_log().is_some_and(|l| l.message == "rotated")),
+            "{records:#?}"
+        );
+        // The configured path finds the dated file too: the reader knows the rotation naming.
+        let by_path = support::read_records(&dir.path().join("logs/orders.log"));
+        assert_eq!(by_path, records);
         return;
     }
     let guard = unitel::configure_telemetry(
@@ -465,4 +451,56 @@ fn a_stuck_log_file_drops_and_counts_lines_without_blocking() {
         unitel::dropped(unitel::Signal::Logs, unitel::DropReason::QueueFull)
     );
     let _ = guard.shutdown();
+}
+
+#[test]
+fn the_reader_finds_a_logs_rotated_files_in_time_order_and_names_a_bad_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let line = |message: &str| {
+        format!(
+            "{{\"timestamp\":\"2026-11-21T05:10:04.123456Z\",\"type\":\"log\",\"level\":\"INFO\",\"target\":\"orders\",\"component\":\"orders\",\"message\":\"{message}\",\"trace_id\":null,\"span_id\":null,\"fields\":{{}}}}\n"
+        )
+    };
+    for (file, message) in [
+        ("orders.2026-11-21.log", "second"),
+        ("orders.2026-11-20.log", "first"),
+        ("orders.2026-11-21-07.log", "third"),
+        ("other.log", "another log"),
+        ("orders.log.bak", "a backup"),
+    ] {
+        std::fs::write(dir.path().join(file), line(message)).unwrap();
+    }
+    let files: Vec<String> = unitel::logfile::log_files(dir.path().join("orders.log"))
+        .unwrap()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "orders.2026-11-20.log",
+            "orders.2026-11-21-07.log",
+            "orders.2026-11-21.log"
+        ]
+    );
+    let messages: Vec<String> = unitel::logfile::read_records(dir.path().join("orders.log"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| r.as_log().map(|l| l.message.clone()))
+        .collect();
+    assert_eq!(messages, ["first", "third", "second"]);
+
+    // A line that is not a record: the error names the file and the line, and says why.
+    let bad = dir.path().join("orders.2026-11-22.log");
+    std::fs::write(&bad, format!("{}\n{{\"type\":\"log\"}}\n", line("fourth"))).unwrap();
+    let err = unitel::logfile::read_records(dir.path().join("orders.log")).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("orders.2026-11-22.log") && message.contains("line 3"),
+        "{message}"
+    );
+    let cause = std::error::Error::source(&err)
+        .expect("a cause")
+        .to_string();
+    assert!(cause.contains("`timestamp`"), "{cause}");
 }

@@ -6,6 +6,8 @@
 mod support;
 
 use std::process::Command;
+use unitel::logfile::SpanRecord;
+use unitel::opentelemetry::trace::{SpanId, Status};
 
 use support::example_binary;
 
@@ -50,43 +52,48 @@ fn quickstart_correlates_request_and_worker_in_one_trace() {
     );
 
     // The JSON file, under ./logs of the working directory.
-    let records = support::read_json_lines(&dir.path().join("logs"));
+    let records = support::read_records(&dir.path().join("logs"));
     let of_trace: Vec<_> = records
         .iter()
-        .filter(|r| r["trace_id"] == trace_id.as_str())
+        .filter(|r| r.trace_id().is_some_and(|id| id.to_string() == trace_id))
         .collect();
-    let has = |kind: &str, component: &str| {
+    let has_log = |component: &str| {
         of_trace
             .iter()
-            .any(|r| r["type"] == kind && r["component"] == component)
+            .any(|r| r.as_log().is_some_and(|l| l.component == component))
     };
-    assert!(has("log", "api_gateway"), "request log record");
-    assert!(has("log", "background_worker"), "worker log record");
-    assert!(has("span", "api_gateway"), "request span record");
-    assert!(has("span", "background_worker"), "worker span record");
+    let has_span = |component: &str| {
+        of_trace
+            .iter()
+            .any(|r| r.as_span().is_some_and(|s| s.component == component))
+    };
+    assert!(has_log("api_gateway"), "request log record");
+    assert!(has_log("background_worker"), "worker log record");
+    assert!(has_span("api_gateway"), "request span record");
+    assert!(has_span("background_worker"), "worker span record");
 
-    let spans: Vec<_> = of_trace.iter().filter(|r| r["type"] == "span").collect();
-    let ids: Vec<&str> = spans.iter().filter_map(|s| s["span_id"].as_str()).collect();
+    let spans: Vec<&SpanRecord> = of_trace.iter().filter_map(|r| r.as_span()).collect();
+    let ids: Vec<SpanId> = spans.iter().map(|s| s.span_id).collect();
     let roots: Vec<_> = spans
         .iter()
-        .filter(|s| s["parent_span_id"].is_null())
+        .filter(|s| s.parent_span_id.is_none())
         .collect();
     assert_eq!(roots.len(), 1, "one root: {spans:#?}");
-    assert_eq!(roots[0]["name"], "handle_request");
+    assert_eq!(roots[0].name, "handle_request");
     for span in &spans {
-        if let Some(parent) = span["parent_span_id"].as_str() {
+        if let Some(parent) = span.parent_span_id {
             assert!(
                 ids.contains(&parent),
                 "parent {parent} of {} is not in the trace",
-                span["name"]
+                span.name
             );
         }
     }
     let failed = spans
         .iter()
-        .find(|s| s["name"] == "charge_payment")
+        .find(|s| s.name == "charge_payment")
         .expect("worker step span");
-    assert_eq!(failed["status"], "error");
+    assert!(matches!(failed.status, Status::Error { .. }), "{failed:#?}");
 }
 
 #[test]

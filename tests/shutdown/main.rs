@@ -11,6 +11,7 @@ mod support;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use unitel::logfile::{LogRecord, Record, SpanRecord};
 use unitel::{configure_telemetry, get_telemetry, Error, TelemetryConfig, TelemetryGuard};
 
 /// Spans (each with one log line) per scenario.
@@ -56,37 +57,42 @@ async fn emit_all_async() {
 /// Asserts the file holds exactly the `N` spans and `N` logs emitted, each log correlated with
 /// its own span.
 fn assert_everything_flushed(dir: &Path) {
-    let lines = support::read_json_lines(dir);
-    let spans: HashMap<String, &serde_json::Value> = lines
+    let records = support::read_records(dir);
+    let spans: HashMap<&str, &SpanRecord> = records
         .iter()
-        .filter(|j| j["type"] == "span")
-        .map(|j| (j["name"].as_str().unwrap_or_default().to_owned(), j))
+        .filter_map(Record::as_span)
+        .map(|span| (span.name.as_str(), span))
         .collect();
-    let span_count = lines.iter().filter(|j| j["type"] == "span").count();
-    let logs: Vec<&serde_json::Value> = lines.iter().filter(|j| j["type"] == "log").collect();
+    let span_count = records.iter().filter_map(Record::as_span).count();
+    let logs: Vec<&LogRecord> = records.iter().filter_map(Record::as_log).collect();
     assert_eq!(span_count, N, "span records in the file");
     assert_eq!(spans.len(), N, "distinct span names in the file");
     assert_eq!(logs.len(), N, "log records in the file");
     for i in 0..N {
         let span = spans
-            .get(&format!("span-{i}"))
+            .get(format!("span-{i}").as_str())
             .unwrap_or_else(|| panic!("no span record span-{i}"));
         let log = logs
             .iter()
-            .find(|j| j["message"] == format!("log-{i}").as_str())
+            .find(|log| log.message == format!("log-{i}"))
             .unwrap_or_else(|| panic!("no log record log-{i}"));
-        assert!(span["trace_id"].is_string(), "{span}");
+        // A span record always has a trace id (the reader requires one).
         assert_eq!(
-            log["trace_id"], span["trace_id"],
-            "log-{i} not in span-{i}'s trace"
+            log.trace_id,
+            Some(span.trace_id),
+            "log-{i} not in span-{i}'s trace: {log:#?} {span:#?}"
         );
-        assert_eq!(log["span_id"], span["span_id"], "log-{i} not in span-{i}");
-        assert_eq!(span["parent_span_id"], serde_json::Value::Null, "{span}");
+        assert_eq!(
+            log.span_id,
+            Some(span.span_id),
+            "log-{i} not in span-{i}: {log:#?} {span:#?}"
+        );
+        assert_eq!(span.parent_span_id, None, "{span:#?}");
     }
 }
 
 fn line_count(dir: &Path) -> usize {
-    support::read_json_lines(dir).len()
+    support::read_records(dir).len()
 }
 
 // ----- flushing on every runtime -----

@@ -134,24 +134,21 @@ pub fn assert_ok(out: &Output) -> String {
     stdout
 }
 
-/// Reads every JSON line of every file in `dir`.
-pub fn read_json_lines(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    let mut lines = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .expect("log dir")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        let text = std::fs::read_to_string(&path).expect("read log file");
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let value: serde_json::Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"));
-            lines.push(value);
+/// Reads every record of the JSON log at `path` (a log file with its rotated files, or a
+/// directory: every file in it) through `unitel::logfile::read_records`, panicking with the
+/// reader's error (which names the file and line) when one is not a valid record.
+pub fn read_records(path: &std::path::Path) -> Vec<unitel::logfile::Record> {
+    unitel::logfile::read_records(path).unwrap_or_else(|e| {
+        // The error and its whole `source()` chain: the reader's error names the file and
+        // line, its causes say what is wrong with the line.
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
         }
-    }
-    lines
+        panic!("reading the log at {}: {message}", path.display())
+    })
 }
 
 /// Lines of `stdout` that look like unitel console lines (from their timestamp on: the test
