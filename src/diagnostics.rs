@@ -45,6 +45,7 @@ impl Signal {
 
 impl Signal {
     /// The OTLP name of the signal, in endpoint paths (`/v1/traces`) and messages.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub(crate) fn otlp_name(self) -> &'static str {
         match self {
             Signal::Spans => "traces",
