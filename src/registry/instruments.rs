@@ -151,6 +151,7 @@ macro_rules! sdk_instrument {
                     _ => None,
                 }
             }
+            #[inline]
             fn noop() -> &'static OnceLock<&'static InstrumentCell<Self>> {
                 static NOOP: OnceLock<&'static InstrumentCell<$ty>> = OnceLock::new();
                 &NOOP
