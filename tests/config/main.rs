@@ -81,22 +81,27 @@ fn span_records(dir: &Path) -> Vec<SpanRecord> {
 
 /// Finds the one log record whose message is `message`.
 fn one_log<'a>(logs: &'a [LogRecord], message: &str) -> &'a LogRecord {
-    let found: Vec<_> = logs.iter().filter(|l| l.message == message).collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "expected exactly one record with message={message:?} in {logs:#?}"
-    );
-    found[0]
+    exactly_one(logs, &format!("message={message:?}"), |l| {
+        l.message == message
+    })
 }
 
 /// Finds the one span record whose name is `name`.
 fn one_span<'a>(spans: &'a [SpanRecord], name: &str) -> &'a SpanRecord {
-    let found: Vec<_> = spans.iter().filter(|s| s.name == name).collect();
+    exactly_one(spans, &format!("name={name:?}"), |s| s.name == name)
+}
+
+/// The one record that matches, failing the test if there are none or several.
+fn exactly_one<'a, T: std::fmt::Debug>(
+    records: &'a [T],
+    what: &str,
+    matches: impl Fn(&T) -> bool,
+) -> &'a T {
+    let found: Vec<_> = records.iter().filter(|r| matches(r)).collect();
     assert_eq!(
         found.len(),
         1,
-        "expected exactly one record with name={name:?} in {spans:#?}"
+        "expected exactly one record with {what} in {records:#?}"
     );
     found[0]
 }
