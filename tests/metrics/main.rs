@@ -265,3 +265,18 @@ fn static_and_runtime_names_reach_the_same_instrument() {
     other_thread.join().unwrap();
     assert_eq!(capture.counter("names_cache", "hits", &[]), Some(133));
 }
+
+#[test]
+fn debug_of_a_handle_and_its_instruments_names_them_without_recursing() {
+    let _capture = capture();
+    let telemetry = get_telemetry("debug_me");
+    let counter = telemetry.counter("debug_total");
+    counter.add(1, ());
+    // Instruments point back at their component: printing must stop at names.
+    let text = format!("{telemetry:?} {counter:?}");
+    assert!(
+        text.contains("debug_me") && text.contains("debug_total"),
+        "{text}"
+    );
+    assert!(text.len() < 400, "{text}");
+}
