@@ -99,6 +99,11 @@ impl JsonSinks {
         JsonSinks(sinks)
     }
 
+    /// Adds a sink.
+    pub(crate) fn push(&mut self, sink: LineSink) {
+        self.0.push(sink);
+    }
+
     /// Whether a line would go anywhere (formatting can be skipped when not).
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {

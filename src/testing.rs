@@ -27,6 +27,7 @@
 //! reader, so you can build a capture of your own the same way.
 
 use crate::logfile::{parse_line, Record};
+use crate::sync::lock;
 use crate::{configure_telemetry, Sampler, TelemetryConfig, TelemetryGuard};
 use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry::{KeyValue, Value};
@@ -35,7 +36,7 @@ use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMe
 use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::ManualReader;
 use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 /// What the capture has received so far.
@@ -51,11 +52,6 @@ impl Store {
         lock(&self.lines).clear();
         lock(&self.spans).clear();
     }
-}
-
-/// The capture's locks survive a test that panicked while holding one.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Keeps every finished span.

@@ -11,6 +11,7 @@ pub(crate) use self::extend::{BoxedSpanProcessor, SharedMetricReader};
 pub use self::sampler::Sampler;
 pub(crate) use self::sampler::SAMPLER_NAMES;
 
+use crate::state::JsonSinks;
 use opentelemetry::KeyValue;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -95,16 +96,7 @@ pub struct TelemetryConfig {
     /// Extension points: processors, readers and line sinks of the application's own.
     pub(crate) span_processors: Vec<BoxedSpanProcessor>,
     pub(crate) metric_readers: Vec<SharedMetricReader>,
-    pub(crate) json_sinks: Vec<JsonSink>,
-}
-
-/// A receiver of JSON lines added with [`TelemetryConfig::with_json_sink`].
-pub(crate) struct JsonSink(pub(crate) Box<dyn Fn(&str) + Send + Sync>);
-
-impl std::fmt::Debug for JsonSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Fn(&str)")
-    }
+    pub(crate) json_sinks: JsonSinks,
 }
 
 /// Values set through the builder; they override whatever the environment says.
@@ -266,7 +258,7 @@ impl TelemetryConfig {
     /// written. It runs on the thread that made the record, so keep it quick and never block
     /// in it (push to a buffer or a bounded channel).
     pub fn with_json_sink(mut self, sink: impl Fn(&str) + Send + Sync + 'static) -> Self {
-        self.json_sinks.push(JsonSink(Box::new(sink)));
+        self.json_sinks.push(Arc::new(sink));
         self
     }
 

@@ -16,6 +16,12 @@ pub(crate) fn write_i64(out: &mut String, n: i64) {
     out.push_str(itoa::Buffer::new().format(n));
 }
 
+/// Whether `s` is exactly `len` lowercase hex digits (how trace and span ids are written).
+#[inline]
+pub(crate) fn is_lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Appends bytes as lowercase hex (trace and span ids).
 #[inline]
 pub(crate) fn write_hex(out: &mut String, bytes: &[u8]) {

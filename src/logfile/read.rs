@@ -3,6 +3,7 @@
 use super::files::log_files;
 use super::records::{ErrorRecord, LogRecord, Record, SpanEventRecord, SpanRecord};
 use crate::error::Error;
+use crate::format::is_lower_hex;
 use crate::format::time::parse_rfc3339;
 use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
 use serde_json::{Map, Value};
@@ -209,10 +210,6 @@ impl<'a> Fields<'a> {
             events,
         })
     }
-}
-
-fn is_lower_hex(s: &str, len: usize) -> bool {
-    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn trace_id(s: &str) -> Result<TraceId, Error> {

@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::logfile::SpanRecordProcessor;
 use crate::logs::EventLayer;
 use crate::spans::TRACING_SCOPE;
-use crate::state::{self, JsonSinks, LineSink, LogOutputs, State};
+use crate::state::{self, LogOutputs, State};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::sync::{Arc, Mutex};
@@ -110,15 +110,13 @@ fn build(mut config: TelemetryConfig) -> Result<(State, Pipeline), Error> {
         Some(file) => Some(crate::logfile::open(file)?),
         None => None,
     };
-    // Log records and span records go to the same JSON sinks: the file, then the
-    // application's own.
-    let mut sinks: Vec<LineSink> = Vec::new();
+    // Log records and span records go to the same JSON sinks: the application's own and
+    // the file.
+    let mut json = std::mem::take(&mut config.json_sinks);
     if let Some(file) = &file {
         let file = file.clone();
-        sinks.push(Arc::new(move |line: &str| file.write_line(line.as_bytes())));
+        json.push(Arc::new(move |line: &str| file.write_line(line.as_bytes())));
     }
-    sinks.extend(config.json_sinks.drain(..).map(|sink| Arc::from(sink.0)));
-    let json = JsonSinks::new(sinks);
     let resource = config.resource();
 
     let mut tracer_builder = SdkTracerProvider::builder()
@@ -174,7 +172,7 @@ fn build(mut config: TelemetryConfig) -> Result<(State, Pipeline), Error> {
     {
         state.prometheus = exports.prometheus.take();
     }
-    state.prometheus_addr = exports.prometheus_addr;
+    state.prometheus_addr = exports.prometheus_addr.take();
     let pipeline = Pipeline {
         file,
         logger_provider,

@@ -1,5 +1,6 @@
 //! The W3C Trace Context `traceparent` value: one parser, one formatter.
 
+use crate::format::is_lower_hex;
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
 /// `00-<trace id>-<span id>-<flags>` for a valid span context.
@@ -21,10 +22,7 @@ pub(super) fn parse(value: &str) -> Option<SpanContext> {
         return None;
     }
     u8::from_str_radix(version, 16).ok()?;
-    let is_hex = |s: &str, n: usize| {
-        s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    };
-    if !is_hex(trace, 32) || !is_hex(span, 16) || !is_hex(flags, 2) {
+    if !is_lower_hex(trace, 32) || !is_lower_hex(span, 16) || !is_lower_hex(flags, 2) {
         return None;
     }
     let sc = SpanContext::new(
