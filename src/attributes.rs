@@ -37,17 +37,17 @@ impl IntoKey for Key {
 
 /// A type usable as an attribute value: strings, integers, floats, booleans and arrays of them.
 ///
-/// Integers wider than `i64` saturate. `&'static str` values are stored without allocating;
-/// pass a borrowed string as `String` (`name.to_string()`).
+/// Integers wider than `i64` saturate. A `&str` of any lifetime is copied; a `&'static str`
+/// wrapped as `Cow::Borrowed` or [`Value::from`] is stored without copying.
 pub trait IntoValue {
     /// The value.
     fn to_value(&self) -> Value;
 }
 
-impl IntoValue for &'static str {
+impl IntoValue for &str {
     #[inline]
     fn to_value(&self) -> Value {
-        Value::String(StringValue::from(*self))
+        Value::String(StringValue::from(self.to_string()))
     }
 }
 impl IntoValue for String {

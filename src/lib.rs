@@ -86,6 +86,7 @@ mod event;
 mod export;
 mod format;
 mod handle;
+mod instrumentation;
 pub mod logfile;
 mod logs;
 mod metrics;
@@ -99,21 +100,27 @@ pub mod testing;
 
 pub use crate::attributes::{Attributes, IntoKey, IntoValue};
 pub use crate::config::{
-    BatchSettings, Exporter, LogRotation, OtlpCompression, OtlpProtocol, OtlpSettings, Sampler,
-    TelemetryConfig,
+    BatchSettings, Exporter, LogRotation, OtlpCompression, OtlpProtocol, OtlpSettings, Propagator,
+    Sampler, TelemetryConfig,
 };
 pub use crate::diagnostics::{dropped, DropReason, Signal};
 pub use crate::error::Error;
 #[cfg(feature = "prometheus")]
 pub use crate::export::{prometheus_text, PrometheusText};
 pub use crate::handle::{get_telemetry, UnifiedTelemetry};
+pub use crate::instrumentation::*;
 pub use crate::metrics::{
     BoundCounter, Counter, Gauge, GaugeObserver, Histogram, ObservableGauge, UpDownCounter,
 };
 pub use crate::pipeline::{configure_telemetry, TelemetryGuard};
+pub use crate::propagation::{
+    attach_trace_context, baggage, extract_trace_context, inject_trace_context, set_baggage,
+    Carrier, JobEnvelope, JobTrace,
+};
 pub use crate::registry::InstrumentOptions;
 pub use crate::spans::{
-    current_span_id, current_trace_id, Span, SpanBuilder, TraceContext, TraceContextGuard,
+    current_span, current_span_id, current_trace_id, Span, SpanBuilder, SpanRef, TraceContext,
+    TraceContextGuard,
 };
 
 pub use opentelemetry::trace::{SpanKind, Status};

@@ -30,6 +30,31 @@ pub(crate) struct State {
     pub(crate) prometheus: Option<prometheus::Registry>,
     /// Where `/metrics` is served, when it is.
     pub(crate) prometheus_addr: Option<std::net::SocketAddr>,
+    /// Which contexts cross process boundaries (`OTEL_PROPAGATORS`).
+    pub(crate) propagators: Propagators,
+}
+
+/// The propagators in use: W3C Trace Context and W3C Baggage, both on by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Propagators {
+    pub(crate) trace_context: bool,
+    pub(crate) baggage: bool,
+}
+
+impl Default for Propagators {
+    fn default() -> Self {
+        Propagators {
+            trace_context: true,
+            baggage: true,
+        }
+    }
+}
+
+/// The propagators of the installed state; both before `configure_telemetry` runs, so a
+/// process that only forwards contexts needs no configuration.
+#[inline]
+pub(crate) fn propagators() -> Propagators {
+    STATE.get().map(|s| s.propagators).unwrap_or_default()
 }
 
 impl State {
@@ -45,6 +70,7 @@ impl State {
             #[cfg(feature = "prometheus")]
             prometheus: None,
             prometheus_addr: None,
+            propagators: Propagators::default(),
         }
     }
 

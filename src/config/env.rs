@@ -4,6 +4,7 @@
 
 use super::export::{
     BatchSettings, ExportSettings, Exporter, OtlpCompression, OtlpProtocol, OtlpSettings,
+    Propagator,
 };
 use super::{Sampler, TelemetryConfig, SAMPLER_NAMES};
 use crate::error::Error;
@@ -50,6 +51,9 @@ fn try_apply(
                 accepted: SAMPLER_NAMES,
             },
         )?);
+    }
+    if let Some(v) = get("OTEL_PROPAGATORS") {
+        config.env_propagators = Some(parse_propagators(&v)?);
     }
     if let Some(v) = get("RUST_LOG") {
         config.log_filter = Some(v);
@@ -322,6 +326,36 @@ fn exporters(
         }
     }
     Ok(Some(out))
+}
+
+/// `OTEL_PROPAGATORS`: a comma-separated list of `tracecontext`, `baggage`, or `none` alone.
+fn parse_propagators(value: &str) -> Result<Vec<Propagator>, Error> {
+    let invalid = || Error::InvalidEnv {
+        variable: "OTEL_PROPAGATORS",
+        value: value.to_owned(),
+        accepted: "a comma-separated list of tracecontext, baggage; or none \
+                   (b3, jaeger, xray and ottrace are not supported)",
+    };
+    let names: Vec<String> = value
+        .split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if names == ["none"] {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for name in &names {
+        let p = match name.as_str() {
+            "tracecontext" => Propagator::TraceContext,
+            "baggage" => Propagator::Baggage,
+            _ => return Err(invalid()),
+        };
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }
 
 fn millis(

@@ -42,6 +42,17 @@ pub enum Exporter {
     None,
 }
 
+/// A context propagator (`OTEL_PROPAGATORS`): what crosses a process boundary with a request
+/// or a job. Both are on by default; an empty list (`none`) propagates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Propagator {
+    /// `tracecontext`: W3C Trace Context, the `traceparent` and `tracestate` fields.
+    TraceContext,
+    /// `baggage`: W3C Baggage, the `baggage` field.
+    Baggage,
+}
+
 /// OTLP settings for all signals or one of them. Unset fields fall back to the generic
 /// settings, then to the environment, then to the spec's defaults.
 ///

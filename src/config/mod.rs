@@ -6,7 +6,9 @@ mod extend;
 mod sampler;
 
 pub(crate) use self::export::ExportSettings;
-pub use self::export::{BatchSettings, Exporter, OtlpCompression, OtlpProtocol, OtlpSettings};
+pub use self::export::{
+    BatchSettings, Exporter, OtlpCompression, OtlpProtocol, OtlpSettings, Propagator,
+};
 pub(crate) use self::extend::{BoxedSpanProcessor, SharedMetricReader};
 pub use self::sampler::Sampler;
 pub(crate) use self::sampler::SAMPLER_NAMES;
@@ -97,6 +99,8 @@ pub struct TelemetryConfig {
     pub(crate) span_processors: Vec<BoxedSpanProcessor>,
     pub(crate) metric_readers: Vec<SharedMetricReader>,
     pub(crate) json_sinks: JsonSinks,
+    /// `OTEL_PROPAGATORS`; `None` keeps the default (tracecontext, baggage).
+    pub(crate) env_propagators: Option<Vec<Propagator>>,
 }
 
 /// Values set through the builder; they override whatever the environment says.
@@ -107,6 +111,7 @@ pub(crate) struct Explicit {
     pub(crate) environment: Option<String>,
     pub(crate) sampler: Option<Sampler>,
     pub(crate) log_filter: Option<String>,
+    pub(crate) propagators: Option<Vec<Propagator>>,
 }
 
 impl TelemetryConfig {
@@ -138,6 +143,30 @@ impl TelemetryConfig {
         let mut config = Self::new();
         env::apply(&mut config, &|name| vars.get(name).cloned());
         config
+    }
+
+    /// The context propagators used by the carriers, the server layer and job envelopes
+    /// (`OTEL_PROPAGATORS`; default: trace context and baggage). An empty list propagates
+    /// nothing.
+    pub fn with_propagators(mut self, propagators: &[Propagator]) -> Self {
+        self.explicit.propagators = Some(propagators.to_vec());
+        self
+    }
+
+    /// The propagators in effect: the builder's, else the environment's, else both.
+    pub(crate) fn propagators(&self) -> crate::state::Propagators {
+        match self
+            .explicit
+            .propagators
+            .as_ref()
+            .or(self.env_propagators.as_ref())
+        {
+            Some(list) => crate::state::Propagators {
+                trace_context: list.contains(&Propagator::TraceContext),
+                baggage: list.contains(&Propagator::Baggage),
+            },
+            None => crate::state::Propagators::default(),
+        }
     }
 
     /// Turns every telemetry call into a near-free no-op (`OTEL_SDK_DISABLED`): no spans,

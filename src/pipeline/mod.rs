@@ -75,7 +75,9 @@ fn build(mut config: TelemetryConfig) -> Result<(State, Pipeline), Error> {
             _exports: Default::default(),
             shutdown_timeout,
         };
-        return Ok((State::disabled(), pipeline));
+        let mut state = State::disabled();
+        state.propagators = config.propagators();
+        return Ok((state, pipeline));
     }
 
     let sampler = config.resolved_sampler();
@@ -173,6 +175,7 @@ fn build(mut config: TelemetryConfig) -> Result<(State, Pipeline), Error> {
         state.prometheus = exports.prometheus.take();
     }
     state.prometheus_addr = exports.prometheus_addr.take();
+    state.propagators = config.propagators();
     let pipeline = Pipeline {
         file,
         logger_provider,

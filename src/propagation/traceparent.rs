@@ -14,7 +14,10 @@ pub(super) fn format(sc: &SpanContext) -> String {
 }
 
 /// The remote span context a `traceparent` value names, or `None` when it is malformed.
-pub(super) fn parse(value: &str) -> Option<SpanContext> {
+pub(super) fn parse(value: &str) -> Result<SpanContext, &'static str> {
+    parse_opt(value).ok_or("malformed")
+}
+fn parse_opt(value: &str) -> Option<SpanContext> {
     let mut parts = value.trim().split('-');
     let (version, trace, span, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);

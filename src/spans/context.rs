@@ -108,3 +108,22 @@ impl TraceContext {
         sc.is_valid().then(|| sc.span_id().to_string())
     }
 }
+
+impl From<Context> for TraceContext {
+    /// Wraps an OpenTelemetry context (for code that mixes unitel with the OpenTelemetry API).
+    fn from(cx: Context) -> Self {
+        TraceContext { cx }
+    }
+}
+
+impl From<TraceContext> for Context {
+    fn from(cx: TraceContext) -> Self {
+        cx.cx
+    }
+}
+
+impl AsRef<Context> for TraceContext {
+    fn as_ref(&self) -> &Context {
+        &self.cx
+    }
+}

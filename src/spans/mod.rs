@@ -6,6 +6,7 @@
 //! the same for entered `tracing` spans, so that context is the one stack both kinds share: a
 //! `tracing` span opened inside a facade span is its child, and the other way round.
 
+mod attach;
 mod context;
 
 pub(crate) use self::context::{current_ids, Ids};
@@ -14,8 +15,10 @@ pub use self::context::{current_span_id, current_trace_id, TraceContext, TraceCo
 use crate::attributes::{self, Attributes, IntoKey, IntoValue};
 use crate::registry::Component;
 use crate::state;
-use opentelemetry::trace::{FutureExt as _, SpanKind, Status, TraceContextExt, Tracer as _};
-use opentelemetry::{Context, ContextGuard, KeyValue};
+use opentelemetry::trace::{
+    FutureExt as _, Link, SpanContext, SpanKind, Status, TraceContextExt, Tracer as _,
+};
+use opentelemetry::{Context, KeyValue};
 use std::borrow::Cow;
 use std::future::Future;
 
@@ -26,46 +29,94 @@ pub(crate) const TRACING_SCOPE: &str = "tracing";
 /// A started span that is the current span until it is dropped.
 ///
 /// Made by [`UnifiedTelemetry::trace`](crate::UnifiedTelemetry::trace). Dropping it ends the span.
-/// It is not `Send`: like an entered `tracing` span it belongs to the thread that made it. To
-/// follow a future across `.await` points and threads, use [`Span::instrument`].
+/// Every recording method of [`SpanRef`] works on it (it dereferences to one).
+///
+/// A `Span` is `Send`, so an `async fn` that keeps one in a local stays `Send` (an axum handler
+/// compiles). It is current on the thread that started it; to follow a future across `.await`
+/// points and threads, hand the future to [`Span::instrument`], and reach the span from inside
+/// with [`current_span`]. A span kept across an `.await` instead ends correctly, but stays
+/// current on the old thread meanwhile; that is described once on standard error.
 ///
 /// When telemetry is not configured, disabled or shut down, a `Span` is an inert value and every
 /// method is a no-op.
 #[must_use = "a span ends when it is dropped; bind it with `let _span = ...`"]
 pub struct Span {
-    inner: Option<Live>,
-}
-
-struct Live {
-    cx: Context,
-    _attached: ContextGuard,
+    span: SpanRef,
+    attached: Option<attach::Attachment>,
 }
 
 impl std::fmt::Debug for Span {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut d = f.debug_struct("Span");
-        if let Some(live) = &self.inner {
-            let sc = live.cx.span().span_context().clone();
-            d.field("trace_id", &sc.trace_id())
-                .field("span_id", &sc.span_id())
-                .field("sampled", &sc.is_sampled());
-        }
-        d.finish_non_exhaustive()
+        self.span
+            .fmt_ids(f.debug_struct("Span"))
+            .finish_non_exhaustive()
     }
 }
 
-/// Options for a span before it starts: kind, parent, attributes the sampler sees.
+impl std::ops::Deref for Span {
+    type Target = SpanRef;
+
+    fn deref(&self) -> &SpanRef {
+        &self.span
+    }
+}
+
+/// A `Send` handle to a live span: the current one ([`current_span`]) or a started [`Span`]
+/// (which dereferences to one).
+///
+/// It records on the span (attributes, events, status, errors) but does not end it; the span
+/// ends when its [`Span`] or instrumented future does. Outside any span, or while telemetry is
+/// off, every method is a no-op.
+///
+/// ```
+/// async fn handler(telemetry: unitel::UnifiedTelemetry) {
+///     telemetry.trace("checkout").instrument(async {
+///         tokio::task::yield_now().await;
+///         unitel::current_span().set_attribute("cart.items", 3);
+///     }).await;
+/// }
+/// ```
+#[derive(Clone, Default)]
+pub struct SpanRef {
+    cx: Context,
+}
+
+impl std::fmt::Debug for SpanRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.fmt_ids(f.debug_struct("SpanRef")).finish()
+    }
+}
+
+/// The span that is current here: inside a [`Span`], an instrumented future, an entered
+/// `tracing` span, or an attached [`TraceContext`]. Outside any span the handle is a no-op.
+pub fn current_span() -> SpanRef {
+    SpanRef {
+        cx: Context::current(),
+    }
+}
+
+/// Options for a span before it starts: kind, parent, links, attributes the sampler sees.
 ///
 /// Made by [`UnifiedTelemetry::span`](crate::UnifiedTelemetry::span);
-/// [`start`](SpanBuilder::start) makes the [`Span`].
-#[must_use = "a SpanBuilder does nothing until `.start()`"]
+/// [`start`](SpanBuilder::start) makes the [`Span`], [`instrument`](SpanBuilder::instrument)
+/// runs a future in it.
+#[must_use = "a SpanBuilder does nothing until `.start()` or `.instrument(..)`"]
 #[derive(Debug)]
 pub struct SpanBuilder {
     component: std::sync::Arc<Component>,
     name: Cow<'static, str>,
     kind: SpanKind,
     attributes: Vec<KeyValue>,
-    parent: Option<Context>,
+    parent: Parent,
+    links: Vec<Link>,
+}
+
+/// Where a new span hangs.
+#[derive(Debug)]
+enum Parent {
+    Current,
+    Root,
+    Of(Context),
 }
 
 impl SpanBuilder {
@@ -75,7 +126,8 @@ impl SpanBuilder {
             name,
             kind: SpanKind::Internal,
             attributes: Vec::new(),
-            parent: None,
+            parent: Parent::Current,
+            links: Vec::new(),
         }
     }
 
@@ -98,26 +150,95 @@ impl SpanBuilder {
         self
     }
 
-    /// Makes the span a child of `parent` instead of the current span (a job's context
-    /// received from another thread or process).
-    pub fn parent(mut self, parent: &TraceContext) -> Self {
-        self.parent = Some(parent.cx.clone());
+    /// Makes the span a child of `parent` instead of the current span: a context received
+    /// from another thread or process. `None` (a job or request that carried no context)
+    /// keeps the default, the current span.
+    ///
+    /// A context with no valid span (an absent or malformed `traceparent`) starts a new trace,
+    /// and keeps that context's baggage.
+    pub fn parent<'a>(mut self, parent: impl Into<Option<&'a TraceContext>>) -> Self {
+        if let Some(parent) = parent.into() {
+            self.parent = Parent::Of(parent.cx.clone());
+        }
+        self
+    }
+
+    /// Starts a new trace, whatever span is current.
+    pub fn root(mut self) -> Self {
+        self.parent = Parent::Root;
+        self
+    }
+
+    /// Links the span to `other` (a producer's span when a worker starts its own trace); a
+    /// context without a valid span adds nothing.
+    pub fn link(mut self, other: &TraceContext) -> Self {
+        let sc = other.cx.span().span_context().clone();
+        if sc.is_valid() {
+            self.links.push(Link::with_context(sc));
+        }
         self
     }
 
     /// Starts the span and makes it current.
     pub fn start(self) -> Span {
-        let builder = opentelemetry::trace::SpanBuilder::from_name(self.name)
+        match self.start_context() {
+            Some(cx) => Span::attached(cx),
+            None => Span::noop(),
+        }
+    }
+
+    /// Runs `fut` inside the span: it is current whenever `fut` is polled, on whatever thread,
+    /// and ends when `fut` completes or is dropped. The span is never current on this thread
+    /// outside the future.
+    pub fn instrument<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
+        instrumented(self.start_context(), fut)
+    }
+
+    /// Starts the span and returns its context, not attached (for instrumentation that polls
+    /// futures itself); `None` while telemetry is not running and no parent was given.
+    pub(crate) fn start_context(self) -> Option<Context> {
+        let tracer = match (state::active(), self.component.tracer()) {
+            (Some(_), Some(tracer)) => tracer,
+            // Not recording: a received context still passes through, so calls made inside
+            // forward the caller's trace (what OpenTelemetry's no-op tracer does).
+            _ => {
+                return match self.parent {
+                    Parent::Of(cx) if cx.span().span_context().is_valid() => Some(cx),
+                    _ => None,
+                }
+            }
+        };
+        let mut builder = opentelemetry::trace::SpanBuilder::from_name(self.name)
             .with_kind(self.kind)
             .with_attributes(self.attributes);
-        Span::build(&self.component, builder, self.parent)
+        if !self.links.is_empty() {
+            builder = builder.with_links(self.links);
+        }
+        let parent = match self.parent {
+            Parent::Current => Context::current(),
+            // The baggage of a received context stays; only its span goes.
+            Parent::Root => Context::current().with_remote_span_context(SpanContext::NONE),
+            Parent::Of(cx) => cx,
+        };
+        let span = tracer.build_with_context(builder, &parent);
+        Some(parent.with_span(span))
     }
 }
 
 impl Span {
     /// A span that records nothing.
     pub fn noop() -> Span {
-        Span { inner: None }
+        Span {
+            span: SpanRef::default(),
+            attached: None,
+        }
+    }
+
+    fn attached(cx: Context) -> Span {
+        Span {
+            attached: Some(attach::attach(cx.clone())),
+            span: SpanRef { cx },
+        }
     }
 
     /// Starts a span of `component` with `attrs` and makes it current.
@@ -130,104 +251,22 @@ impl Span {
         if state::active().is_none() {
             return Span::noop();
         }
+        let Some(tracer) = component.tracer() else {
+            return Span::noop();
+        };
         let mut builder = opentelemetry::trace::SpanBuilder::from_name(name);
         if attrs.len_hint() > 0 {
             builder = builder.with_attributes(attributes::collect(attrs));
         }
-        Span::build(component, builder, None)
-    }
-
-    /// Starts the span described by `builder` under `parent` (the current context when `None`)
-    /// and attaches it; a no-op span while telemetry is not running.
-    fn build(
-        component: &Component,
-        builder: opentelemetry::trace::SpanBuilder,
-        parent: Option<Context>,
-    ) -> Span {
-        let tracer = match (state::active(), component.tracer()) {
-            (Some(_), Some(tracer)) => tracer,
-            _ => return Span::noop(),
-        };
-        let parent = parent.unwrap_or_else(Context::current);
+        let parent = Context::current();
         let span = tracer.build_with_context(builder, &parent);
-        let cx = parent.with_span(span);
-        Span {
-            inner: Some(Live {
-                _attached: cx.clone().attach(),
-                cx,
-            }),
-        }
-    }
-
-    /// Whether this span records anything (telemetry is on and the trace is sampled).
-    pub fn is_recording(&self) -> bool {
-        self.inner
-            .as_ref()
-            .is_some_and(|l| l.cx.span().is_recording())
+        Span::attached(parent.with_span(span))
     }
 
     /// Sets an attribute and returns the span, for chaining after `trace(..)`.
     pub fn attr(self, key: impl IntoKey, value: impl IntoValue) -> Self {
-        self.set_attribute(key, value);
+        self.span.set_attribute(key, value);
         self
-    }
-
-    /// Sets an attribute on the live span.
-    pub fn set_attribute(&self, key: impl IntoKey, value: impl IntoValue) {
-        if let Some(live) = &self.inner {
-            live.cx
-                .span()
-                .set_attribute(KeyValue::new(key.to_key(), value.to_value()));
-        }
-    }
-
-    /// Adds a timestamped event with attributes.
-    pub fn add_event(&self, name: impl Into<Cow<'static, str>>, attrs: impl Attributes) {
-        if let Some(live) = &self.inner {
-            live.cx
-                .span()
-                .add_event(name, attributes::collect(&attrs).into_vec());
-        }
-    }
-
-    /// Marks the span as failed with `err`'s message and adds an `exception` event carrying
-    /// `exception.message` and the `source()` chain in `exception.causes`.
-    pub fn record_error(&self, err: &(dyn std::error::Error + 'static)) {
-        if let Some(live) = &self.inner {
-            record_error_on(&live.cx, err);
-        }
-    }
-
-    /// Sets the status (`Status::Ok`, `Status::error("..")`, `Status::Unset`).
-    pub fn set_status(&self, status: Status) {
-        if let Some(live) = &self.inner {
-            live.cx.span().set_status(status);
-        }
-    }
-
-    /// This span's trace id as 32 lowercase hex digits.
-    pub fn trace_id(&self) -> Option<String> {
-        self.inner
-            .as_ref()
-            .map(|l| l.cx.span().span_context().trace_id().to_string())
-    }
-
-    /// This span's id as 16 lowercase hex digits.
-    pub fn span_id(&self) -> Option<String> {
-        self.inner
-            .as_ref()
-            .map(|l| l.cx.span().span_context().span_id().to_string())
-    }
-
-    /// The trace context of this span, to hand to another thread, task or process.
-    pub fn context(&self) -> TraceContext {
-        TraceContext {
-            cx: self
-                .inner
-                .as_ref()
-                .map(|l| l.cx.clone())
-                .unwrap_or_default(),
-        }
     }
 
     /// Runs `f` inside the span, then ends it.
@@ -239,34 +278,133 @@ impl Span {
 
     /// Makes the span current whenever `fut` is polled, on whatever thread polls it, and ends
     /// the span when `fut` completes (or is dropped).
-    pub fn instrument<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
+    pub fn instrument<F: Future>(mut self, fut: F) -> impl Future<Output = F::Output> {
         // Leave the current context of this thread as it was before the span started.
-        let cx = self.take_context();
-        async move {
-            match cx {
-                Some(cx) => {
-                    let out = fut.with_context(cx.clone()).await;
-                    cx.span().end();
-                    out
-                }
-                None => fut.await,
-            }
-        }
+        drop(self.attached.take());
+        let cx = self.live_context();
+        // The span is ended by the future now, not by this guard.
+        self.span.cx = Context::new();
+        instrumented(cx, fut)
+    }
+
+    fn live_context(&self) -> Option<Context> {
+        self.span.cx.has_active_span().then(|| self.span.cx.clone())
     }
 }
 
-impl Span {
-    /// Detaches the span from this thread without ending it.
-    fn take_context(mut self) -> Option<Context> {
-        self.inner.take().map(|live| live.cx)
+/// `fut`, with `cx` current while it is polled and its span ended when it completes or is
+/// dropped.
+fn instrumented<F: Future>(cx: Option<Context>, fut: F) -> impl Future<Output = F::Output> {
+    /// Ends the span when the future is done or dropped half-way.
+    struct EndOnDrop(Context);
+    impl Drop for EndOnDrop {
+        fn drop(&mut self) {
+            self.0.span().end();
+        }
+    }
+    async move {
+        match cx {
+            Some(cx) => {
+                let _end = EndOnDrop(cx.clone());
+                fut.with_context(cx).await
+            }
+            None => fut.await,
+        }
     }
 }
 
 impl Drop for Span {
     fn drop(&mut self) {
-        if let Some(live) = &self.inner {
-            live.cx.span().end();
+        // Detach first, so the span's end sees its parent as current.
+        drop(self.attached.take());
+        if self.span.cx.has_active_span() {
+            self.span.cx.span().end();
         }
+    }
+}
+
+impl SpanRef {
+    /// Whether the span records anything (telemetry is on and the trace is sampled).
+    pub fn is_recording(&self) -> bool {
+        self.cx.span().is_recording()
+    }
+
+    /// Sets an attribute on the span.
+    pub fn set_attribute(&self, key: impl IntoKey, value: impl IntoValue) {
+        if self.cx.has_active_span() {
+            self.cx
+                .span()
+                .set_attribute(KeyValue::new(key.to_key(), value.to_value()));
+        }
+    }
+
+    /// Sets several attributes on the span.
+    pub fn set_attributes(&self, attrs: impl Attributes) {
+        if self.cx.has_active_span() {
+            self.cx
+                .span()
+                .set_attributes(attributes::collect(&attrs).into_vec());
+        }
+    }
+
+    /// Adds a timestamped event with attributes.
+    pub fn add_event(&self, name: impl Into<Cow<'static, str>>, attrs: impl Attributes) {
+        if self.cx.has_active_span() {
+            self.cx
+                .span()
+                .add_event(name, attributes::collect(&attrs).into_vec());
+        }
+    }
+
+    /// Marks the span as failed with `err`'s message and adds an `exception` event carrying
+    /// `exception.message` and the `source()` chain in `exception.causes`.
+    pub fn record_error(&self, err: &(dyn std::error::Error + 'static)) {
+        if self.cx.has_active_span() {
+            record_error_on(&self.cx, err);
+        }
+    }
+
+    /// Sets the status (`Status::Ok`, `Status::error("..")`, `Status::Unset`).
+    pub fn set_status(&self, status: Status) {
+        if self.cx.has_active_span() {
+            self.cx.span().set_status(status);
+        }
+    }
+
+    /// Renames the span (an HTTP span once its route is known).
+    pub fn update_name(&self, name: impl Into<Cow<'static, str>>) {
+        if self.cx.has_active_span() {
+            self.cx.span().update_name(name);
+        }
+    }
+
+    /// The span's trace id as 32 lowercase hex digits; `None` outside any span.
+    pub fn trace_id(&self) -> Option<String> {
+        Ids::of(self.cx.span().span_context()).map(|ids| ids.trace_id.to_string())
+    }
+
+    /// The span's id as 16 lowercase hex digits; `None` outside any span.
+    pub fn span_id(&self) -> Option<String> {
+        Ids::of(self.cx.span().span_context()).map(|ids| ids.span_id.to_string())
+    }
+
+    /// The span's trace context, to hand to another thread, task or process.
+    pub fn context(&self) -> TraceContext {
+        TraceContext {
+            cx: self.cx.clone(),
+        }
+    }
+
+    fn fmt_ids<'a, 'b>(
+        &self,
+        mut d: std::fmt::DebugStruct<'a, 'b>,
+    ) -> std::fmt::DebugStruct<'a, 'b> {
+        if let Some(ids) = Ids::of(self.cx.span().span_context()) {
+            d.field("trace_id", &ids.trace_id)
+                .field("span_id", &ids.span_id)
+                .field("sampled", &ids.flags.is_sampled());
+        }
+        d
     }
 }
 

@@ -1,0 +1,13 @@
+//! Instrumentation built on the public API: the HTTP server layer (feature `tower`, with
+//! axum's routes under `axum`) and the task metrics of workers.
+//!
+//! The narrow crate-internal API it uses: `SpanBuilder::start_context` (a started span's
+//! OpenTelemetry context, not attached, for a hand-written future that attaches it per poll).
+
+#[cfg(feature = "tower")]
+mod http_server;
+mod tasks;
+
+#[cfg(feature = "tower")]
+pub use self::http_server::*;
+pub use self::tasks::{TaskMetrics, TaskRun};
