@@ -157,6 +157,12 @@ pub struct CapturedSpan {
     pub attributes: Vec<KeyValue>,
     /// Its events: name and attributes.
     pub events: Vec<(String, Vec<KeyValue>)>,
+    /// Its links: trace id and span id of each linked span.
+    pub links: Vec<(String, String)>,
+    /// Its W3C trace flags (`0x01` sampled, `0x02` random).
+    pub flags: u8,
+    /// Its `tracestate`, as the header value (empty when none).
+    pub trace_state: String,
 }
 
 impl CapturedSpan {
@@ -276,6 +282,18 @@ impl Capture {
                     .iter()
                     .map(|e| (e.name.to_string(), e.attributes.clone()))
                     .collect(),
+                links: s
+                    .links
+                    .iter()
+                    .map(|l| {
+                        (
+                            l.span_context.trace_id().to_string(),
+                            l.span_context.span_id().to_string(),
+                        )
+                    })
+                    .collect(),
+                flags: s.span_context.trace_flags().to_u8(),
+                trace_state: s.span_context.trace_state().header(),
             })
             .collect()
     }

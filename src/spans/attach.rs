@@ -54,11 +54,17 @@ static NEXT_THREAD: AtomicU32 = AtomicU32::new(1);
 static ORPHANS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 static ORPHANS_PENDING: AtomicBool = AtomicBool::new(false);
 
-/// Makes `cx` current on this thread until the returned attachment is dropped.
-pub(super) fn attach(cx: Context) -> Attachment {
+/// Pops this thread's contexts of spans that ended elsewhere; call before reading the
+/// current context to parent a new span.
+#[inline]
+pub(super) fn settle() {
     if ORPHANS_PENDING.load(Ordering::Relaxed) {
         reap_orphans();
     }
+}
+
+/// Makes `cx` current on this thread until the returned attachment is dropped.
+pub(super) fn attach(cx: Context) -> Attachment {
     let token = next_token();
     let guard = cx.attach();
     ATTACHED.with(|a| a.borrow_mut().guards.push((token, guard)));
@@ -89,6 +95,7 @@ fn take(token: u64) -> Option<ContextGuard> {
 }
 
 /// Pops this thread's guards whose spans ended on other threads.
+#[cold]
 fn reap_orphans() {
     let mine: Vec<ContextGuard> = {
         let mut orphans = lock(&ORPHANS);
@@ -124,8 +131,6 @@ impl Drop for Attachment {
                 });
             }
         }
-        if ORPHANS_PENDING.load(Ordering::Relaxed) {
-            reap_orphans();
-        }
+        settle();
     }
 }

@@ -214,6 +214,7 @@ impl SpanBuilder {
         if !self.links.is_empty() {
             builder = builder.with_links(self.links);
         }
+        attach::settle();
         let parent = match self.parent {
             Parent::Current => Context::current(),
             // The baggage of a received context stays; only its span goes.
@@ -258,6 +259,7 @@ impl Span {
         if attrs.len_hint() > 0 {
             builder = builder.with_attributes(attributes::collect(attrs));
         }
+        attach::settle();
         let parent = Context::current();
         let span = tracer.build_with_context(builder, &parent);
         Span::attached(parent.with_span(span))
