@@ -903,21 +903,27 @@ fn app_body() {
     }
     let worker = get_telemetry("fastworker");
     let api = get_telemetry("api_gateway");
-    let submitted = worker.counter("fastworker.tasks.submitted");
-    let duration = worker.histogram_with_options(
-        "fastworker.tasks.duration",
-        InstrumentOptions::new().with_boundaries(vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
-    );
+    // Seed 000's metrics, from the task-metrics helper: tasks run on threads of their own for
+    // 0.05..0.95 s, one in five fails.
+    let tasks = unitel::TaskMetrics::new(&worker, "fastworker");
     let requests = api.counter("requests_total");
     let request_duration = api.histogram("request_duration_ms");
-    worker.observable_gauge("fastworker.queue.size", |gauge| {
-        gauge.observe(5.0, &[("priority", "high")]);
-    });
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut i = 0u64;
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-        submitted.add(1, &[("task_type", "email")]);
-        duration.record(0.05 + (i % 10) as f64 * 0.1, &[("task_type", "email")]);
+        tasks.submitted("send_email", "default", "high");
+        tasks.set_queue_size("default", "high", (i % 7) as u64);
+        let run = tasks.start("send_email", "default", "high");
+        let seconds = 0.05 + (i % 10) as f64 * 0.1;
+        let fails = i % 5 == 0;
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs_f64(seconds));
+            if fails {
+                run.failed();
+            } else {
+                run.completed();
+            }
+        });
         requests.add(1, &[("method", "POST"), ("status", "200")]);
         let ms = [50.0, 150.0][(i % 2) as usize];
         request_duration.record(ms, &[("endpoint", "/api")]);
@@ -1105,6 +1111,12 @@ fn real_prometheus_scrapes_the_app() {
         "histogram_quantile(0.95, rate(fastworker_tasks_duration_bucket[5m]))",
         r#"requests_total{method="POST",status="200"}"#,
         r#"request_duration_ms_bucket{le="100"}"#,
+        // The rest of seed 000's queries, over the task-metrics helper's series.
+        "rate(fastworker_tasks_failed_total[5m])",
+        "rate(fastworker_tasks_duration_sum[5m]) / rate(fastworker_tasks_duration_count[5m])",
+        r#"fastworker_workers_active{queue="default"}"#,
+        r#"fastworker_queue_size{queue="default",priority="high"}"#,
+        r#"fastworker_tasks_completed_total{task_name="send_email",priority="high"}"#,
     ];
     let mut answers: BTreeMap<&str, String> = BTreeMap::new();
     let mut pending: Vec<&str> = queries.to_vec();
@@ -1171,6 +1183,16 @@ fn real_prometheus_scrapes_the_app() {
         finite_values(&answer(queries[3])).iter().all(|&v| v >= 1.0),
         "request_duration_ms_bucket{{le=\"100\"}} should count the 50 ms requests: {}",
         answers[queries[3]]
+    );
+    let average = finite_values(&answer(queries[5]));
+    assert!(
+        average.iter().all(|&v| v > 0.05 && v < 0.95),
+        "average task duration outside 0.05..0.95 s: {average:?}"
+    );
+    let failed = finite_values(&answer(queries[4]));
+    assert!(
+        failed.iter().all(|&v| v > 0.0) && !failed.is_empty(),
+        "no failure rate: {failed:?}"
     );
     drop(server);
     drop(app);
