@@ -37,8 +37,9 @@ impl IntoKey for Key {
 
 /// A type usable as an attribute value: strings, integers, floats, booleans and arrays of them.
 ///
-/// Integers wider than `i64` saturate. A `&str` of any lifetime is copied; a `&'static str`
-/// wrapped as `Cow::Borrowed` or [`Value::from`] is stored without copying.
+/// Integers wider than `i64` saturate. A `&str` of any lifetime is accepted; one that is used
+/// again and again (a literal, a route) is copied once and then shared, so a literal costs no
+/// allocation after its first uses.
 pub trait IntoValue {
     /// The value.
     fn to_value(&self) -> Value;
@@ -47,7 +48,7 @@ pub trait IntoValue {
 impl IntoValue for &str {
     #[inline]
     fn to_value(&self) -> Value {
-        Value::String(StringValue::from(self.to_string()))
+        Value::String(borrowed::string_value(self))
     }
 }
 impl IntoValue for String {
@@ -238,4 +239,104 @@ pub(crate) fn collect(attrs: &(impl Attributes + ?Sized)) -> SmallVec<[KeyValue;
     let mut out = AttrVec::new();
     attrs.extend_into(&mut out);
     out
+}
+
+/// `&str` attribute values of any lifetime, without an allocation per use for the ones that
+/// repeat.
+///
+/// A `&'static str` cannot be told apart from a borrowed one by its type, so every `&str` is
+/// looked up in a small per-thread table by its address and compared by content. The first
+/// time a string is seen at an address it is copied; the second time (same address, same
+/// content: a literal, or a value that keeps coming back) the copy is leaked and from then on
+/// shared as a static string, with no allocation and no reference count. Leaked copies are
+/// bounded for the whole process ([`LEAK_BUDGET`] bytes, strings up to [`MAX_SHARED`] bytes);
+/// past that, values are copied per use.
+mod borrowed {
+    use opentelemetry::StringValue;
+    use std::cell::{Cell, RefCell};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Longest string shared; longer ones are copied per use.
+    pub(super) const MAX_SHARED: usize = 128;
+    /// Bytes the process may leak into shared strings.
+    pub(super) const LEAK_BUDGET: usize = 1 << 20;
+    /// Slots per thread: the top 8 bits of the hash pick one.
+    const SLOTS: usize = 256;
+
+    static LEAKED: AtomicUsize = AtomicUsize::new(0);
+
+    thread_local! {
+        /// Strings shared from here on, by the address they were seen at.
+        static SHARED: [Cell<(usize, &'static str)>; SLOTS] =
+            const { [const { Cell::new((0, "")) }; SLOTS] };
+        /// Strings seen once, by address: the copy made then.
+        static SEEN_ONCE: RefCell<[Option<(usize, Box<str>)>; SLOTS]> =
+            const { RefCell::new([const { None }; SLOTS]) };
+    }
+
+    #[inline]
+    pub(super) fn string_value(s: &str) -> StringValue {
+        let addr = s.as_ptr() as usize;
+        // Fibonacci hashing: literals sit a few bytes apart, and must not share a slot.
+        let hash = (addr ^ s.len() << 48) as u64;
+        let slot = (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize;
+        let shared = SHARED
+            .try_with(|t| {
+                let (a, shared) = t[slot].get();
+                (a == addr && shared == s).then_some(shared)
+            })
+            .ok()
+            .flatten();
+        match shared {
+            Some(shared) => StringValue::from(shared),
+            None => first_uses(s, addr, slot),
+        }
+    }
+
+    /// A string not shared (yet): copied, and shared if it was seen at this address before.
+    #[cold]
+    fn first_uses(s: &str, addr: usize, slot: usize) -> StringValue {
+        if s.len() > MAX_SHARED {
+            return StringValue::from(s.to_owned());
+        }
+        let again = SEEN_ONCE
+            .try_with(|t| {
+                let mut t = t.borrow_mut();
+                match &t[slot] {
+                    Some((a, copy)) if *a == addr && &**copy == s => t[slot].take(),
+                    _ => {
+                        t[slot] = Some((addr, s.into()));
+                        None
+                    }
+                }
+            })
+            .ok()
+            .flatten();
+        if let Some((_, copy)) = again {
+            if LEAKED.fetch_add(s.len(), Ordering::Relaxed) + s.len() <= LEAK_BUDGET {
+                let shared: &'static str = Box::leak(copy);
+                let _ = SHARED.try_with(|t| t[slot].set((addr, shared)));
+                return StringValue::from(shared);
+            }
+        }
+        StringValue::from(s.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_literals_are_shared_after_their_second_use() {
+        let ptrs: Vec<*const u8> = (0..4)
+            .map(|_| match "POST".to_value() {
+                Value::String(s) => s.as_str().as_ptr(),
+                _ => std::ptr::null(),
+            })
+            .collect();
+        assert_ne!(ptrs[0], ptrs[1], "the first use is a copy");
+        assert_eq!(ptrs[1], ptrs[2]);
+        assert_eq!(ptrs[2], ptrs[3]);
+    }
 }

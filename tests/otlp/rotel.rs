@@ -178,6 +178,10 @@ pub struct SpanRec {
     pub status_message: String,
     pub attrs: Attrs,
     pub events: Vec<(String, Attrs)>,
+    /// The span's `tracestate` (empty when none).
+    pub trace_state: String,
+    /// Links: trace id and span id.
+    pub links: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -235,6 +239,7 @@ enum Section {
     EventAttrs,
     PointAttrs,
     LogAttrs,
+    Link,
     Other,
 }
 
@@ -357,6 +362,15 @@ pub fn parse(text: &str) -> Received {
                         l.attrs.push((k, v));
                     }
                 }
+                Section::Link => {
+                    if let Some(link) = r.spans.last_mut().and_then(|s| s.links.last_mut()) {
+                        match k.as_str() {
+                            "Trace ID" => link.0 = v,
+                            "ID" => link.1 = v,
+                            _ => {}
+                        }
+                    }
+                }
                 Section::Other => match (k.as_str(), &cur) {
                     ("Name", Cur::None) => metric = v,
                     ("DataType", Cur::None) => data_type = v,
@@ -373,6 +387,13 @@ pub fn parse(text: &str) -> Received {
         }
         if t.starts_with("SpanEvent #") {
             section = Section::Other;
+            continue;
+        }
+        if t.starts_with("SpanLink #") {
+            if let Some(s) = r.spans.last_mut() {
+                s.links.push(Default::default());
+            }
+            section = Section::Link;
             continue;
         }
         match t {
@@ -416,6 +437,7 @@ pub fn parse(text: &str) -> Received {
                     "Kind" => s.kind = v,
                     "Status code" => s.status_code = v,
                     "Status message" => s.status_message = v,
+                    "TraceState" => s.trace_state = v,
                     _ => {}
                 }
             }
