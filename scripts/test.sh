@@ -91,7 +91,7 @@ cargo fmt --all -- --check
 log "cargo clippy --all-targets --all-features -- -D warnings"
 cargo clippy --all-targets --all-features -- -D warnings
 
-for features in "" otlp prometheus; do
+for features in "" otlp prometheus http tower axum serde; do
   log "cargo clippy --no-default-features --features '$features' (each feature on its own)"
   cargo clippy --quiet --lib --no-default-features --features "$features" -- -D warnings
 done

@@ -265,12 +265,15 @@ mod borrowed {
 
     static LEAKED: AtomicUsize = AtomicUsize::new(0);
 
+    /// A string seen once: the address it was seen at, and the copy made then.
+    type SeenOnce = Option<(usize, Box<str>)>;
+
     thread_local! {
         /// Strings shared from here on, by the address they were seen at.
         static SHARED: [Cell<(usize, &'static str)>; SLOTS] =
             const { [const { Cell::new((0, "")) }; SLOTS] };
         /// Strings seen once, by address: the copy made then.
-        static SEEN_ONCE: RefCell<[Option<(usize, Box<str>)>; SLOTS]> =
+        static SEEN_ONCE: RefCell<[SeenOnce; SLOTS]> =
             const { RefCell::new([const { None }; SLOTS]) };
     }
 

@@ -131,8 +131,8 @@ pub use opentelemetry_sdk;
 pub use tracing;
 pub use tracing_opentelemetry;
 
-/// The README's code blocks, compiled as doctests.
-#[cfg(doctest)]
+/// The README's code blocks, compiled as doctests (they use the server layer).
+#[cfg(all(doctest, feature = "axum"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 

@@ -2,7 +2,8 @@
 //! axum's routes under `axum`) and the task metrics of workers.
 //!
 //! The narrow crate-internal API it uses: `SpanBuilder::start_context` (a started span's
-//! OpenTelemetry context, not attached, for a hand-written future that attaches it per poll).
+//! OpenTelemetry context, not attached, for a hand-written future that attaches it per poll),
+//! and `state::active()` (whether telemetry records, so the layer skips its work when not).
 
 #[cfg(feature = "tower")]
 mod http_server;

@@ -912,10 +912,10 @@ fn app_body() {
     let mut i = 0u64;
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
         tasks.submitted("send_email", "default", "high");
-        tasks.set_queue_size("default", "high", (i % 7) as u64);
+        tasks.set_queue_size("default", "high", i % 7);
         let run = tasks.start("send_email", "default", "high");
         let seconds = 0.05 + (i % 10) as f64 * 0.1;
-        let fails = i % 5 == 0;
+        let fails = i.is_multiple_of(5);
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_secs_f64(seconds));
             if fails {

@@ -70,7 +70,10 @@ fn an_extracted_context_parents_spans_and_is_forwarded_with_its_tracestate_and_f
     assert_eq!(server.trace_id, TRACE);
     assert_eq!(server.parent_span_id.as_deref(), Some(PARENT));
     // Two tracestate fields are one list, in order; the random flag (0x02) is kept.
-    assert_eq!(server.trace_state, "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7");
+    assert_eq!(
+        server.trace_state,
+        "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+    );
     assert_eq!(server.flags, 0x03);
 
     let sent = outgoing["traceparent"].to_str().unwrap();
@@ -89,8 +92,14 @@ fn malformed_traceparents_start_new_traces_and_are_counted() {
     let cases: Vec<(String, &str)> = vec![
         (valid.to_uppercase(), "uppercase hex"),
         (format!("ff-{TRACE}-{PARENT}-01"), "version ff"),
-        (format!("00-{}-{PARENT}-01", "0".repeat(32)), "zero trace id"),
-        (format!("00-{TRACE}-{}-01", "0".repeat(16)), "zero parent id"),
+        (
+            format!("00-{}-{PARENT}-01", "0".repeat(32)),
+            "zero trace id",
+        ),
+        (
+            format!("00-{TRACE}-{}-01", "0".repeat(16)),
+            "zero parent id",
+        ),
         (format!("{valid}-extra"), "version 00 with an extra field"),
         (format!("+{valid}"), "leading +"),
         (format!("{valid}\u{a0}"), "trailing non-ASCII whitespace"),
@@ -138,10 +147,14 @@ fn two_traceparent_fields_are_invalid() {
 #[test]
 fn a_higher_version_is_read_as_far_as_version_00_defines() {
     let _capture = capture();
-    let cx = TraceContext::from_traceparent(&format!("cc-{TRACE}-{PARENT}-01-what-the-future-holds"));
+    let cx =
+        TraceContext::from_traceparent(&format!("cc-{TRACE}-{PARENT}-01-what-the-future-holds"));
     assert_eq!(cx.and_then(|cx| cx.trace_id()).as_deref(), Some(TRACE));
     let cx = TraceContext::from_traceparent(&format!("cc-{TRACE}-{PARENT}-01x"));
-    assert!(cx.is_none(), "a higher version still needs a - after the flags");
+    assert!(
+        cx.is_none(),
+        "a higher version still needs a - after the flags"
+    );
 }
 
 #[test]
@@ -220,7 +233,10 @@ fn header_values_that_are_not_text_are_rejected() {
     let mut map = http::HeaderMap::new();
     let mut bytes = traceparent("01").into_bytes();
     bytes.push(0xff);
-    map.insert("traceparent", http::HeaderValue::from_bytes(&bytes).unwrap());
+    map.insert(
+        "traceparent",
+        http::HeaderValue::from_bytes(&bytes).unwrap(),
+    );
     assert_eq!(extract_trace_context(&map).trace_id(), None);
 }
 
@@ -367,9 +383,15 @@ fn a_worker_continues_the_producers_trace() {
     let worker = by_name(&spans, "worker.execute_task");
     assert_eq!(producer.kind, SpanKind::Producer);
     assert_eq!(worker.kind, SpanKind::Consumer);
-    assert_eq!(producer.parent_span_id.as_deref(), Some(request.span_id.as_str()));
+    assert_eq!(
+        producer.parent_span_id.as_deref(),
+        Some(request.span_id.as_str())
+    );
     assert_eq!(worker.trace_id, request.trace_id);
-    assert_eq!(worker.parent_span_id.as_deref(), Some(producer.span_id.as_str()));
+    assert_eq!(
+        worker.parent_span_id.as_deref(),
+        Some(producer.span_id.as_str())
+    );
 }
 
 #[test]
@@ -389,7 +411,10 @@ fn a_worker_can_start_its_own_trace_linked_to_the_producer() {
     let producer = by_name(&spans, "client.submit_task");
     let worker = by_name(&spans, "worker.execute_task");
     assert_ne!(worker.trace_id, producer.trace_id);
-    assert_eq!(worker.parent_span_id, None, "a linked worker span is a root");
+    assert_eq!(
+        worker.parent_span_id, None,
+        "a linked worker span is a root"
+    );
     assert_eq!(
         worker.links,
         vec![(producer.trace_id.clone(), producer.span_id.clone())]
