@@ -280,3 +280,55 @@ fn debug_of_a_handle_and_its_instruments_names_them_without_recursing() {
     );
     assert!(text.len() < 400, "{text}");
 }
+
+#[test]
+fn task_metrics_count_outcomes_durations_and_active_workers() {
+    let capture = capture();
+    let telemetry = get_telemetry("tasks-test");
+    let tasks = unitel::TaskMetrics::new(&telemetry, "jobs");
+    let email = [
+        ("task.name", "send_email"),
+        ("queue", "default"),
+        ("priority", "high"),
+    ];
+    // Borrowed strings of any lifetime name the task.
+    let name = String::from("send_email");
+    for _ in 0..4 {
+        tasks.submitted(&name, "default", "high");
+    }
+    tasks.start(&name, "default", "high").completed();
+    tasks.start(&name, "default", "high").failed();
+    tasks.start(&name, "default", "high").retried();
+    let running = tasks.start(&name, "default", "high");
+    assert_eq!(
+        capture.point("tasks-test", "jobs.workers.active", &[("queue", "default")]),
+        Some(PointValue::Sum(1.0))
+    );
+    // Dropped without an outcome (a panic, a cancelled task): failed.
+    drop(running);
+    tasks.set_queue_size("default", "high", 12);
+
+    assert_eq!(capture.counter("tasks-test", "jobs.tasks.submitted", &email), Some(4));
+    assert_eq!(capture.counter("tasks-test", "jobs.tasks.completed", &email), Some(1));
+    assert_eq!(capture.counter("tasks-test", "jobs.tasks.failed", &email), Some(2));
+    assert_eq!(capture.counter("tasks-test", "jobs.tasks.retried", &email), Some(1));
+    assert_eq!(
+        capture.point("tasks-test", "jobs.workers.active", &[("queue", "default")]),
+        Some(PointValue::Sum(0.0))
+    );
+    assert_eq!(
+        capture.point(
+            "tasks-test",
+            "jobs.queue.size",
+            &[("queue", "default"), ("priority", "high")]
+        ),
+        Some(PointValue::Gauge(12.0))
+    );
+    match capture.point("tasks-test", "jobs.tasks.duration", &email) {
+        Some(PointValue::Histogram { count, bounds, .. }) => {
+            assert_eq!(count, 4, "one duration per ended run");
+            assert_eq!(bounds.last(), Some(&300.0));
+        }
+        other => panic!("no duration histogram: {other:?}"),
+    }
+}
