@@ -308,10 +308,22 @@ fn task_metrics_count_outcomes_durations_and_active_workers() {
     drop(running);
     tasks.set_queue_size("default", "high", 12);
 
-    assert_eq!(capture.counter("tasks-test", "jobs.tasks.submitted", &email), Some(4));
-    assert_eq!(capture.counter("tasks-test", "jobs.tasks.completed", &email), Some(1));
-    assert_eq!(capture.counter("tasks-test", "jobs.tasks.failed", &email), Some(2));
-    assert_eq!(capture.counter("tasks-test", "jobs.tasks.retried", &email), Some(1));
+    assert_eq!(
+        capture.counter("tasks-test", "jobs.tasks.submitted", &email),
+        Some(4)
+    );
+    assert_eq!(
+        capture.counter("tasks-test", "jobs.tasks.completed", &email),
+        Some(1)
+    );
+    assert_eq!(
+        capture.counter("tasks-test", "jobs.tasks.failed", &email),
+        Some(2)
+    );
+    assert_eq!(
+        capture.counter("tasks-test", "jobs.tasks.retried", &email),
+        Some(1)
+    );
     assert_eq!(
         capture.point("tasks-test", "jobs.workers.active", &[("queue", "default")]),
         Some(PointValue::Sum(0.0))

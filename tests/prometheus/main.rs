@@ -13,8 +13,8 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -99,91 +99,11 @@ fn promtool_check(promtool: &Path, text: &str) -> (bool, String) {
 
 // ----- HTTP -----
 
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// `GET path` over a fresh connection, read to the end (`Connection: close`).
-fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no end of the response head"))?;
-    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad("no status code"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let mut body = raw[end + 4..].to_vec();
-    let chunked = headers.iter().any(|(k, v)| {
-        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
-    });
-    if chunked {
-        body = dechunk(&body).ok_or_else(|| bad("bad chunked body"))?;
-    }
-    let response = Response {
-        status,
-        headers,
-        body: String::from_utf8(body).map_err(|_| bad("body is not UTF-8"))?,
-    };
-    if let Some(len) = response.header("content-length") {
-        let len: usize = len.parse().map_err(|_| bad("bad Content-Length"))?;
-        if len != response.body.len() {
-            return Err(bad(&format!(
-                "Content-Length {len} but {} body bytes",
-                response.body.len()
-            )));
-        }
-    }
-    Ok(response)
-}
-
-fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
-        let size = std::str::from_utf8(&body[..line_end]).ok()?;
-        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(body.get(..size)?);
-        body = body.get(size + 2..)?;
-    }
-}
+use support::http_get;
 
 /// Scrapes `/metrics`, asserting a 200 with the text exposition content type.
 fn scrape(addr: SocketAddr) -> String {
-    let response = http_get(addr, "/metrics")
+    let response = http_get(addr, "/metrics", &[])
         .unwrap_or_else(|e| panic!("GET http://{addr}/metrics failed: {e}"));
     assert_eq!(response.status, 200, "GET /metrics answered {response:?}");
     let content_type = response.header("content-type").unwrap_or_default();
@@ -500,7 +420,7 @@ fn scrape_has_the_seed_names_and_values() {
     );
 
     // Anything but /metrics is a 404; a scrape is repeatable.
-    let other = http_get(addr, "/other").expect("GET /other");
+    let other = http_get(addr, "/other", &[]).expect("GET /other");
     assert_eq!(other.status, 404, "GET /other answered {other:?}");
     let again = parse_exposition(&scrape(addr));
     assert_eq!(
@@ -990,7 +910,7 @@ fn spawn_app() -> (Killed, SocketAddr, Arc<Mutex<Vec<String>>>) {
 
 /// GET `path` from Prometheus and parse the JSON body.
 fn prometheus_json(addr: SocketAddr, path: &str) -> Result<serde_json::Value, String> {
-    let response = http_get(addr, path).map_err(|e| format!("GET {path}: {e}"))?;
+    let response = http_get(addr, path, &[]).map_err(|e| format!("GET {path}: {e}"))?;
     if response.status != 200 {
         return Err(format!("GET {path}: {} {}", response.status, response.body));
     }
@@ -1067,7 +987,7 @@ fn real_prometheus_scrapes_the_app() {
     loop {
         server.assert_running(&log);
         app.assert_running(&log);
-        if http_get(prom_addr, "/-/ready").is_ok_and(|r| r.status == 200) {
+        if http_get(prom_addr, "/-/ready", &[]).is_ok_and(|r| r.status == 200) {
             break;
         }
         assert!(

@@ -6,7 +6,7 @@
 mod support;
 
 use std::collections::{BTreeMap, HashMap};
-use unitel::testing::{capture, CapturedSpan};
+use unitel::testing::capture;
 use unitel::{
     extract_trace_context, get_telemetry, inject_trace_context, DropReason, JobEnvelope, JobTrace,
     Signal, SpanKind, TraceContext,
@@ -17,19 +17,6 @@ const PARENT: &str = "00f067aa0ba902b7";
 
 fn traceparent(flags: &str) -> String {
     format!("00-{TRACE}-{PARENT}-{flags}")
-}
-
-fn by_name(spans: &[CapturedSpan], name: &str) -> CapturedSpan {
-    spans
-        .iter()
-        .find(|s| s.name == name)
-        .unwrap_or_else(|| {
-            panic!(
-                "no span {name:?} in {:?}",
-                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
-            )
-        })
-        .clone()
 }
 
 fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
@@ -66,7 +53,7 @@ fn an_extracted_context_parents_spans_and_is_forwarded_with_its_tracestate_and_f
             .start();
         inject_trace_context(&mut outgoing);
     }
-    let server = by_name(&capture.spans(), "GET /orders");
+    let server = support::span_named(&capture.spans(), "GET /orders");
     assert_eq!(server.trace_id, TRACE);
     assert_eq!(server.parent_span_id.as_deref(), Some(PARENT));
     // Two tracestate fields are one list, in order; the random flag (0x02) is kept.
@@ -378,9 +365,9 @@ fn a_worker_continues_the_producers_trace() {
             .start();
     }
     let spans = capture.spans();
-    let request = by_name(&spans, "POST /jobs");
-    let producer = by_name(&spans, "client.submit_task");
-    let worker = by_name(&spans, "worker.execute_task");
+    let request = support::span_named(&spans, "POST /jobs");
+    let producer = support::span_named(&spans, "client.submit_task");
+    let worker = support::span_named(&spans, "worker.execute_task");
     assert_eq!(producer.kind, SpanKind::Producer);
     assert_eq!(worker.kind, SpanKind::Consumer);
     assert_eq!(
@@ -408,8 +395,8 @@ fn a_worker_can_start_its_own_trace_linked_to_the_producer() {
             .start();
     }
     let spans = capture.spans();
-    let producer = by_name(&spans, "client.submit_task");
-    let worker = by_name(&spans, "worker.execute_task");
+    let producer = support::span_named(&spans, "client.submit_task");
+    let worker = support::span_named(&spans, "worker.execute_task");
     assert_ne!(worker.trace_id, producer.trace_id);
     assert_eq!(
         worker.parent_span_id, None,

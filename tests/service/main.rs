@@ -9,31 +9,17 @@ mod rotel;
 mod support;
 
 use rotel::{Received, Rotel, SpanRec};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+use support::Response;
 use unitel::logfile::Record;
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT: &str = "00f067aa0ba902b7";
 const TRACESTATE: &str = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
-
-/// The example binary, built by `cargo test` beside the test binaries.
-fn example(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test binary");
-    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("profile dir");
-    let bin = profile_dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} missing: run through `cargo test`",
-        bin.display()
-    );
-    bin
-}
 
 struct Service {
     child: Child,
@@ -50,7 +36,7 @@ impl Drop for Service {
 
 fn start(dir: &std::path::Path, service: &str) -> Service {
     let rotel = Rotel::get();
-    let mut child = Command::new(example("service"))
+    let mut child = Command::new(support::example_binary_named("service"))
         .current_dir(dir)
         .env("UNITEL_SERVICE_ADDR", "127.0.0.1:0")
         .env("OTEL_SERVICE_NAME", service)
@@ -102,63 +88,20 @@ fn start(dir: &std::path::Path, service: &str) -> Service {
     }
 }
 
-/// A response: status, headers (lowercase names), body.
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The trace id the service names in its body.
-    fn trace(&self) -> String {
-        self.body
-            .rsplit("trace ")
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_owned()
-    }
-}
-
-/// GET `path` over HTTP/1.1 with extra header lines (raw, so malformed values go out as is).
+/// GET `path` with extra header lines (raw, so malformed values go out as is).
 fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read the response");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
-    let mut lines = head.lines();
-    let status = lines
+    support::http_get(addr, path, headers).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+/// The trace id the service names in its body.
+fn trace_of(response: &Response) -> String {
+    response
+        .body
+        .rsplit("trace ")
         .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Response {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
 }
 
 fn stop(mut service: Service) -> String {
@@ -219,7 +162,7 @@ fn one_trace_across_server_call_and_worker_at_the_collector_and_in_the_file() {
         ],
     );
     assert_eq!(traced.status, 200, "{}", traced.body);
-    assert_eq!(traced.trace(), TRACE, "{}", traced.body);
+    assert_eq!(trace_of(&traced), TRACE, "{}", traced.body);
     assert_eq!(traced.header("x-trace-id"), Some(TRACE));
     assert_eq!(get(addr, "/health", &[]).status, 200);
 
@@ -243,7 +186,7 @@ fn one_trace_across_server_call_and_worker_at_the_collector_and_in_the_file() {
             &[("traceparent", value), ("tracestate", TRACESTATE)],
         );
         assert_eq!(r.status, 200, "{value}: {}", r.body);
-        let trace = r.trace();
+        let trace = trace_of(&r);
         assert_eq!(trace.len(), 32, "{value}: {}", r.body);
         assert_ne!(trace, TRACE, "{value} continued the caller's trace");
         assert!(!fresh.contains(&trace), "{value}: a trace id was reused");

@@ -1,21 +1,11 @@
 //! Spans: nesting (facade and `tracing`, both directions), attributes, events, errors, async.
 
+#[path = "../support/mod.rs"]
+mod support;
+
 use opentelemetry::Value;
 use unitel::testing::{capture, CapturedSpan};
 use unitel::{get_telemetry, Status, TraceContext};
-
-fn by_name(spans: &[CapturedSpan], name: &str) -> CapturedSpan {
-    spans
-        .iter()
-        .find(|s| s.name == name)
-        .unwrap_or_else(|| {
-            panic!(
-                "no span {name:?} in {:?}",
-                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
-            )
-        })
-        .clone()
-}
 
 fn assert_child(child: &CapturedSpan, parent: &CapturedSpan) {
     assert_eq!(
@@ -42,8 +32,8 @@ fn facade_spans_nest_and_take_dynamic_names() {
         let _inner = telemetry.trace(format!("load_order_{order}"));
     }
     let spans = capture.spans();
-    let outer = by_name(&spans, "outer");
-    let inner = by_name(&spans, "load_order_42");
+    let outer = support::span_named(&spans, "outer");
+    let inner = support::span_named(&spans, "load_order_42");
     assert_eq!(outer.parent_span_id, None);
     assert_child(&inner, &outer);
     assert_eq!(outer.component, "orders");
@@ -190,11 +180,11 @@ fn tracing_spans_nest_inside_facade_spans_and_back() {
         });
     }
     let spans = capture.spans();
-    let root = by_name(&spans, "facade_root");
-    let child = by_name(&spans, "tracing_child");
-    let grandchild = by_name(&spans, "facade_grandchild");
-    let sibling = by_name(&spans, "tracing_sibling");
-    let inner = by_name(&spans, "facade_in_tracing");
+    let root = support::span_named(&spans, "facade_root");
+    let child = support::span_named(&spans, "tracing_child");
+    let grandchild = support::span_named(&spans, "facade_grandchild");
+    let sibling = support::span_named(&spans, "tracing_sibling");
+    let inner = support::span_named(&spans, "facade_in_tracing");
     assert_child(&child, &root);
     assert_child(&grandchild, &child);
     assert_child(&sibling, &root);
@@ -268,8 +258,8 @@ fn in_scope_runs_the_closure_inside_the_span() {
         "the span ended with the closure"
     );
     let spans = capture.spans();
-    let scope = by_name(&spans, "scope");
-    assert_child(&by_name(&spans, "inside"), &scope);
+    let scope = support::span_named(&spans, "scope");
+    assert_child(&support::span_named(&spans, "inside"), &scope);
     assert_eq!(seen, Some(scope.trace_id));
 }
 
@@ -310,11 +300,11 @@ fn instrument_follows_a_future_across_awaits_threads_and_tasks() {
         assert_eq!(unitel::current_trace_id(), None);
     });
     let spans = capture.spans();
-    let request = by_name(&spans, "request");
+    let request = support::span_named(&spans, "request");
     for i in 0..3 {
-        assert_child(&by_name(&spans, &format!("step_{i}")), &request);
+        assert_child(&support::span_named(&spans, &format!("step_{i}")), &request);
     }
-    assert_child(&by_name(&spans, "spawned"), &request);
+    assert_child(&support::span_named(&spans, "spawned"), &request);
 }
 
 #[test]
@@ -346,9 +336,9 @@ fn trace_context_joins_work_on_another_thread() {
     drop(tx);
     worker.join().expect("worker");
     let spans = capture.spans();
-    let request = by_name(&spans, "request");
-    assert_child(&by_name(&spans, "job_from_channel"), &request);
-    assert_child(&by_name(&spans, "job_from_envelope"), &request);
+    let request = support::span_named(&spans, "request");
+    assert_child(&support::span_named(&spans, "job_from_channel"), &request);
+    assert_child(&support::span_named(&spans, "job_from_envelope"), &request);
 }
 
 #[test]

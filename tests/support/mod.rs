@@ -7,7 +7,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -182,16 +183,130 @@ pub fn marked(stdout: &str, marker: &str) -> Option<String> {
 
 /// The quickstart example binary, built by `cargo test` beside the test binaries.
 pub fn example_binary() -> std::path::PathBuf {
-    // target/<profile>/deps/<test>-<hash> -> target/<profile>/examples/quickstart
+    example_binary_named("quickstart")
+}
+
+/// An example's binary, built by `cargo test` beside the test binaries.
+pub fn example_binary_named(name: &str) -> std::path::PathBuf {
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>/examples/<name>
     let exe = std::env::current_exe().expect("test binary");
     let profile_dir = exe.parent().and_then(|d| d.parent()).expect("profile dir");
     let bin = profile_dir
         .join("examples")
-        .join(format!("quickstart{}", std::env::consts::EXE_SUFFIX));
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.exists(),
         "{} missing: run through `cargo test`, which builds the examples",
         bin.display()
     );
     bin
+}
+
+/// The span called `name` among `spans`; panics naming the spans there are.
+pub fn span_named(
+    spans: &[unitel::testing::CapturedSpan],
+    name: &str,
+) -> unitel::testing::CapturedSpan {
+    spans
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| {
+            panic!(
+                "no span {name:?} in {:?}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        })
+        .clone()
+}
+
+// ----- HTTP -----
+
+/// An HTTP response read by [`http_get`].
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `GET path` over a fresh connection with extra header lines, sent as given (so malformed
+/// values go out as they are), read to the end (`Connection: close`).
+pub fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no end of the response head"))?;
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("no status code"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    if chunked {
+        body = dechunk(&body).ok_or_else(|| bad("bad chunked body"))?;
+    }
+    let response = Response {
+        status,
+        headers,
+        body: String::from_utf8(body).map_err(|_| bad("body is not UTF-8"))?,
+    };
+    if let Some(len) = response.header("content-length") {
+        let len: usize = len.parse().map_err(|_| bad("bad Content-Length"))?;
+        if len != response.body.len() {
+            return Err(bad(&format!(
+                "Content-Length {len} but {} body bytes",
+                response.body.len()
+            )));
+        }
+    }
+    Ok(response)
+}
+
+fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
+        let size = std::str::from_utf8(&body[..line_end]).ok()?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(body.get(..size)?);
+        body = body.get(size + 2..)?;
+    }
 }
