@@ -2,9 +2,10 @@
 //! any tower service, after the stable HTTP semantic conventions.
 //!
 //! Built on the public API (`get_telemetry`, `SpanBuilder`, `TraceContext::extract`, the metric
-//! instruments and the `Attributes` trait) plus two crate-internal calls:
+//! instruments and the `Attributes` trait) plus three crate-internal calls:
 //! `SpanBuilder::start_context` (the started span's context, attached by the future on each
-//! poll) and `state::active` (so that a request costs next to nothing while telemetry is off).
+//! poll), `SpanBuilder::attributes_owned` (the attributes moved in, not copied) and
+//! `state::active` (so that a request costs next to nothing while telemetry is off).
 
 use crate::{get_telemetry, Attributes, Histogram, InstrumentOptions, UnifiedTelemetry};
 use crate::{TraceContext, UpDownCounter};
@@ -500,7 +501,7 @@ impl InFlight {
             .span(name)
             .kind(SpanKind::Server)
             .parent(parent)
-            .attrs(attrs.as_slice())
+            .attributes_owned(attrs.into_vec())
             .start_context();
         settings.active.add(1, &active_attrs(method, scheme));
         InFlight {

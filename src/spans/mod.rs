@@ -144,6 +144,16 @@ impl SpanBuilder {
         self
     }
 
+    /// Adds attributes already built, without copying them (for instrumentation).
+    pub(crate) fn attributes_owned(mut self, attrs: Vec<KeyValue>) -> Self {
+        if self.attributes.is_empty() {
+            self.attributes = attrs;
+        } else {
+            self.attributes.extend(attrs);
+        }
+        self
+    }
+
     /// The span's kind (default [`SpanKind::Internal`]).
     pub fn kind(mut self, kind: SpanKind) -> Self {
         self.kind = kind;
