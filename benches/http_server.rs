@@ -8,14 +8,16 @@
 //! 2. `unitel`: `configure_telemetry` (console off, `AlwaysOn` sampler, JSON log file on, the
 //!    discarding batch span processor of `benches/common`, no other exporter) and the router
 //!    with `.layer(HttpServerLayer::new())`: a sampled SERVER span with the HTTP attributes,
-//!    its JSON span record in the file, and the two HTTP server metrics, per request.
+//!    exported in batches to the discarding exporter, and its JSON span record in the file. The
+//!    layer records the two HTTP server metrics too, but no metric reader is configured, so
+//!    they are not aggregated.
 //! 3. `tower-http`: what people wire by hand: tower-http's `TraceLayer::new_for_http()` under
 //!    tracing-opentelemetry (an SDK provider, `AlwaysOn`, the same discarding batch processor)
 //!    and a JSON `tracing_subscriber::fmt` layer writing to a file through tracing-appender's
 //!    non-blocking writer, filtered `info,tower_http=debug` as tower-http's examples do.
 //!    `new_for_http()` logs two lines per request (request started, response finished).
 //! 4. `tower-http 1 line`: the same with `.on_request(())`, so that it writes one line per
-//!    request, like unitel's one span record.
+//!    request, like unitel's one span record: the stricter comparison.
 //!
 //! unitel installs the global tracing dispatcher, so each alternative gets its own: the
 //! worker threads of its runtime set it as their thread default when they start.
@@ -23,14 +25,22 @@
 //! The client is a raw HTTP/1.1 keep-alive `TcpStream` (`TCP_NODELAY`) in the criterion
 //! thread, one per server, writing the same request and reading exactly one response per
 //! iteration: the least client-side noise there is. What is timed is a whole round trip, so the
-//! telemetry's cost shows as the difference to `none`; the loopback round trip itself (two
-//! thread wake-ups) is most of each figure.
+//! telemetry's cost shows as the difference to `none`.
 //!
-//! At the end, outside any timing, the bench measures the variants again interleaved (rounds
-//! of a few hundred requests each, in turn), which cancels the drift of a busy machine, then
-//! prints the per-request medians of both passes, the cost each telemetry stack adds over
-//! `none` in µs, and the ratio unitel-added / alternative-added (the goal: at most 0.5). It
-//! then flushes the files and checks that every stack really recorded each request.
+//! After criterion's pass, outside its timing, the bench measures the variants again
+//! interleaved (rounds of 1000 requests each, in turn, which cancels the drift of a busy
+//! machine), in wall time and in CPU time of all the process's threads (server, client, span
+//! processor, log writer; Linux only). It prints the per-request medians of the passes, the
+//! cost each telemetry stack adds over `none` in µs, and the ratio unitel-added /
+//! alternative-added (the goal: at most 0.5). Then it flushes the files and checks that each
+//! stack recorded every request (a span record, or a response line inside a `request` span).
+//!
+//! Run it pinned to one CPU (`taskset -c 0 cargo bench --bench http_server --features axum`).
+//! Unpinned, on a small or virtualized machine, whether the client and server threads share a
+//! CPU decides each figure (a cross-CPU wake-up costs tens of µs on a VM) and flips from run to
+//! run; pinned, every thread's work is on the one CPU, wall time matches CPU time, and the
+//! figures repeat within a few percent. The added cost is then the telemetry's CPU cost per
+//! request, which is what bounds a loaded server's throughput.
 
 #![allow(missing_docs)]
 
@@ -50,9 +60,10 @@ use tracing_subscriber::layer::SubscriberExt as _;
 
 /// Worker threads per server runtime.
 const WORKERS: usize = 1;
-/// The interleaved pass: rounds, and requests per variant and round.
-const ROUNDS: usize = 40;
-const PER_ROUND: usize = 250;
+/// The interleaved pass: rounds, requests per variant and round, and the pause after each.
+const ROUNDS: usize = 12;
+const PER_ROUND: usize = 1000;
+const SETTLE: Duration = Duration::from_millis(150);
 
 fn router() -> Router {
     Router::new().route("/users/{id}", get(|| async { "ok" }))
@@ -267,6 +278,12 @@ fn http_server(c: &mut Criterion) {
         && !args.iter().any(|a| a == "--profile-time" || a == "--list");
     if benching {
         report(&mut variants);
+        if std::thread::available_parallelism().map_or(1, usize::from) > 1 {
+            eprintln!(
+                "note: not pinned to one CPU; wall times depend on thread placement \
+                 (run under `taskset -c 0` for repeatable figures)\n"
+            );
+        }
     }
 
     // Flush every file, then check that each stack recorded every request.
@@ -274,7 +291,7 @@ fn http_server(c: &mut Criterion) {
     drop(none);
     drop(unitel_variant.server.runtime);
     drop(guard);
-    let unitel_lines = count_lines(&unitel_log, |_| true);
+    let unitel_lines = count_lines(&unitel_log, |line| line.contains(r#""type":"span""#));
     for (variant, guard, provider, log) in [
         (alt, alt_guard, alt_provider, &alt_log),
         (one_line, one_line_guard, one_line_provider, &one_line_log),
@@ -300,7 +317,7 @@ fn http_server(c: &mut Criterion) {
         }
     }
     eprintln!(
-        "unitel: {} requests, {unitel_lines} lines in its JSON file",
+        "unitel: {} requests, {unitel_lines} span records in its JSON file",
         unitel_variant.client.sent
     );
     if unitel_lines != unitel_variant.client.sent {
@@ -309,54 +326,94 @@ fn http_server(c: &mut Criterion) {
 }
 
 /// Measures the variants again, interleaved, and prints both passes' figures.
+///
+/// Each block of requests is followed by a pause longer than any deferred work (unitel's
+/// 100 ms log flush), which falls into the block's CPU window: the CPU time is that of every
+/// thread of the process (server, client, span processor, log writer) from the block's start
+/// to the pause's end.
 fn report(variants: &mut [Variant]) {
-    let mut interleaved: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); variants.len()];
+    let n = variants.len();
+    let mut wall: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); n];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); n];
     for round in 0..ROUNDS {
         // A different variant goes first in each round.
-        for k in 0..variants.len() {
-            let i = (round + k) % variants.len();
+        for k in 0..n {
+            let i = (round + k) % n;
             let client = &mut variants[i].client;
+            let cpu_before = process_cpu_us();
             let start = Instant::now();
             for _ in 0..PER_ROUND {
                 client.get();
             }
-            interleaved[i].push(start.elapsed().as_secs_f64() * 1e6 / PER_ROUND as f64);
+            wall[i].push(start.elapsed().as_secs_f64() * 1e6 / PER_ROUND as f64);
+            std::thread::sleep(SETTLE);
+            if let (Some(before), Some(after)) = (cpu_before, process_cpu_us()) {
+                cpu[i].push((after - before) / PER_ROUND as f64);
+            }
         }
     }
 
-    let criterion: Vec<Option<f64>> = variants
-        .iter_mut()
-        .map(|v| median(&mut v.samples))
-        .collect();
-    let interleaved: Vec<Option<f64>> = interleaved.iter_mut().map(|s| median(s)).collect();
+    let columns: [(&str, Vec<Option<f64>>); 3] = [
+        (
+            "criterion",
+            variants
+                .iter_mut()
+                .map(|v| median(&mut v.samples))
+                .collect(),
+        ),
+        ("interleaved", wall.iter_mut().map(|s| median(s)).collect()),
+        ("CPU", cpu.iter_mut().map(|s| median(s)).collect()),
+    ];
     let show = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
 
     eprintln!();
-    eprintln!("http_server: µs per request (median)    criterion   interleaved");
+    eprintln!(
+        "http_server, µs per request (medians): criterion = wall, criterion's samples; \
+         interleaved = wall, {ROUNDS} rounds of {PER_ROUND}; CPU = CPU time of all threads, \
+         same rounds"
+    );
+    eprintln!(
+        "  {:<20} {:>10} {:>12} {:>10}",
+        "", "criterion", "interleaved", "CPU"
+    );
     for (i, v) in variants.iter().enumerate() {
         eprintln!(
-            "  {:<36} {:>9}   {:>11}",
+            "  {:<20} {:>10} {:>12} {:>10}",
             v.name,
-            show(criterion[i]),
-            show(interleaved[i])
+            show(columns[0].1[i]),
+            show(columns[1].1[i]),
+            show(columns[2].1[i]),
         );
     }
-    for (pass, figures) in [("criterion", &criterion), ("interleaved", &interleaved)] {
-        let added = |i: usize| Some(figures[i]? - figures[0]?);
+    for (pass, figures) in &columns {
+        let added = |i: usize| Some(figures.get(i).copied()?? - figures[0]?);
+        let ratio = |alt: usize| Some(added(1)? / added(alt)?);
         eprintln!(
-            "{pass}: added over none: unitel {} µs, tower-http {} µs, tower-http 1 line {} µs",
+            "{pass:>11}: added over none: unitel {} µs, tower-http {} µs (1 line: {} µs); \
+             unitel-added / tower-http-added = {} (1 line: {}), goal <= 0.5",
             show(added(1)),
             show(added(2)),
             show(added(3)),
-        );
-        let ratio = |alt: usize| Some(added(1)? / added(alt)?);
-        eprintln!(
-            "{pass}: unitel-added / tower-http-added = {} (1 line: {}), goal <= 0.5",
             show(ratio(2)),
             show(ratio(3)),
         );
     }
     eprintln!();
+}
+
+/// CPU time used so far by the threads of this process that are alive, in µs (Linux:
+/// `/proc/self/task/*/schedstat`); `None` elsewhere.
+fn process_cpu_us() -> Option<f64> {
+    let mut total_ns: u64 = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let Ok(task) = task else { continue };
+        // A thread may have ended since the listing.
+        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        total_ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total_ns as f64 / 1e3)
 }
 
 fn median(samples: &mut [f64]) -> Option<f64> {
