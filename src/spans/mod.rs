@@ -145,6 +145,7 @@ impl SpanBuilder {
     }
 
     /// Adds attributes already built, without copying them (for instrumentation).
+    #[cfg(feature = "tower")]
     pub(crate) fn attributes_owned(mut self, attrs: Vec<KeyValue>) -> Self {
         if self.attributes.is_empty() {
             self.attributes = attrs;
