@@ -107,16 +107,11 @@ pub struct SpanBuilder {
     name: Cow<'static, str>,
     kind: SpanKind,
     attributes: Vec<KeyValue>,
-    parent: Parent,
+    /// The context the span starts under; the current one when `None`.
+    parent: Option<Context>,
+    /// Start a new trace: the parent context's span is left out, its baggage kept.
+    root: bool,
     links: Vec<Link>,
-}
-
-/// Where a new span hangs.
-#[derive(Debug)]
-enum Parent {
-    Current,
-    Root,
-    Of(Context),
 }
 
 impl SpanBuilder {
@@ -126,7 +121,8 @@ impl SpanBuilder {
             name,
             kind: SpanKind::Internal,
             attributes: Vec::new(),
-            parent: Parent::Current,
+            parent: None,
+            root: false,
             links: Vec::new(),
         }
     }
@@ -169,14 +165,15 @@ impl SpanBuilder {
     /// and keeps that context's baggage.
     pub fn parent<'a>(mut self, parent: impl Into<Option<&'a TraceContext>>) -> Self {
         if let Some(parent) = parent.into() {
-            self.parent = Parent::Of(parent.cx.clone());
+            self.parent = Some(parent.cx.clone());
         }
         self
     }
 
-    /// Starts a new trace, whatever span is current.
+    /// Starts a new trace, whatever span is current or given to [`parent`](Self::parent); the
+    /// baggage of that context stays.
     pub fn root(mut self) -> Self {
-        self.parent = Parent::Root;
+        self.root = true;
         self
     }
 
@@ -214,7 +211,7 @@ impl SpanBuilder {
             // forward the caller's trace (what OpenTelemetry's no-op tracer does).
             _ => {
                 return match self.parent {
-                    Parent::Of(cx) if cx.span().span_context().is_valid() => Some(cx),
+                    Some(cx) if !self.root && cx.span().span_context().is_valid() => Some(cx),
                     _ => None,
                 }
             }
@@ -226,11 +223,11 @@ impl SpanBuilder {
             builder = builder.with_links(self.links);
         }
         attach::settle();
-        let parent = match self.parent {
-            Parent::Current => Context::current(),
-            // The baggage of a received context stays; only its span goes.
-            Parent::Root => Context::current().with_remote_span_context(SpanContext::NONE),
-            Parent::Of(cx) => cx,
+        let parent = self.parent.unwrap_or_else(Context::current);
+        let parent = match self.root {
+            // The baggage stays; only the span goes.
+            true => parent.with_remote_span_context(SpanContext::NONE),
+            false => parent,
         };
         let span = tracer.build_with_context(builder, &parent);
         Some(parent.with_span(span))

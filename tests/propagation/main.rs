@@ -385,15 +385,22 @@ fn a_worker_continues_the_producers_trace() {
 fn a_worker_can_start_its_own_trace_linked_to_the_producer() {
     let capture = capture();
     let telemetry = get_telemetry("fastworker");
-    let (producer, job) = telemetry.span("client.submit_task").produce(7u32);
+    let (producer, job) = {
+        let _baggage = unitel::set_baggage("tenant", "acme");
+        telemetry.span("client.submit_task").produce(7u32)
+    };
     drop(producer);
+    // The job's baggage reaches the worker whichever way its span relates to the producer's.
+    let mut seen_baggage = None;
     {
         let _current = telemetry.trace("unrelated");
         let _worker = telemetry
             .span("worker.execute_task")
             .consume(&job, JobTrace::Link)
             .start();
+        seen_baggage = unitel::baggage("tenant");
     }
+    assert_eq!(seen_baggage.as_deref(), Some("acme"));
     let spans = capture.spans();
     let producer = support::span_named(&spans, "client.submit_task");
     let worker = support::span_named(&spans, "worker.execute_task");
