@@ -391,15 +391,14 @@ fn a_worker_can_start_its_own_trace_linked_to_the_producer() {
     };
     drop(producer);
     // The job's baggage reaches the worker whichever way its span relates to the producer's.
-    let mut seen_baggage = None;
-    {
+    let seen_baggage = {
         let _current = telemetry.trace("unrelated");
         let _worker = telemetry
             .span("worker.execute_task")
             .consume(&job, JobTrace::Link)
             .start();
-        seen_baggage = unitel::baggage("tenant");
-    }
+        unitel::baggage("tenant")
+    };
     assert_eq!(seen_baggage.as_deref(), Some("acme"));
     let spans = capture.spans();
     let producer = support::span_named(&spans, "client.submit_task");
