@@ -2,10 +2,11 @@
 //! any tower service, after the stable HTTP semantic conventions.
 //!
 //! Built on the public API (`get_telemetry`, `SpanBuilder`, `TraceContext::extract`, the metric
-//! instruments and the `Attributes` trait) plus three crate-internal calls:
+//! instruments and the `Attributes` trait) plus four crate-internal calls:
 //! `SpanBuilder::start_context` (the started span's context, attached by the future on each
-//! poll), `SpanBuilder::attributes_owned` (the attributes moved in, not copied) and
-//! `state::active` (so that a request costs next to nothing while telemetry is off).
+//! poll), `SpanBuilder::attributes_owned` (the attributes moved in, not copied),
+//! `state::active` (so that a request costs next to nothing while telemetry is off) and
+//! `format::write_hex` (the trace id header).
 
 use crate::{get_telemetry, Attributes, Histogram, InstrumentOptions, UnifiedTelemetry};
 use crate::{TraceContext, UpDownCounter};
@@ -871,18 +872,14 @@ fn ip_value(ip: IpAddr) -> Value {
 
 /// Sets header `name` to the trace id of `cx`'s span, when it has one.
 fn insert_trace_id(headers: &mut HeaderMap, name: &HeaderName, cx: &Context) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let span = cx.span();
     let sc = span.span_context();
     if !sc.is_valid() {
         return;
     }
-    let mut hex = [0u8; 32];
-    for (i, byte) in sc.trace_id().to_bytes().iter().enumerate() {
-        hex[2 * i] = HEX[usize::from(byte >> 4)];
-        hex[2 * i + 1] = HEX[usize::from(byte & 0xf)];
-    }
-    if let Ok(value) = HeaderValue::from_bytes(&hex) {
+    let mut hex = String::with_capacity(32);
+    crate::format::write_hex(&mut hex, &sc.trace_id().to_bytes());
+    if let Ok(value) = HeaderValue::try_from(hex) {
         headers.insert(name.clone(), value);
     }
 }

@@ -4,7 +4,8 @@
 //! The narrow crate-internal API it uses: `SpanBuilder::start_context` (a started span's
 //! OpenTelemetry context, not attached, for a hand-written future that attaches it per poll),
 //! `SpanBuilder::attributes_owned` (attributes moved in, not copied),
-//! and `state::active()` (whether telemetry records, so the layer skips its work when not).
+//! `state::active()` (whether telemetry records, so the layer skips its work when not), and
+//! `format::write_hex` (ids as lowercase hex).
 
 #[cfg(feature = "tower")]
 mod http_server;

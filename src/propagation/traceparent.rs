@@ -24,7 +24,7 @@
 //!
 //! [Trace Context Level 2]: https://www.w3.org/TR/trace-context-2/
 
-use crate::format::is_lower_hex;
+use crate::format::{is_lower_hex, write_hex};
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 use std::ops::Range;
 
@@ -40,12 +40,14 @@ const OWS: [char; 2] = [' ', '\t'];
 /// The version-00 value of a span context: `00-<trace id>-<span id>-<flags>`, the flags
 /// limited to `sampled` and `random`.
 pub(super) fn format(sc: &SpanContext) -> String {
-    format!(
-        "00-{}-{}-{:02x}",
-        sc.trace_id(),
-        sc.span_id(),
-        sc.trace_flags().to_u8() & KNOWN_FLAGS
-    )
+    let mut out = String::with_capacity(LEN);
+    out.push_str("00-");
+    write_hex(&mut out, &sc.trace_id().to_bytes());
+    out.push('-');
+    write_hex(&mut out, &sc.span_id().to_bytes());
+    out.push('-');
+    write_hex(&mut out, &[sc.trace_flags().to_u8() & KNOWN_FLAGS]);
+    out
 }
 
 /// The remote span context (with an empty trace state) a `traceparent` value names, or a

@@ -15,7 +15,7 @@
 use crate::diagnostics::report_once;
 use crate::sync::lock;
 use opentelemetry::{Context, ContextGuard};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 
@@ -25,9 +25,12 @@ pub(super) struct Attachment {
     token: u64,
 }
 
-/// The guards attached on this thread, with their tokens, oldest first.
+/// The guards attached on this thread, with their tokens, oldest first; this thread's index
+/// (0 until first use) and the count of attachments made on it, for the tokens.
 struct Attached {
     guards: Vec<(u64, ContextGuard)>,
+    thread: u32,
+    count: u32,
 }
 
 impl Drop for Attached {
@@ -44,9 +47,9 @@ impl Drop for Attached {
 }
 
 thread_local! {
-    static ATTACHED: RefCell<Attached> = const { RefCell::new(Attached { guards: Vec::new() }) };
-    /// This thread's index (0 until first use) and the count of attachments made on it.
-    static THREAD: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
+    static ATTACHED: RefCell<Attached> = const {
+        RefCell::new(Attached { guards: Vec::new(), thread: 0, count: 0 })
+    };
 }
 
 static NEXT_THREAD: AtomicU32 = AtomicU32::new(1);
@@ -65,21 +68,24 @@ pub(super) fn settle() {
 
 /// Makes `cx` current on this thread until the returned attachment is dropped.
 pub(super) fn attach(cx: Context) -> Attachment {
-    let token = next_token();
-    let guard = cx.attach();
-    ATTACHED.with(|a| a.borrow_mut().guards.push((token, guard)));
+    let mut guard = Some(cx.attach());
+    // Token 0: the thread is exiting and its table is gone; the context is not kept current.
+    let token = ATTACHED
+        .try_with(|a| {
+            let mut a = a.borrow_mut();
+            if a.thread == 0 {
+                a.thread = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+            }
+            a.count = a.count.wrapping_add(1);
+            let token = (u64::from(a.thread) << 32) | u64::from(a.count);
+            if let Some(guard) = guard.take() {
+                a.guards.push((token, guard));
+            }
+            token
+        })
+        .unwrap_or(0);
+    drop(guard);
     Attachment { token }
-}
-
-fn next_token() -> u64 {
-    THREAD.with(|t| {
-        let (mut thread, count) = t.get();
-        if thread == 0 {
-            thread = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
-        }
-        t.set((thread, count.wrapping_add(1)));
-        (u64::from(thread) << 32) | u64::from(count)
-    })
 }
 
 /// Takes this thread's guard for `token` out of the table, if it is attached here.
@@ -118,6 +124,9 @@ fn reap_orphans() {
 
 impl Drop for Attachment {
     fn drop(&mut self) {
+        if self.token == 0 {
+            return;
+        }
         match take(self.token) {
             Some(guard) => drop(guard),
             None => {

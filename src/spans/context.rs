@@ -98,14 +98,12 @@ impl TraceContext {
 
     /// The trace id as 32 lowercase hex digits; `None` when the context has no span.
     pub fn trace_id(&self) -> Option<String> {
-        let sc = self.cx.span().span_context().clone();
-        sc.is_valid().then(|| sc.trace_id().to_string())
+        Ids::of(self.cx.span().span_context()).map(|ids| ids.trace_id.to_string())
     }
 
     /// The span id as 16 lowercase hex digits; `None` when the context has no span.
     pub fn span_id(&self) -> Option<String> {
-        let sc = self.cx.span().span_context().clone();
-        sc.is_valid().then(|| sc.span_id().to_string())
+        Ids::of(self.cx.span().span_context()).map(|ids| ids.span_id.to_string())
     }
 }
 
