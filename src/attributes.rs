@@ -260,8 +260,9 @@ mod borrowed {
     pub(super) const MAX_SHARED: usize = 128;
     /// Bytes the process may leak into shared strings.
     pub(super) const LEAK_BUDGET: usize = 1 << 20;
-    /// Slots per thread: the top 8 bits of the hash pick one.
-    const SLOTS: usize = 256;
+    /// Slots per thread: `1 << BITS`.
+    const BITS: u32 = 8;
+    const SLOTS: usize = 1 << BITS;
 
     static LEAKED: AtomicUsize = AtomicUsize::new(0);
 
@@ -280,9 +281,7 @@ mod borrowed {
     #[inline]
     pub(super) fn string_value(s: &str) -> StringValue {
         let addr = s.as_ptr() as usize;
-        // Fibonacci hashing: literals sit a few bytes apart, and must not share a slot.
-        let hash = (addr ^ s.len() << 48) as u64;
-        let slot = (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize;
+        let slot = crate::sync::address_slot(addr, s.len(), BITS);
         let shared = SHARED
             .try_with(|t| {
                 let (a, shared) = t[slot].get();

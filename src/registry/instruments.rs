@@ -235,7 +235,8 @@ mod fast {
     use super::Instrument;
     use std::cell::Cell;
 
-    const SLOTS: usize = 64;
+    const BITS: u32 = 6;
+    const SLOTS: usize = 1 << BITS;
     type Slot = Option<(usize, usize, usize, Instrument)>;
 
     thread_local! {
@@ -243,7 +244,7 @@ mod fast {
     }
 
     fn slot(component: usize, name: &'static str) -> usize {
-        ((name.as_ptr() as usize >> 3) ^ component.wrapping_mul(0x9e37_79b9)) % SLOTS
+        crate::sync::address_slot(name.as_ptr() as usize, component, BITS)
     }
 
     #[inline]

@@ -8,7 +8,7 @@ mod rotel;
 #[path = "../support/mod.rs"]
 mod support;
 
-use rotel::{Received, Rotel, SpanRec};
+use rotel::{attr, Received, Rotel, SpanRec};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -139,13 +139,6 @@ fn span<'a>(spans: &'a [&'a SpanRec], name: &str) -> &'a SpanRec {
     })
 }
 
-fn attr<'a>(span: &'a SpanRec, key: &str) -> Option<&'a str> {
-    span.attrs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-}
-
 #[test]
 fn one_trace_across_server_call_and_worker_at_the_collector_and_in_the_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -260,7 +253,10 @@ fn one_trace_across_server_call_and_worker_at_the_collector_and_in_the_file() {
     let server = span(&traced, "GET /checkout/{order}");
     assert_eq!(server.parent_id, PARENT);
     assert_eq!(server.kind, "SPAN_KIND_SERVER", "{:?}", server.kind);
-    assert_eq!(attr(server, "http.route"), Some("Str(/checkout/{order})"));
+    assert_eq!(
+        attr(&server.attrs, "http.route"),
+        Some("Str(/checkout/{order})")
+    );
     assert_eq!(server.trace_state, TRACESTATE);
     let callee = span(&traced, "GET /inventory/{item}");
     assert_eq!(callee.trace_state, TRACESTATE, "tracestate not forwarded");
