@@ -1,6 +1,8 @@
 //! Task metrics for workers, with the names seed 000's dashboards query.
 
-use crate::{Counter, Gauge, Histogram, InstrumentOptions, UnifiedTelemetry, UpDownCounter};
+use crate::{
+    Counter, Gauge, Histogram, InstrumentOptions, IntoValue as _, UnifiedTelemetry, UpDownCounter,
+};
 use opentelemetry::KeyValue;
 use std::time::Instant;
 
@@ -103,11 +105,12 @@ impl TaskMetrics {
     }
 }
 
+/// The attributes of a task; names that repeat (literals) are shared, not copied per call.
 fn task_attrs(task: &str, queue: &str, priority: &str) -> [KeyValue; 3] {
     [
-        KeyValue::new("task.name", task.to_owned()),
-        KeyValue::new("queue", queue.to_owned()),
-        KeyValue::new("priority", priority.to_owned()),
+        KeyValue::new("task.name", task.to_value()),
+        KeyValue::new("queue", queue.to_value()),
+        KeyValue::new("priority", priority.to_value()),
     ]
 }
 
