@@ -120,6 +120,15 @@ fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// `GET url` with extra headers, through reqwest.
+async fn http_get(url: String, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = client().get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("request")
+}
+
 fn server_spans(spans: &[CapturedSpan]) -> Vec<&CapturedSpan> {
     spans
         .iter()
@@ -190,14 +199,15 @@ fn active(capture: &Capture, method: &str) -> f64 {
 async fn span_is_named_after_the_route_with_every_attribute() {
     let capture = capture();
     let addr = serve(router(App::default())).await;
-    let response = client()
-        .get(format!("http://{addr}/users/42?token=s3cr3t-query"))
-        .header("user-agent", "unitel-test/1.0")
-        .header("authorization", "Bearer s3cr3t-header")
-        .header("cookie", "session=s3cr3t-cookie")
-        .send()
-        .await
-        .expect("request");
+    let response = http_get(
+        format!("http://{addr}/users/42?token=s3cr3t-query"),
+        &[
+            ("user-agent", "unitel-test/1.0"),
+            ("authorization", "Bearer s3cr3t-header"),
+            ("cookie", "session=s3cr3t-cookie"),
+        ],
+    )
+    .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "user 42");
 
@@ -236,14 +246,15 @@ async fn span_is_named_after_the_route_with_every_attribute() {
 async fn forwarding_headers_name_client_scheme_and_host() {
     let capture = capture();
     let addr = serve(router(App::default())).await;
-    let response = client()
-        .get(format!("http://{addr}/users/1"))
-        .header("x-forwarded-for", "203.0.113.7, 10.0.0.1")
-        .header("x-forwarded-proto", "https")
-        .header("x-forwarded-host", "shop.example:8443")
-        .send()
-        .await
-        .expect("request");
+    let response = http_get(
+        format!("http://{addr}/users/1"),
+        &[
+            ("x-forwarded-for", "203.0.113.7, 10.0.0.1"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "shop.example:8443"),
+        ],
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let span = only_server_span(&capture);
     assert_eq!(attr(&span, "client.address"), s("203.0.113.7"));
@@ -279,13 +290,14 @@ async fn forwarding_headers_name_client_scheme_and_host() {
         drop(capture);
         self::capture()
     };
-    client()
-        .get(format!("http://{addr}/users/3"))
-        .header("x-forwarded-proto", "gopher")
-        .header("x-forwarded-for", "unknown")
-        .send()
-        .await
-        .expect("request");
+    http_get(
+        format!("http://{addr}/users/3"),
+        &[
+            ("x-forwarded-proto", "gopher"),
+            ("x-forwarded-for", "unknown"),
+        ],
+    )
+    .await;
     let span = only_server_span(&capture);
     assert_eq!(attr(&span, "url.scheme"), s("http"));
     // `unknown` is not an address: the peer's is used.
@@ -296,11 +308,7 @@ async fn forwarding_headers_name_client_scheme_and_host() {
 async fn unmatched_request_is_named_by_its_method_alone() {
     let capture = capture();
     let addr = serve(router(App::default())).await;
-    let response = client()
-        .get(format!("http://{addr}/no/such/page"))
-        .send()
-        .await
-        .expect("request");
+    let response = http_get(format!("http://{addr}/no/such/page"), &[]).await;
     assert_eq!(response.status(), 404);
     let span = only_server_span(&capture);
     assert_eq!(span.name, "GET");
@@ -319,11 +327,7 @@ async fn unmatched_request_is_named_by_its_method_alone() {
 async fn not_found_from_a_route_leaves_the_status_unset() {
     let capture = capture();
     let addr = serve(router(App::default())).await;
-    let response = client()
-        .get(format!("http://{addr}/missing"))
-        .send()
-        .await
-        .expect("request");
+    let response = http_get(format!("http://{addr}/missing"), &[]).await;
     assert_eq!(response.status(), 404);
     let span = only_server_span(&capture);
     assert_eq!(span.name, "GET /missing");
@@ -336,11 +340,7 @@ async fn server_error_is_an_error_with_its_status_code() {
     let capture = capture();
     let addr = serve(router(App::default())).await;
     let before = histogram(&capture, &fail_point()).map_or(0, |(count, _)| count);
-    let response = client()
-        .get(format!("http://{addr}/fail"))
-        .send()
-        .await
-        .expect("request");
+    let response = http_get(format!("http://{addr}/fail"), &[]).await;
     assert_eq!(response.status(), 500);
     let span = only_server_span(&capture);
     assert_eq!(span.name, "GET /fail");
@@ -409,12 +409,11 @@ async fn unknown_methods_are_other() {
 async fn incoming_traceparent_is_the_parent_and_its_trace_id_is_returned() {
     let capture = capture();
     let addr = serve(router(App::default())).await;
-    let response = client()
-        .get(format!("http://{addr}/users/7"))
-        .header("traceparent", format!("00-{TRACE}-{PARENT}-01"))
-        .send()
-        .await
-        .expect("request");
+    let response = http_get(
+        format!("http://{addr}/users/7"),
+        &[("traceparent", &format!("00-{TRACE}-{PARENT}-01"))],
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let header = response
         .headers()
@@ -435,13 +434,11 @@ async fn malformed_traceparent_starts_a_new_trace_and_keeps_the_baggage() {
     let capture = capture();
     let addr = serve(router(App::default())).await;
     let bad = format!("00-{TRACE}-0000000000000000-01"); // an all-zero parent id is invalid
-    let response = client()
-        .get(format!("http://{addr}/baggage"))
-        .header("traceparent", bad)
-        .header("baggage", "tenant=acme")
-        .send()
-        .await
-        .expect("request");
+    let response = http_get(
+        format!("http://{addr}/baggage"),
+        &[("traceparent", &bad), ("baggage", "tenant=acme")],
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let header = response
         .headers()
@@ -467,21 +464,16 @@ async fn excluded_path_has_no_span_and_no_metrics() {
     let capture = capture();
     let addr = serve(router(App::default())).await;
     for _ in 0..3 {
-        let response = client()
-            .get(format!("http://{addr}/health"))
-            .header("traceparent", format!("00-{TRACE}-{PARENT}-01"))
-            .send()
-            .await
-            .expect("request");
+        let response = http_get(
+            format!("http://{addr}/health"),
+            &[("traceparent", &format!("00-{TRACE}-{PARENT}-01"))],
+        )
+        .await;
         assert_eq!(response.status(), 200);
         assert!(response.headers().get("x-trace-id").is_none());
     }
     // Something that is not excluded, so the capture is known to be working.
-    client()
-        .get(format!("http://{addr}/users/1"))
-        .send()
-        .await
-        .expect("request");
+    http_get(format!("http://{addr}/users/1"), &[]).await;
     let spans = capture.spans();
     let names: Vec<&str> = server_spans(&spans)
         .iter()
@@ -505,11 +497,7 @@ async fn excluded_path_has_no_span_and_no_metrics() {
 async fn handler_spans_and_logs_are_children_of_the_server_span() {
     let capture = capture();
     let addr = serve(router(App::default())).await;
-    let response = client()
-        .get(format!("http://{addr}/users/5"))
-        .send()
-        .await
-        .expect("request");
+    let response = http_get(format!("http://{addr}/users/5"), &[]).await;
     assert_eq!(response.status(), 200);
     let server = only_server_span(&capture);
     let inner = capture.span("load_user").expect("the handler's span");
@@ -548,11 +536,7 @@ async fn duration_histogram_has_the_buckets_and_the_attributes() {
     ];
     let before = histogram(&capture, &users).map_or(0, |(count, _)| count);
     for id in 0..3 {
-        let response = client()
-            .get(format!("http://{addr}/users/{id}"))
-            .send()
-            .await
-            .expect("request");
+        let response = http_get(format!("http://{addr}/users/{id}"), &[]).await;
         assert_eq!(response.status(), 200);
     }
     let (count, bounds) = histogram(&capture, &users).expect("a point for /users/{id}");
@@ -785,12 +769,11 @@ fn without_telemetry_requests_pass_and_the_trace_goes_through() {
             .layer(HttpServerLayer::new().trace_id_header(HeaderName::from_static("x-trace-id")));
         let addr = serve(app).await;
 
-        let response = client()
-            .get(format!("http://{addr}/trace"))
-            .header("traceparent", format!("00-{TRACE}-{PARENT}-01"))
-            .send()
-            .await
-            .expect("request");
+        let response = http_get(
+            format!("http://{addr}/trace"),
+            &[("traceparent", &format!("00-{TRACE}-{PARENT}-01"))],
+        )
+        .await;
         assert_eq!(response.status(), 200);
         assert_eq!(
             response.headers().get("x-trace-id").map(|v| v.as_bytes()),
@@ -798,11 +781,7 @@ fn without_telemetry_requests_pass_and_the_trace_goes_through() {
         );
         assert_eq!(response.text().await.unwrap(), TRACE);
 
-        let response = client()
-            .get(format!("http://{addr}/trace"))
-            .send()
-            .await
-            .expect("request");
+        let response = http_get(format!("http://{addr}/trace"), &[]).await;
         assert_eq!(response.status(), 200);
         assert!(response.headers().get("x-trace-id").is_none());
         assert_eq!(response.text().await.unwrap(), "");
