@@ -1,5 +1,6 @@
 //! Instrumentation built on the public API: the HTTP server layer (feature `tower`, with
-//! axum's routes under `axum`) and the task metrics of workers.
+//! axum's routes under `axum`), the client adapters for reqwest, sqlx and redis (each behind
+//! its own feature), and the task metrics of workers.
 //!
 //! The narrow crate-internal API it uses: `SpanBuilder::start_context` (a started span's
 //! OpenTelemetry context, not attached, for a hand-written future that attaches it per poll),
@@ -7,10 +8,24 @@
 //! `state::active()` (whether telemetry records, so the layer skips its work when not), and
 //! `format::write_hex` (ids as lowercase hex).
 
+#[cfg(any(feature = "sqlx", feature = "redis"))]
+mod db;
 #[cfg(feature = "tower")]
 mod http_server;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "reqwest")]
+mod reqwest;
+#[cfg(feature = "sqlx")]
+mod sqlx;
 mod tasks;
 
 #[cfg(feature = "tower")]
 pub use self::http_server::*;
+#[cfg(feature = "redis")]
+pub use self::redis::*;
+#[cfg(feature = "reqwest")]
+pub use self::reqwest::*;
+#[cfg(feature = "sqlx")]
+pub use self::sqlx::*;
 pub use self::tasks::{TaskMetrics, TaskRun};

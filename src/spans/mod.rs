@@ -141,7 +141,12 @@ impl SpanBuilder {
     }
 
     /// Adds attributes already built, without copying them (for instrumentation).
-    #[cfg(feature = "tower")]
+    #[cfg(any(
+        feature = "tower",
+        feature = "reqwest",
+        feature = "sqlx",
+        feature = "redis"
+    ))]
     pub(crate) fn attributes_owned(mut self, attrs: Vec<KeyValue>) -> Self {
         if self.attributes.is_empty() {
             self.attributes = attrs;

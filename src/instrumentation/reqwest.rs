@@ -1,0 +1,1 @@
+//! The reqwest adapter (in progress).

@@ -1,0 +1,1 @@
+//! The sqlx adapter (in progress).
