@@ -16,6 +16,10 @@ cleanup() {
   for pid in "${PIDS[@]:-}"; do
     [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
   done
+  if [ -n "${PGDATA_DIR:-}" ] && [ -f "$PGDATA_DIR/postmaster.pid" ]; then
+    as_postgres "$(pg_bin)/pg_ctl" -D "$PGDATA_DIR" stop -m immediate >/dev/null 2>&1 || true
+  fi
+  [ -n "${PGDIR:-}" ] && rm -rf "$PGDIR"
   [ -n "${WORK:-}" ] && rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -36,6 +40,20 @@ rotel_agent() {
   python3 -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))' 2>/dev/null
 }
 
+# The newest PostgreSQL server's bin directory (Debian keeps initdb and pg_ctl there, off PATH).
+pg_bin() {
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1
+}
+
+# PostgreSQL refuses to run as root: as root, its commands run as the package's `postgres` user.
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
 install_components() {
   # rotel: a real OpenTelemetry collector, shipped inside its PyPI package.
   if [ ! -x "$(rotel_agent)" ]; then
@@ -46,9 +64,16 @@ install_components() {
   if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
     apt_install prometheus
   fi
-  # The Prometheus package starts a system service on :9090; the tests run their own.
+  # PostgreSQL (the sqlx adapter's tests) and Redis (the redis adapter's).
+  if [ ! -x "$(pg_bin)/initdb" ]; then
+    apt_install postgresql
+  fi
+  if ! command -v redis-server >/dev/null; then
+    apt_install redis-server
+  fi
+  # The packages start system services on :9090, :5432 and :6379; the tests run their own.
   if command -v systemctl >/dev/null 2>&1; then
-    systemctl stop prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+    systemctl stop prometheus prometheus-node-exporter postgresql redis-server >/dev/null 2>&1 || true
   fi
 }
 
@@ -80,6 +105,39 @@ start_components() {
   export UNITEL_TEST_ROTEL_LOG="$WORK/rotel.log"
   export UNITEL_TEST_PROMETHEUS="$(command -v prometheus)"
   export UNITEL_TEST_PROMTOOL="$(command -v promtool)"
+
+  # PostgreSQL: a throwaway cluster in a temporary directory (no system service), password
+  # authentication on loopback only, so the tests can check that the password never leaks.
+  local pg_port pg_password="unitel-pg-secret"
+  pg_port="$(free_port)"
+  PGDIR="$(mktemp -d -t unitel-pg.XXXXXX)"
+  PGDATA_DIR="$PGDIR/data"
+  printf '%s\n' "$pg_password" >"$PGDIR/password"
+  [ "$(id -u)" = 0 ] && chown -R postgres "$PGDIR"
+  log "starting PostgreSQL on 127.0.0.1:$pg_port"
+  as_postgres "$(pg_bin)/initdb" -D "$PGDATA_DIR" -U unitel --pwfile="$PGDIR/password" \
+    -A scram-sha-256 --no-sync >"$PGDIR/initdb.log" 2>&1 \
+    || { cat "$PGDIR/initdb.log"; echo "initdb failed" >&2; exit 1; }
+  as_postgres "$(pg_bin)/pg_ctl" -D "$PGDATA_DIR" -w -t 60 -l "$PGDIR/postgres.log" \
+    -o "-p $pg_port -k $PGDIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+    start >/dev/null || { cat "$PGDIR/postgres.log"; echo "PostgreSQL did not start" >&2; exit 1; }
+  PGPASSWORD="$pg_password" "$(pg_bin)/psql" -q -h 127.0.0.1 -p "$pg_port" -U unitel -d postgres \
+    -c "CREATE DATABASE unitel_test" >/dev/null
+  export UNITEL_TEST_POSTGRES_URL="postgres://unitel:$pg_password@127.0.0.1:$pg_port/unitel_test"
+
+  # Redis, without persistence.
+  local redis_port
+  redis_port="$(free_port)"
+  log "starting redis-server on 127.0.0.1:$redis_port"
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$WORK" >"$WORK/redis.log" 2>&1 &
+  PIDS+=("$!")
+  for _ in $(seq 1 100); do
+    redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  redis-cli -p "$redis_port" ping >/dev/null || { cat "$WORK/redis.log"; echo "redis did not start" >&2; exit 1; }
+  export UNITEL_TEST_REDIS_URL="redis://127.0.0.1:$redis_port/"
 }
 
 install_components
@@ -91,10 +149,17 @@ cargo fmt --all -- --check
 log "cargo clippy --all-targets --all-features -- -D warnings"
 cargo clippy --all-targets --all-features -- -D warnings
 
-for features in "" otlp prometheus http tower axum serde; do
+for features in "" otlp prometheus http tower axum serde reqwest sqlx redis; do
   log "cargo clippy --no-default-features --features '$features' (each feature on its own)"
   cargo clippy --quiet --lib --no-default-features --features "$features" -- -D warnings
 done
+
+log "default features compile none of the adapters' dependencies"
+adapter_deps="$(cargo tree -e normal,build --prefix none -f '{p}' | grep -E '^(reqwest-middleware|sqlx|redis|libsqlite3-sys) ' | sort -u || true)"
+if [ -n "$adapter_deps" ]; then
+  echo "a service with default features would compile: $adapter_deps" >&2
+  exit 1
+fi
 
 log "cargo test --all-features"
 cargo test --all-features
