@@ -1,1 +1,0 @@
-//! The redis adapter (in progress).

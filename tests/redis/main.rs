@@ -1,0 +1,1171 @@
+//! The redis adapter against a real Redis (`UNITEL_TEST_REDIS_URL`, started by
+//! `scripts/test.sh`): async (`MultiplexedConnection`, `ConnectionManager`) and sync
+//! (`Connection`) paths, typed commands, `redis::cmd`, pipelines and transactions, read back
+//! through `unitel::testing::capture`. Failures: WRONGTYPE and other server errors, a
+//! connection killed by the server, and a `ConnectionManager` whose server went away and
+//! refuses (through an in-process TCP proxy that is shut down: fault injection only). Secrets
+//! (an ACL user's password in the URL, the values sent) are looked for in every span, log line
+//! and metric. With telemetry off (a child process) the wrapper is the bare connection.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use opentelemetry::Value as OtelValue;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncCommands as _, Commands as _, ConnectionAddr, ConnectionLike as _, RedisResult};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use unitel::testing::{capture, Capture, CapturedSpan, PointValue};
+use unitel::{get_telemetry, instrument_redis, InstrumentedRedis, SpanKind, Status};
+
+const DURATION: &str = "db.client.operation.duration";
+const BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
+
+/// Every attribute the adapter may set; anything else on a redis span is a leak.
+const ALLOWED: [&str; 10] = [
+    "db.system.name",
+    "db.namespace",
+    "db.operation.name",
+    "db.query.summary",
+    "db.query.text",
+    "db.operation.batch.size",
+    "db.response.status_code",
+    "error.type",
+    "server.address",
+    "server.port",
+];
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn redis_url() -> String {
+    std::env::var("UNITEL_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!(
+            "UNITEL_TEST_REDIS_URL is not set: these tests need a running Redis \
+             (scripts/test.sh starts one and sets it, e.g. redis://127.0.0.1:56379/)"
+        )
+    })
+}
+
+fn client() -> redis::Client {
+    redis::Client::open(redis_url()).expect("UNITEL_TEST_REDIS_URL is a redis URL")
+}
+
+/// The host and port of the test server.
+fn host_port() -> (String, u16) {
+    match client().get_connection_info().addr() {
+        ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
+        other => panic!("UNITEL_TEST_REDIS_URL must be a redis:// TCP URL, not {other:?}"),
+    }
+}
+
+/// A client of database `db` on the test server, with `userinfo` (`user:pw@`) if given.
+fn client_for(userinfo: &str, db: u8) -> redis::Client {
+    let (host, port) = host_port();
+    redis::Client::open(format!("redis://{userinfo}{host}:{port}/{db}")).expect("redis URL")
+}
+
+/// A string no other test (or run) uses.
+fn unique(tag: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "unitel-test:{tag}:{}:{nanos}:{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn multiplexed(client: &redis::Client) -> MultiplexedConnection {
+    client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to UNITEL_TEST_REDIS_URL")
+}
+
+/// The redis spans, oldest first.
+fn redis_spans(cap: &Capture) -> Vec<CapturedSpan> {
+    cap.spans()
+        .into_iter()
+        .filter(|s| s.attr("db.system.name").is_some())
+        .collect()
+}
+
+fn names(spans: &[CapturedSpan]) -> Vec<&str> {
+    spans.iter().map(|s| s.name.as_str()).collect()
+}
+
+fn string_attr(span: &CapturedSpan, key: &str) -> Option<String> {
+    match span.attr(key)? {
+        OtelValue::String(s) => Some(s.as_str().to_owned()),
+        other => panic!("{key} of {} is not a string: {other:?}", span.name),
+    }
+}
+
+fn int_attr(span: &CapturedSpan, key: &str) -> Option<i64> {
+    match span.attr(key)? {
+        OtelValue::I64(v) => Some(*v),
+        other => panic!("{key} of {} is not an integer: {other:?}", span.name),
+    }
+}
+
+/// What every redis span carries: kind, parent, the target attributes, no stray attribute.
+fn assert_redis_span(span: &CapturedSpan, parent: &CapturedSpan, component: &str, db: &str) {
+    let (host, port) = host_port();
+    assert_eq!(span.kind, SpanKind::Client, "{}", span.name);
+    assert_eq!(span.component, component, "{}", span.name);
+    assert_eq!(
+        span.trace_id, parent.trace_id,
+        "{} in the caller's trace",
+        span.name
+    );
+    assert_eq!(
+        span.parent_span_id.as_deref(),
+        Some(parent.span_id.as_str()),
+        "{} is a child of {}",
+        span.name,
+        parent.name
+    );
+    assert_eq!(
+        string_attr(span, "db.system.name").as_deref(),
+        Some("redis")
+    );
+    assert_eq!(string_attr(span, "db.namespace").as_deref(), Some(db));
+    assert_eq!(string_attr(span, "server.address"), Some(host));
+    assert_eq!(int_attr(span, "server.port"), Some(i64::from(port)));
+    assert_eq!(
+        string_attr(span, "db.query.summary").as_deref(),
+        Some(span.name.as_str()),
+        "the span is named after its summary"
+    );
+    for kv in &span.attributes {
+        assert!(
+            ALLOWED.contains(&kv.key.as_str()),
+            "unexpected attribute {} on {}",
+            kv.key,
+            span.name
+        );
+    }
+}
+
+/// A span that succeeded: no status, no error attributes.
+fn assert_ok_span(span: &CapturedSpan) {
+    assert_eq!(span.status, Status::Unset, "{}", span.name);
+    assert!(span.attr("error.type").is_none(), "{}", span.name);
+    assert!(
+        span.attr("db.response.status_code").is_none(),
+        "{}",
+        span.name
+    );
+}
+
+/// A span that failed with `error_type` (and `status_code` when the server answered).
+fn assert_error_span(span: &CapturedSpan, error_type: &str, status_code: Option<&str>) {
+    match &span.status {
+        Status::Error { description } => assert_eq!(description, error_type, "{}", span.name),
+        other => panic!("{} should have an error status, has {other:?}", span.name),
+    }
+    assert_eq!(string_attr(span, "error.type").as_deref(), Some(error_type));
+    assert_eq!(
+        string_attr(span, "db.response.status_code").as_deref(),
+        status_code
+    );
+}
+
+/// The duration histogram point of `component` with the target's attributes, `operation`,
+/// `summary` and `extra`; asserts its buckets and returns its count.
+fn duration_count(
+    cap: &Capture,
+    component: &str,
+    db: &str,
+    operation: &str,
+    summary: &str,
+    extra: &[(&str, &str)],
+) -> u64 {
+    let (host, port) = host_port();
+    let port = port.to_string();
+    let mut attrs = vec![
+        ("db.system.name", "redis"),
+        ("db.namespace", db),
+        ("db.operation.name", operation),
+        ("db.query.summary", summary),
+        ("server.address", host.as_str()),
+        ("server.port", port.as_str()),
+    ];
+    attrs.extend_from_slice(extra);
+    match cap.point(component, DURATION, &attrs) {
+        Some(PointValue::Histogram { count, bounds, .. }) => {
+            assert_eq!(bounds, BUCKETS, "{DURATION} buckets");
+            count
+        }
+        Some(other) => panic!("{DURATION} is not a histogram: {other:?}"),
+        None => 0,
+    }
+}
+
+/// The unit of every duration point, and that no point has `db.query.text` or an attribute
+/// outside the span's.
+fn assert_duration_points(cap: &Capture) {
+    let points: Vec<_> = cap
+        .metrics()
+        .into_iter()
+        .filter(|p| p.name == DURATION)
+        .collect();
+    assert!(!points.is_empty(), "no {DURATION} point");
+    for point in points {
+        assert_eq!(point.unit, "s");
+        for (key, _) in &point.attributes {
+            assert!(
+                ALLOWED.contains(&key.as_str()) && key != "db.query.text",
+                "unexpected metric attribute {key}"
+            );
+        }
+    }
+}
+
+/// No `secret` anywhere: span names, attribute values, statuses, events, log lines, metric
+/// attributes.
+fn assert_no_secret(cap: &Capture, secrets: &[&str]) {
+    let mut haystack = Vec::new();
+    for span in cap.spans() {
+        haystack.push(format!("{span:?}"));
+    }
+    haystack.extend(cap.raw_lines());
+    for point in cap.metrics() {
+        haystack.push(format!("{point:?}"));
+    }
+    for secret in secrets {
+        assert!(!secret.is_empty());
+        for text in &haystack {
+            assert!(!text.contains(secret), "secret {secret:?} leaked in {text}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Async
+
+#[tokio::test]
+async fn typed_commands_on_a_multiplexed_connection_are_children_of_the_caller() {
+    let cap = capture();
+    let client = client();
+    let mut redis = instrument_redis(multiplexed(&client).await, &client);
+    let key = unique("typed");
+    let hash = unique("typed-hash");
+    let counter = unique("typed-counter");
+    let value = unique("typed-value");
+    let before = |op: &str| duration_count(&cap, "redis", "0", op, op, &[]);
+    // `incr` sends INCRBY.
+    let (set0, get0, hset0, incr0) = (
+        before("SET"),
+        before("GET"),
+        before("HSET"),
+        before("INCRBY"),
+    );
+
+    let tel = get_telemetry("app");
+    let got: Option<String> = tel
+        .span("parent")
+        .instrument(async {
+            redis.set::<_, _, ()>(&key, &value).await.expect("SET");
+            redis
+                .hset::<_, _, _, ()>(&hash, "field", &value)
+                .await
+                .expect("HSET");
+            redis.incr::<_, _, ()>(&counter, 5).await.expect("INCR");
+            redis.get(&key).await.expect("GET")
+        })
+        .await;
+    assert_eq!(
+        got.as_deref(),
+        Some(value.as_str()),
+        "the wrapper returns the reply"
+    );
+
+    let parent = cap.span("parent").expect("parent span");
+    let spans = redis_spans(&cap);
+    assert_eq!(names(&spans), ["SET", "HSET", "INCRBY", "GET"]);
+    for span in &spans {
+        assert_redis_span(span, &parent, "redis", "0");
+        assert_ok_span(span);
+        assert_eq!(
+            string_attr(span, "db.operation.name").as_deref(),
+            Some(span.name.as_str())
+        );
+        assert!(
+            span.attr("db.query.text").is_none(),
+            "query text is off by default"
+        );
+        assert!(span.attr("db.operation.batch.size").is_none());
+    }
+    assert_eq!(before("SET"), set0 + 1);
+    assert_eq!(before("GET"), get0 + 1);
+    assert_eq!(before("HSET"), hset0 + 1);
+    assert_eq!(before("INCRBY"), incr0 + 1);
+    assert_duration_points(&cap);
+    assert_no_secret(&cap, &[&value]);
+
+    let _: () = redis.del(&[&key, &hash, &counter]).await.expect("DEL");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_manager_is_cloned_per_task_and_each_span_has_its_caller() {
+    let cap = capture();
+    let client = client();
+    let manager = client
+        .get_connection_manager()
+        .await
+        .expect("connection manager");
+    let redis = instrument_redis(manager, &client).component("redis.manager");
+    let tel = get_telemetry("app");
+    let keys: Vec<String> = (0..2).map(|i| unique(&format!("manager-{i}"))).collect();
+
+    let mut tasks = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let mut redis = redis.clone();
+        let key = key.clone();
+        let span = tel.span(format!("task-{i}"));
+        tasks.push(tokio::spawn(span.instrument(async move {
+            let _: () = redis.set(&key, i).await.expect("SET");
+            tokio::task::yield_now().await;
+            let n: usize = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut redis)
+                .await
+                .expect("GET");
+            assert_eq!(n, i);
+        })));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    // A guard's span is the parent too, and a two-word command is named by both words.
+    let mut redis2 = redis.clone();
+    {
+        let _guard = tel.trace("guarded");
+        let _: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory")
+            .query_async(&mut redis2)
+            .await
+            .expect("CONFIG GET");
+    }
+
+    let spans = redis_spans(&cap);
+    for (i, _) in keys.iter().enumerate() {
+        let task = cap.span(&format!("task-{i}")).expect("task span");
+        let children: Vec<_> = spans
+            .iter()
+            .filter(|s| s.parent_span_id.as_deref() == Some(task.span_id.as_str()))
+            .collect();
+        assert_eq!(
+            children.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["SET", "GET"]
+        );
+        for span in children {
+            assert_redis_span(span, &task, "redis.manager", "0");
+            assert_ok_span(span);
+        }
+    }
+    let guarded = cap.span("guarded").expect("guard span");
+    let config = cap.span("CONFIG GET").expect("CONFIG GET span");
+    assert_redis_span(&config, &guarded, "redis.manager", "0");
+    assert_eq!(
+        string_attr(&config, "db.operation.name").as_deref(),
+        Some("CONFIG GET")
+    );
+    assert_eq!(
+        duration_count(&cap, "redis.manager", "0", "SET", "SET", &[]),
+        2
+    );
+    assert_eq!(
+        duration_count(&cap, "redis.manager", "0", "GET", "GET", &[]),
+        2
+    );
+    assert_eq!(
+        duration_count(&cap, "redis.manager", "0", "CONFIG GET", "CONFIG GET", &[]),
+        1
+    );
+
+    let mut redis = redis;
+    let _: () = redis.del(&keys).await.expect("DEL");
+}
+
+#[tokio::test]
+async fn async_pipelines_and_transactions_are_one_span_each() {
+    let cap = capture();
+    let client = client();
+    let mut redis =
+        instrument_redis(multiplexed(&client).await, &client).component("redis.pipelines");
+    let (a, b) = (unique("pipe-a"), unique("pipe-b"));
+    let secret = unique("pipe-secret");
+    let tel = get_telemetry("app");
+
+    tel.span("parent")
+        .instrument(async {
+            let (got,): (String,) = redis::pipe()
+                .set(&a, &secret)
+                .ignore()
+                .incr(&b, 1)
+                .ignore()
+                .get(&a)
+                .query_async(&mut redis)
+                .await
+                .expect("pipeline");
+            assert_eq!(got, secret);
+            let (x, y): (i64, i64) = redis::pipe()
+                .incr(&b, 1)
+                .incr(&b, 1)
+                .query_async(&mut redis)
+                .await
+                .expect("pipeline of INCR");
+            assert_eq!((x, y), (2, 3));
+            let (x, y): (i64, i64) = redis::pipe()
+                .atomic()
+                .incr(&b, 10)
+                .incr(&b, 10)
+                .query_async(&mut redis)
+                .await
+                .expect("transaction");
+            assert_eq!((x, y), (13, 23));
+            let (one,): (String,) = redis::pipe()
+                .get(&a)
+                .query_async(&mut redis)
+                .await
+                .expect("pipeline of one");
+            assert_eq!(one, secret);
+            let (ok,): (i64,) = redis::pipe()
+                .atomic()
+                .del(&[&a, &b])
+                .query_async(&mut redis)
+                .await
+                .expect("transaction of one");
+            assert_eq!(ok, 2);
+        })
+        .await;
+
+    let parent = cap.span("parent").expect("parent span");
+    let spans = redis_spans(&cap);
+    assert_eq!(
+        names(&spans),
+        ["PIPELINE", "PIPELINE", "MULTI", "GET", "MULTI"]
+    );
+    let expect = [
+        ("PIPELINE", Some(3)),
+        ("PIPELINE INCRBY", Some(2)),
+        ("MULTI INCRBY", Some(2)),
+        ("GET", None),
+        ("MULTI DEL", None),
+    ];
+    for (span, (operation, batch)) in spans.iter().zip(expect) {
+        assert_redis_span(span, &parent, "redis.pipelines", "0");
+        assert_ok_span(span);
+        assert_eq!(
+            string_attr(span, "db.operation.name").as_deref(),
+            Some(operation)
+        );
+        assert_eq!(
+            int_attr(span, "db.operation.batch.size"),
+            batch,
+            "{operation}"
+        );
+    }
+    assert_eq!(
+        duration_count(&cap, "redis.pipelines", "0", "PIPELINE", "PIPELINE", &[]),
+        1
+    );
+    assert_eq!(
+        duration_count(&cap, "redis.pipelines", "0", "MULTI INCRBY", "MULTI", &[]),
+        1
+    );
+    assert_eq!(
+        duration_count(&cap, "redis.pipelines", "0", "GET", "GET", &[]),
+        1
+    );
+    assert_no_secret(&cap, &[&secret]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sync
+
+#[test]
+fn sync_connection_commands_pipelines_and_raw_bytes() {
+    let cap = capture();
+    let client = client_for("", 3);
+    let connection = client.get_connection().expect("sync connection");
+    let mut redis =
+        InstrumentedRedis::new(connection, client.get_connection_info()).component("redis.sync");
+    let (a, b) = (unique("sync-a"), unique("sync-b"));
+    let secret = unique("sync-secret");
+    let tel = get_telemetry("app");
+
+    {
+        let _parent = tel.trace("parent");
+        let _: () = redis.set(&a, &secret).expect("SET");
+        let got: String = redis::cmd("GET").arg(&a).query(&mut redis).expect("GET");
+        assert_eq!(got, secret);
+        let (x, y): (i64, i64) = redis::pipe()
+            .incr(&b, 1)
+            .incr(&b, 1)
+            .query(&mut redis)
+            .expect("pipeline");
+        assert_eq!((x, y), (1, 2));
+        let (got, n): (String, i64) = redis::pipe()
+            .atomic()
+            .get(&a)
+            .incr(&b, 1)
+            .query(&mut redis)
+            .expect("transaction");
+        assert_eq!((got.as_str(), n), (secret.as_str(), 3));
+        // The raw path: packed bytes, parsed by the wrapper for the name only.
+        let raw = redis
+            .req_packed_command(&redis::cmd("STRLEN").arg(&a).get_packed_command())
+            .expect("STRLEN");
+        assert_eq!(raw, redis::Value::Int(secret.len() as i64));
+        let _: () = redis.del(&[&a, &b]).expect("DEL");
+    }
+
+    let parent = cap.span("parent").expect("parent span");
+    let spans = redis_spans(&cap);
+    assert_eq!(
+        names(&spans),
+        ["SET", "GET", "PIPELINE", "MULTI", "STRLEN", "DEL"]
+    );
+    let expect = [
+        ("SET", None),
+        ("GET", None),
+        ("PIPELINE INCRBY", Some(2)),
+        ("MULTI", Some(2)),
+        ("STRLEN", None),
+        ("DEL", None),
+    ];
+    for (span, (operation, batch)) in spans.iter().zip(expect) {
+        assert_redis_span(span, &parent, "redis.sync", "3");
+        assert_ok_span(span);
+        assert_eq!(
+            string_attr(span, "db.operation.name").as_deref(),
+            Some(operation)
+        );
+        assert_eq!(
+            int_attr(span, "db.operation.batch.size"),
+            batch,
+            "{operation}"
+        );
+    }
+    assert_eq!(
+        duration_count(&cap, "redis.sync", "3", "MULTI", "MULTI", &[]),
+        1
+    );
+    assert_eq!(
+        duration_count(&cap, "redis.sync", "3", "STRLEN", "STRLEN", &[]),
+        1
+    );
+    assert_duration_points(&cap);
+    assert_no_secret(&cap, &[&secret]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+#[tokio::test]
+async fn wrong_type_and_other_server_errors_are_recorded_by_their_prefix() {
+    let cap = capture();
+    let client = client();
+    let component = "redis.errors";
+    let mut redis = instrument_redis(multiplexed(&client).await, &client).component(component);
+    let list = unique("err-list");
+    let string = unique("err-string");
+    let secret = unique("err-secret");
+    let tel = get_telemetry("app");
+
+    tel.span("parent")
+        .instrument(async {
+            let _: () = redis.rpush(&list, &secret).await.expect("RPUSH");
+            let _: () = redis.set(&string, &secret).await.expect("SET");
+            let e = redis
+                .get::<_, String>(&list)
+                .await
+                .expect_err("GET on a list");
+            assert_eq!(e.code(), Some("WRONGTYPE"));
+            // A pipeline whose second command fails, then a transaction whose second
+            // command fails when EXEC runs it.
+            let e = redis::pipe()
+                .get(&string)
+                .lpush(&string, &secret)
+                .query_async::<()>(&mut redis)
+                .await
+                .expect_err("pipeline");
+            assert!(e.to_string().contains("WRONGTYPE"), "{e}");
+            let e = redis::pipe()
+                .atomic()
+                .get(&string)
+                .lpush(&string, &secret)
+                .query_async::<()>(&mut redis)
+                .await
+                .expect_err("transaction");
+            assert!(e.to_string().contains("WRONGTYPE"), "{e}");
+            // Rejected when queued (wrong number of arguments): EXEC aborts.
+            let e = redis::pipe()
+                .atomic()
+                .get(&string)
+                .cmd("SET")
+                .arg(&secret)
+                .query_async::<()>(&mut redis)
+                .await
+                .expect_err("aborted transaction");
+            assert_eq!(e.code(), Some("EXECABORT"));
+            // An unknown command: the server's message quotes it and its first argument.
+            let e = redis::cmd(&format!("{secret} x"))
+                .arg(&secret)
+                .query_async::<()>(&mut redis)
+                .await
+                .expect_err("unknown command");
+            assert_eq!(e.code(), Some("ERR"));
+            assert!(e.to_string().contains(&secret), "the server echoes it: {e}");
+        })
+        .await;
+
+    let parent = cap.span("parent").expect("parent span");
+    let spans = redis_spans(&cap);
+    assert_eq!(
+        names(&spans),
+        ["RPUSH", "SET", "GET", "PIPELINE", "MULTI", "MULTI", "_OTHER"]
+    );
+    for span in &spans {
+        assert_redis_span(span, &parent, component, "0");
+    }
+    assert_ok_span(&spans[0]);
+    assert_ok_span(&spans[1]);
+    assert_error_span(&spans[2], "WRONGTYPE", Some("WRONGTYPE"));
+    assert_error_span(&spans[3], "WRONGTYPE", Some("WRONGTYPE"));
+    assert_error_span(&spans[4], "WRONGTYPE", Some("WRONGTYPE"));
+    assert_error_span(&spans[5], "EXECABORT", Some("EXECABORT"));
+    assert_error_span(&spans[6], "ERR", Some("ERR"));
+    assert_eq!(
+        string_attr(&spans[6], "db.operation.name").as_deref(),
+        Some("_OTHER")
+    );
+
+    let wrongtype = [
+        ("db.response.status_code", "WRONGTYPE"),
+        ("error.type", "WRONGTYPE"),
+    ];
+    assert_eq!(
+        duration_count(&cap, component, "0", "GET", "GET", &wrongtype),
+        1
+    );
+    assert_eq!(duration_count(&cap, component, "0", "GET", "GET", &[]), 0);
+    assert_eq!(
+        duration_count(&cap, component, "0", "PIPELINE", "PIPELINE", &wrongtype),
+        1
+    );
+    assert_eq!(
+        duration_count(
+            &cap,
+            component,
+            "0",
+            "MULTI",
+            "MULTI",
+            &[
+                ("db.response.status_code", "EXECABORT"),
+                ("error.type", "EXECABORT")
+            ]
+        ),
+        1
+    );
+    assert_eq!(
+        duration_count(
+            &cap,
+            component,
+            "0",
+            "_OTHER",
+            "_OTHER",
+            &[("db.response.status_code", "ERR"), ("error.type", "ERR")]
+        ),
+        1
+    );
+    assert_duration_points(&cap);
+    assert_no_secret(&cap, &[&secret]);
+
+    let _: () = redis.del(&[&list, &string]).await.expect("DEL");
+}
+
+#[test]
+fn sync_wrong_type_is_an_error_span() {
+    let cap = capture();
+    let client = client();
+    let component = "redis.sync.errors";
+    let mut redis =
+        instrument_redis(client.get_connection().expect("connect"), &client).component(component);
+    let string = unique("sync-err");
+    let tel = get_telemetry("app");
+    {
+        let _parent = tel.trace("parent");
+        let _: () = redis.set(&string, "x").expect("SET");
+        let e = redis
+            .lpush::<_, _, ()>(&string, "y")
+            .expect_err("LPUSH on a string");
+        assert_eq!(e.code(), Some("WRONGTYPE"));
+        let _: () = redis.del(&string).expect("DEL");
+    }
+    let parent = cap.span("parent").expect("parent span");
+    let lpush = cap.span("LPUSH").expect("LPUSH span");
+    assert_redis_span(&lpush, &parent, component, "0");
+    assert_error_span(&lpush, "WRONGTYPE", Some("WRONGTYPE"));
+    assert_eq!(
+        duration_count(
+            &cap,
+            component,
+            "0",
+            "LPUSH",
+            "LPUSH",
+            &[
+                ("db.response.status_code", "WRONGTYPE"),
+                ("error.type", "WRONGTYPE")
+            ]
+        ),
+        1
+    );
+}
+
+/// Kills the connection whose `CLIENT ID` is `id`, from another connection.
+fn kill_client(id: i64) {
+    let mut admin = client().get_connection().expect("admin connection");
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(id)
+        .query(&mut admin)
+        .expect("CLIENT KILL");
+    assert_eq!(killed, 1, "killed the connection");
+}
+
+#[tokio::test]
+async fn a_connection_killed_by_the_server_fails_its_next_command() {
+    let cap = capture();
+    let client = client();
+    let component = "redis.killed";
+    let tel = get_telemetry("app");
+
+    // Async: the multiplexed connection's next command finds the socket closed.
+    let mut redis = instrument_redis(multiplexed(&client).await, &client).component(component);
+    let id: i64 = redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(&mut redis)
+        .await
+        .expect("CLIENT ID");
+    kill_client(id);
+    let result: RedisResult<Option<String>> = tel
+        .span("async-parent")
+        .instrument(async {
+            // The first command may still be written before the close is seen.
+            let first: RedisResult<Option<String>> = redis.get(unique("killed")).await;
+            match first {
+                Err(e) => Err(e),
+                Ok(_) => redis.get(unique("killed")).await,
+            }
+        })
+        .await;
+    let e = result.expect_err("a command on a killed connection");
+    assert!(e.is_io_error() || e.is_connection_dropped(), "{e:?}");
+
+    // Sync: the same through `Connection`.
+    let mut sync =
+        instrument_redis(client.get_connection().expect("connect"), &client).component(component);
+    let id: i64 = redis::cmd("CLIENT")
+        .arg("ID")
+        .query(&mut sync)
+        .expect("CLIENT ID");
+    kill_client(id);
+    {
+        let _parent = tel.trace("sync-parent");
+        let e = sync
+            .get::<_, Option<String>>(unique("killed"))
+            .expect_err("a command on a killed connection");
+        assert!(e.is_io_error() || e.is_connection_dropped(), "{e:?}");
+    }
+
+    for parent in ["async-parent", "sync-parent"] {
+        let parent = cap.span(parent).expect("parent span");
+        let failed: Vec<_> = redis_spans(&cap)
+            .into_iter()
+            .filter(|s| s.parent_span_id.as_deref() == Some(parent.span_id.as_str()))
+            .filter(|s| s.attr("error.type").is_some())
+            .collect();
+        assert_eq!(names(&failed), ["GET"], "under {}", parent.name);
+        let span = &failed[0];
+        assert_redis_span(span, &parent, component, "0");
+        let error_type = string_attr(span, "error.type").unwrap_or_default();
+        assert!(
+            ["connection_dropped", "io"].contains(&error_type.as_str()),
+            "error.type {error_type}"
+        );
+        assert_error_span(span, &error_type, None);
+    }
+    let dropped: u64 = ["connection_dropped", "io"]
+        .iter()
+        .map(|t| duration_count(&cap, component, "0", "GET", "GET", &[("error.type", t)]))
+        .sum();
+    assert_eq!(dropped, 2);
+}
+
+/// A TCP proxy to the test server on a port of its own, for fault injection: `shut` closes
+/// its connections and its listener, so that the port refuses connections from then on.
+struct Proxy {
+    port: u16,
+    accept: tokio::task::JoinHandle<()>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start() -> Proxy {
+        let (host, port) = host_port();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let proxy_port = listener.local_addr().expect("proxy address").port();
+        let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let links2 = links.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut downstream, _)) = listener.accept().await {
+                let Ok(mut upstream) = tokio::net::TcpStream::connect((host.as_str(), port)).await
+                else {
+                    return;
+                };
+                let link = tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await;
+                });
+                links2.lock().expect("links").push(link);
+            }
+        });
+        Proxy {
+            port: proxy_port,
+            accept,
+            links,
+        }
+    }
+
+    async fn shut(self) {
+        self.accept.abort();
+        let _ = self.accept.await;
+        let links = std::mem::take(&mut *self.links.lock().expect("links"));
+        for link in links {
+            link.abort();
+            let _ = link.await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_connection_manager_whose_server_refuses_records_connection_refused() {
+    let cap = capture();
+    let component = "redis.refused";
+    let proxy = Proxy::start().await;
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", proxy.port)).expect("url");
+    let config = ConnectionManagerConfig::new()
+        .set_number_of_retries(0)
+        .set_min_delay(Duration::from_millis(1))
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)));
+    let manager: ConnectionManager = client
+        .get_connection_manager_with_config(config)
+        .await
+        .expect("manager through the proxy");
+    let mut redis = instrument_redis(manager, &client).component(component);
+    let key = unique("refused");
+    let _: Option<String> = redis.get(&key).await.expect("GET through the proxy");
+    proxy.shut().await;
+
+    let tel = get_telemetry("app");
+    let mut errors = Vec::new();
+    tel.span("parent")
+        .instrument(async {
+            // The first command sees the dropped connection and starts a reconnection,
+            // which is refused; later commands get that refusal.
+            for _ in 0..20 {
+                match redis.get::<_, Option<String>>(&key).await {
+                    Err(e) if e.is_connection_refusal() => {
+                        errors.push(e);
+                        break;
+                    }
+                    Err(e) => errors.push(e),
+                    Ok(_) => panic!("a GET succeeded through a shut proxy"),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    assert!(
+        errors.last().is_some_and(|e| e.is_connection_refusal()),
+        "no refusal: {errors:?}"
+    );
+
+    let parent = cap.span("parent").expect("parent span");
+    let spans = redis_spans(&cap);
+    let failed: Vec<_> = spans
+        .iter()
+        .filter(|s| s.parent_span_id.as_deref() == Some(parent.span_id.as_str()))
+        .collect();
+    assert_eq!(failed.len(), errors.len(), "one span per failed command");
+    let last = failed.last().expect("a failed span");
+    assert_eq!(last.name, "GET");
+    assert_error_span(last, "connection_refused", None);
+    // server.port is the configured (proxy) port: check the rest by hand.
+    assert_eq!(
+        string_attr(last, "server.address").as_deref(),
+        Some("127.0.0.1")
+    );
+    assert_eq!(
+        int_attr(last, "server.port"),
+        Some(i64::from(proxy_port_of(&client)))
+    );
+    let port = proxy_port_of(&client).to_string();
+    let point = cap.point(
+        component,
+        DURATION,
+        &[
+            ("db.system.name", "redis"),
+            ("db.namespace", "0"),
+            ("db.operation.name", "GET"),
+            ("db.query.summary", "GET"),
+            ("server.address", "127.0.0.1"),
+            ("server.port", &port),
+            ("error.type", "connection_refused"),
+        ],
+    );
+    assert!(
+        matches!(point, Some(PointValue::Histogram { count, .. }) if count >= 1),
+        "{point:?}"
+    );
+}
+
+fn proxy_port_of(client: &redis::Client) -> u16 {
+    match client.get_connection_info().addr() {
+        ConnectionAddr::Tcp(_, port) => *port,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_refused_connection_fails_before_any_wrapper_exists() {
+    // Nothing listens on a port just released: connecting fails in the client, so there is
+    // no connection to wrap and nothing to record.
+    let cap = capture();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("url");
+    let Err(e) = client.get_connection() else {
+        panic!("connected to a port nothing listens on");
+    };
+    assert!(e.is_connection_refusal(), "{e:?}");
+    assert!(redis_spans(&cap).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets and query text
+
+#[tokio::test]
+async fn no_password_or_value_appears_in_spans_logs_metrics_or_debug() {
+    let cap = capture();
+    let user = unique("user").replace(':', "-");
+    let password = unique("pw").replace(':', "-");
+    let value = unique("value");
+    let key = unique("secret-key");
+    {
+        let mut admin = client().get_connection().expect("admin");
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(&user)
+            .arg("on")
+            .arg(format!(">{password}"))
+            .arg("~*")
+            .arg("+@all")
+            .query(&mut admin)
+            .expect("ACL SETUSER");
+    }
+    let client = client_for(&format!("{user}:{password}@"), 0);
+    let tel = get_telemetry("app");
+    let component = "redis.secrets";
+
+    let mut redis = instrument_redis(multiplexed(&client).await, &client)
+        .component(component)
+        .with_query_text(true);
+    let debug = format!("{redis:?}");
+    tel.span("parent")
+        .instrument(async {
+            let whoami: String = redis::cmd("ACL")
+                .arg("WHOAMI")
+                .query_async(&mut redis)
+                .await
+                .expect("ACL WHOAMI");
+            assert_eq!(whoami, user, "connected as the ACL user");
+            let _: () = redis.set(&key, &value).await.expect("SET");
+            let _: String = redis.get(&key).await.expect("GET");
+            let _: () = redis::pipe()
+                .atomic()
+                .set(&key, &value)
+                .ignore()
+                .query_async(&mut redis)
+                .await
+                .expect("MULTI");
+            // AUTH with the password as an argument, and a command named by the value.
+            let _: () = redis::cmd("AUTH")
+                .arg(&user)
+                .arg(&password)
+                .query_async(&mut redis)
+                .await
+                .expect("AUTH");
+            let _ = redis::cmd(&value).query_async::<()>(&mut redis).await;
+        })
+        .await;
+    let mut sync = instrument_redis(client.get_connection().expect("sync"), &client)
+        .component(component)
+        .with_query_text(true);
+    let sync_debug = format!("{sync:?}");
+    {
+        let _parent = tel.trace("sync-parent");
+        let _: () = sync.set(&key, &value).expect("SET");
+        let _: () = redis::pipe()
+            .set(&key, &value)
+            .get(&key)
+            .query(&mut sync)
+            .expect("PIPELINE");
+    }
+    tel.log_info_with("after the commands", &[("component", component)]);
+
+    let spans = redis_spans(&cap);
+    assert_eq!(
+        names(&spans),
+        [
+            "ACL WHOAMI",
+            "SET",
+            "GET",
+            "MULTI",
+            "AUTH",
+            "_OTHER",
+            "SET",
+            "PIPELINE"
+        ]
+    );
+    let texts: Vec<_> = spans
+        .iter()
+        .map(|s| string_attr(s, "db.query.text").unwrap_or_default())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "ACL WHOAMI",
+            "SET ? ?",
+            "GET ?",
+            "MULTI; SET ? ?; EXEC",
+            "AUTH ? ?",
+            "_OTHER",
+            "SET ? ?",
+            "SET ? ?; GET ?",
+        ]
+    );
+    assert!(!cap.raw_lines().is_empty(), "the log line is captured");
+    let secrets = [&*user, &*password, &*value, &*key];
+    assert_no_secret(&cap, &secrets);
+    for secret in secrets {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+        assert!(!sync_debug.contains(secret), "{secret} in {sync_debug}");
+    }
+    assert!(debug.contains("InstrumentedRedis"), "{debug}");
+
+    let _: () = redis.del(&key).await.expect("DEL");
+    let mut admin = self::client().get_connection().expect("admin");
+    let _: i64 = redis::cmd("ACL")
+        .arg("DELUSER")
+        .arg(&user)
+        .query(&mut admin)
+        .expect("ACL DELUSER");
+}
+
+#[tokio::test]
+async fn query_text_is_absent_by_default_and_all_question_marks_when_on() {
+    let cap = capture();
+    let client = client();
+    let connection = multiplexed(&client).await;
+    let mut plain = instrument_redis(connection.clone(), &client).component("redis.text");
+    let mut with_text = instrument_redis(connection, &client)
+        .component("redis.text")
+        .with_query_text(true);
+    let key = unique("text");
+    let _: () = plain.hset(&key, "field", "value").await.expect("HSET");
+    let _: () = with_text.hset(&key, "field", "value").await.expect("HSET");
+    let _: (i64, i64) = redis::pipe()
+        .atomic()
+        .hincr(&key, "n", 1)
+        .hlen(&key)
+        .query_async(&mut with_text)
+        .await
+        .expect("MULTI");
+    let _: () = with_text.del(&key).await.expect("DEL");
+
+    let spans = redis_spans(&cap);
+    assert_eq!(names(&spans), ["HSET", "HSET", "MULTI", "DEL"]);
+    assert!(spans[0].attr("db.query.text").is_none());
+    assert_eq!(
+        string_attr(&spans[1], "db.query.text").as_deref(),
+        Some("HSET ? ? ?")
+    );
+    assert_eq!(
+        string_attr(&spans[2], "db.query.text").as_deref(),
+        Some("MULTI; HINCRBY ? ? ?; HLEN ?; EXEC")
+    );
+    assert_eq!(
+        string_attr(&spans[3], "db.query.text").as_deref(),
+        Some("DEL ?")
+    );
+    // Both wrappers' HSET share one metric series: the text is never a metric attribute.
+    assert_eq!(
+        duration_count(&cap, "redis.text", "0", "HSET", "HSET", &[]),
+        2
+    );
+    assert_duration_points(&cap);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Off
+
+#[test]
+fn with_telemetry_off_the_wrapper_is_the_bare_connection() {
+    if support::in_parent("with_telemetry_off_the_wrapper_is_the_bare_connection", &[]) {
+        return;
+    }
+    // The child: telemetry was never configured.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = client();
+    let key = unique("off");
+    runtime.block_on(async {
+        let mut redis = instrument_redis(multiplexed(&client).await, &client);
+        let _: () = redis.set(&key, 7).await.expect("SET");
+        let n: i64 = redis.incr(&key, 1).await.expect("INCR");
+        assert_eq!(n, 8);
+        let (a, b): (i64, i64) = redis::pipe()
+            .atomic()
+            .incr(&key, 1)
+            .get(&key)
+            .query_async(&mut redis)
+            .await
+            .expect("MULTI");
+        assert_eq!((a, b), (9, 9));
+        let e = redis
+            .lpush::<_, _, ()>(&key, 1)
+            .await
+            .expect_err("WRONGTYPE");
+        assert_eq!(e.code(), Some("WRONGTYPE"));
+    });
+    let mut sync = instrument_redis(client.get_connection().expect("connect"), &client);
+    let n: i64 = sync.get(&key).expect("GET");
+    assert_eq!(n, 9);
+    let _: () = sync.del(&key).expect("DEL");
+}
