@@ -1,1 +1,0 @@
-//! The sqlx adapter (in progress).
