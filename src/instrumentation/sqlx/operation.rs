@@ -212,7 +212,8 @@ impl<F> TracedFuture<F> {
 }
 
 fn attach(op: Option<&DbOperation>) -> Option<opentelemetry::ContextGuard> {
-    op.and_then(DbOperation::context).map(|cx| Context::attach(cx.clone()))
+    op.and_then(DbOperation::context)
+        .map(|cx| Context::attach(cx.clone()))
 }
 
 impl<F, T> Future for TracedFuture<F>
@@ -345,7 +346,10 @@ pub(super) fn classify(error: &Error) -> Option<DbError> {
                 },
             });
         }
-        Error::Io(io) => (io_error_type(io.kind()), "I/O error talking to the database"),
+        Error::Io(io) => (
+            io_error_type(io.kind()),
+            "I/O error talking to the database",
+        ),
         Error::Tls(_) => ("tls", "TLS error"),
         Error::Protocol(_) => ("protocol", "unexpected data from the database"),
         Error::PoolTimedOut => ("pool_timeout", "timed out waiting for a pool connection"),

@@ -67,7 +67,10 @@ pub(crate) fn analyze(sql: &str, dialect: Dialect) -> Analysis {
         }
         let piece = match token {
             Token::Space(t) | Token::Word(t) | Token::Param(t) | Token::Punct(t) => t,
-            Token::Quoted { text, sqlite_double } => {
+            Token::Quoted {
+                text,
+                sqlite_double,
+            } => {
                 if sqlite_double && !named {
                     "?"
                 } else {
@@ -83,8 +86,7 @@ pub(crate) fn analyze(sql: &str, dialect: Dialect) -> Analysis {
         } else {
             full = true;
             // Only what is kept anyway may be cut; a `?` or a space is not worth it.
-            if !matches!(token, Token::Literal | Token::Bool(_) | Token::Comment) && piece != "?"
-            {
+            if !matches!(token, Token::Literal | Token::Bool(_) | Token::Comment) && piece != "?" {
                 let room = MAX_TEXT - text.len();
                 text.push_str(&piece[..floor_boundary(piece, room)]);
             }
@@ -241,9 +243,7 @@ impl<'a> Iterator for Lexer<'a> {
                 (i, Token::Space(&self.src[start..i]))
             }
             b'-' if next == Some(b'-') => {
-                let end = self.src[start..]
-                    .find('\n')
-                    .map_or(b.len(), |n| start + n);
+                let end = self.src[start..].find('\n').map_or(b.len(), |n| start + n);
                 (end, Token::Comment)
             }
             b'/' if next == Some(b'*') => {
@@ -346,7 +346,12 @@ impl<'a> Lexer<'a> {
     fn word(&self, start: usize) -> (usize, Token<'a>) {
         let end = self.ident_end(start, true);
         let word = &self.src[start..end];
-        match (word.as_bytes(), self.at(end), self.at(end + 1), self.at(end + 2)) {
+        match (
+            word.as_bytes(),
+            self.at(end),
+            self.at(end + 1),
+            self.at(end + 2),
+        ) {
             ([b'e' | b'E'], Some(b'\''), _, _) => (self.string_end(end + 1, true), Token::Literal),
             ([b'x' | b'X' | b'b' | b'B' | b'n' | b'N'], Some(b'\''), _, _) => {
                 (self.string_end(end + 1, false), Token::Literal)
@@ -974,7 +979,10 @@ impl Summarizer {
 
     fn end_statement(&mut self) {
         if self.started {
-            let main = self.main.and_then(|i| self.parts.get(i)).map(|p| p.text.clone());
+            let main = self
+                .main
+                .and_then(|i| self.parts.get(i))
+                .map(|p| p.text.clone());
             self.operations.push(main);
             self.all.append(&mut self.parts);
         }
@@ -1015,7 +1023,11 @@ impl Summarizer {
             }
             _ => None,
         };
-        ((!summary.is_empty()).then_some(summary), operation, collection)
+        (
+            (!summary.is_empty()).then_some(summary),
+            operation,
+            collection,
+        )
     }
 }
 
@@ -1026,7 +1038,10 @@ enum Step {
 
 /// Words that start a query (inside parentheses too).
 fn is_query_start(w: &str) -> bool {
-    is_any(w, &["select", "with", "insert", "update", "delete", "values"])
+    is_any(
+        w,
+        &["select", "with", "insert", "update", "delete", "values"],
+    )
 }
 
 #[cfg(test)]

@@ -46,26 +46,38 @@ fn literals_become_placeholders() {
             "SELECT * FROM users WHERE email = ?",
         ),
         ("SELECT 'it''s', 'x'", "SELECT ?, ?"),
-        (
-            r"SELECT E'it\'s \\ s3cr3t', e'\''",
-            "SELECT ?, ?",
-        ),
+        (r"SELECT E'it\'s \\ s3cr3t', e'\''", "SELECT ?, ?"),
         ("SELECT $$ s3cr3t ' $$, $fn$ a $$ b $fn$", "SELECT ?, ?"),
         (
             "SELECT 42, 3.14, .5, 1e-5, 2E+10, 0x1F, 1_000, -7",
             "SELECT ?, ?, ?, ?, ?, ?, ?, -?",
         ),
-        ("SELECT X'DEADBEEF', B'0101', N'nat', U&'d\\0061t'", "SELECT ?, ?, ?, ?"),
-        ("SELECT 1 WHERE a = TRUE OR b = false", "SELECT ? WHERE a = ? OR b = ?"),
+        (
+            "SELECT X'DEADBEEF', B'0101', N'nat', U&'d\\0061t'",
+            "SELECT ?, ?, ?, ?",
+        ),
+        (
+            "SELECT 1 WHERE a = TRUE OR b = false",
+            "SELECT ? WHERE a = ? OR b = ?",
+        ),
         (
             "SELECT a -- password is hunter2\nFROM t /* s3cr3t /* nested */ still */ WHERE b = 1",
             "SELECT a  \nFROM t   WHERE b = ?",
         ),
-        ("SELECT * FROM t WHERE id IN (1, 2, 3)", "SELECT * FROM t WHERE id IN (?, ?, ?)"),
+        (
+            "SELECT * FROM t WHERE id IN (1, 2, 3)",
+            "SELECT * FROM t WHERE id IN (?, ?, ?)",
+        ),
         ("SELECT ARRAY['s3cr3t'][1]", "SELECT ARRAY[?][?]"),
-        ("SELECT x::int8, y::text FROM t", "SELECT x::int8, y::text FROM t"),
+        (
+            "SELECT x::int8, y::text FROM t",
+            "SELECT x::int8, y::text FROM t",
+        ),
         ("SELECT col1, t2.c3 FROM t2", "SELECT col1, t2.c3 FROM t2"),
-        ("SELECT DATE '2024-01-01', INTERVAL '1 day'", "SELECT DATE ?, INTERVAL ?"),
+        (
+            "SELECT DATE '2024-01-01', INTERVAL '1 day'",
+            "SELECT DATE ?, INTERVAL ?",
+        ),
     ];
     for (sql, want) in cases {
         assert_eq!(text(sql), want, "{sql}");
@@ -113,7 +125,11 @@ fn summaries_follow_the_conventions_examples() {
     let a = pg("SELECT *\nFROM   wuser_table\nWHERE  username = ?");
     assert_eq!(
         parts(&a),
-        (Some("SELECT wuser_table"), Some("SELECT"), Some("wuser_table"))
+        (
+            Some("SELECT wuser_table"),
+            Some("SELECT"),
+            Some("wuser_table")
+        )
     );
     let a = pg("INSERT INTO shipping_details\n(order_id,\naddress)\nSELECT order_id,\naddress\nFROM orders\nWHERE order_id = ?");
     assert_eq!(
@@ -125,7 +141,10 @@ fn summaries_follow_the_conventions_examples() {
         )
     );
     let a = pg("SELECT *\nFROM songs,\nartists\nWHERE songs.artist_id == artists.id");
-    assert_eq!(parts(&a), (Some("SELECT songs artists"), Some("SELECT"), None));
+    assert_eq!(
+        parts(&a),
+        (Some("SELECT songs artists"), Some("SELECT"), None)
+    );
     let a = pg("SELECT order_date\nFROM (SELECT *\nFROM orders o\nJOIN customers c\nON o.customer_id = c.customer_id)");
     assert_eq!(
         parts(&a),
@@ -277,7 +296,10 @@ fn operations_and_collections() {
 #[test]
 fn several_statements_name_an_operation_only_when_they_share_it() {
     let a = pg("CREATE TABLE a (x int); INSERT INTO a VALUES (1);");
-    assert_eq!(parts(&a), (Some("CREATE TABLE a INSERT a"), None, Some("a")));
+    assert_eq!(
+        parts(&a),
+        (Some("CREATE TABLE a INSERT a"), None, Some("a"))
+    );
     assert_eq!(a.text, "CREATE TABLE a (x int); INSERT INTO a VALUES (?);");
     let a = pg("INSERT INTO a VALUES (1); INSERT INTO b VALUES (2)");
     assert_eq!(parts(&a), (Some("INSERT a INSERT b"), Some("INSERT"), None));
@@ -306,7 +328,11 @@ fn text_and_summary_are_cut() {
 
 #[test]
 fn deep_nesting_is_bounded() {
-    let sql = format!("SELECT {}1{} FROM t", "(".repeat(10_000), ")".repeat(10_000));
+    let sql = format!(
+        "SELECT {}1{} FROM t",
+        "(".repeat(10_000),
+        ")".repeat(10_000)
+    );
     let a = pg(&sql);
     assert_eq!(a.summary.as_deref(), Some("SELECT t"));
     assert!(!a.text.contains('1'));
@@ -340,10 +366,7 @@ fn secret() -> impl Strategy<Value = String> {
 fn literal(kind: u8, secret: &str, digits: u64) -> String {
     match kind % 10 {
         0 => format!("'{}'", secret.replace('\'', "''")),
-        1 => format!(
-            "E'{}'",
-            secret.replace('\\', "\\\\").replace('\'', "\\'")
-        ),
+        1 => format!("E'{}'", secret.replace('\\', "\\\\").replace('\'', "\\'")),
         2 => format!("$$ {} $$", secret.replace('$', "")),
         3 => format!("$q${}$q$", secret.replace('$', "")),
         4 => format!("987654{digits}"),
