@@ -1,1 +1,321 @@
-fn main() {}
+//! What the reqwest adapter adds to a request, against the bare client, end to end over
+//! loopback in the same run.
+//!
+//! One axum endpoint (`GET /` answering `ok`) is served on `127.0.0.1:0` by a tokio runtime
+//! with one worker thread. The criterion thread drives the clients on a current-thread runtime
+//! of its own, one keep-alive connection each, sending `GET /` and reading the body:
+//!
+//! 1. `bare`: a plain `reqwest::Client`.
+//! 2. `middleware, empty`: the same client in a `reqwest_middleware::ClientWithMiddleware`
+//!    with no middleware: the chain's own cost (a boxed future), for reference.
+//! 3. `unitel`: `unitel::instrument_reqwest(reqwest::Client::new())` under
+//!    `configure_telemetry` (console off, `AlwaysOn` sampler, a batch span processor exporting
+//!    to an exporter that counts and discards, a `ManualReader` so the histogram is aggregated,
+//!    no other exporter): a sampled CLIENT span with its attributes, the injected
+//!    `traceparent`, and `http.client.request.duration`.
+//!
+//! After criterion's pass, outside its timing, the variants are measured again interleaved
+//! (rounds of 1000 requests each, in turn, which cancels the drift of a busy machine), in wall
+//! time and in CPU time of all the process's threads (client, server, span processor; Linux
+//! only). The bench prints the per-request medians and what `unitel` adds over `bare` in µs,
+//! then checks that every instrumented request exported one span and one histogram value.
+//!
+//! Run it pinned to one CPU (`taskset -c 0 cargo bench --bench reqwest`): every thread's work
+//! is then on the one CPU, wall time matches CPU time, and the difference is the adapter's CPU
+//! cost per request, server included.
+
+#![allow(missing_docs)]
+
+mod common;
+
+use axum::routing::get;
+use axum::Router;
+use criterion::{criterion_group, criterion_main, Criterion};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+use opentelemetry_sdk::metrics::reader::MetricReader as _;
+use opentelemetry_sdk::metrics::ManualReader;
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SpanData, SpanExporter};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The interleaved pass: rounds, requests per variant and round, and the pause after each.
+const ROUNDS: usize = 12;
+const PER_ROUND: usize = 1000;
+const SETTLE: Duration = Duration::from_millis(150);
+
+/// Spans exported so far.
+static EXPORTED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts the spans of each batch and drops them.
+#[derive(Debug)]
+struct CountAndDiscard;
+
+impl SpanExporter for CountAndDiscard {
+    fn export(
+        &self,
+        batch: Vec<SpanData>,
+    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+        EXPORTED.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        std::future::ready(Ok(()))
+    }
+}
+
+/// A client variant: sends `GET /` and reads the body.
+enum Client {
+    Bare(reqwest::Client),
+    Chain(reqwest_middleware::ClientWithMiddleware),
+}
+
+impl Client {
+    async fn get(&self, url: &str) {
+        let response = match self {
+            Client::Bare(c) => c.get(url).send().await.expect("request"),
+            Client::Chain(c) => c.get(url).send().await.expect("request"),
+        };
+        assert!(response.status().is_success(), "{}", response.status());
+        let body = response.bytes().await.expect("body");
+        assert_eq!(&body[..], b"ok");
+    }
+}
+
+struct Variant {
+    name: &'static str,
+    client: Client,
+    samples: Vec<f64>,
+    sent: u64,
+}
+
+fn reqwest_bench(c: &mut Criterion) {
+    let reader = Arc::new(ManualReader::builder().build());
+    let guard = unitel::configure_telemetry(
+        unitel::TelemetryConfig::new()
+            .with_console(false)
+            .with_sampler(unitel::Sampler::AlwaysOn)
+            .with_span_processor(BatchSpanProcessor::builder(CountAndDiscard).build())
+            .with_metric_reader(reader.clone()),
+    )
+    .expect("configure");
+
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("server")
+        .enable_all()
+        .build()
+        .expect("server runtime");
+    let listener = server
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let url = format!("http://{}/", listener.local_addr().expect("local addr"));
+    let app = Router::new().route("/", get(|| async { "ok" }));
+    server.spawn(async move { axum::serve(listener, app).await.expect("serve") });
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let mut variants = [
+        Variant::new("bare", Client::Bare(reqwest::Client::new())),
+        Variant::new(
+            "middleware, empty",
+            Client::Chain(reqwest::Client::new().into()),
+        ),
+        Variant::new(
+            "unitel",
+            Client::Chain(unitel::instrument_reqwest(reqwest::Client::new())),
+        ),
+    ];
+    // Connect each client once, outside the timing.
+    for variant in &mut variants {
+        runtime.block_on(variant.client.get(&url));
+        variant.sent += 1;
+    }
+
+    let mut g = c.benchmark_group("reqwest");
+    for variant in &mut variants {
+        let Variant {
+            name,
+            client,
+            samples,
+            sent,
+        } = variant;
+        g.bench_function(format!("GET /{name}"), |b| {
+            b.iter_custom(|iters| {
+                let elapsed = runtime.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        client.get(&url).await;
+                    }
+                    start.elapsed()
+                });
+                *sent += iters;
+                samples.push(elapsed.as_secs_f64() * 1e6 / iters as f64);
+                elapsed
+            })
+        });
+    }
+    g.finish();
+
+    let args: Vec<String> = std::env::args().collect();
+    let benching = args.iter().any(|a| a == "--bench")
+        && !args.iter().any(|a| a == "--profile-time" || a == "--list");
+    if benching {
+        report(&runtime, &url, &mut variants);
+        if std::thread::available_parallelism().map_or(1, usize::from) > 1 {
+            eprintln!(
+                "note: not pinned to one CPU; wall times depend on thread placement \
+                 (run under `taskset -c 0` for repeatable figures)\n"
+            );
+        }
+    }
+
+    // Every instrumented request exported one span and recorded one duration.
+    let instrumented = variants[2].sent;
+    let recorded = histogram_count(&reader);
+    drop(guard);
+    let exported = EXPORTED.load(Ordering::Relaxed);
+    eprintln!(
+        "unitel: {instrumented} requests, {exported} spans exported, {recorded} durations recorded"
+    );
+    if exported != instrumented || recorded != instrumented {
+        eprintln!("  WARNING: not one span and one duration per request");
+    }
+}
+
+impl Variant {
+    fn new(name: &'static str, client: Client) -> Variant {
+        Variant {
+            name,
+            client,
+            samples: Vec::new(),
+            sent: 0,
+        }
+    }
+}
+
+/// Measures the variants again, interleaved, and prints both passes' figures and what unitel
+/// adds over the bare client.
+///
+/// Each block of requests is followed by a pause longer than any deferred work (the batch span
+/// processor's export), which falls into the block's CPU window: the CPU time is that of every
+/// thread of the process from the block's start to the pause's end.
+fn report(runtime: &tokio::runtime::Runtime, url: &str, variants: &mut [Variant]) {
+    let n = variants.len();
+    let mut wall: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); n];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); n];
+    for round in 0..ROUNDS {
+        // A different variant goes first in each round.
+        for k in 0..n {
+            let i = (round + k) % n;
+            let variant = &mut variants[i];
+            let cpu_before = process_cpu_us();
+            let start = Instant::now();
+            runtime.block_on(async {
+                for _ in 0..PER_ROUND {
+                    variant.client.get(url).await;
+                }
+            });
+            wall[i].push(start.elapsed().as_secs_f64() * 1e6 / PER_ROUND as f64);
+            variant.sent += PER_ROUND as u64;
+            std::thread::sleep(SETTLE);
+            if let (Some(before), Some(after)) = (cpu_before, process_cpu_us()) {
+                cpu[i].push((after - before) / PER_ROUND as f64);
+            }
+        }
+    }
+
+    let columns: [(&str, Vec<Option<f64>>); 3] = [
+        (
+            "criterion",
+            variants
+                .iter_mut()
+                .map(|v| median(&mut v.samples))
+                .collect(),
+        ),
+        ("interleaved", wall.iter_mut().map(|s| median(s)).collect()),
+        ("CPU", cpu.iter_mut().map(|s| median(s)).collect()),
+    ];
+    let show = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
+
+    eprintln!();
+    eprintln!(
+        "reqwest, µs per request (medians): criterion = wall, criterion's samples; \
+         interleaved = wall, {ROUNDS} rounds of {PER_ROUND}; CPU = CPU time of all threads, \
+         same rounds"
+    );
+    eprintln!(
+        "  {:<20} {:>10} {:>12} {:>10}",
+        "", "criterion", "interleaved", "CPU"
+    );
+    for (i, v) in variants.iter().enumerate() {
+        eprintln!(
+            "  {:<20} {:>10} {:>12} {:>10}",
+            v.name,
+            show(columns[0].1[i]),
+            show(columns[1].1[i]),
+            show(columns[2].1[i]),
+        );
+    }
+    for (pass, figures) in &columns {
+        let added = |i: usize| Some(figures.get(i).copied()?? - figures[0]?);
+        eprintln!(
+            "{pass:>11}: added over bare: unitel {} µs (of which the empty middleware chain {} µs); \
+             goal <= 1 µs",
+            show(added(2)),
+            show(added(1)),
+        );
+    }
+    eprintln!();
+}
+
+/// Values recorded in `http.client.request.duration`, all attribute sets together.
+fn histogram_count(reader: &ManualReader) -> u64 {
+    let mut rm = ResourceMetrics::default();
+    if reader.collect(&mut rm).is_err() {
+        return 0;
+    }
+    let mut count = 0;
+    for scope in rm.scope_metrics() {
+        for metric in scope.metrics() {
+            if metric.name() != "http.client.request.duration" {
+                continue;
+            }
+            if let AggregatedMetrics::F64(MetricData::Histogram(h)) = metric.data() {
+                count += h.data_points().map(|p| p.count()).sum::<u64>();
+            }
+        }
+    }
+    count
+}
+
+/// CPU time used so far by the threads of this process that are alive, in µs (Linux:
+/// `/proc/self/task/*/schedstat`); `None` elsewhere.
+fn process_cpu_us() -> Option<f64> {
+    let mut total_ns: u64 = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let Ok(task) = task else { continue };
+        // A thread may have ended since the listing.
+        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        total_ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total_ns as f64 / 1e3)
+}
+
+fn median(samples: &mut [f64]) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_by(f64::total_cmp);
+    let mid = samples.len() / 2;
+    Some(if samples.len() % 2 == 1 {
+        samples[mid]
+    } else {
+        (samples[mid - 1] + samples[mid]) / 2.0
+    })
+}
+
+criterion_group! { name = benches; config = common::criterion(); targets = reqwest_bench }
+criterion_main!(benches);

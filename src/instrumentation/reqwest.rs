@@ -1,1 +1,0 @@
-//! The reqwest adapter (in progress).
