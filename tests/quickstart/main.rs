@@ -17,6 +17,7 @@ fn quickstart_correlates_request_and_worker_in_one_trace() {
     let out = Command::new(example_binary())
         .current_dir(dir.path())
         .env_remove("RUST_LOG")
+        .env_remove("REDIS_URL")
         .env_remove("OTEL_SDK_DISABLED")
         .env_remove("OTEL_TRACES_SAMPLER")
         .output()
@@ -94,6 +95,29 @@ fn quickstart_correlates_request_and_worker_in_one_trace() {
         .find(|s| s.name == "charge_payment")
         .expect("worker step span");
     assert!(matches!(failed.status, Status::Error { .. }), "{failed:#?}");
+
+    // The adapters' spans: the INSERT and the HTTP call are children of the request, the
+    // inventory endpoint's server span is the HTTP call's child, and its query is its own.
+    let named = |component: &str, name: &str| {
+        spans
+            .iter()
+            .find(|s| s.component == component && s.name == name)
+            .copied()
+            .unwrap_or_else(|| panic!("no span {component}.{name}: {spans:#?}"))
+    };
+    let request = roots[0];
+    let insert = named("sqlx", "INSERT orders");
+    assert_eq!(insert.parent_span_id, Some(request.span_id));
+    let call = named("http.client", "GET");
+    assert_eq!(call.parent_span_id, Some(request.span_id));
+    let served = named("http.server", "GET /inventory/{item}");
+    assert_eq!(served.parent_span_id, Some(call.span_id));
+    let select = named("sqlx", "SELECT stock");
+    assert_eq!(select.parent_span_id, Some(served.span_id));
+    // The literal-free query text, and no Redis without REDIS_URL.
+    let text = format!("{:?}", select.attributes);
+    assert!(text.contains("SELECT available FROM stock WHERE item = ?"), "{text}");
+    assert!(!spans.iter().any(|s| s.component == "redis"), "{spans:#?}");
 }
 
 #[test]
