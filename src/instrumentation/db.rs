@@ -116,9 +116,29 @@ impl DbOperation {
         target: &Arc<DbTarget>,
         query: DbQuery,
     ) -> Self {
+        Self::begin(instruments, target, query, None)
+    }
+
+    /// [`start`](Self::start), with the span named `name` instead of after the general rule
+    /// (the Redis conventions name a command's span after the command alone: `GET`).
+    pub(crate) fn start_named(
+        instruments: &DbInstruments,
+        target: &Arc<DbTarget>,
+        query: DbQuery,
+        name: Cow<'static, str>,
+    ) -> Self {
+        Self::begin(instruments, target, query, Some(name))
+    }
+
+    fn begin(
+        instruments: &DbInstruments,
+        target: &Arc<DbTarget>,
+        query: DbQuery,
+        name: Option<Cow<'static, str>>,
+    ) -> Self {
         let start = Instant::now();
         let cx = if crate::state::active().is_some() {
-            let name = span_name(target, &query);
+            let name = name.unwrap_or_else(|| span_name(target, &query));
             let mut attrs: Vec<KeyValue> = Vec::with_capacity(9);
             attrs.push(KeyValue::new(DB_SYSTEM_NAME, target.system));
             push_common(&mut attrs, target, &query);

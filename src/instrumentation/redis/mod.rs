@@ -11,6 +11,7 @@ mod outcome;
 use self::command::{Name, Packed, Shape, Text, OTHER};
 use super::db::{DbInstruments, DbOperation, DbQuery, DbTarget};
 use redis::{Cmd, ConnectionAddr, ConnectionInfo, Pipeline, RedisFuture, RedisResult, Value};
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -78,7 +79,6 @@ const MULTI: &str = "MULTI";
 /// |---|---|
 /// | `db.system.name` | `redis` |
 /// | `db.operation.name` | the span name; for a pipeline or transaction whose commands all have the same name, that name after `PIPELINE ` or `MULTI ` (`PIPELINE SET`), as the Redis conventions ask |
-/// | `db.query.summary` | the span name |
 /// | `db.namespace` | the database index of the connection info (`"0"`), as the connection was opened: a later `SELECT` is not followed |
 /// | `server.address`, `server.port` | the host and port of the connection info; for a Unix socket, its path and no port |
 /// | `db.operation.batch.size` | the number of commands of a pipeline, or of a transaction without its `MULTI` and `EXEC` (not set for one) |
@@ -107,7 +107,7 @@ const MULTI: &str = "MULTI";
 ///
 /// `db.client.operation.duration` (histogram, `s`, buckets 0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
 /// 1, 5, 10) on the component's meter, with `db.system.name`, `db.operation.name`,
-/// `db.query.summary`, `db.namespace`, `server.address`, `server.port`, and on failure
+/// `db.namespace`, `server.address`, `server.port`, and on failure
 /// `db.response.status_code` and `error.type`. Never `db.query.text`.
 ///
 /// # Off
@@ -233,30 +233,42 @@ fn target(info: &ConnectionInfo) -> DbTarget {
     }
 }
 
+/// An operation about to start: what it is, and its span name.
+struct Query {
+    query: DbQuery,
+    span_name: Cow<'static, str>,
+}
+
 impl Shared {
-    fn start(&self, query: DbQuery) -> DbOperation {
-        DbOperation::start(&self.instruments, &self.target, query)
+    fn start(&self, query: Query) -> DbOperation {
+        DbOperation::start_named(
+            &self.instruments,
+            &self.target,
+            query.query,
+            query.span_name,
+        )
     }
 
     /// One command.
-    fn single(&self, shape: &Shape<'_>) -> DbQuery {
+    fn single(&self, shape: &Shape<'_>) -> Query {
         let name = Name::of(shape);
-        let operation: Arc<str> = Arc::from(name.as_str());
         let text = self.query_text.then(|| {
             let mut text = Text::default();
             text.command(&name, shape.args);
             Arc::from(text.finish())
         });
-        DbQuery {
-            operation: Some(operation.clone()),
-            summary: Some(operation),
-            text,
-            ..DbQuery::default()
+        Query {
+            query: DbQuery {
+                operation: Some(Arc::from(name.as_str())),
+                text,
+                ..DbQuery::default()
+            },
+            span_name: Cow::Owned(name.as_str().to_owned()),
         }
     }
 
     /// A pipeline (not of one command) or a transaction of `shapes`, without `MULTI`/`EXEC`.
-    fn batch<'a>(&self, shapes: impl Iterator<Item = Shape<'a>>, transaction: bool) -> DbQuery {
+    fn batch<'a>(&self, shapes: impl Iterator<Item = Shape<'a>>, transaction: bool) -> Query {
         let kind = if transaction { MULTI } else { PIPELINE };
         let mut text = self.query_text.then(Text::default);
         if let Some(text) = &mut text {
@@ -289,12 +301,14 @@ impl Shared {
             }
             _ => Arc::from(kind),
         };
-        DbQuery {
-            operation: Some(operation),
-            summary: Some(Arc::from(kind)),
-            text: text.map(|t| Arc::from(t.finish())),
-            batch_size: (count != 1).then_some(count),
-            ..DbQuery::default()
+        Query {
+            query: DbQuery {
+                operation: Some(operation),
+                text: text.map(|t| Arc::from(t.finish())),
+                batch_size: (count != 1).then_some(count),
+                ..DbQuery::default()
+            },
+            span_name: Cow::Borrowed(kind),
         }
     }
 }
@@ -385,7 +399,7 @@ impl<C: redis::ConnectionLike> InstrumentedRedis<C> {
     /// Runs `call` on the connection inside the operation of `query`.
     fn record<T: outcome::Reply>(
         &mut self,
-        query: DbQuery,
+        query: Query,
         transaction: bool,
         call: impl FnOnce(&mut C) -> RedisResult<T>,
     ) -> RedisResult<T> {
