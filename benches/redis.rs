@@ -1,1 +1,292 @@
-fn main() {}
+//! What the redis adapter adds to a command: a `GET` of a small key against the local Redis
+//! (`UNITEL_TEST_REDIS_URL`), through a bare `MultiplexedConnection` and through the same
+//! connection wrapped in `InstrumentedRedis`, in one run.
+//!
+//! Telemetry is configured as a service would run it: console off, `AlwaysOn` sampler, spans
+//! exported in batches (the SDK's `BatchSpanProcessor`, its queue raised to 65536 so that the
+//! tight loops here lose few spans) to an exporter that counts and discards them, and a metric
+//! reader, so that `db.client.operation.duration` is aggregated too. Every wrapped `GET` makes
+//! one sampled CLIENT span and one histogram measurement.
+//!
+//! Everything runs on a current-thread tokio runtime in the criterion thread:
+//!
+//! 1. criterion: `redis/get/bare` and `redis/get/wrapped`, each timed over a loop of `GET`s
+//!    inside one `block_on`.
+//! 2. the same, interleaved: rounds of 2000 `GET`s per variant, in turn (which cancels the
+//!    drift of a busy machine), in wall time and in CPU time of this process's threads (the
+//!    criterion thread, the connection's driver task, the span processor's thread; Linux only).
+//!    The server's CPU is not in it, so the CPU difference is the telemetry's own cost.
+//! 3. the wrapper around a connection that answers at once (no network), bare against wrapped:
+//!    the added cost with no round-trip noise around it.
+//!
+//! It prints the medians and the µs each adds per call, then checks that every wrapped call
+//! was recorded (span count and histogram count). Run it pinned to one CPU for repeatable
+//! figures: `UNITEL_TEST_REDIS_URL=redis://127.0.0.1:56379/ taskset -c 0 cargo bench --bench
+//! redis`.
+
+#![allow(missing_docs)]
+
+mod common;
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+use opentelemetry_sdk::metrics::reader::MetricReader as _;
+use opentelemetry_sdk::metrics::ManualReader;
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanExporter};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use unitel::InstrumentedRedis;
+
+/// The interleaved pass: rounds, calls per variant and round, and the pause after each.
+const ROUNDS: usize = 15;
+const PER_ROUND: usize = 2000;
+const SETTLE: Duration = Duration::from_millis(50);
+/// The key read by every `GET`, and its value.
+const KEY: &str = "unitel-bench:redis:get";
+const VALUE: &str = "small value";
+
+/// Counts the spans it gets, and drops them.
+#[derive(Debug, Clone, Default)]
+struct Counting(Arc<AtomicU64>);
+
+impl SpanExporter for Counting {
+    fn export(&self, batch: Vec<SpanData>) -> impl std::future::Future<Output = OTelSdkResult> {
+        self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        std::future::ready(Ok(()))
+    }
+}
+
+/// A connection that answers every command at once with `Nil`: the wrapper's cost alone.
+#[derive(Clone)]
+struct Ready;
+
+impl ConnectionLike for Ready {
+    fn req_packed_command<'a>(&'a mut self, _cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(std::future::ready(Ok(Value::Nil)))
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        _pipeline: &'a Pipeline,
+        _offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(std::future::ready(Ok(vec![Value::Nil; count])))
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
+}
+
+/// One `GET` of the key; `black_box` keeps the reply.
+async fn get(connection: &mut impl ConnectionLike) {
+    let reply: Option<String> = redis::cmd("GET")
+        .arg(KEY)
+        .query_async(connection)
+        .await
+        .expect("GET");
+    black_box(reply);
+}
+
+/// `n` `GET`s on `connection` inside one `block_on`; returns the wall time.
+fn run(
+    runtime: &tokio::runtime::Runtime,
+    connection: &mut impl ConnectionLike,
+    n: u64,
+) -> Duration {
+    runtime.block_on(async {
+        let start = Instant::now();
+        for _ in 0..n {
+            get(connection).await;
+        }
+        start.elapsed()
+    })
+}
+
+fn redis_get(c: &mut Criterion) {
+    let url = std::env::var("UNITEL_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!(
+            "UNITEL_TEST_REDIS_URL is not set: this bench needs a running Redis \
+             (scripts/test.sh starts one; e.g. UNITEL_TEST_REDIS_URL=redis://127.0.0.1:56379/)"
+        )
+    });
+    let exported = Counting::default();
+    let reader = Arc::new(ManualReader::builder().build());
+    let guard = unitel::configure_telemetry(
+        unitel::TelemetryConfig::new()
+            .with_console(false)
+            .with_sampler(unitel::Sampler::AlwaysOn)
+            .with_span_processor(
+                BatchSpanProcessor::builder(exported.clone())
+                    .with_batch_config(
+                        BatchConfigBuilder::default()
+                            .with_max_queue_size(1 << 16)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .with_metric_reader(reader.clone()),
+    )
+    .expect("configure");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = redis::Client::open(url).expect("UNITEL_TEST_REDIS_URL is a redis URL");
+    let connection: MultiplexedConnection = runtime
+        .block_on(client.get_multiplexed_async_connection())
+        .expect("connect to UNITEL_TEST_REDIS_URL");
+    let mut bare = connection.clone();
+    let mut wrapped = InstrumentedRedis::new(connection, client.get_connection_info());
+    runtime.block_on(async {
+        let _: () = redis::cmd("SET")
+            .arg(KEY)
+            .arg(VALUE)
+            .query_async(&mut bare)
+            .await
+            .expect("SET");
+    });
+    let mut ready_bare = Ready;
+    let mut ready_wrapped = InstrumentedRedis::new(Ready, client.get_connection_info());
+    let wrapped_calls = AtomicU64::new(0);
+
+    let mut g = c.benchmark_group("redis");
+    g.bench_function("get/bare", |b| {
+        b.iter_custom(|n| run(&runtime, &mut bare, n))
+    });
+    g.bench_function("get/wrapped", |b| {
+        b.iter_custom(|n| {
+            wrapped_calls.fetch_add(n, Ordering::Relaxed);
+            run(&runtime, &mut wrapped, n)
+        })
+    });
+    g.bench_function("ready/bare", |b| {
+        b.iter_custom(|n| run(&runtime, &mut ready_bare, n))
+    });
+    g.bench_function("ready/wrapped", |b| {
+        b.iter_custom(|n| {
+            wrapped_calls.fetch_add(n, Ordering::Relaxed);
+            run(&runtime, &mut ready_wrapped, n)
+        })
+    });
+    g.finish();
+
+    // The interleaved pass.
+    let mut wall = [Vec::new(), Vec::new()];
+    let mut cpu = [Vec::new(), Vec::new()];
+    for round in 0..ROUNDS {
+        for k in 0..2 {
+            let i = (round + k) % 2;
+            let cpu_before = process_cpu_us();
+            let elapsed = match i {
+                0 => run(&runtime, &mut bare, PER_ROUND as u64),
+                _ => {
+                    wrapped_calls.fetch_add(PER_ROUND as u64, Ordering::Relaxed);
+                    run(&runtime, &mut wrapped, PER_ROUND as u64)
+                }
+            };
+            wall[i].push(elapsed.as_secs_f64() * 1e6 / PER_ROUND as f64);
+            std::thread::sleep(SETTLE);
+            if let (Some(before), Some(after)) = (cpu_before, process_cpu_us()) {
+                cpu[i].push((after - before) / PER_ROUND as f64);
+            }
+        }
+    }
+    let show = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.3}"));
+    let wall = [median(&mut wall[0]), median(&mut wall[1])];
+    let cpu = [median(&mut cpu[0]), median(&mut cpu[1])];
+    let added = |pair: [Option<f64>; 2]| Some(pair[1]? - pair[0]?);
+    eprintln!();
+    eprintln!(
+        "redis GET, µs per call (medians of {ROUNDS} interleaved rounds of {PER_ROUND}; CPU = \
+         CPU time of this process's threads, the server's excluded)"
+    );
+    eprintln!("  {:<10} {:>10} {:>10}", "", "wall", "CPU");
+    eprintln!(
+        "  {:<10} {:>10} {:>10}",
+        "bare",
+        show(wall[0]),
+        show(cpu[0])
+    );
+    eprintln!(
+        "  {:<10} {:>10} {:>10}",
+        "wrapped",
+        show(wall[1]),
+        show(cpu[1])
+    );
+    eprintln!(
+        "  added per call: wall {} µs, CPU {} µs (goal <= 1 µs); criterion's figures above: \
+         redis/get/* over the network, redis/ready/* without it",
+        show(added(wall)),
+        show(added(cpu)),
+    );
+    eprintln!();
+
+    // Every wrapped call was recorded: its span exported, its duration measured.
+    let measured = histogram_count(&reader);
+    drop(guard); // flushes the span processor
+    let calls = wrapped_calls.load(Ordering::Relaxed);
+    let spans = exported.0.load(Ordering::Relaxed);
+    eprintln!(
+        "recorded: {calls} wrapped calls, {spans} spans exported ({} dropped by the batch \
+         processor's full queue), {measured:?} measured",
+        calls.saturating_sub(spans)
+    );
+    assert!(spans > calls / 2, "most wrapped calls exported their span");
+    assert_eq!(measured, Some(calls), "one measurement per wrapped call");
+}
+
+/// The total count of `db.client.operation.duration`.
+fn histogram_count(reader: &ManualReader) -> Option<u64> {
+    let mut rm = ResourceMetrics::default();
+    reader.collect(&mut rm).ok()?;
+    let mut total = None;
+    for scope in rm.scope_metrics() {
+        for metric in scope.metrics() {
+            if metric.name() != "db.client.operation.duration" {
+                continue;
+            }
+            if let AggregatedMetrics::F64(MetricData::Histogram(h)) = metric.data() {
+                *total.get_or_insert(0) += h.data_points().map(|p| p.count()).sum::<u64>();
+            }
+        }
+    }
+    total
+}
+
+/// CPU time used so far by the threads of this process that are alive, in µs (Linux:
+/// `/proc/self/task/*/schedstat`); `None` elsewhere.
+fn process_cpu_us() -> Option<f64> {
+    let mut total_ns: u64 = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let Ok(task) = task else { continue };
+        // A thread may have ended since the listing.
+        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        total_ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total_ns as f64 / 1e3)
+}
+
+fn median(samples: &mut [f64]) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_by(f64::total_cmp);
+    let mid = samples.len() / 2;
+    Some(if samples.len() % 2 == 1 {
+        samples[mid]
+    } else {
+        (samples[mid - 1] + samples[mid]) / 2.0
+    })
+}
+
+criterion_group! { name = benches; config = common::criterion(); targets = redis_get }
+criterion_main!(benches);

@@ -111,6 +111,7 @@ pub(crate) struct DbOperation {
 
 impl DbOperation {
     /// Starts the span (every attribute known now is given at creation, for the sampler).
+    #[cfg_attr(not(feature = "sqlx"), allow(dead_code))]
     pub(crate) fn start(
         instruments: &DbInstruments,
         target: &Arc<DbTarget>,
@@ -121,6 +122,7 @@ impl DbOperation {
 
     /// [`start`](Self::start), with the span named `name` instead of after the general rule
     /// (the Redis conventions name a command's span after the command alone: `GET`).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn start_named(
         instruments: &DbInstruments,
         target: &Arc<DbTarget>,

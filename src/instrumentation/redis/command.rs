@@ -5,6 +5,8 @@
 //! sync connection's raw path, as the packed RESP bytes; both become a [`Shape`].
 
 use redis::{Arg, Cmd};
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 
 /// The operation name of a command whose name is not a plain word (or is missing).
 pub(crate) const OTHER: &str = "_OTHER";
@@ -16,16 +18,13 @@ pub(crate) const MAX_TEXT: usize = 2048;
 /// Where `db.query.text` is cut.
 const CUT: &str = "...";
 
-/// Commands whose second argument names a subcommand (`CONFIG GET`), so that the operation is
-/// the two words.
-const CONTAINERS: [&str; 15] = [
-    "ACL", "CLIENT", "CLUSTER", "COMMAND", "CONFIG", "FUNCTION", "LATENCY", "MEMORY", "MODULE",
-    "OBJECT", "PUBSUB", "SCRIPT", "SLOWLOG", "XGROUP", "XINFO",
-];
-
-/// The subcommands taken into an operation name, sorted (`COMMAND` of Redis 7.0, plus the few
-/// added since). Any other second argument is left out: it may be a value sent by mistake.
-const SUBCOMMANDS: [&str; 129] = [
+/// The command names Redis knows (`COMMAND LIST` of Redis 7.0, plus the few added since),
+/// subcommands as two words (`CONFIG GET`), sorted. A container's second argument becomes part of
+/// the name only when the two words are here: any other may be a value sent by mistake. A known
+/// name is shared, not allocated, per call ([`Name::span_name`], [`Name::shared`]); other plain
+/// words are names too (module commands: `JSON.SET`), allocated per call.
+const KNOWN: [&str; 382] = [
+    "ACL",
     "ACL CAT",
     "ACL DELUSER",
     "ACL DRYRUN",
@@ -39,6 +38,25 @@ const SUBCOMMANDS: [&str; 129] = [
     "ACL SETUSER",
     "ACL USERS",
     "ACL WHOAMI",
+    "APPEND",
+    "ASKING",
+    "AUTH",
+    "BGREWRITEAOF",
+    "BGSAVE",
+    "BITCOUNT",
+    "BITFIELD",
+    "BITFIELD_RO",
+    "BITOP",
+    "BITPOS",
+    "BLMOVE",
+    "BLMPOP",
+    "BLPOP",
+    "BRPOP",
+    "BRPOPLPUSH",
+    "BZMPOP",
+    "BZPOPMAX",
+    "BZPOPMIN",
+    "CLIENT",
     "CLIENT CACHING",
     "CLIENT GETNAME",
     "CLIENT GETREDIR",
@@ -57,6 +75,7 @@ const SUBCOMMANDS: [&str; 129] = [
     "CLIENT TRACKINGINFO",
     "CLIENT UNBLOCK",
     "CLIENT UNPAUSE",
+    "CLUSTER",
     "CLUSTER ADDSLOTS",
     "CLUSTER ADDSLOTSRANGE",
     "CLUSTER BUMPEPOCH",
@@ -85,6 +104,7 @@ const SUBCOMMANDS: [&str; 129] = [
     "CLUSTER SHARDS",
     "CLUSTER SLAVES",
     "CLUSTER SLOTS",
+    "COMMAND",
     "COMMAND COUNT",
     "COMMAND DOCS",
     "COMMAND GETKEYS",
@@ -92,11 +112,36 @@ const SUBCOMMANDS: [&str; 129] = [
     "COMMAND HELP",
     "COMMAND INFO",
     "COMMAND LIST",
+    "CONFIG",
     "CONFIG GET",
     "CONFIG HELP",
     "CONFIG RESETSTAT",
     "CONFIG REWRITE",
     "CONFIG SET",
+    "COPY",
+    "DBSIZE",
+    "DEBUG",
+    "DECR",
+    "DECRBY",
+    "DEL",
+    "DISCARD",
+    "DUMP",
+    "ECHO",
+    "EVAL",
+    "EVALSHA",
+    "EVALSHA_RO",
+    "EVAL_RO",
+    "EXEC",
+    "EXISTS",
+    "EXPIRE",
+    "EXPIREAT",
+    "EXPIRETIME",
+    "FAILOVER",
+    "FCALL",
+    "FCALL_RO",
+    "FLUSHALL",
+    "FLUSHDB",
+    "FUNCTION",
     "FUNCTION DELETE",
     "FUNCTION DUMP",
     "FUNCTION FLUSH",
@@ -106,6 +151,58 @@ const SUBCOMMANDS: [&str; 129] = [
     "FUNCTION LOAD",
     "FUNCTION RESTORE",
     "FUNCTION STATS",
+    "GEOADD",
+    "GEODIST",
+    "GEOHASH",
+    "GEOPOS",
+    "GEORADIUS",
+    "GEORADIUSBYMEMBER",
+    "GEORADIUSBYMEMBER_RO",
+    "GEORADIUS_RO",
+    "GEOSEARCH",
+    "GEOSEARCHSTORE",
+    "GET",
+    "GETBIT",
+    "GETDEL",
+    "GETEX",
+    "GETRANGE",
+    "GETSET",
+    "HDEL",
+    "HELLO",
+    "HEXISTS",
+    "HEXPIRE",
+    "HEXPIREAT",
+    "HEXPIRETIME",
+    "HGET",
+    "HGETALL",
+    "HGETDEL",
+    "HGETEX",
+    "HINCRBY",
+    "HINCRBYFLOAT",
+    "HKEYS",
+    "HLEN",
+    "HMGET",
+    "HMSET",
+    "HPERSIST",
+    "HPEXPIRE",
+    "HPEXPIREAT",
+    "HPEXPIRETIME",
+    "HPTTL",
+    "HRANDFIELD",
+    "HSCAN",
+    "HSET",
+    "HSETEX",
+    "HSETNX",
+    "HSTRLEN",
+    "HTTL",
+    "HVALS",
+    "INCR",
+    "INCRBY",
+    "INCRBYFLOAT",
+    "INFO",
+    "KEYS",
+    "LASTSAVE",
+    "LATENCY",
     "LATENCY DOCTOR",
     "LATENCY GRAPH",
     "LATENCY HELP",
@@ -113,48 +210,202 @@ const SUBCOMMANDS: [&str; 129] = [
     "LATENCY HISTORY",
     "LATENCY LATEST",
     "LATENCY RESET",
+    "LCS",
+    "LINDEX",
+    "LINSERT",
+    "LLEN",
+    "LMOVE",
+    "LMPOP",
+    "LOLWUT",
+    "LPOP",
+    "LPOS",
+    "LPUSH",
+    "LPUSHX",
+    "LRANGE",
+    "LREM",
+    "LSET",
+    "LTRIM",
+    "MEMORY",
     "MEMORY DOCTOR",
     "MEMORY HELP",
     "MEMORY MALLOC-STATS",
     "MEMORY PURGE",
     "MEMORY STATS",
     "MEMORY USAGE",
+    "MGET",
+    "MIGRATE",
+    "MODULE",
     "MODULE HELP",
     "MODULE LIST",
     "MODULE LOAD",
     "MODULE LOADEX",
     "MODULE UNLOAD",
+    "MONITOR",
+    "MOVE",
+    "MSET",
+    "MSETNX",
+    "MULTI",
+    "OBJECT",
     "OBJECT ENCODING",
     "OBJECT FREQ",
     "OBJECT HELP",
     "OBJECT IDLETIME",
     "OBJECT REFCOUNT",
+    "PERSIST",
+    "PEXPIRE",
+    "PEXPIREAT",
+    "PEXPIRETIME",
+    "PFADD",
+    "PFCOUNT",
+    "PFDEBUG",
+    "PFMERGE",
+    "PFSELFTEST",
+    "PING",
+    "PSETEX",
+    "PSUBSCRIBE",
+    "PSYNC",
+    "PTTL",
+    "PUBLISH",
+    "PUBSUB",
     "PUBSUB CHANNELS",
     "PUBSUB HELP",
     "PUBSUB NUMPAT",
     "PUBSUB NUMSUB",
     "PUBSUB SHARDCHANNELS",
     "PUBSUB SHARDNUMSUB",
+    "PUNSUBSCRIBE",
+    "QUIT",
+    "RANDOMKEY",
+    "READONLY",
+    "READWRITE",
+    "RENAME",
+    "RENAMENX",
+    "REPLCONF",
+    "REPLICAOF",
+    "RESET",
+    "RESTORE",
+    "RESTORE-ASKING",
+    "ROLE",
+    "RPOP",
+    "RPOPLPUSH",
+    "RPUSH",
+    "RPUSHX",
+    "SADD",
+    "SAVE",
+    "SCAN",
+    "SCARD",
+    "SCRIPT",
     "SCRIPT DEBUG",
     "SCRIPT EXISTS",
     "SCRIPT FLUSH",
     "SCRIPT HELP",
     "SCRIPT KILL",
     "SCRIPT LOAD",
+    "SDIFF",
+    "SDIFFSTORE",
+    "SELECT",
+    "SET",
+    "SETBIT",
+    "SETEX",
+    "SETNX",
+    "SETRANGE",
+    "SHUTDOWN",
+    "SINTER",
+    "SINTERCARD",
+    "SINTERSTORE",
+    "SISMEMBER",
+    "SLAVEOF",
+    "SLOWLOG",
     "SLOWLOG GET",
     "SLOWLOG HELP",
     "SLOWLOG LEN",
     "SLOWLOG RESET",
+    "SMEMBERS",
+    "SMISMEMBER",
+    "SMOVE",
+    "SORT",
+    "SORT_RO",
+    "SPOP",
+    "SPUBLISH",
+    "SRANDMEMBER",
+    "SREM",
+    "SSCAN",
+    "SSUBSCRIBE",
+    "STRLEN",
+    "SUBSCRIBE",
+    "SUBSTR",
+    "SUNION",
+    "SUNIONSTORE",
+    "SUNSUBSCRIBE",
+    "SWAPDB",
+    "SYNC",
+    "TIME",
+    "TOUCH",
+    "TTL",
+    "TYPE",
+    "UNLINK",
+    "UNSUBSCRIBE",
+    "UNWATCH",
+    "WAIT",
+    "WAITAOF",
+    "WATCH",
+    "XACK",
+    "XADD",
+    "XAUTOCLAIM",
+    "XCLAIM",
+    "XDEL",
+    "XGROUP",
     "XGROUP CREATE",
     "XGROUP CREATECONSUMER",
     "XGROUP DELCONSUMER",
     "XGROUP DESTROY",
     "XGROUP HELP",
     "XGROUP SETID",
+    "XINFO",
     "XINFO CONSUMERS",
     "XINFO GROUPS",
     "XINFO HELP",
     "XINFO STREAM",
+    "XLEN",
+    "XPENDING",
+    "XRANGE",
+    "XREAD",
+    "XREADGROUP",
+    "XREVRANGE",
+    "XSETID",
+    "XTRIM",
+    "ZADD",
+    "ZCARD",
+    "ZCOUNT",
+    "ZDIFF",
+    "ZDIFFSTORE",
+    "ZINCRBY",
+    "ZINTER",
+    "ZINTERCARD",
+    "ZINTERSTORE",
+    "ZLEXCOUNT",
+    "ZMPOP",
+    "ZMSCORE",
+    "ZPOPMAX",
+    "ZPOPMIN",
+    "ZRANDMEMBER",
+    "ZRANGE",
+    "ZRANGEBYLEX",
+    "ZRANGEBYSCORE",
+    "ZRANGESTORE",
+    "ZRANK",
+    "ZREM",
+    "ZREMRANGEBYLEX",
+    "ZREMRANGEBYRANK",
+    "ZREMRANGEBYSCORE",
+    "ZREVRANGE",
+    "ZREVRANGEBYLEX",
+    "ZREVRANGEBYSCORE",
+    "ZREVRANK",
+    "ZSCAN",
+    "ZSCORE",
+    "ZUNION",
+    "ZUNIONSTORE",
 ];
 
 /// One command as the wrapper reads it: its name, its second argument (only ever compared
@@ -193,6 +444,8 @@ pub(crate) struct Name {
     len: usize,
     /// Whether the second argument is part of the name.
     pub(crate) two_words: bool,
+    /// The name's index in [`KNOWN`].
+    known: Option<usize>,
 }
 
 impl Name {
@@ -202,6 +455,7 @@ impl Name {
             buf: [0; 2 * MAX_NAME + 1],
             len: 0,
             two_words: false,
+            known: None,
         };
         match shape.name.filter(|n| is_word(n)) {
             Some(first) => name.push_upper(first),
@@ -210,17 +464,19 @@ impl Name {
                 return name;
             }
         }
-        if CONTAINERS.contains(&name.as_str()) {
-            if let Some(second) = shape.second.filter(|s| is_word(s)) {
-                let first_len = name.len;
-                name.buf[first_len] = b' ';
-                name.len += 1;
-                name.push_upper(second);
-                if SUBCOMMANDS.binary_search(&name.as_str()).is_ok() {
+        name.known = known(name.as_str());
+        let container = name.known.is_some_and(|i| index().container[i]);
+        if let Some(second) = shape.second.filter(|s| container && is_word(s)) {
+            let first_len = name.len;
+            name.buf[first_len] = b' ';
+            name.len += 1;
+            name.push_upper(second);
+            match known(name.as_str()) {
+                Some(i) => {
                     name.two_words = true;
-                } else {
-                    name.len = first_len;
+                    name.known = Some(i);
                 }
+                None => name.len = first_len,
             }
         }
         name
@@ -237,6 +493,85 @@ impl Name {
     pub(crate) fn as_str(&self) -> &str {
         // Only ASCII bytes are ever pushed (`is_word`, `OTHER`, b' ').
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or(OTHER)
+    }
+
+    /// The name as a span name: borrowed when known, or `_OTHER`.
+    pub(crate) fn span_name(&self) -> Cow<'static, str> {
+        match self.known {
+            Some(i) => Cow::Borrowed(KNOWN[i]),
+            None if self.as_str() == OTHER => Cow::Borrowed(OTHER),
+            None => Cow::Owned(self.as_str().to_owned()),
+        }
+    }
+
+    /// The name as a shared string: the process's one copy when known.
+    pub(crate) fn shared(&self) -> Arc<str> {
+        match self.known {
+            Some(i) => index().shared[i].clone(),
+            None => Arc::from(self.as_str()),
+        }
+    }
+}
+
+/// Slots of the [`KNOWN`] lookup table: a power of two, over twice as many as names.
+const SLOTS: usize = 1024;
+
+/// [`KNOWN`] as a hash table (open addressing, linear probing) and as shared strings, made on
+/// first use: a lookup is one short hash and about one comparison.
+struct Index {
+    /// Index + 1 into [`KNOWN`]; 0 for an empty slot.
+    slots: Box<[u16; SLOTS]>,
+    shared: Box<[Arc<str>]>,
+    /// Whether the name has subcommands (`CONFIG`: `CONFIG GET` follows it in [`KNOWN`]).
+    container: Box<[bool]>,
+}
+
+fn index() -> &'static Index {
+    static INDEX: OnceLock<Index> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut slots = Box::new([0_u16; SLOTS]);
+        for (i, name) in KNOWN.iter().enumerate() {
+            let mut slot = hash(name.as_bytes());
+            while slots[slot] != 0 {
+                slot = (slot + 1) % SLOTS;
+            }
+            // KNOWN has far fewer than u16::MAX names (checked by a test).
+            slots[slot] = u16::try_from(i + 1).unwrap_or(0);
+        }
+        Index {
+            slots,
+            shared: KNOWN.iter().map(|&k| Arc::from(k)).collect(),
+            container: KNOWN
+                .iter()
+                .zip(KNOWN.iter().skip(1).map(Some).chain([None]))
+                .map(|(name, next)| {
+                    next.and_then(|n| n.strip_prefix(name))
+                        .is_some_and(|rest| rest.starts_with(' '))
+                })
+                .collect(),
+        }
+    })
+}
+
+/// FNV-1a, folded to a slot.
+fn hash(bytes: &[u8]) -> usize {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in bytes {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    (h ^ (h >> 16)) as usize % SLOTS
+}
+
+/// The index of `name` in [`KNOWN`].
+fn known(name: &str) -> Option<usize> {
+    let slots = &index().slots;
+    let mut slot = hash(name.as_bytes());
+    loop {
+        let i = usize::from(slots[slot]).checked_sub(1)?;
+        if KNOWN[i] == name {
+            return Some(i);
+        }
+        slot = (slot + 1) % SLOTS;
     }
 }
 
@@ -391,12 +726,51 @@ mod tests {
     }
 
     #[test]
-    fn subcommands_are_sorted_and_belong_to_containers() {
-        assert!(SUBCOMMANDS.windows(2).all(|w| w[0] < w[1]));
-        for sub in SUBCOMMANDS {
-            let container = sub.split(' ').next().unwrap_or_default();
-            assert!(CONTAINERS.contains(&container), "{sub}");
+    fn known_names_are_sorted_and_two_words_belong_to_containers() {
+        assert!(KNOWN.windows(2).all(|w| w[0] < w[1]));
+        let containers: Vec<&str> = KNOWN
+            .iter()
+            .zip(&index().container)
+            .filter(|(_, c)| **c)
+            .map(|(n, _)| *n)
+            .collect();
+        assert_eq!(
+            containers,
+            [
+                "ACL", "CLIENT", "CLUSTER", "COMMAND", "CONFIG", "FUNCTION", "LATENCY", "MEMORY",
+                "MODULE", "OBJECT", "PUBSUB", "SCRIPT", "SLOWLOG", "XGROUP", "XINFO"
+            ]
+        );
+        for name in KNOWN {
+            assert!(name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b"_- ".contains(&b)));
+            if let Some((container, _)) = name.split_once(' ') {
+                assert!(containers.contains(&container), "{name}");
+            }
         }
+        assert!(KNOWN.len() * 2 < SLOTS && SLOTS < usize::from(u16::MAX));
+        for (i, name) in KNOWN.iter().enumerate() {
+            assert_eq!(known(name), Some(i), "{name}");
+        }
+        assert_eq!(known("NOT-A-COMMAND"), None);
+        assert_eq!(known(""), None);
+    }
+
+    #[test]
+    fn known_names_are_shared_and_others_owned() {
+        let mut cmd = Cmd::new();
+        cmd.arg("get").arg("k");
+        let name = Name::of(&Shape::of_cmd(&cmd));
+        assert!(matches!(name.span_name(), Cow::Borrowed("GET")));
+        assert!(Arc::ptr_eq(&name.shared(), &name.shared()));
+        let mut cmd = Cmd::new();
+        cmd.arg("json.set").arg("k");
+        let name = Name::of(&Shape::of_cmd(&cmd));
+        assert!(matches!(name.span_name(), Cow::Owned(n) if n == "JSON.SET"));
+        assert_eq!(&*name.shared(), "JSON.SET");
+        let garbage = Name::of(&Shape::default());
+        assert!(matches!(garbage.span_name(), Cow::Borrowed(OTHER)));
     }
 
     #[test]

@@ -259,11 +259,11 @@ impl Shared {
         });
         Query {
             query: DbQuery {
-                operation: Some(Arc::from(name.as_str())),
+                operation: Some(name.shared()),
                 text,
                 ..DbQuery::default()
             },
-            span_name: Cow::Owned(name.as_str().to_owned()),
+            span_name: name.span_name(),
         }
     }
 
@@ -350,12 +350,8 @@ impl<C: redis::aio::ConnectionLike> redis::aio::ConnectionLike for InstrumentedR
             return self.inner.req_packed_command(cmd);
         }
         let op = self.shared.start(self.shared.single(&Shape::of_cmd(cmd)));
-        let inner = {
-            let _attached = op.context().map(|span| span.clone().attach());
-            self.inner.req_packed_command(cmd)
-        };
         Box::pin(Traced {
-            inner,
+            inner: self.inner.req_packed_command(cmd),
             op: Some(op),
             transaction: false,
         })
@@ -379,12 +375,8 @@ impl<C: redis::aio::ConnectionLike> redis::aio::ConnectionLike for InstrumentedR
                 .batch(pipeline.cmd_iter().map(Shape::of_cmd), transaction),
         };
         let op = self.shared.start(query);
-        let inner = {
-            let _attached = op.context().map(|span| span.clone().attach());
-            self.inner.req_packed_commands(pipeline, offset, count)
-        };
         Box::pin(Traced {
-            inner,
+            inner: self.inner.req_packed_commands(pipeline, offset, count),
             op: Some(op),
             transaction,
         })
