@@ -6,6 +6,7 @@
 //! command costs one branch while telemetry is off).
 
 mod command;
+mod names;
 mod outcome;
 
 use self::command::{Name, Packed, Shape, Text, OTHER};
