@@ -11,13 +11,14 @@
 //! Everything runs on a current-thread tokio runtime in the criterion thread:
 //!
 //! 1. criterion: `redis/get/bare` and `redis/get/wrapped`, each timed over a loop of `GET`s
-//!    inside one `block_on`.
-//! 2. the same, interleaved: rounds of 2000 `GET`s per variant, in turn (which cancels the
+//!    inside one `block_on`, over the network.
+//! 2. the wrapper around a connection that answers at once (no network), bare against wrapped:
+//!    the added cost with no round-trip noise around it; and the same wrapper before telemetry
+//!    is configured (`redis/ready/off`), the cost of the wrapper while telemetry is off.
+//! 3. the same four, interleaved: rounds of 2000 `GET`s per variant, in turn (which cancels the
 //!    drift of a busy machine), in wall time and in CPU time of this process's threads (the
-//!    criterion thread, the connection's driver task, the span processor's thread; Linux only).
-//!    The server's CPU is not in it, so the CPU difference is the telemetry's own cost.
-//! 3. the wrapper around a connection that answers at once (no network), bare against wrapped:
-//!    the added cost with no round-trip noise around it.
+//!    criterion thread, the span processor's thread; Linux only). The server's CPU is not in
+//!    it, so the CPU difference is the telemetry's own cost.
 //!
 //! It prints the medians and the µs each adds per call, then checks that every wrapped call
 //! was recorded (span count and histogram count). Run it pinned to one CPU for repeatable
@@ -115,24 +116,6 @@ fn redis_get(c: &mut Criterion) {
              (scripts/test.sh starts one; e.g. UNITEL_TEST_REDIS_URL=redis://127.0.0.1:56379/)"
         )
     });
-    let exported = Counting::default();
-    let reader = Arc::new(ManualReader::builder().build());
-    let guard = unitel::configure_telemetry(
-        unitel::TelemetryConfig::new()
-            .with_console(false)
-            .with_sampler(unitel::Sampler::AlwaysOn)
-            .with_span_processor(
-                BatchSpanProcessor::builder(exported.clone())
-                    .with_batch_config(
-                        BatchConfigBuilder::default()
-                            .with_max_queue_size(1 << 16)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .with_metric_reader(reader.clone()),
-    )
-    .expect("configure");
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -157,6 +140,32 @@ fn redis_get(c: &mut Criterion) {
     let wrapped_calls = AtomicU64::new(0);
 
     let mut g = c.benchmark_group("redis");
+    g.bench_function("ready/bare", |b| {
+        b.iter_custom(|n| run(&runtime, &mut ready_bare, n))
+    });
+    // Before telemetry is configured: the wrapper's whole cost is a check that it is off.
+    g.bench_function("ready/off", |b| {
+        b.iter_custom(|n| run(&runtime, &mut ready_wrapped, n))
+    });
+
+    let exported = Counting::default();
+    let reader = Arc::new(ManualReader::builder().build());
+    let guard = unitel::configure_telemetry(
+        unitel::TelemetryConfig::new()
+            .with_console(false)
+            .with_sampler(unitel::Sampler::AlwaysOn)
+            .with_span_processor(
+                BatchSpanProcessor::builder(exported.clone())
+                    .with_batch_config(
+                        BatchConfigBuilder::default()
+                            .with_max_queue_size(1 << 16)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .with_metric_reader(reader.clone()),
+    )
+    .expect("configure");
     g.bench_function("get/bare", |b| {
         b.iter_custom(|n| run(&runtime, &mut bare, n))
     });
@@ -166,9 +175,6 @@ fn redis_get(c: &mut Criterion) {
             run(&runtime, &mut wrapped, n)
         })
     });
-    g.bench_function("ready/bare", |b| {
-        b.iter_custom(|n| run(&runtime, &mut ready_bare, n))
-    });
     g.bench_function("ready/wrapped", |b| {
         b.iter_custom(|n| {
             wrapped_calls.fetch_add(n, Ordering::Relaxed);
@@ -177,20 +183,24 @@ fn redis_get(c: &mut Criterion) {
     });
     g.finish();
 
-    // The interleaved pass.
-    let mut wall = [Vec::new(), Vec::new()];
-    let mut cpu = [Vec::new(), Vec::new()];
+    // The interleaved pass: over the network, then without it.
+    let names = ["get/bare", "get/wrapped", "ready/bare", "ready/wrapped"];
+    let mut wall = vec![Vec::new(); names.len()];
+    let mut cpu = vec![Vec::new(); names.len()];
     for round in 0..ROUNDS {
-        for k in 0..2 {
-            let i = (round + k) % 2;
+        for k in 0..names.len() {
+            let i = (round + k) % names.len();
+            let n = PER_ROUND as u64;
             let cpu_before = process_cpu_us();
             let elapsed = match i {
-                0 => run(&runtime, &mut bare, PER_ROUND as u64),
-                _ => {
-                    wrapped_calls.fetch_add(PER_ROUND as u64, Ordering::Relaxed);
-                    run(&runtime, &mut wrapped, PER_ROUND as u64)
-                }
+                0 => run(&runtime, &mut bare, n),
+                1 => run(&runtime, &mut wrapped, n),
+                2 => run(&runtime, &mut ready_bare, n),
+                _ => run(&runtime, &mut ready_wrapped, n),
             };
+            if i % 2 == 1 {
+                wrapped_calls.fetch_add(n, Ordering::Relaxed);
+            }
             wall[i].push(elapsed.as_secs_f64() * 1e6 / PER_ROUND as f64);
             std::thread::sleep(SETTLE);
             if let (Some(before), Some(after)) = (cpu_before, process_cpu_us()) {
@@ -199,36 +209,27 @@ fn redis_get(c: &mut Criterion) {
         }
     }
     let show = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.3}"));
-    let wall = [median(&mut wall[0]), median(&mut wall[1])];
-    let cpu = [median(&mut cpu[0]), median(&mut cpu[1])];
-    let added = |pair: [Option<f64>; 2]| Some(pair[1]? - pair[0]?);
+    let wall: Vec<_> = wall.iter_mut().map(|s| median(s)).collect();
+    let cpu: Vec<_> = cpu.iter_mut().map(|s| median(s)).collect();
+    let added = |of: &[Option<f64>], bare: usize| Some(of[bare + 1]? - of[bare]?);
     eprintln!();
     eprintln!(
         "redis GET, µs per call (medians of {ROUNDS} interleaved rounds of {PER_ROUND}; CPU = \
          CPU time of this process's threads, the server's excluded)"
     );
-    eprintln!("  {:<10} {:>10} {:>10}", "", "wall", "CPU");
-    eprintln!(
-        "  {:<10} {:>10} {:>10}",
-        "bare",
-        show(wall[0]),
-        show(cpu[0])
-    );
-    eprintln!(
-        "  {:<10} {:>10} {:>10}",
-        "wrapped",
-        show(wall[1]),
-        show(cpu[1])
-    );
-    eprintln!(
-        "  added per call: wall {} µs, CPU {} µs (goal <= 1 µs); criterion's figures above: \
-         redis/get/* over the network, redis/ready/* without it",
-        show(added(wall)),
-        show(added(cpu)),
-    );
+    eprintln!("  {:<15} {:>10} {:>10}", "", "wall", "CPU");
+    for (i, name) in names.iter().enumerate() {
+        eprintln!("  {name:<15} {:>10} {:>10}", show(wall[i]), show(cpu[i]));
+    }
+    for (bare, what) in [(0, "over the network"), (2, "without it")] {
+        eprintln!(
+            "  added per call {what}: wall {} µs, CPU {} µs (goal <= 1 µs)",
+            show(added(&wall, bare)),
+            show(added(&cpu, bare)),
+        );
+    }
     eprintln!();
 
-    // Every wrapped call was recorded: its span exported, its duration measured.
     let measured = histogram_count(&reader);
     drop(guard); // flushes the span processor
     let calls = wrapped_calls.load(Ordering::Relaxed);

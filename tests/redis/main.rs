@@ -253,6 +253,103 @@ async fn async_pipelines_and_transactions_are_one_span_each() {
     assert_no_secret(&cap, &[&secret]);
 }
 
+/// A connection that logs a line, then passes the command to the real one: the line is stamped
+/// with the span current while the wrapper polls it.
+#[derive(Clone)]
+struct Logging<C>(C);
+
+impl<C: redis::aio::ConnectionLike + Send> redis::aio::ConnectionLike for Logging<C> {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            get_telemetry("app").log_info("inside the connection");
+            self.0.req_packed_command(cmd).await
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        self.0.req_packed_commands(pipeline, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        self.0.get_db()
+    }
+}
+
+impl<C: redis::ConnectionLike> redis::ConnectionLike for Logging<C> {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<redis::Value> {
+        get_telemetry("app").log_info("inside the sync connection");
+        self.0.req_packed_command(cmd)
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<redis::Value>> {
+        self.0.req_packed_commands(cmd, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        self.0.get_db()
+    }
+
+    fn check_connection(&mut self) -> bool {
+        self.0.check_connection()
+    }
+
+    fn is_open(&self) -> bool {
+        self.0.is_open()
+    }
+}
+
+#[tokio::test]
+async fn the_command_span_is_current_while_the_connection_works() {
+    let cap = capture();
+    let client = client();
+    let mut redis = instrument_redis(Logging(multiplexed(&client).await), &client);
+    let mut sync = instrument_redis(Logging(client.get_connection().expect("connect")), &client);
+    let key = unique("current");
+    let tel = get_telemetry("app");
+    let _: Option<String> = tel
+        .span("parent")
+        .instrument(redis.get(&key))
+        .await
+        .expect("GET");
+    {
+        let _parent = tel.trace("sync-parent");
+        let _: Option<String> = sync.get(&key).expect("GET");
+    }
+
+    for (parent, message) in [
+        ("parent", "inside the connection"),
+        ("sync-parent", "inside the sync connection"),
+    ] {
+        let parent = cap.span(parent).expect("parent span");
+        let get = redis_spans(&cap)
+            .into_iter()
+            .find(|s| s.parent_span_id.as_deref() == Some(parent.span_id.as_str()))
+            .expect("GET span under the parent");
+        assert_eq!(get.name, "GET");
+        let log = cap.log(message).expect("the connection's log line");
+        assert_eq!(log.trace_id.as_deref(), Some(get.trace_id.as_str()));
+        assert_eq!(
+            log.span_id.as_deref(),
+            Some(get.span_id.as_str()),
+            "{message}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sync
 
@@ -632,6 +729,38 @@ async fn a_connection_manager_whose_server_refuses_records_connection_refused() 
     assert!(
         matches!(point, Some(PointValue::Histogram { count, .. }) if count >= 1),
         "{point:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_response_timeout_is_recorded_as_timeout() {
+    // BLPOP on an empty list waits for 2 s on the server; the client gives up after 100 ms.
+    let cap = capture();
+    let client = client();
+    let component = "redis.timeout";
+    let config =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_millis(100)));
+    let connection = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .expect("connect");
+    let mut redis = instrument_redis(connection, &client).component(component);
+    let tel = get_telemetry("app");
+    let key = unique("timeout");
+    let e = tel
+        .span("parent")
+        .instrument(redis.blpop::<_, Option<(String, String)>>(&key, 2.0))
+        .await
+        .expect_err("BLPOP outlives the response timeout");
+    assert!(e.is_timeout(), "{e:?}");
+
+    let parent = cap.span("parent").expect("parent span");
+    let blpop = cap.span("BLPOP").expect("BLPOP span");
+    assert_redis_span(&blpop, &parent, component, "0");
+    assert_error_span(&blpop, "timeout", None);
+    assert_eq!(
+        duration_count(&cap, component, "0", "BLPOP", &[("error.type", "timeout")]),
+        1
     );
 }
 
