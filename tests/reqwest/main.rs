@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{any, get};
 use axum::Router;
@@ -45,6 +46,12 @@ fn router() -> Router {
     Router::new()
         .route("/ok", any(echo))
         .route("/missing", get(|| async { StatusCode::NOT_FOUND }))
+        .route(
+            "/status/{code}",
+            get(|Path(code): Path<u16>| async move {
+                StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST)
+            }),
+        )
         .route("/fail", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
         .route(
             "/slow",
@@ -410,6 +417,42 @@ async fn client_and_server_errors_are_errors_with_their_status_code() {
         attrs.push(("network.protocol.version", "1.1".to_owned()));
         attrs.push(("error.type", code.to_owned()));
         assert_duration(&capture, COMPONENT, &attrs, 1);
+    }
+}
+
+/// More attribute sets than a thread keeps bound: each is still counted on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_attribute_sets_are_each_counted() {
+    let capture = capture();
+    let addr = serve().await;
+    let client = client();
+    let codes: Vec<u16> = (200..=239).chain(400..=409).collect();
+    for round in 0..2 {
+        for &code in &codes {
+            if round == 1 && code % 3 != 0 {
+                continue;
+            }
+            let response = client
+                .get(format!("http://{addr}/status/{code}"))
+                .send()
+                .await
+                .expect("a response");
+            assert_eq!(response.status().as_u16(), code);
+        }
+    }
+    for &code in &codes {
+        let mut attrs = base(addr, "GET");
+        attrs.push(("http.response.status_code", code.to_string()));
+        attrs.push(("network.protocol.version", "1.1".to_owned()));
+        if code >= 400 {
+            attrs.push(("error.type", code.to_string()));
+        }
+        assert_duration(
+            &capture,
+            COMPONENT,
+            &attrs,
+            if code % 3 == 0 { 2 } else { 1 },
+        );
     }
 }
 

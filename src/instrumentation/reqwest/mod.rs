@@ -3,14 +3,18 @@
 //! trace context with it.
 //!
 //! Built on the public API (`get_telemetry`, `SpanBuilder`, `TraceContext::inject`, the metric
-//! instruments and the `Attributes` trait) plus three crate-internal calls:
+//! instruments and the `Attributes` trait) plus these crate-internal ones:
 //! `SpanBuilder::start_context` (the started span's context, attached by the future on each
-//! poll), `SpanBuilder::attributes_owned` (the attributes moved in, not copied) and
-//! `state::active` (so that a request costs next to nothing while telemetry is off).
+//! poll), `SpanBuilder::attributes_owned` (the attributes moved in, not copied),
+//! `state::active` (so that a request costs next to nothing while telemetry is off) and the
+//! histogram's registry cell (`duration.rs` binds the SDK histogram to attribute sets, which
+//! the facade's `Histogram` does not offer yet).
 
+mod duration;
 mod url_full;
 
-use crate::{get_telemetry, Attributes, Histogram, InstrumentOptions, TraceContext};
+use self::duration::Measurement;
+use crate::{get_telemetry, Histogram, InstrumentOptions, TraceContext};
 use crate::{IntoValue as _, UnifiedTelemetry};
 use ::reqwest::{Request, Response, Url};
 use http::{Extensions, Method, Version};
@@ -23,6 +27,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{self, ready, Poll};
+use std::thread::LocalKey;
 use std::time::Instant;
 
 /// The component whose tracer and meter the middleware uses unless told otherwise.
@@ -115,10 +120,10 @@ const OTHER: &str = "_OTHER";
 /// is never recorded.
 ///
 /// `error.type` is one of: the status code, for a status of 400 or more (`"404"`, `"503"`);
-/// for a request that got no response, the class of the [`reqwest::Error`]: `timeout`,
-/// `connect`, `redirect`, `body`, `decode`, `builder`, `upgrade`, `request`; `cancelled` when
-/// the future was dropped before the response arrived; `_OTHER` for an error from another
-/// middleware.
+/// for a request that got no response, the class of the
+/// [`reqwest::Error`](::reqwest::Error): `timeout`, `connect`, `redirect`, `body`, `decode`,
+/// `builder`, `upgrade`, `request`; `cancelled` when the future was dropped before the
+/// response arrived; `_OTHER` for an error from another middleware.
 ///
 /// # `url.full` and secrets
 ///
@@ -132,7 +137,7 @@ const OTHER: &str = "_OTHER";
 /// `x-amz-security-token`); a `;` separates pairs as `&` does. The fragment is kept, with the
 /// same keys redacted.
 ///
-/// Note that reqwest's [`RequestBuilder`](reqwest::RequestBuilder) (and so
+/// Note that reqwest's [`RequestBuilder`](::reqwest::RequestBuilder) (and so
 /// `client.get(url)`) moves a URL's user name and password into an `Authorization: Basic`
 /// header before any middleware runs, so `url.full` then shows no userinfo at all; a
 /// [`Request`] built by hand and sent with `execute` keeps them in the URL, and they are
@@ -158,7 +163,7 @@ const OTHER: &str = "_OTHER";
 ///
 /// While telemetry is not configured, disabled or shut down, nothing is recorded and the
 /// request is sent as the bare client would send it, except that a trace context that is
-/// current (received by [`HttpServerLayer`](crate::HttpServerLayer) or attached with
+/// current (received by the `HttpServerLayer` of feature `tower`, or attached with
 /// [`attach_trace_context`](crate::attach_trace_context)) is still passed on.
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 #[derive(Debug, Clone)]
@@ -339,7 +344,9 @@ impl<'a> InFlight<'a> {
         let address = server_address(url);
         let port = url.port_or_known_default();
 
-        let mut attrs = Vec::with_capacity(7);
+        // Five now (six for an unknown method), and room for the three the end may add, so the
+        // SDK does not grow it.
+        let mut attrs = Vec::with_capacity(8);
         attrs.push(KeyValue::new(HTTP_REQUEST_METHOD, method.attr));
         if method.attr == OTHER {
             attrs.push(KeyValue::new(
@@ -356,11 +363,7 @@ impl<'a> InFlight<'a> {
         if let Some(port) = port {
             attrs.push(KeyValue::new(SERVER_PORT, i64::from(port)));
         }
-        let full = url_full::redact(url.as_str());
-        attrs.push(KeyValue::new(
-            URL_FULL,
-            Value::String(StringValue::from(Arc::<str>::from(&*full))),
-        ));
+        attrs.push(KeyValue::new(URL_FULL, url_full_value(url)));
         attrs.push(KeyValue::new(URL_SCHEME, scheme.clone()));
 
         let cx = settings
@@ -417,66 +420,19 @@ impl<'a> InFlight<'a> {
             }
             span.end();
         }
-        self.settings.duration.record(
+        duration::record(
+            self.settings.duration,
             self.start.elapsed().as_secs_f64(),
-            DurationAttrs {
-                flight: &self,
+            &Measurement {
+                method: self.method.attr,
+                scheme: &self.scheme,
+                address: self.address.as_ref(),
+                port: self.port,
                 status,
                 version,
                 error: error.map(|e| e.name),
             },
         );
-    }
-}
-
-/// The attributes of `http.client.request.duration`, built in place on the stack.
-struct DurationAttrs<'a> {
-    flight: &'a InFlight<'a>,
-    status: Option<u16>,
-    version: Option<&'static str>,
-    error: Option<&'static str>,
-}
-
-impl Attributes for DurationAttrs<'_> {
-    fn extend_into(&self, out: &mut impl Extend<KeyValue>) {
-        let f = self.flight;
-        out.extend([
-            KeyValue::new(HTTP_REQUEST_METHOD, f.method.attr),
-            KeyValue::new(URL_SCHEME, f.scheme.clone()),
-        ]);
-        if let Some(address) = &f.address {
-            out.extend([KeyValue::new(
-                SERVER_ADDRESS,
-                Value::String(address.clone()),
-            )]);
-        }
-        if let Some(port) = f.port {
-            out.extend([KeyValue::new(SERVER_PORT, i64::from(port))]);
-        }
-        if let Some(status) = self.status {
-            out.extend([KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status))]);
-        }
-        if let Some(version) = self.version {
-            out.extend([KeyValue::new(NETWORK_PROTOCOL_VERSION, version)]);
-        }
-        if let Some(error) = self.error {
-            out.extend([KeyValue::new(ERROR_TYPE, error)]);
-        }
-    }
-
-    fn len_hint(&self) -> usize {
-        let f = self.flight;
-        2 + usize::from(f.address.is_some())
-            + usize::from(f.port.is_some())
-            + usize::from(self.status.is_some())
-            + usize::from(self.version.is_some())
-            + usize::from(self.error.is_some())
-    }
-
-    fn with_slice<R>(&self, f: impl FnOnce(&mut [KeyValue]) -> R) -> R {
-        let mut kvs: SmallVec<[KeyValue; 7]> = SmallVec::new();
-        self.extend_into(&mut kvs);
-        f(&mut kvs)
     }
 }
 
@@ -609,37 +565,46 @@ fn scheme_value(scheme: &str) -> Value {
     }
 }
 
-/// `server.address`: the URL's host, an IPv6 address without its brackets, as a string shared
-/// with the previous request of this thread to the same host (no copy per request for a client
-/// that keeps calling the same servers).
+/// `server.address`: the URL's host, an IPv6 address without its brackets.
 fn server_address(url: &Url) -> Option<StringValue> {
     thread_local! {
-        static LAST: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+        static LAST_HOST: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
     }
     let host = url.host_str()?;
     let host = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
-    if host.is_empty() {
-        return None;
+    (!host.is_empty()).then(|| StringValue::from(shared(&LAST_HOST, host)))
+}
+
+/// `url.full`: the URL, redacted.
+fn url_full_value(url: &Url) -> Value {
+    thread_local! {
+        static LAST_URL: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
     }
-    let shared = LAST
-        .try_with(|last| {
-            let mut last = last.try_borrow_mut().ok()?;
-            Some(match &*last {
-                Some(known) if **known == *host => known.clone(),
-                _ => {
-                    let fresh: Arc<str> = Arc::from(host);
-                    *last = Some(fresh.clone());
-                    fresh
-                }
-            })
+    let full = url_full::redact(url.as_str());
+    Value::String(StringValue::from(shared(&LAST_URL, &full)))
+}
+
+/// `text` as a shared string: the one `last` holds when it is the same text (the previous
+/// request of this thread to the same host, or the same URL), else a new copy that `last` then
+/// keeps. A client that keeps calling the same servers copies nothing per request.
+fn shared(last: &'static LocalKey<RefCell<Option<Arc<str>>>>, text: &str) -> Arc<str> {
+    last.try_with(|last| {
+        let mut last = last.try_borrow_mut().ok()?;
+        Some(match &*last {
+            Some(known) if **known == *text => known.clone(),
+            _ => {
+                let fresh: Arc<str> = Arc::from(text);
+                *last = Some(fresh.clone());
+                fresh
+            }
         })
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| Arc::from(host));
-    Some(StringValue::from(shared))
+    })
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| Arc::from(text))
 }
 
 #[cfg(test)]
