@@ -31,54 +31,68 @@ const REDACTED_USERINFO: &str = "REDACTED:REDACTED@";
 /// treated as a pair of its own); a key is percent-decoded (`+` as a space) before it is
 /// compared. Borrowed when nothing had to be replaced.
 pub(crate) fn redact(url: &str) -> Cow<'_, str> {
+    let bytes = url.as_bytes();
     let mut edits = Edits::new(url);
-    let after_authority = match authority(url) {
+    let after_authority = match authority(bytes) {
         Some(authority) => {
-            if let Some(at) = url[authority.clone()].rfind('@') {
+            if let Some(at) = bytes[authority.clone()].iter().rposition(|&b| b == b'@') {
                 edits.replace(authority.start..authority.start + at + 1, REDACTED_USERINFO);
             }
             authority.end
         }
         None => 0,
     };
-    if let Some(q) = url[after_authority..].find(['?', '#']) {
-        let mut start = after_authority + q + 1;
-        for segment in url[start..].split(['&', ';', '#']) {
-            if let Some(eq) = segment.find('=') {
-                if is_sensitive_key(&segment[..eq]) {
-                    edits.replace(start + eq + 1..start + segment.len(), REDACTED);
-                }
+    let Some(q) = bytes[after_authority..]
+        .iter()
+        .position(|&b| b == b'?' || b == b'#')
+    else {
+        return edits.finish();
+    };
+    // The pairs of the query and the fragment, each `key=value` checked on its own.
+    let mut start = after_authority + q + 1;
+    while start <= bytes.len() {
+        let end = bytes[start..]
+            .iter()
+            .position(|&b| matches!(b, b'&' | b';' | b'#'))
+            .map_or(bytes.len(), |i| start + i);
+        if let Some(eq) = bytes[start..end].iter().position(|&b| b == b'=') {
+            if is_sensitive_key(&bytes[start..start + eq]) {
+                edits.replace(start + eq + 1..end, REDACTED);
             }
-            start += segment.len() + 1;
         }
+        start = end + 1;
     }
     edits.finish()
 }
 
 /// The byte range of the authority (`user:pw@host:port`) of `url`, when it has one: after
 /// `scheme://`, up to the first `/`, `?` or `#`.
-fn authority(url: &str) -> Option<Range<usize>> {
-    let colon = url.find("://")?;
+fn authority(url: &[u8]) -> Option<Range<usize>> {
+    let colon = url.iter().position(|&b| b == b':')?;
     let scheme = &url[..colon];
-    let valid = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+    let valid = scheme.first().is_some_and(u8::is_ascii_alphabetic)
         && scheme
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
-    if !valid {
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    if !valid || !url[colon..].starts_with(b"://") {
         return None;
     }
     let start = colon + 3;
     let end = url[start..]
-        .find(['/', '?', '#'])
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
         .map_or(url.len(), |i| start + i);
     Some(start..end)
 }
 
 /// Whether the raw (percent-encoded) query key `raw` is one of [`SENSITIVE_QUERY_KEYS`].
-fn is_sensitive_key(raw: &str) -> bool {
+fn is_sensitive_key(bytes: &[u8]) -> bool {
+    // The shortest key is `sig`; the longest, fully percent-encoded, is three times 20 bytes.
+    if bytes.len() < 3 || bytes.len() > 3 * LONGEST_KEY {
+        return false;
+    }
     let mut decoded = [0u8; LONGEST_KEY];
     let mut len = 0;
-    let bytes = raw.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
         let byte = match bytes[i] {
@@ -281,7 +295,7 @@ mod tests {
             for (key, value, separator) in &pairs {
                 // The first `=` ends the key.
                 let key = key.replace('=', "");
-                let listed = is_sensitive_key(&key);
+                let listed = is_sensitive_key(key.as_bytes());
                 for s in [&mut url, &mut want] {
                     s.push_str(&key);
                     s.push('=');
@@ -335,15 +349,15 @@ mod tests {
 
     #[test]
     fn keys_are_decoded_before_they_are_compared() {
-        assert!(is_sensitive_key("sig"));
-        assert!(is_sensitive_key("SIG"));
-        assert!(is_sensitive_key("%73%69%67"));
-        assert!(is_sensitive_key("X%2DAmz%2DSecurity%2DToken"));
-        assert!(!is_sensitive_key("X%2DAmz%2DSecurity%2DTokens"));
-        assert!(!is_sensitive_key("si"));
-        assert!(!is_sensitive_key("%"));
-        assert!(!is_sensitive_key("sig%"));
-        assert!(!is_sensitive_key("%zzsig"));
-        assert!(!is_sensitive_key(""));
+        assert!(is_sensitive_key(b"sig"));
+        assert!(is_sensitive_key(b"SIG"));
+        assert!(is_sensitive_key(b"%73%69%67"));
+        assert!(is_sensitive_key(b"X%2DAmz%2DSecurity%2DToken"));
+        assert!(!is_sensitive_key(b"X%2DAmz%2DSecurity%2DTokens"));
+        assert!(!is_sensitive_key(b"si"));
+        assert!(!is_sensitive_key(b"%"));
+        assert!(!is_sensitive_key(b"sig%"));
+        assert!(!is_sensitive_key(b"%zzsig"));
+        assert!(!is_sensitive_key(b""));
     }
 }
