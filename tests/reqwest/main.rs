@@ -250,6 +250,8 @@ async fn span_has_the_client_attributes_and_the_caller_as_parent() {
             client
                 .get(&url)
                 .header("authorization", "Bearer s3cr3t-bearer")
+                // Left from another trace: it must not travel with this span's traceparent.
+                .header("tracestate", "stale=1")
                 .send(),
         )
         .await

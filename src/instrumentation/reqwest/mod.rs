@@ -17,7 +17,7 @@ use self::duration::Measurement;
 use crate::{get_telemetry, Histogram, InstrumentOptions, TraceContext};
 use crate::{IntoValue as _, UnifiedTelemetry};
 use ::reqwest::{Request, Response, Url};
-use http::{Extensions, Method, Version};
+use http::{Extensions, HeaderName, Method, Version};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _};
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
@@ -49,6 +49,8 @@ const URL_FULL: &str = "url.full";
 const URL_SCHEME: &str = "url.scheme";
 const NETWORK_PROTOCOL_VERSION: &str = "network.protocol.version";
 const ERROR_TYPE: &str = "error.type";
+
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// `http.request.method` of a method outside the nine standard ones, and `error.type` of an
 /// error of no known class.
@@ -157,8 +159,9 @@ const OTHER: &str = "_OTHER";
 /// # Trace context
 ///
 /// The request carries `traceparent` and `tracestate` naming the CLIENT span, and the current
-/// baggage, as `OTEL_PROPAGATORS` allows (both by default); headers of those names already on
-/// the request are replaced.
+/// baggage, as `OTEL_PROPAGATORS` allows (both by default). A `traceparent` or `tracestate`
+/// already on the request is replaced (or removed, for a `tracestate` when the span has none);
+/// a `baggage` header is replaced when there is baggage to send, and left as it is otherwise.
 ///
 /// # Off
 ///
@@ -377,7 +380,13 @@ impl<'a> InFlight<'a> {
             Some(cx) => TraceContext::from(cx.clone()),
             None => TraceContext::current(),
         };
-        parent.inject(req.headers_mut());
+        let headers = req.headers_mut();
+        if !headers.is_empty() && crate::state::propagators().trace_context {
+            // A `tracestate` set before belongs to another `traceparent`: `inject` replaces it
+            // when this span has one, and it must not stay when it has none.
+            headers.remove(TRACESTATE);
+        }
+        parent.inject(headers);
         InFlight {
             settings,
             cx,
