@@ -8,6 +8,7 @@
 //! no error when it is dropped (a stream dropped after its first row, a cancelled future).
 
 use crate::{get_telemetry, Attributes, Histogram, InstrumentOptions, UnifiedTelemetry};
+use opentelemetry::metrics::BoundHistogram;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _};
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 use smallvec::SmallVec;
@@ -53,6 +54,42 @@ impl DbInstruments {
             ),
             telemetry,
         }
+    }
+}
+
+/// `db.client.operation.duration` bound to the attributes that a successful operation of one
+/// query on one target records ([`DbInstruments::bind`]): its measurement hashes no attributes.
+/// Made once per query and target, and handed to each of its operations
+/// ([`DbOperation::with_bound`]).
+#[cfg_attr(not(feature = "sqlx"), allow(dead_code))]
+#[derive(Debug, Clone)]
+pub(crate) struct DbBoundDuration(BoundHistogram<f64>);
+
+#[cfg_attr(not(feature = "sqlx"), allow(dead_code))]
+impl DbInstruments {
+    /// The duration histogram bound to what a successful operation of `query` on `target`
+    /// records; `None` while telemetry is not running.
+    pub(crate) fn bind(&self, target: &DbTarget, query: &DbQuery) -> Option<DbBoundDuration> {
+        // The same SDK instrument `Histogram::record` builds (whichever comes first builds it).
+        let sdk = self.duration.0.sdk(|meter, cell| {
+            let mut builder = meter.f64_histogram(cell.name.clone());
+            if let Some(unit) = &cell.options.unit {
+                builder = builder.with_unit(unit.clone());
+            }
+            if let Some(description) = &cell.options.description {
+                builder = builder.with_description(description.clone());
+            }
+            if let Some(bounds) = &cell.options.boundaries {
+                builder = builder.with_boundaries(bounds.clone());
+            }
+            builder.build()
+        })?;
+        let attrs = DurationAttrs {
+            target,
+            query,
+            error: None,
+        };
+        Some(DbBoundDuration(attrs.with_slice(|kvs| sdk.bind(kvs))))
     }
 }
 
@@ -105,6 +142,8 @@ pub(crate) struct DbOperation {
     query: DbQuery,
     /// `None` while telemetry is off, and after the end.
     cx: Option<Context>,
+    /// Where a successful end is measured, when bound ([`with_bound`](Self::with_bound)).
+    bound: Option<DbBoundDuration>,
     start: Instant,
     ended: bool,
 }
@@ -167,9 +206,18 @@ impl DbOperation {
             target: target.clone(),
             query,
             cx,
+            bound: None,
             start,
             ended: false,
         }
+    }
+
+    /// Measures a successful end through `bound`, which [`DbInstruments::bind`] made for this
+    /// operation's target and query (a failed end is measured with its error attributes).
+    #[cfg_attr(not(feature = "sqlx"), allow(dead_code))]
+    pub(crate) fn with_bound(mut self, bound: Option<DbBoundDuration>) -> Self {
+        self.bound = bound;
+        self
     }
 
     /// The span's context, to make it current while the operation's future is polled.
@@ -203,14 +251,17 @@ impl DbOperation {
             }
         }
         span.end();
-        self.instruments.duration.record(
-            elapsed,
-            DurationAttrs {
-                target: &self.target,
-                query: &self.query,
-                error,
-            },
-        );
+        match (error, &self.bound) {
+            (None, Some(bound)) => bound.0.record(elapsed),
+            _ => self.instruments.duration.record(
+                elapsed,
+                DurationAttrs {
+                    target: &self.target,
+                    query: &self.query,
+                    error,
+                },
+            ),
+        }
     }
 }
 

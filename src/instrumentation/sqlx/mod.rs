@@ -10,7 +10,7 @@
 mod operation;
 mod sql;
 
-use self::operation::{Rebuilt, Shared, TracedFuture, TracedStream};
+use self::operation::{start, Rebuilt, Shared, TracedFuture, TracedStream};
 use self::sql::Dialect;
 use super::db::{DbInstruments, DbTarget};
 use futures_core::future::BoxFuture;
@@ -284,7 +284,7 @@ where
     if crate::state::active().is_none() {
         return begin.await;
     }
-    let op = shared.start_named("BEGIN");
+    let op = shared.start_without_text("BEGIN");
     TracedFuture::new(Box::pin(begin), op).await
 }
 
@@ -430,7 +430,7 @@ where
     if crate::state::active().is_none() {
         return end.await;
     }
-    let op = shared.start_named(operation);
+    let op = shared.start_without_text(operation);
     TracedFuture::new(Box::pin(end), op).await
 }
 
@@ -438,23 +438,19 @@ where
 /// database), traced with `$shared`. `$this` is `self`.
 macro_rules! traced_executor {
     (
-        impl<$($lt:lifetime,)* DB> Executor<$c:lifetime> for $ty:ty;
+        $db:ty: impl<$($lt:lifetime),*> Executor<$c:lifetime> for $ty:ty;
         |$this:ident| ($inner:expr, $shared:expr)
     ) => {
-        impl<$($lt,)* DB> Executor<$c> for $ty
-        where
-            DB: InstrumentedDatabase,
-            for<'x> &'x mut DB::Connection: Executor<'x, Database = DB>,
-        {
-            type Database = DB;
+        impl<$($lt),*> Executor<$c> for $ty {
+            type Database = $db;
 
             fn execute<'e, 'q: 'e, E>(
                 self,
                 query: E,
-            ) -> BoxFuture<'e, Result<DB::QueryResult, Error>>
+            ) -> BoxFuture<'e, Result<<$db as Database>::QueryResult, Error>>
             where
                 $c: 'e,
-                E: 'q + Execute<'q, DB>,
+                E: 'q + Execute<'q, $db>,
             {
                 let $this = self;
                 let (inner, shared) = ($inner, $shared);
@@ -462,17 +458,17 @@ macro_rules! traced_executor {
                     return inner.execute(query);
                 }
                 let query = Rebuilt::new(query);
-                let op = shared.start(query.text());
+                let op = start(shared, query.text());
                 Box::pin(TracedFuture::new(inner.execute(query), op))
             }
 
             fn execute_many<'e, 'q: 'e, E>(
                 self,
                 query: E,
-            ) -> BoxStream<'e, Result<DB::QueryResult, Error>>
+            ) -> BoxStream<'e, Result<<$db as Database>::QueryResult, Error>>
             where
                 $c: 'e,
-                E: 'q + Execute<'q, DB>,
+                E: 'q + Execute<'q, $db>,
             {
                 let $this = self;
                 let (inner, shared) = ($inner, $shared);
@@ -480,14 +476,14 @@ macro_rules! traced_executor {
                     return inner.execute_many(query);
                 }
                 let query = Rebuilt::new(query);
-                let op = shared.start(query.text());
+                let op = start(shared, query.text());
                 Box::pin(TracedStream::new(inner.execute_many(query), op))
             }
 
-            fn fetch<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<DB::Row, Error>>
+            fn fetch<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<<$db as Database>::Row, Error>>
             where
                 $c: 'e,
-                E: 'q + Execute<'q, DB>,
+                E: 'q + Execute<'q, $db>,
             {
                 let $this = self;
                 let (inner, shared) = ($inner, $shared);
@@ -495,17 +491,17 @@ macro_rules! traced_executor {
                     return inner.fetch(query);
                 }
                 let query = Rebuilt::new(query);
-                let op = shared.start(query.text());
+                let op = start(shared, query.text());
                 Box::pin(TracedStream::new(inner.fetch(query), op))
             }
 
             fn fetch_many<'e, 'q: 'e, E>(
                 self,
                 query: E,
-            ) -> BoxStream<'e, Result<Either<DB::QueryResult, DB::Row>, Error>>
+            ) -> BoxStream<'e, Result<Either<<$db as Database>::QueryResult, <$db as Database>::Row>, Error>>
             where
                 $c: 'e,
-                E: 'q + Execute<'q, DB>,
+                E: 'q + Execute<'q, $db>,
             {
                 let $this = self;
                 let (inner, shared) = ($inner, $shared);
@@ -513,14 +509,14 @@ macro_rules! traced_executor {
                     return inner.fetch_many(query);
                 }
                 let query = Rebuilt::new(query);
-                let op = shared.start(query.text());
+                let op = start(shared, query.text());
                 Box::pin(TracedStream::new(inner.fetch_many(query), op))
             }
 
-            fn fetch_all<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Vec<DB::Row>, Error>>
+            fn fetch_all<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Vec<<$db as Database>::Row>, Error>>
             where
                 $c: 'e,
-                E: 'q + Execute<'q, DB>,
+                E: 'q + Execute<'q, $db>,
             {
                 let $this = self;
                 let (inner, shared) = ($inner, $shared);
@@ -528,14 +524,14 @@ macro_rules! traced_executor {
                     return inner.fetch_all(query);
                 }
                 let query = Rebuilt::new(query);
-                let op = shared.start(query.text());
+                let op = start(shared, query.text());
                 Box::pin(TracedFuture::new(inner.fetch_all(query), op))
             }
 
-            fn fetch_one<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<DB::Row, Error>>
+            fn fetch_one<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<<$db as Database>::Row, Error>>
             where
                 $c: 'e,
-                E: 'q + Execute<'q, DB>,
+                E: 'q + Execute<'q, $db>,
             {
                 let $this = self;
                 let (inner, shared) = ($inner, $shared);
@@ -543,17 +539,17 @@ macro_rules! traced_executor {
                     return inner.fetch_one(query);
                 }
                 let query = Rebuilt::new(query);
-                let op = shared.start(query.text());
+                let op = start(shared, query.text());
                 Box::pin(TracedFuture::new(inner.fetch_one(query), op))
             }
 
             fn fetch_optional<'e, 'q: 'e, E>(
                 self,
                 query: E,
-            ) -> BoxFuture<'e, Result<Option<DB::Row>, Error>>
+            ) -> BoxFuture<'e, Result<Option<<$db as Database>::Row>, Error>>
             where
                 $c: 'e,
-                E: 'q + Execute<'q, DB>,
+                E: 'q + Execute<'q, $db>,
             {
                 let $this = self;
                 let (inner, shared) = ($inner, $shared);
@@ -561,11 +557,11 @@ macro_rules! traced_executor {
                     return inner.fetch_optional(query);
                 }
                 let query = Rebuilt::new(query);
-                let op = shared.start(query.text());
+                let op = start(shared, query.text());
                 Box::pin(TracedFuture::new(inner.fetch_optional(query), op))
             }
 
-            fn prepare<'e>(self, query: SqlStr) -> BoxFuture<'e, Result<DB::Statement, Error>>
+            fn prepare<'e>(self, query: SqlStr) -> BoxFuture<'e, Result<<$db as Database>::Statement, Error>>
             where
                 $c: 'e,
             {
@@ -577,8 +573,8 @@ macro_rules! traced_executor {
             fn prepare_with<'e>(
                 self,
                 sql: SqlStr,
-                parameters: &'e [DB::TypeInfo],
-            ) -> BoxFuture<'e, Result<DB::Statement, Error>>
+                parameters: &'e [<$db as Database>::TypeInfo],
+            ) -> BoxFuture<'e, Result<<$db as Database>::Statement, Error>>
             where
                 $c: 'e,
             {
@@ -590,27 +586,39 @@ macro_rules! traced_executor {
     };
 }
 
-traced_executor! {
-    impl<'p, DB> Executor<'p> for &'p InstrumentedPool<DB>;
-    |this| (&this.pool, &*this.shared)
+/// The executors of one database: the pool, a connection, a transaction, and what `&mut *conn`
+/// and `&mut *tx` give. Written per database rather than generic over it: a generic impl
+/// would need `for<'x> &'x mut DB::Connection: Executor<'x>`, which sends the compiler into
+/// an overflow wherever a pool's database is not yet inferred (sqlx's own comment in
+/// `pool/executor.rs`), in code that does not even use the adapter.
+macro_rules! traced_executors {
+    ($db:ty) => {
+        traced_executor! {
+            $db: impl<'p> Executor<'p> for &'p InstrumentedPool<$db>;
+            |this| (&this.pool, &this.shared)
+        }
+
+        traced_executor! {
+            $db: impl<'c> Executor<'c> for &'c mut Instrumented<PoolConnection<$db>>;
+            |this| (&mut *this.conn, &this.shared)
+        }
+
+        traced_executor! {
+            $db: impl<'t, 'c> Executor<'t> for &'t mut Instrumented<Transaction<'c, $db>>;
+            |this| (&mut *this.conn, &this.shared)
+        }
+
+        traced_executor! {
+            $db: impl<'c> Executor<'c> for &'c mut InstrumentedConnection<$db>;
+            |this| (&mut *this.inner.conn, &this.inner.shared)
+        }
+
+        traced_executor! {
+            $db: impl<'t, 'c> Executor<'t> for &'t mut InstrumentedTransaction<'c, $db>;
+            |this| (&mut *this.inner.conn, &this.inner.shared)
+        }
+    };
 }
 
-traced_executor! {
-    impl<'c, DB> Executor<'c> for &'c mut Instrumented<PoolConnection<DB>>;
-    |this| (&mut *this.conn, &*this.shared)
-}
-
-traced_executor! {
-    impl<'t, 'c, DB> Executor<'t> for &'t mut Instrumented<Transaction<'c, DB>>;
-    |this| (&mut *this.conn, &*this.shared)
-}
-
-traced_executor! {
-    impl<'c, DB> Executor<'c> for &'c mut InstrumentedConnection<DB>;
-    |this| (&mut *this.inner.conn, &*this.inner.shared)
-}
-
-traced_executor! {
-    impl<'t, 'c, DB> Executor<'t> for &'t mut InstrumentedTransaction<'c, DB>;
-    |this| (&mut *this.inner.conn, &*this.inner.shared)
-}
+traced_executors!(sqlx::Sqlite);
+traced_executors!(sqlx::Postgres);

@@ -3,7 +3,9 @@
 //! while the driver's future or stream is polled, and the error told in the conventions' words.
 
 use super::sql::{self, Dialect};
-use crate::instrumentation::db::{DbError, DbInstruments, DbOperation, DbQuery, DbTarget};
+use crate::instrumentation::db::{
+    DbBoundDuration, DbError, DbInstruments, DbOperation, DbQuery, DbTarget,
+};
 use futures_core::Stream;
 use opentelemetry::Context;
 use sqlx::error::{BoxDynError, ErrorKind};
@@ -36,14 +38,9 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    /// Starts the operation of a query whose text is `sql`.
-    pub(super) fn start(&self, sql: &str) -> DbOperation {
-        DbOperation::start(&self.instruments, &self.target, query(sql, self.dialect))
-    }
-
     /// Starts an operation that has no text of its own (`BEGIN`, `COMMIT`, `ROLLBACK`): its
     /// operation name is its summary.
-    pub(super) fn start_named(&self, operation: &'static str) -> DbOperation {
+    pub(super) fn start_without_text(&self, operation: &'static str) -> DbOperation {
         let name: Arc<str> = Arc::from(operation);
         DbOperation::start(
             &self.instruments,
@@ -57,34 +54,44 @@ impl Shared {
     }
 }
 
+/// Starts the operation of a query whose text is `sql`, on `shared`'s pool.
+pub(super) fn start(shared: &Arc<Shared>, sql: &str) -> DbOperation {
+    let (query, bound) = lookup(shared, sql);
+    DbOperation::start(&shared.instruments, &shared.target, query).with_bound(bound)
+}
+
 // ---------------------------------------------------------------------------------------------
 // The per-thread cache of what a query's text tells
 
-/// What the scanner found in one text, shared by every query with that text.
-#[derive(Debug)]
-struct Derived {
+/// What the scanner found in one text, and the duration histogram bound to it, for one pool.
+struct Entry {
     /// Where the text was seen (a `&'static str` is seen at one address every time).
     addr: usize,
-    dialect: Dialect,
+    /// The pool's (kept alive by the entry, so its address is not another pool's).
+    shared: Arc<Shared>,
     source: Box<str>,
     operation: Option<Arc<str>>,
     collection: Option<Arc<str>>,
     summary: Option<Arc<str>>,
     text: Option<Arc<str>>,
+    bound: Option<DbBoundDuration>,
 }
 
-impl Derived {
-    fn new(sql: &str, addr: usize, dialect: Dialect) -> Self {
-        let found = sql::analyze(sql, dialect);
-        Derived {
+impl Entry {
+    fn new(shared: &Arc<Shared>, sql: &str, addr: usize) -> Self {
+        let found = sql::analyze(sql, shared.dialect);
+        let mut entry = Entry {
             addr,
-            dialect,
+            shared: shared.clone(),
             source: sql.into(),
             operation: found.operation.map(Arc::from),
             collection: found.collection.map(Arc::from),
             summary: found.summary.map(Arc::from),
             text: (!found.text.trim().is_empty()).then(|| Arc::from(found.text)),
-        }
+            bound: None,
+        };
+        entry.bound = shared.instruments.bind(&shared.target, &entry.query());
+        entry
     }
 
     fn query(&self) -> DbQuery {
@@ -107,38 +114,41 @@ const SLOTS: usize = 1 << BITS;
 const MAX_CACHED: usize = 8 * 1024;
 
 thread_local! {
-    /// Direct-mapped by the text's address and length; a hit is checked by content.
-    static CACHE: RefCell<[Option<Arc<Derived>>; SLOTS]> =
+    /// Direct-mapped by the text's address and length and the pool; a hit is checked by
+    /// content.
+    static CACHE: RefCell<[Option<Entry>; SLOTS]> =
         const { RefCell::new([const { None }; SLOTS]) };
 }
 
-/// What `sql` tells: from this thread's cache when the same text (usually a `&'static str`)
-/// was seen at the same address before; else scanned, and kept.
-fn query(sql: &str, dialect: Dialect) -> DbQuery {
+/// What `sql` tells, and the duration bound to it for `shared`'s pool: from this thread's
+/// cache when the same text (usually a `&'static str`) was seen at the same address for the
+/// same pool before; else scanned, and kept.
+fn lookup(shared: &Arc<Shared>, sql: &str) -> (DbQuery, Option<DbBoundDuration>) {
     let addr = sql.as_ptr() as usize;
-    let slot = crate::sync::address_slot(addr, sql.len() ^ dialect as usize, BITS);
+    let pool = Arc::as_ptr(shared) as usize;
+    let slot = crate::sync::address_slot(addr, sql.len() ^ pool.rotate_left(29), BITS);
     let hit = CACHE
         .try_with(|cache| {
             let cache = cache.try_borrow().ok()?;
-            let derived = cache[slot].as_ref()?;
-            (derived.addr == addr && derived.dialect == dialect && *derived.source == *sql)
-                .then(|| derived.query())
+            let entry = cache[slot].as_ref()?;
+            (entry.addr == addr && Arc::ptr_eq(&entry.shared, shared) && *entry.source == *sql)
+                .then(|| (entry.query(), entry.bound.clone()))
         })
         .ok()
         .flatten();
-    if let Some(query) = hit {
-        return query;
+    if let Some(hit) = hit {
+        return hit;
     }
-    let derived = Derived::new(sql, addr, dialect);
-    let query = derived.query();
+    let entry = Entry::new(shared, sql, addr);
+    let found = (entry.query(), entry.bound.clone());
     if sql.len() <= MAX_CACHED {
         let _ = CACHE.try_with(|cache| {
             if let Ok(mut cache) = cache.try_borrow_mut() {
-                cache[slot] = Some(Arc::new(derived));
+                cache[slot] = Some(entry);
             }
         });
     }
-    query
+    found
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -397,30 +407,50 @@ fn io_error_type(kind: std::io::ErrorKind) -> &'static str {
 mod tests {
     use super::*;
 
+    fn shared(dialect: Dialect) -> Arc<Shared> {
+        Arc::new(Shared {
+            instruments: DbInstruments::new("sqlx-cache-test"),
+            target: Arc::new(DbTarget {
+                system: "sqlite",
+                namespace: None,
+                address: None,
+                port: None,
+            }),
+            dialect,
+        })
+    }
+
     #[test]
-    fn the_cache_answers_by_address_and_content() {
+    fn the_cache_answers_by_address_content_and_pool() {
         static SQL: &str = "SELECT name FROM users WHERE id = ?";
-        let a = query(SQL, Dialect::Sqlite);
-        let b = query(SQL, Dialect::Sqlite);
+        let lite = shared(Dialect::Sqlite);
+        let (a, _) = lookup(&lite, SQL);
+        let (b, _) = lookup(&lite, SQL);
         assert_eq!(a.summary.as_deref(), Some("SELECT users"));
         assert!(Arc::ptr_eq(
             a.summary.as_ref().unwrap(),
             b.summary.as_ref().unwrap()
         ));
-        // Another dialect, another entry.
-        let c = query("SELECT \"x\" FROM t WHERE a = 1", Dialect::Postgres);
-        let d = query("SELECT \"x\" FROM t WHERE a = 1", Dialect::Sqlite);
+        // Another pool (here another dialect), another entry.
+        let pg = shared(Dialect::Postgres);
+        let (c, _) = lookup(&pg, "SELECT \"x\" FROM t WHERE a = 1");
+        let (d, _) = lookup(&lite, "SELECT \"x\" FROM t WHERE a = 1");
         assert_eq!(c.text.as_deref(), Some("SELECT \"x\" FROM t WHERE a = ?"));
         assert_eq!(d.text.as_deref(), Some("SELECT ? FROM t WHERE a = ?"));
+        let (e, _) = lookup(&pg, SQL);
+        assert!(!Arc::ptr_eq(
+            a.summary.as_ref().unwrap(),
+            e.summary.as_ref().unwrap()
+        ));
         // Same address, other content: not a hit.
         let mut owned = String::from("SELECT a FROM one");
-        let first = query(&owned, Dialect::Postgres);
+        let (first, _) = lookup(&pg, &owned);
         owned.replace_range(14.., "two");
-        let second = query(&owned, Dialect::Postgres);
+        let (second, _) = lookup(&pg, &owned);
         assert_eq!(first.collection.as_deref(), Some("one"));
         assert_eq!(second.collection.as_deref(), Some("two"));
         // Nothing to say: no text.
-        assert!(query("  ", Dialect::Postgres).text.is_none());
+        assert!(lookup(&pg, "  ").0.text.is_none());
     }
 
     #[test]

@@ -13,8 +13,11 @@ fn text(sql: &str) -> String {
     pg(sql).text
 }
 
+/// `(summary, operation, collection)`.
+type Parts<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
 /// `(summary, operation, collection)` as `&str`s.
-fn parts(a: &Analysis) -> (Option<&str>, Option<&str>, Option<&str>) {
+fn parts(a: &Analysis) -> Parts<'_> {
     (
         a.summary.as_deref(),
         a.operation.as_deref(),
@@ -156,7 +159,7 @@ fn summaries_follow_the_conventions_examples() {
 
 #[test]
 fn operations_and_collections() {
-    let cases: &[(&str, (Option<&str>, Option<&str>, Option<&str>))] = &[
+    let cases: &[(&str, Parts<'static>)] = &[
         (
             "select name from users where id = $1",
             (Some("select users"), Some("select"), Some("users")),
