@@ -106,6 +106,11 @@ impl Name {
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or(OTHER)
     }
 
+    /// The name's index among the known names (`names::KNOWN`).
+    pub(crate) fn known(&self) -> Option<usize> {
+        self.known
+    }
+
     /// The name as a span name: borrowed when known, or `_OTHER`.
     pub(crate) fn span_name(&self) -> Cow<'static, str> {
         match self.known {

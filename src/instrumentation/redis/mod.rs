@@ -10,12 +10,12 @@ mod names;
 mod outcome;
 
 use self::command::{Name, Packed, Shape, Text, OTHER};
-use super::db::{DbInstruments, DbOperation, DbQuery, DbTarget};
+use super::db::{DbBoundDuration, DbInstruments, DbOperation, DbQuery, DbTarget};
 use redis::{Cmd, ConnectionAddr, ConnectionInfo, Pipeline, RedisFuture, RedisResult, Value};
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{self, Poll};
 
 /// The component whose tracer and meter the wrapper uses unless told otherwise.
@@ -33,7 +33,9 @@ const MULTI: &str = "MULTI";
 /// `ConnectionManager`) or sync ([`redis::ConnectionLike`]: `Connection`), and is one itself,
 /// so typed commands ([`redis::AsyncCommands`], [`redis::Commands`]), [`redis::cmd`] and
 /// [`redis::pipe`] work on it unchanged. It is `Clone` when the connection is, so a
-/// `MultiplexedConnection` or `ConnectionManager` is wrapped once and cloned per task.
+/// `MultiplexedConnection` or `ConnectionManager` is wrapped once and cloned per task: the
+/// clones share what the wrapper learns, such as the duration histogram bound to each command
+/// (wrapping anew per request would bind it anew each time).
 ///
 /// ```no_run
 /// use redis::AsyncCommands as _;
@@ -129,6 +131,9 @@ struct Shared {
     instruments: DbInstruments,
     target: Arc<DbTarget>,
     query_text: bool,
+    /// The duration histogram bound to each known command's success attributes, made on the
+    /// command's first success: a measurement then hashes no attributes.
+    bound: OnceLock<Box<[OnceLock<DbBoundDuration>]>>,
 }
 
 /// `InstrumentedRedis::new(connection, client.get_connection_info())`: records every command
@@ -161,6 +166,7 @@ impl<C> InstrumentedRedis<C> {
                 instruments: DbInstruments::new(DEFAULT_COMPONENT),
                 target: Arc::new(target(info)),
                 query_text: false,
+                bound: OnceLock::new(),
             }),
         }
     }
@@ -171,6 +177,7 @@ impl<C> InstrumentedRedis<C> {
         let shared = Arc::make_mut(&mut self.shared);
         shared.component = component.into();
         shared.instruments = DbInstruments::new(component);
+        shared.bound = OnceLock::new();
         self
     }
 
@@ -234,20 +241,40 @@ fn target(info: &ConnectionInfo) -> DbTarget {
     }
 }
 
-/// An operation about to start: what it is, and its span name.
+/// An operation about to start: what it is, its span name, and the slot of its bound
+/// duration (a known command's index in `names::KNOWN`).
 struct Query {
     query: DbQuery,
     span_name: Cow<'static, str>,
+    bound: Option<usize>,
 }
 
 impl Shared {
     fn start(&self, query: Query) -> DbOperation {
+        let bound = query.bound.and_then(|slot| self.bound(slot, &query.query));
         DbOperation::start_named(
             &self.instruments,
             &self.target,
             query.query,
             query.span_name,
         )
+        .with_bound(bound)
+    }
+
+    /// The duration bound to `query`'s success attributes, made on first use of `slot`;
+    /// `None` while telemetry is not running.
+    fn bound(&self, slot: usize, query: &DbQuery) -> Option<DbBoundDuration> {
+        let slots = self.bound.get_or_init(|| {
+            std::iter::repeat_with(OnceLock::new)
+                .take(names::KNOWN.len())
+                .collect()
+        });
+        let cell = slots.get(slot)?;
+        if let Some(bound) = cell.get() {
+            return Some(bound.clone());
+        }
+        let bound = self.instruments.bind(&self.target, query)?;
+        Some(cell.get_or_init(|| bound).clone())
     }
 
     /// One command.
@@ -265,6 +292,7 @@ impl Shared {
                 ..DbQuery::default()
             },
             span_name: name.span_name(),
+            bound: name.known(),
         }
     }
 
@@ -310,6 +338,7 @@ impl Shared {
                 ..DbQuery::default()
             },
             span_name: Cow::Borrowed(kind),
+            bound: None,
         }
     }
 }
