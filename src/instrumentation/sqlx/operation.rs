@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{self, ready, Poll};
 
 /// What every query through one pool (and its connections and transactions) shares.
@@ -56,8 +56,35 @@ impl Shared {
 
 /// Starts the operation of a query whose text is `sql`, on `shared`'s pool.
 pub(super) fn start(shared: &Arc<Shared>, sql: &str) -> DbOperation {
-    let (query, bound) = lookup(shared, sql);
-    DbOperation::start(&shared.instruments, &shared.target, query).with_bound(bound)
+    let (query, name, bound) = lookup(shared, sql);
+    let (instruments, target) = (&shared.instruments, &shared.target);
+    match name {
+        Some(name) => DbOperation::start_named(instruments, target, query, Cow::Borrowed(name)),
+        None => DbOperation::start(instruments, target, query),
+    }
+    .with_bound(bound)
+}
+
+/// Bytes of span names the process may keep for good.
+const NAME_BUDGET: usize = 64 * 1024;
+
+/// The span name `summary`, shared for the process: a summary has low cardinality by design,
+/// so each distinct one is kept once (within [`NAME_BUDGET`]) and a span takes it without a
+/// copy. `None` past the budget: the span copies its name, as a span with no summary does.
+fn shared_name(summary: &str) -> Option<&'static str> {
+    static NAMES: Mutex<(Vec<&'static str>, usize)> = Mutex::new((Vec::new(), 0));
+    let mut names = crate::sync::lock(&NAMES);
+    let (known, used) = &mut *names;
+    if let Some(name) = known.iter().find(|n| **n == summary) {
+        return Some(name);
+    }
+    if *used + summary.len() > NAME_BUDGET {
+        return None;
+    }
+    *used += summary.len();
+    let name: &'static str = Box::leak(Box::from(summary));
+    known.push(name);
+    Some(name)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -74,6 +101,8 @@ struct Entry {
     collection: Option<Arc<str>>,
     summary: Option<Arc<str>>,
     text: Option<Arc<str>>,
+    /// The span name, when shared ([`shared_name`]).
+    name: Option<&'static str>,
     bound: Option<DbBoundDuration>,
 }
 
@@ -86,8 +115,9 @@ impl Entry {
             source: sql.into(),
             operation: found.operation.map(Arc::from),
             collection: found.collection.map(Arc::from),
-            summary: found.summary.map(Arc::from),
+            summary: found.summary.clone().map(Arc::from),
             text: (!found.text.trim().is_empty()).then(|| Arc::from(found.text)),
+            name: found.summary.as_deref().and_then(shared_name),
             bound: None,
         };
         entry.bound = shared.instruments.bind(&shared.target, &entry.query());
@@ -120,10 +150,13 @@ thread_local! {
         const { RefCell::new([const { None }; SLOTS]) };
 }
 
+/// A query's attributes, its shared span name, and its bound duration.
+type Found = (DbQuery, Option<&'static str>, Option<DbBoundDuration>);
+
 /// What `sql` tells, and the duration bound to it for `shared`'s pool: from this thread's
 /// cache when the same text (usually a `&'static str`) was seen at the same address for the
 /// same pool before; else scanned, and kept.
-fn lookup(shared: &Arc<Shared>, sql: &str) -> (DbQuery, Option<DbBoundDuration>) {
+fn lookup(shared: &Arc<Shared>, sql: &str) -> Found {
     let addr = sql.as_ptr() as usize;
     let pool = Arc::as_ptr(shared) as usize;
     let slot = crate::sync::address_slot(addr, sql.len() ^ pool.rotate_left(29), BITS);
@@ -132,7 +165,7 @@ fn lookup(shared: &Arc<Shared>, sql: &str) -> (DbQuery, Option<DbBoundDuration>)
             let cache = cache.try_borrow().ok()?;
             let entry = cache[slot].as_ref()?;
             (entry.addr == addr && Arc::ptr_eq(&entry.shared, shared) && *entry.source == *sql)
-                .then(|| (entry.query(), entry.bound.clone()))
+                .then(|| (entry.query(), entry.name, entry.bound.clone()))
         })
         .ok()
         .flatten();
@@ -140,7 +173,7 @@ fn lookup(shared: &Arc<Shared>, sql: &str) -> (DbQuery, Option<DbBoundDuration>)
         return hit;
     }
     let entry = Entry::new(shared, sql, addr);
-    let found = (entry.query(), entry.bound.clone());
+    let found = (entry.query(), entry.name, entry.bound.clone());
     if sql.len() <= MAX_CACHED {
         let _ = CACHE.try_with(|cache| {
             if let Ok(mut cache) = cache.try_borrow_mut() {
@@ -424,8 +457,10 @@ mod tests {
     fn the_cache_answers_by_address_content_and_pool() {
         static SQL: &str = "SELECT name FROM users WHERE id = ?";
         let lite = shared(Dialect::Sqlite);
-        let (a, _) = lookup(&lite, SQL);
-        let (b, _) = lookup(&lite, SQL);
+        let (a, name, _) = lookup(&lite, SQL);
+        assert_eq!(name, Some("SELECT users"));
+        let (b, again, _) = lookup(&lite, SQL);
+        assert!(std::ptr::eq(name.unwrap(), again.unwrap()));
         assert_eq!(a.summary.as_deref(), Some("SELECT users"));
         assert!(Arc::ptr_eq(
             a.summary.as_ref().unwrap(),
@@ -433,20 +468,20 @@ mod tests {
         ));
         // Another pool (here another dialect), another entry.
         let pg = shared(Dialect::Postgres);
-        let (c, _) = lookup(&pg, "SELECT \"x\" FROM t WHERE a = 1");
-        let (d, _) = lookup(&lite, "SELECT \"x\" FROM t WHERE a = 1");
+        let (c, _, _) = lookup(&pg, "SELECT \"x\" FROM t WHERE a = 1");
+        let (d, _, _) = lookup(&lite, "SELECT \"x\" FROM t WHERE a = 1");
         assert_eq!(c.text.as_deref(), Some("SELECT \"x\" FROM t WHERE a = ?"));
         assert_eq!(d.text.as_deref(), Some("SELECT ? FROM t WHERE a = ?"));
-        let (e, _) = lookup(&pg, SQL);
+        let (e, _, _) = lookup(&pg, SQL);
         assert!(!Arc::ptr_eq(
             a.summary.as_ref().unwrap(),
             e.summary.as_ref().unwrap()
         ));
         // Same address, other content: not a hit.
         let mut owned = String::from("SELECT a FROM one");
-        let (first, _) = lookup(&pg, &owned);
+        let (first, _, _) = lookup(&pg, &owned);
         owned.replace_range(14.., "two");
-        let (second, _) = lookup(&pg, &owned);
+        let (second, _, _) = lookup(&pg, &owned);
         assert_eq!(first.collection.as_deref(), Some("one"));
         assert_eq!(second.collection.as_deref(), Some("two"));
         // Nothing to say: no text.
