@@ -6,6 +6,12 @@
 //! system, the database and the server, fixed for the connection's life) and one
 //! [`DbOperation`] per query or command; the operation ends with [`DbOperation::end`], or with
 //! no error when it is dropped (a stream dropped after its first row, a cancelled future).
+//!
+//! An adapter that sees the same query again and again (sqlx: a query's text) can bind the
+//! duration's success attributes once ([`DbInstruments::bind`], through the registry's
+//! `InstrumentCell::sdk`: the SDK histogram `Histogram::record` uses) and hand the binding to
+//! each operation ([`DbOperation::with_bound`]): a successful measurement then hashes no
+//! attributes.
 
 use crate::{get_telemetry, Attributes, Histogram, InstrumentOptions, UnifiedTelemetry};
 use opentelemetry::metrics::BoundHistogram;

@@ -3,9 +3,10 @@
 //! stable database semantic conventions.
 //!
 //! Built on the shared database operation (`instrumentation::db`), which uses
-//! `SpanBuilder::start_context`, `SpanBuilder::attributes_owned` and `state::active`.
-//! `sql.rs` is the SQL scanner (sanitized text, summary), `operation.rs` the per-query path (the
-//! per-thread cache of what a text tells, the traced future and stream, errors).
+//! `SpanBuilder::start_context`, `SpanBuilder::attributes_owned`, `state::active` and, to bind
+//! the duration's attributes once per query, the registry's `InstrumentCell::sdk`. `sql.rs` is
+//! the SQL scanner (sanitized text, summary), `operation.rs` the per-query path (the per-thread
+//! cache of what a text tells, the traced future and stream, errors).
 
 mod operation;
 mod sql;
@@ -103,10 +104,11 @@ fn shared<DB: InstrumentedDatabase>(pool: &Pool<DB>, component: &str) -> Shared 
 /// `db.client.operation.duration` (see [`InstrumentedPool`]).
 ///
 /// ```
-/// # async fn run() -> Result<(), sqlx::Error> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), sqlx::Error> {
 /// let pool = unitel::instrument_sqlx(sqlx::SqlitePool::connect("sqlite::memory:").await?);
 /// let row: (i64,) = sqlx::query_as("SELECT ?").bind(42_i64).fetch_one(&pool).await?;
-/// # let _ = row;
+/// # assert_eq!(row.0, 42);
 /// # Ok(())
 /// # }
 /// ```
@@ -121,7 +123,8 @@ pub fn instrument_sqlx<DB: InstrumentedDatabase>(pool: Pool<DB>) -> Instrumented
 /// that trace their queries too. Everything else is the pool's: it dereferences to it.
 ///
 /// ```
-/// # async fn run() -> Result<(), sqlx::Error> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), sqlx::Error> {
 /// use unitel::InstrumentedPool;
 ///
 /// let pool = InstrumentedPool::new(sqlx::SqlitePool::connect("sqlite::memory:").await?);
@@ -187,6 +190,15 @@ pub fn instrument_sqlx<DB: InstrumentedDatabase>(pool: Pool<DB>) -> Instrumented
 ///
 /// `db.client.operation.duration` (histogram, `s`, buckets 0.001 .. 10 s) on the component's
 /// meter, with the span's attributes but `db.query.text`.
+///
+/// # sqlx's own statement log
+///
+/// sqlx logs each statement through `tracing` at target `sqlx::query` (at DEBUG, and at WARN
+/// when it takes a second or more) with the statement's raw text, literals included, and
+/// unitel's log outputs take `tracing` events. The span already has the sanitized text and the
+/// duration: turn sqlx's log off on the connect options
+/// ([`disable_statement_logging`](sqlx::ConnectOptions::disable_statement_logging)), or filter
+/// the target out (`RUST_LOG=info,sqlx::query=off`).
 ///
 /// # Off
 ///
