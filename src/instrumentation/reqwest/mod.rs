@@ -18,6 +18,7 @@ use crate::{get_telemetry, Histogram, InstrumentOptions, TraceContext};
 use crate::{IntoValue as _, UnifiedTelemetry};
 use ::reqwest::{Request, Response, Url};
 use http::{Extensions, HeaderName, Method, Version};
+use opentelemetry::baggage::BaggageExt as _;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _};
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
@@ -264,7 +265,9 @@ impl Middleware for HttpClientMiddleware {
     {
         if crate::state::active().is_none() {
             // Off: only a received trace context goes on.
-            TraceContext::current().inject(req.headers_mut());
+            if Context::map_current(|cx| cx.has_active_span() || cx.baggage().len() > 0) {
+                TraceContext::current().inject(req.headers_mut());
+            }
             return next.run(req, extensions);
         }
         let flight = InFlight::start(&self.settings, &mut req);
