@@ -265,7 +265,7 @@ impl Middleware for HttpClientMiddleware {
     {
         if crate::state::active().is_none() {
             // Off: only a received trace context goes on.
-            if Context::map_current(|cx| cx.has_active_span() || cx.baggage().len() > 0) {
+            if Context::map_current(|cx| cx.has_active_span() || !cx.baggage().is_empty()) {
                 TraceContext::current().inject(req.headers_mut());
             }
             return next.run(req, extensions);
