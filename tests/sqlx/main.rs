@@ -620,6 +620,48 @@ async fn sqlite_errors_carry_sqlite_result_codes_and_no_found_row_is_not_an_erro
     assert_no_secret(&cap, &["s3cret-one", "424242"]);
 }
 
+#[tokio::test]
+async fn prepared_statements_keep_their_text_and_arguments() {
+    let cap = capture();
+    let component = "sqlx-lite-prepared";
+    let pool = sqlite_memory(component).await;
+    sqlx::query("CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO kv (k, v) VALUES (?, ?), (?, ?)")
+        .bind(1)
+        .bind("one")
+        .bind(2)
+        .bind("two")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // `prepare` passes through (no span); the statement then runs through the wrapper.
+    let mut conn = pool.acquire().await.unwrap();
+    let statement = (&mut *conn)
+        .prepare(sqlx::SqlStr::from_static("SELECT v FROM kv WHERE k = ?"))
+        .await
+        .expect("prepare");
+    let v: String = sqlx::Statement::query(&statement)
+        .bind(2)
+        .fetch_one(&mut *conn)
+        .await
+        .expect("prepared query")
+        .get(0);
+    assert_eq!(v, "two");
+    let spans = db_spans(&cap, component);
+    assert_eq!(names(&spans), ["CREATE TABLE kv", "INSERT kv", "SELECT kv"]);
+    assert_eq!(
+        query_attrs(&spans[2]),
+        (
+            some("SELECT"),
+            some("kv"),
+            some("SELECT v FROM kv WHERE k = ?")
+        )
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
 
