@@ -136,6 +136,11 @@ pub use tracing_opentelemetry;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+/// The instrumentation guide's code blocks, compiled as doctests.
+#[cfg(all(doctest, feature = "reqwest", feature = "sqlx", feature = "redis"))]
+#[doc = include_str!("../docs/instrumentation.md")]
+pub struct InstrumentationDoctests;
+
 /// The configuration guide's code blocks, compiled as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../docs/configuration.md")]

@@ -2,6 +2,7 @@
 //! correlated [`LogEvent`].
 
 use crate::event::{with_scratch, FieldValue, LogEvent, Scratch};
+use crate::format::sql;
 use crate::spans::{current_ids, Ids};
 use crate::state;
 use opentelemetry::trace::TraceContextExt;
@@ -58,13 +59,31 @@ where
             ids: self.ids(event),
         };
         with_scratch(|scratch| {
-            event.record(&mut Visitor(scratch));
+            event.record(&mut Visitor {
+                scratch,
+                sql: meta.target() == SQLX_QUERY,
+            });
             super::emit(outputs, &record, scratch);
         });
     }
 }
 
-struct Visitor<'a>(&'a mut Scratch);
+/// The target of sqlx's statement log lines, whose `summary` and `db.statement` fields hold
+/// the SQL text as sent, literals included.
+const SQLX_QUERY: &str = "sqlx::query";
+
+struct Visitor<'a> {
+    scratch: &'a mut Scratch,
+    /// A `sqlx::query` event: SQL text fields are sanitized (every literal becomes `?`).
+    sql: bool,
+}
+
+impl Visitor<'_> {
+    /// Whether `field` holds SQL text to sanitize.
+    fn is_sql(&self, field: &Field) -> bool {
+        self.sql && matches!(field.name(), "summary" | "db.statement")
+    }
+}
 
 /// The `log` crate's metadata, carried as fields by tracing-log, is not an event field.
 fn is_log_metadata(field: &Field) -> bool {
@@ -73,21 +92,31 @@ fn is_log_metadata(field: &Field) -> bool {
 
 impl Visit for Visitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
+        if self.is_sql(field) {
+            let clean = sql::sanitize(value);
+            self.scratch.field_str(field.name(), clean.trim());
+            return;
+        }
         match field.name() {
-            "message" => self.0.message.push_str(value),
+            "message" => self.scratch.message.push_str(value),
             name if name.starts_with("log.") => {}
-            name => self.0.field_str(name, value),
+            name => self.scratch.field_str(name, value),
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         use std::fmt::Write;
+        if self.is_sql(field) {
+            let clean = sql::sanitize(&format!("{value:?}"));
+            self.scratch.field_str(field.name(), clean.trim());
+            return;
+        }
         match field.name() {
             "message" => {
-                let _ = write!(self.0.message, "{value:?}");
+                let _ = write!(self.scratch.message, "{value:?}");
             }
             name if name.starts_with("log.") => {}
-            name => self.0.field_debug(name, value),
+            name => self.scratch.field_debug(name, value),
         }
     }
 
@@ -95,36 +124,36 @@ impl Visit for Visitor<'_> {
         if is_log_metadata(field) {
             return;
         }
-        self.0.field(field.name(), FieldValue::I64(value));
+        self.scratch.field(field.name(), FieldValue::I64(value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         if is_log_metadata(field) {
             return;
         }
-        self.0.field(field.name(), FieldValue::U64(value));
+        self.scratch.field(field.name(), FieldValue::U64(value));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         if is_log_metadata(field) {
             return;
         }
-        self.0.field(field.name(), FieldValue::F64(value));
+        self.scratch.field(field.name(), FieldValue::F64(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         if is_log_metadata(field) {
             return;
         }
-        self.0.field(field.name(), FieldValue::Bool(value));
+        self.scratch.field(field.name(), FieldValue::Bool(value));
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        let r = self.0.push_fmt(format_args!("{value}"));
-        let k = self.0.push_fmt(format_args!("{}", field.name()));
-        self.0.fields.push((k, FieldValue::Str(r)));
-        if self.0.error_chain.is_empty() {
-            self.0.error(value);
+        let r = self.scratch.push_fmt(format_args!("{value}"));
+        let k = self.scratch.push_fmt(format_args!("{}", field.name()));
+        self.scratch.fields.push((k, FieldValue::Str(r)));
+        if self.scratch.error_chain.is_empty() {
+            self.scratch.error(value);
         }
     }
 }

@@ -1150,9 +1150,9 @@ async fn sqlx_query_log_lines_of_a_query_belong_to_its_span() {
 
 /// sqlx's own statement log carries the statement's whole text, literals included (target
 /// `sqlx::query`: every statement at DEBUG, slow ones at WARN, which the default `info`
-/// filter lets through). Ignored: it fails until unitel's log pipeline keeps that text out.
+/// filter lets through). unitel's log layer sanitizes those fields: the line stays, its
+/// literals do not.
 #[tokio::test]
-#[ignore = "sqlx's statement log keeps the literals; see the sqlx section of docs/instrumentation.md"]
 async fn sqlx_statement_logs_keep_literals_out() {
     let cap = capture();
     let options = SqliteConnectOptions::from_str("sqlite::memory:")

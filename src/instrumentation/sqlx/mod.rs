@@ -9,10 +9,9 @@
 //! cache of what a text tells, the traced future and stream, errors).
 
 mod operation;
-mod sql;
 
 use self::operation::{start, Rebuilt, Shared, TracedFuture, TracedStream};
-use self::sql::Dialect;
+use crate::format::sql::Dialect;
 use super::db::{DbInstruments, DbTarget};
 use futures_core::future::BoxFuture;
 use futures_core::stream::BoxStream;
@@ -593,6 +592,17 @@ macro_rules! traced_executor {
                 let $this = self;
                 let (inner, _) = ($inner, $shared);
                 inner.prepare_with(sql, parameters)
+            }
+
+            /// Passed through, with no span (what sqlx's query macros ask at compile time).
+            #[doc(hidden)]
+            fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<$db>, Error>>
+            where
+                $c: 'e,
+            {
+                let $this = self;
+                let (inner, _) = ($inner, $shared);
+                inner.describe(sql)
             }
         }
     };

@@ -2,7 +2,7 @@
 //! rebuilt from its parts so the text can be read before the driver takes it, the span current
 //! while the driver's future or stream is polled, and the error told in the conventions' words.
 
-use super::sql::{self, Dialect};
+use crate::format::sql::{self, Dialect};
 use crate::instrumentation::db::{
     DbBoundDuration, DbError, DbInstruments, DbOperation, DbQuery, DbTarget,
 };
