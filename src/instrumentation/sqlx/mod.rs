@@ -11,8 +11,8 @@
 mod operation;
 
 use self::operation::{start, Rebuilt, Shared, TracedFuture, TracedStream};
-use crate::format::sql::Dialect;
 use super::db::{DbInstruments, DbTarget};
+use crate::format::sql::Dialect;
 use futures_core::future::BoxFuture;
 use futures_core::stream::BoxStream;
 use sqlx::pool::PoolConnection;
