@@ -116,7 +116,10 @@ fn quickstart_correlates_request_and_worker_in_one_trace() {
     assert_eq!(select.parent_span_id, Some(served.span_id));
     // The literal-free query text, and no Redis without REDIS_URL.
     let text = format!("{:?}", select.attributes);
-    assert!(text.contains("SELECT available FROM stock WHERE item = ?"), "{text}");
+    assert!(
+        text.contains("SELECT available FROM stock WHERE item = ?"),
+        "{text}"
+    );
     assert!(!spans.iter().any(|s| s.component == "redis"), "{spans:#?}");
 }
 
