@@ -164,18 +164,25 @@ impl Histogram {
     /// Records `value`. NaN, infinities and negative values are dropped and counted.
     #[inline]
     pub fn record(&self, value: f64, attrs: impl Attributes) {
-        let Some(h) = self.0.sdk(|m, cell| {
-            let mut b = m.f64_histogram(cell.name.clone()).described(&cell.options);
-            if let Some(bounds) = &cell.options.boundaries {
-                b = b.with_boundaries(bounds.clone());
-            }
-            b.build()
-        }) else {
+        let Some(h) = self.sdk() else {
             return;
         };
         if valid(&self.0.name, value, false) {
             attrs.with_slice(|kvs| h.record(value, kvs));
         }
+    }
+
+    /// The SDK histogram, made on first use (name, unit, description, boundaries); `None`
+    /// while telemetry is not running. For instrumentation that binds attribute sets itself.
+    #[inline]
+    pub(crate) fn sdk(&self) -> Option<&'static otel::Histogram<f64>> {
+        self.0.sdk(|m, cell| {
+            let mut b = m.f64_histogram(cell.name.clone()).described(&cell.options);
+            if let Some(bounds) = &cell.options.boundaries {
+                b = b.with_boundaries(bounds.clone());
+            }
+            b.build()
+        })
     }
 }
 

@@ -8,8 +8,8 @@
 //! no error when it is dropped (a stream dropped after its first row, a cancelled future).
 //!
 //! An adapter that sees the same query again and again (sqlx: a query's text) can bind the
-//! duration's success attributes once ([`DbInstruments::bind`], through the registry's
-//! `InstrumentCell::sdk`: the SDK histogram `Histogram::record` uses) and hand the binding to
+//! duration's success attributes once ([`DbInstruments::bind`], through `Histogram::sdk`: the
+//! SDK histogram `Histogram::record` uses) and hand the binding to
 //! each operation ([`DbOperation::with_bound`]): a successful measurement then hashes no
 //! attributes.
 
@@ -76,20 +76,8 @@ impl DbInstruments {
     /// The duration histogram bound to what a successful operation of `query` on `target`
     /// records; `None` while telemetry is not running.
     pub(crate) fn bind(&self, target: &DbTarget, query: &DbQuery) -> Option<DbBoundDuration> {
-        // The same SDK instrument `Histogram::record` builds (whichever comes first builds it).
-        let sdk = self.duration.0.sdk(|meter, cell| {
-            let mut builder = meter.f64_histogram(cell.name.clone());
-            if let Some(unit) = &cell.options.unit {
-                builder = builder.with_unit(unit.clone());
-            }
-            if let Some(description) = &cell.options.description {
-                builder = builder.with_description(description.clone());
-            }
-            if let Some(bounds) = &cell.options.boundaries {
-                builder = builder.with_boundaries(bounds.clone());
-            }
-            builder.build()
-        })?;
+        // The same SDK instrument `Histogram::record` uses (whichever comes first builds it).
+        let sdk = self.duration.sdk()?;
         let attrs = DurationAttrs {
             target,
             query,

@@ -5,8 +5,10 @@
 //! The narrow crate-internal API it uses: `SpanBuilder::start_context` (a started span's
 //! OpenTelemetry context, not attached, for a hand-written future that attaches it per poll),
 //! `SpanBuilder::attributes_owned` (attributes moved in, not copied),
-//! `state::active()` (whether telemetry records, so the layer skips its work when not), and
-//! `format::write_hex` (ids as lowercase hex).
+//! `state::active()` (whether telemetry records, so the layer skips its work when not),
+//! `state::propagators()` (whether to inject at all), `format::write_hex` (ids as lowercase
+//! hex), `format::sql` (the SQL scanner the log layer shares), `Histogram::sdk` (the SDK
+//! histogram, to bind an attribute set that repeats) and `sync::{lock, address_slot}`.
 
 #[cfg(any(feature = "sqlx", feature = "redis"))]
 mod db;
