@@ -137,15 +137,18 @@ const OTHER: &str = "_OTHER";
 /// `X-Amz-Credential` and `X-Amz-Security-Token` become `REDACTED`, keeping the key and the
 /// rest of the query as it was:
 /// `https://bucket.example/k?X-Amz-Signature=REDACTED&X-Amz-Expires=3600`. Keys are compared
-/// after percent-decoding and without regard to ASCII case (presigned URLs in the wild carry
-/// `x-amz-security-token`); a `;` separates pairs as `&` does. The fragment is kept, with the
-/// same keys redacted.
+/// after percent-decoding and without regard to ASCII case (the conventions ask for a
+/// case-sensitive match, but presigned URLs in the wild carry `x-amz-security-token`, and one
+/// value redacted too many is the safer mistake); a `;` separates pairs as `&` does. The
+/// fragment is kept, with the same keys redacted.
 ///
 /// Note that reqwest's [`RequestBuilder`](::reqwest::RequestBuilder) (and so
 /// `client.get(url)`) moves a URL's user name and password into an `Authorization: Basic`
 /// header before any middleware runs, so `url.full` then shows no userinfo at all; a
 /// [`Request`] built by hand and sent with `execute` keeps them in the URL, and they are
-/// redacted.
+/// redacted. (hyper-util's connection pool, under reqwest, names such a URL's host with its
+/// userinfo in DEBUG and TRACE events of its own, which reach the logs only when the log
+/// filter lets `hyper_util` below `info`.)
 ///
 /// # The metric
 ///
