@@ -91,22 +91,10 @@ pub(super) fn record(histogram: Histogram, seconds: f64, m: &Measurement<'_>) {
     }
 }
 
-/// The SDK instrument of `histogram`, made on first use exactly as `Histogram::record` makes
-/// it (name, unit, description, boundaries); `None` while telemetry is not running.
+/// The SDK instrument of `histogram`, the one `Histogram::record` uses; `None` while
+/// telemetry is not running.
 fn sdk_histogram(histogram: Histogram) -> Option<&'static SdkHistogram<f64>> {
-    histogram.0.sdk(|meter, cell| {
-        let mut builder = meter.f64_histogram(cell.name.clone());
-        if let Some(unit) = &cell.options.unit {
-            builder = builder.with_unit(unit.clone());
-        }
-        if let Some(description) = &cell.options.description {
-            builder = builder.with_description(description.clone());
-        }
-        if let Some(boundaries) = &cell.options.boundaries {
-            builder = builder.with_boundaries(boundaries.clone());
-        }
-        builder.build()
-    })
+    histogram.sdk()
 }
 
 thread_local! {
