@@ -131,8 +131,14 @@ pub use opentelemetry_sdk;
 pub use tracing;
 pub use tracing_opentelemetry;
 
-/// The README's code blocks, compiled as doctests (they use the server layer).
-#[cfg(all(doctest, feature = "axum"))]
+/// The README's code blocks, compiled as doctests (they use the server layer and the adapters).
+#[cfg(all(
+    doctest,
+    feature = "axum",
+    feature = "reqwest",
+    feature = "sqlx",
+    feature = "redis"
+))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
