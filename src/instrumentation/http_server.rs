@@ -8,10 +8,11 @@
 //! `state::active` (so that a request costs next to nothing while telemetry is off) and
 //! `format::write_hex` (the trace id header).
 
+use super::http_method::{KnownMethod, OTHER};
 use crate::{get_telemetry, Attributes, Histogram, InstrumentOptions, UnifiedTelemetry};
 use crate::{TraceContext, UpDownCounter};
 use http::header::{FORWARDED, HOST, USER_AGENT};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Version};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _};
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 use pin_project_lite::pin_project;
@@ -47,8 +48,6 @@ const NETWORK_PROTOCOL_VERSION: &str = "network.protocol.version";
 const USER_AGENT_ORIGINAL: &str = "user_agent.original";
 const ERROR_TYPE: &str = "error.type";
 
-/// `http.request.method` of a method outside the nine standard ones.
-const OTHER: &str = "_OTHER";
 /// `error.type` of a request whose response future was dropped before it completed.
 const CANCELLED: &str = "cancelled";
 
@@ -611,41 +610,6 @@ fn late_route(cx: &Context, method: KnownMethod, route: &Arc<str>) {
     if span.is_recording() {
         span.update_name(format!("{} {route}", method.name));
         span.set_attribute(KeyValue::new(HTTP_ROUTE, arc_value(route)));
-    }
-}
-
-/// The method as the conventions name it.
-#[derive(Clone, Copy)]
-struct KnownMethod {
-    /// `http.request.method`: the method, or `_OTHER`.
-    attr: &'static str,
-    /// In the span name: the method, or `HTTP`.
-    name: &'static str,
-}
-
-impl KnownMethod {
-    fn of(method: &Method) -> Self {
-        let known = match method.as_str() {
-            "GET" => "GET",
-            "POST" => "POST",
-            "PUT" => "PUT",
-            "DELETE" => "DELETE",
-            "HEAD" => "HEAD",
-            "OPTIONS" => "OPTIONS",
-            "PATCH" => "PATCH",
-            "CONNECT" => "CONNECT",
-            "TRACE" => "TRACE",
-            _ => {
-                return KnownMethod {
-                    attr: OTHER,
-                    name: "HTTP",
-                }
-            }
-        };
-        KnownMethod {
-            attr: known,
-            name: known,
-        }
     }
 }
 

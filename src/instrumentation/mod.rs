@@ -12,6 +12,8 @@
 
 #[cfg(any(feature = "sqlx", feature = "redis"))]
 mod db;
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+mod http_method;
 #[cfg(feature = "tower")]
 mod http_server;
 #[cfg(feature = "redis")]

@@ -14,10 +14,11 @@ mod duration;
 mod url_full;
 
 use self::duration::Measurement;
+use super::http_method::{KnownMethod, OTHER};
 use crate::{get_telemetry, Histogram, InstrumentOptions, TraceContext};
 use crate::{IntoValue as _, UnifiedTelemetry};
 use ::reqwest::{Request, Response, Url};
-use http::{Extensions, HeaderName, Method, Version};
+use http::{Extensions, HeaderName, Version};
 use opentelemetry::baggage::BaggageExt as _;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _};
 use opentelemetry::{Context, KeyValue, StringValue, Value};
@@ -52,10 +53,6 @@ const NETWORK_PROTOCOL_VERSION: &str = "network.protocol.version";
 const ERROR_TYPE: &str = "error.type";
 
 const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
-
-/// `http.request.method` of a method outside the nine standard ones, and `error.type` of an
-/// error of no known class.
-const OTHER: &str = "_OTHER";
 
 /// A [reqwest-middleware](reqwest_middleware) [`Middleware`] that gives every request a CLIENT
 /// span and the `http.client.request.duration` histogram, after the stable HTTP client
@@ -452,41 +449,6 @@ impl<'a> InFlight<'a> {
     }
 }
 
-/// The method as the conventions name it.
-#[derive(Clone, Copy)]
-struct KnownMethod {
-    /// `http.request.method`: the method, or `_OTHER`.
-    attr: &'static str,
-    /// The span name: the method, or `HTTP`.
-    name: &'static str,
-}
-
-impl KnownMethod {
-    fn of(method: &Method) -> Self {
-        let known = match method.as_str() {
-            "GET" => "GET",
-            "POST" => "POST",
-            "PUT" => "PUT",
-            "DELETE" => "DELETE",
-            "HEAD" => "HEAD",
-            "OPTIONS" => "OPTIONS",
-            "PATCH" => "PATCH",
-            "CONNECT" => "CONNECT",
-            "TRACE" => "TRACE",
-            _ => {
-                return KnownMethod {
-                    attr: OTHER,
-                    name: "HTTP",
-                }
-            }
-        };
-        KnownMethod {
-            attr: known,
-            name: known,
-        }
-    }
-}
-
 /// What `error.type` says and the span status describes.
 #[derive(Clone, Copy)]
 struct ErrorClass {
@@ -636,6 +598,7 @@ fn shared(last: &'static LocalKey<RefCell<Option<Arc<str>>>>, text: &str) -> Arc
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::Method;
 
     #[test]
     fn status_codes_are_their_text() {
