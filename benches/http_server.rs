@@ -340,14 +340,14 @@ fn report(variants: &mut [Variant]) {
         for k in 0..n {
             let i = (round + k) % n;
             let client = &mut variants[i].client;
-            let cpu_before = process_cpu_us();
+            let cpu_before = common::process_cpu_us();
             let start = Instant::now();
             for _ in 0..PER_ROUND {
                 client.get();
             }
             wall[i].push(start.elapsed().as_secs_f64() * 1e6 / PER_ROUND as f64);
             std::thread::sleep(SETTLE);
-            if let (Some(before), Some(after)) = (cpu_before, process_cpu_us()) {
+            if let (Some(before), Some(after)) = (cpu_before, common::process_cpu_us()) {
                 cpu[i].push((after - before) / PER_ROUND as f64);
             }
         }
@@ -358,11 +358,14 @@ fn report(variants: &mut [Variant]) {
             "criterion",
             variants
                 .iter_mut()
-                .map(|v| median(&mut v.samples))
+                .map(|v| common::median(&mut v.samples))
                 .collect(),
         ),
-        ("interleaved", wall.iter_mut().map(|s| median(s)).collect()),
-        ("CPU", cpu.iter_mut().map(|s| median(s)).collect()),
+        (
+            "interleaved",
+            wall.iter_mut().map(|s| common::median(s)).collect(),
+        ),
+        ("CPU", cpu.iter_mut().map(|s| common::median(s)).collect()),
     ];
     let show = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
 
@@ -399,34 +402,6 @@ fn report(variants: &mut [Variant]) {
         );
     }
     eprintln!();
-}
-
-/// CPU time used so far by the threads of this process that are alive, in µs (Linux:
-/// `/proc/self/task/*/schedstat`); `None` elsewhere.
-fn process_cpu_us() -> Option<f64> {
-    let mut total_ns: u64 = 0;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let Ok(task) = task else { continue };
-        // A thread may have ended since the listing.
-        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
-            continue;
-        };
-        total_ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(total_ns as f64 / 1e3)
-}
-
-fn median(samples: &mut [f64]) -> Option<f64> {
-    if samples.is_empty() {
-        return None;
-    }
-    samples.sort_by(f64::total_cmp);
-    let mid = samples.len() / 2;
-    Some(if samples.len() % 2 == 1 {
-        samples[mid]
-    } else {
-        (samples[mid - 1] + samples[mid]) / 2.0
-    })
 }
 
 fn count_lines(path: &Path, keep: impl Fn(&str) -> bool) -> u64 {

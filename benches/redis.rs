@@ -31,8 +31,6 @@ mod common;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
-use opentelemetry_sdk::metrics::reader::MetricReader as _;
 use opentelemetry_sdk::metrics::ManualReader;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanExporter};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
@@ -191,7 +189,7 @@ fn redis_get(c: &mut Criterion) {
         for k in 0..names.len() {
             let i = (round + k) % names.len();
             let n = PER_ROUND as u64;
-            let cpu_before = process_cpu_us();
+            let cpu_before = common::process_cpu_us();
             let elapsed = match i {
                 0 => run(&runtime, &mut bare, n),
                 1 => run(&runtime, &mut wrapped, n),
@@ -203,14 +201,14 @@ fn redis_get(c: &mut Criterion) {
             }
             wall[i].push(elapsed.as_secs_f64() * 1e6 / PER_ROUND as f64);
             std::thread::sleep(SETTLE);
-            if let (Some(before), Some(after)) = (cpu_before, process_cpu_us()) {
+            if let (Some(before), Some(after)) = (cpu_before, common::process_cpu_us()) {
                 cpu[i].push((after - before) / PER_ROUND as f64);
             }
         }
     }
     let show = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.3}"));
-    let wall: Vec<_> = wall.iter_mut().map(|s| median(s)).collect();
-    let cpu: Vec<_> = cpu.iter_mut().map(|s| median(s)).collect();
+    let wall: Vec<_> = wall.iter_mut().map(|s| common::median(s)).collect();
+    let cpu: Vec<_> = cpu.iter_mut().map(|s| common::median(s)).collect();
     let added = |of: &[Option<f64>], bare: usize| Some(of[bare + 1]? - of[bare]?);
     eprintln!();
     eprintln!(
@@ -230,7 +228,7 @@ fn redis_get(c: &mut Criterion) {
     }
     eprintln!();
 
-    let measured = histogram_count(&reader);
+    let measured = common::histogram_count(&reader, "db.client.operation.duration");
     drop(guard); // flushes the span processor
     let calls = wrapped_calls.load(Ordering::Relaxed);
     let spans = exported.0.load(Ordering::Relaxed);
@@ -241,52 +239,6 @@ fn redis_get(c: &mut Criterion) {
     );
     assert!(spans > calls / 2, "most wrapped calls exported their span");
     assert_eq!(measured, Some(calls), "one measurement per wrapped call");
-}
-
-/// The total count of `db.client.operation.duration`.
-fn histogram_count(reader: &ManualReader) -> Option<u64> {
-    let mut rm = ResourceMetrics::default();
-    reader.collect(&mut rm).ok()?;
-    let mut total = None;
-    for scope in rm.scope_metrics() {
-        for metric in scope.metrics() {
-            if metric.name() != "db.client.operation.duration" {
-                continue;
-            }
-            if let AggregatedMetrics::F64(MetricData::Histogram(h)) = metric.data() {
-                *total.get_or_insert(0) += h.data_points().map(|p| p.count()).sum::<u64>();
-            }
-        }
-    }
-    total
-}
-
-/// CPU time used so far by the threads of this process that are alive, in µs (Linux:
-/// `/proc/self/task/*/schedstat`); `None` elsewhere.
-fn process_cpu_us() -> Option<f64> {
-    let mut total_ns: u64 = 0;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let Ok(task) = task else { continue };
-        // A thread may have ended since the listing.
-        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
-            continue;
-        };
-        total_ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(total_ns as f64 / 1e3)
-}
-
-fn median(samples: &mut [f64]) -> Option<f64> {
-    if samples.is_empty() {
-        return None;
-    }
-    samples.sort_by(f64::total_cmp);
-    let mid = samples.len() / 2;
-    Some(if samples.len() % 2 == 1 {
-        samples[mid]
-    } else {
-        (samples[mid - 1] + samples[mid]) / 2.0
-    })
 }
 
 criterion_group! { name = benches; config = common::criterion(); targets = redis_get }

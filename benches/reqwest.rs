@@ -42,8 +42,6 @@ use axum::routing::get;
 use axum::Router;
 use criterion::{criterion_group, criterion_main, Criterion};
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
-use opentelemetry_sdk::metrics::reader::MetricReader as _;
 use opentelemetry_sdk::metrics::ManualReader;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SpanData, SpanExporter};
 use reqwest_middleware::{ClientBuilder, Middleware, Next};
@@ -232,7 +230,7 @@ fn reqwest_bench(c: &mut Criterion) {
 
     // Every instrumented request exported one span and recorded one duration.
     let instrumented = INSTRUMENTED.load(Ordering::Relaxed);
-    let recorded = histogram_count(&reader);
+    let recorded = common::histogram_count(&reader, "http.client.request.duration").unwrap_or(0);
     drop(guard);
     let exported = EXPORTED.load(Ordering::Relaxed);
     eprintln!(
@@ -308,7 +306,7 @@ fn report(runtime: &tokio::runtime::Runtime, url: &str, variants: &mut [Variant]
         for k in 0..n {
             let i = (round + k) % n;
             let variant = &mut variants[i];
-            let cpu_before = process_cpu_us();
+            let cpu_before = common::process_cpu_us();
             let start = Instant::now();
             runtime.block_on(async {
                 for _ in 0..PER_ROUND {
@@ -317,7 +315,7 @@ fn report(runtime: &tokio::runtime::Runtime, url: &str, variants: &mut [Variant]
             });
             wall[i].push(start.elapsed().as_secs_f64() * 1e6 / PER_ROUND as f64);
             std::thread::sleep(SETTLE);
-            if let (Some(before), Some(after)) = (cpu_before, process_cpu_us()) {
+            if let (Some(before), Some(after)) = (cpu_before, common::process_cpu_us()) {
                 cpu[i].push((after - before) / PER_ROUND as f64);
             }
         }
@@ -328,11 +326,14 @@ fn report(runtime: &tokio::runtime::Runtime, url: &str, variants: &mut [Variant]
             "criterion",
             variants
                 .iter_mut()
-                .map(|v| median(&mut v.samples))
+                .map(|v| common::median(&mut v.samples))
                 .collect(),
         ),
-        ("interleaved", wall.iter_mut().map(|s| median(s)).collect()),
-        ("CPU", cpu.iter_mut().map(|s| median(s)).collect()),
+        (
+            "interleaved",
+            wall.iter_mut().map(|s| common::median(s)).collect(),
+        ),
+        ("CPU", cpu.iter_mut().map(|s| common::median(s)).collect()),
     ];
     let show = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
 
@@ -366,54 +367,6 @@ fn report(runtime: &tokio::runtime::Runtime, url: &str, variants: &mut [Variant]
         );
     }
     eprintln!();
-}
-
-/// Values recorded in `http.client.request.duration`, all attribute sets together.
-fn histogram_count(reader: &ManualReader) -> u64 {
-    let mut rm = ResourceMetrics::default();
-    if reader.collect(&mut rm).is_err() {
-        return 0;
-    }
-    let mut count = 0;
-    for scope in rm.scope_metrics() {
-        for metric in scope.metrics() {
-            if metric.name() != "http.client.request.duration" {
-                continue;
-            }
-            if let AggregatedMetrics::F64(MetricData::Histogram(h)) = metric.data() {
-                count += h.data_points().map(|p| p.count()).sum::<u64>();
-            }
-        }
-    }
-    count
-}
-
-/// CPU time used so far by the threads of this process that are alive, in µs (Linux:
-/// `/proc/self/task/*/schedstat`); `None` elsewhere.
-fn process_cpu_us() -> Option<f64> {
-    let mut total_ns: u64 = 0;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let Ok(task) = task else { continue };
-        // A thread may have ended since the listing.
-        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
-            continue;
-        };
-        total_ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(total_ns as f64 / 1e3)
-}
-
-fn median(samples: &mut [f64]) -> Option<f64> {
-    if samples.is_empty() {
-        return None;
-    }
-    samples.sort_by(f64::total_cmp);
-    let mid = samples.len() / 2;
-    Some(if samples.len() % 2 == 1 {
-        samples[mid]
-    } else {
-        (samples[mid - 1] + samples[mid]) / 2.0
-    })
 }
 
 criterion_group! { name = benches; config = common::criterion(); targets = reqwest_bench }

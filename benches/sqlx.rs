@@ -28,8 +28,6 @@ mod common;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
-use opentelemetry_sdk::metrics::reader::MetricReader as _;
 use opentelemetry_sdk::metrics::ManualReader;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SpanData, SpanExporter};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
@@ -148,7 +146,7 @@ fn sqlite_point(c: &mut Criterion) {
     for round in 0..ROUNDS {
         for k in 0..2 {
             let i = (round + k) % 2;
-            let cpu_before = process_cpu_us();
+            let cpu_before = common::process_cpu_us();
             let elapsed = match i {
                 0 => run(&runtime, &bare, PER_ROUND as u64),
                 _ => {
@@ -158,14 +156,14 @@ fn sqlite_point(c: &mut Criterion) {
             };
             wall[i].push(elapsed.as_secs_f64() * 1e6 / PER_ROUND as f64);
             std::thread::sleep(SETTLE);
-            if let (Some(before), Some(after)) = (cpu_before, process_cpu_us()) {
+            if let (Some(before), Some(after)) = (cpu_before, common::process_cpu_us()) {
                 cpu[i].push((after - before) / PER_ROUND as f64);
             }
         }
     }
     let show = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.3}"));
-    let wall = [median(&mut wall[0]), median(&mut wall[1])];
-    let cpu = [median(&mut cpu[0]), median(&mut cpu[1])];
+    let wall = [common::median(&mut wall[0]), common::median(&mut wall[1])];
+    let cpu = [common::median(&mut cpu[0]), common::median(&mut cpu[1])];
     let added = |pair: [Option<f64>; 2]| Some(pair[1]? - pair[0]?);
     eprintln!();
     eprintln!(
@@ -193,7 +191,7 @@ fn sqlite_point(c: &mut Criterion) {
     eprintln!();
 
     // Every instrumented call was recorded: its span exported, its duration measured.
-    let measured = histogram_count(&reader);
+    let measured = common::histogram_count(&reader, "db.client.operation.duration");
     drop(guard); // flushes the span processor
     let calls = instrumented_calls.load(Ordering::Relaxed);
     let spans = exported.0.load(Ordering::Relaxed);
@@ -207,52 +205,6 @@ fn sqlite_point(c: &mut Criterion) {
     eprintln!(
         "recorded: {calls} instrumented calls, {spans} spans exported, {measured:?} measured"
     );
-}
-
-/// The total count of `db.client.operation.duration`.
-fn histogram_count(reader: &ManualReader) -> Option<u64> {
-    let mut rm = ResourceMetrics::default();
-    reader.collect(&mut rm).ok()?;
-    let mut total = None;
-    for scope in rm.scope_metrics() {
-        for metric in scope.metrics() {
-            if metric.name() != "db.client.operation.duration" {
-                continue;
-            }
-            if let AggregatedMetrics::F64(MetricData::Histogram(h)) = metric.data() {
-                *total.get_or_insert(0) += h.data_points().map(|p| p.count()).sum::<u64>();
-            }
-        }
-    }
-    total
-}
-
-/// CPU time used so far by the threads of this process that are alive, in µs (Linux:
-/// `/proc/self/task/*/schedstat`); `None` elsewhere.
-fn process_cpu_us() -> Option<f64> {
-    let mut total_ns: u64 = 0;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let Ok(task) = task else { continue };
-        // A thread may have ended since the listing.
-        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
-            continue;
-        };
-        total_ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(total_ns as f64 / 1e3)
-}
-
-fn median(samples: &mut [f64]) -> Option<f64> {
-    if samples.is_empty() {
-        return None;
-    }
-    samples.sort_by(f64::total_cmp);
-    let mid = samples.len() / 2;
-    Some(if samples.len() % 2 == 1 {
-        samples[mid]
-    } else {
-        (samples[mid - 1] + samples[mid]) / 2.0
-    })
 }
 
 criterion_group! { name = benches; config = common::criterion(); targets = sqlite_point }

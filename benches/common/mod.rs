@@ -121,3 +121,56 @@ pub fn bare_spans(
         }
     });
 }
+
+/// The count of every value recorded in the histogram `name`, all attribute sets together;
+/// `None` when the reader has no such histogram.
+pub fn histogram_count(
+    reader: &opentelemetry_sdk::metrics::ManualReader,
+    name: &str,
+) -> Option<u64> {
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+    use opentelemetry_sdk::metrics::reader::MetricReader as _;
+    let mut rm = ResourceMetrics::default();
+    reader.collect(&mut rm).ok()?;
+    let mut total = None;
+    for scope in rm.scope_metrics() {
+        for metric in scope.metrics() {
+            if metric.name() != name {
+                continue;
+            }
+            if let AggregatedMetrics::F64(MetricData::Histogram(h)) = metric.data() {
+                *total.get_or_insert(0) += h.data_points().map(|p| p.count()).sum::<u64>();
+            }
+        }
+    }
+    total
+}
+
+/// CPU time used so far by the threads of this process that are alive, in µs (Linux:
+/// `/proc/self/task/*/schedstat`); `None` elsewhere.
+pub fn process_cpu_us() -> Option<f64> {
+    let mut total_ns: u64 = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let Ok(task) = task else { continue };
+        // A thread may have ended since the listing.
+        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        total_ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total_ns as f64 / 1e3)
+}
+
+/// The median of `samples` (sorted in place); `None` when there are none.
+pub fn median(samples: &mut [f64]) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_by(f64::total_cmp);
+    let mid = samples.len() / 2;
+    Some(if samples.len() % 2 == 1 {
+        samples[mid]
+    } else {
+        (samples[mid - 1] + samples[mid]) / 2.0
+    })
+}
