@@ -8,11 +8,11 @@
 //! `state::active` (so that a request costs next to nothing while telemetry is off) and
 //! `format::write_hex` (the trace id header).
 
-use super::http_method::{KnownMethod, OTHER};
+use super::http_method::{protocol_version, status_code, KnownMethod, OTHER};
 use crate::{get_telemetry, Attributes, Histogram, InstrumentOptions, UnifiedTelemetry};
 use crate::{TraceContext, UpDownCounter};
 use http::header::{FORWARDED, HOST, USER_AGENT};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _};
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 use pin_project_lite::pin_project;
@@ -684,17 +684,6 @@ fn known_scheme(scheme: &str) -> Option<&'static str> {
     }
 }
 
-fn protocol_version(version: Version) -> Option<&'static str> {
-    Some(match version {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_11 => "1.1",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => return None,
-    })
-}
-
 /// `server.address` and `server.port`: the `host` of `Forwarded`, else `X-Forwarded-Host`,
 /// else the URI's authority, else `Host`.
 fn server_authority<'a, B>(
@@ -848,24 +837,9 @@ fn insert_trace_id(headers: &mut HeaderMap, name: &HeaderName, cx: &Context) {
     }
 }
 
-/// `"500"` ..= `"599"`, for `error.type` without formatting.
-static SERVER_ERRORS: [u8; 300] = {
-    let mut digits = [0u8; 300];
-    let mut i = 0;
-    while i < 100 {
-        digits[3 * i] = b'5';
-        digits[3 * i + 1] = b'0' + (i / 10) as u8;
-        digits[3 * i + 2] = b'0' + (i % 10) as u8;
-        i += 1;
-    }
-    digits
-};
-
 /// `error.type` of a response: its status code when it is a server error (5xx).
 fn server_error(status: u16) -> Option<&'static str> {
-    let i = usize::from(status.checked_sub(500)?);
-    let digits = SERVER_ERRORS.get(3 * i..3 * i + 3)?;
-    std::str::from_utf8(digits).ok()
+    (500..600).contains(&status).then(|| status_code(status))?
 }
 
 /// `error.type` of an error from the inner service: its type's name, or `_OTHER` when that

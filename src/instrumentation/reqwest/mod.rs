@@ -14,11 +14,11 @@ mod duration;
 mod url_full;
 
 use self::duration::Measurement;
-use super::http_method::{KnownMethod, OTHER};
+use super::http_method::{protocol_version, status_code, KnownMethod, OTHER};
 use crate::{get_telemetry, Histogram, InstrumentOptions, TraceContext};
 use crate::{IntoValue as _, UnifiedTelemetry};
 use ::reqwest::{Request, Response, Url};
-use http::{Extensions, HeaderName, Version};
+use http::{Extensions, HeaderName};
 use opentelemetry::baggage::BaggageExt as _;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _};
 use opentelemetry::{Context, KeyValue, StringValue, Value};
@@ -500,38 +500,6 @@ impl ErrorClass {
         };
         ErrorClass { name, description }
     }
-}
-
-/// `"100"` ..= `"999"`, for `error.type` without formatting.
-static STATUS_CODES: [u8; 2700] = {
-    let mut digits = [0u8; 2700];
-    let mut i = 0;
-    while i < 900 {
-        let code = i + 100;
-        digits[3 * i] = b'0' + (code / 100) as u8;
-        digits[3 * i + 1] = b'0' + (code / 10 % 10) as u8;
-        digits[3 * i + 2] = b'0' + (code % 10) as u8;
-        i += 1;
-    }
-    digits
-};
-
-/// A status code as text (`"404"`), for the three-digit codes.
-fn status_code(status: u16) -> Option<&'static str> {
-    let i = usize::from(status.checked_sub(100)?);
-    let digits = STATUS_CODES.get(3 * i..3 * i + 3)?;
-    std::str::from_utf8(digits).ok()
-}
-
-fn protocol_version(version: Version) -> Option<&'static str> {
-    Some(match version {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_11 => "1.1",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => return None,
-    })
 }
 
 /// `url.scheme`: static for `http` and `https` (what reqwest sends), a copy otherwise.
