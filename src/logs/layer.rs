@@ -6,6 +6,7 @@ use crate::format::sql;
 use crate::spans::{current_ids, Ids};
 use crate::state;
 use opentelemetry::trace::TraceContextExt;
+use std::borrow::Cow;
 use std::sync::OnceLock;
 use tracing::dispatcher::WeakDispatch;
 use tracing::field::{Field, Visit};
@@ -63,9 +64,52 @@ where
                 scratch,
                 sql: meta.target() == SQLX_QUERY,
             });
+            if is_http_stack(meta.target()) {
+                if let Cow::Owned(clean) = redact_userinfo(&scratch.message) {
+                    scratch.message = clean;
+                }
+            }
             super::emit(outputs, &record, scratch);
         });
     }
+}
+
+/// Whether `target` is the HTTP client stack (hyper, hyper-util, h2, reqwest), whose DEBUG and
+/// TRACE lines print connection-pool keys and URLs with their userinfo (`user:password@host`).
+fn is_http_stack(target: &str) -> bool {
+    let crate_name = target.split("::").next().unwrap_or(target);
+    matches!(crate_name, "hyper" | "hyper_util" | "h2" | "reqwest")
+}
+
+/// `text` with the userinfo of every authority in it (`user:password@host`, and `user@host`
+/// after `//`) replaced by `REDACTED:REDACTED`; borrowed when there was none.
+fn redact_userinfo(text: &str) -> Cow<'_, str> {
+    const DELIMITERS: &[char] = &[
+        ' ', '\t', '\n', '(', ')', ',', '"', '\'', '/', '<', '>', '[', ']', '{', '}', '=',
+    ];
+    let mut out = String::new();
+    let mut done = 0;
+    for (at, _) in text.match_indices('@') {
+        if at < done {
+            continue;
+        }
+        let start = text[done..at]
+            .rfind(DELIMITERS)
+            .map_or(done, |i| done + i + 1);
+        let userinfo = &text[start..at];
+        let after_slashes = text[..start].ends_with("//");
+        if userinfo.is_empty() || !(userinfo.contains(':') || after_slashes) {
+            continue;
+        }
+        out.push_str(&text[done..start]);
+        out.push_str("REDACTED:REDACTED");
+        done = at;
+    }
+    if done == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[done..]);
+    Cow::Owned(out)
 }
 
 /// The target of sqlx's statement log lines, whose `summary` and `db.statement` fields hold
@@ -155,5 +199,32 @@ impl Visit for Visitor<'_> {
         if self.scratch.error_chain.is_empty() {
             self.scratch.error(value);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_in_pool_keys_and_urls_is_redacted() {
+        assert_eq!(
+            redact_userinfo("reuse idle connection for (\"http\", user:s3cret@127.0.0.1:8080)"),
+            "reuse idle connection for (\"http\", REDACTED:REDACTED@127.0.0.1:8080)"
+        );
+        assert_eq!(
+            redact_userinfo("redirecting 'https://bob:pw@a.example/x' to 'https://c@b.example/'"),
+            "redirecting 'https://REDACTED:REDACTED@a.example/x' to 'https://REDACTED:REDACTED@b.example/'"
+        );
+        // No userinfo: borrowed as it is (an address, a bare `@`).
+        for text in ["mail bob@example.com", "at @ noon", "no at all", "@:"] {
+            assert!(
+                matches!(redact_userinfo(text), Cow::Borrowed(t) if t == text),
+                "{text}"
+            );
+        }
+        assert!(is_http_stack("hyper_util::client::legacy::pool"));
+        assert!(is_http_stack("reqwest"));
+        assert!(!is_http_stack("hyperion::x"));
     }
 }
