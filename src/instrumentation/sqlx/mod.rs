@@ -447,6 +447,10 @@ where
 
 /// Implements [`Executor`] for `$ty`, whose queries go to `$inner` (an executor of the same
 /// database), traced with `$shared`. `$this` is `self`.
+///
+/// Only the methods sqlx requires are written, as sqlx's own executors do: `execute`,
+/// `execute_many`, `fetch`, `fetch_all` (through `fetch_many`), `fetch_one` (through
+/// `fetch_optional`) and `prepare` are the trait's defaults, so each query is one span.
 macro_rules! traced_executor {
     (
         $db:ty: impl<$($lt:lifetime),*> Executor<$c:lifetime> for $ty:ty;
@@ -454,57 +458,6 @@ macro_rules! traced_executor {
     ) => {
         impl<$($lt),*> Executor<$c> for $ty {
             type Database = $db;
-
-            fn execute<'e, 'q: 'e, E>(
-                self,
-                query: E,
-            ) -> BoxFuture<'e, Result<<$db as Database>::QueryResult, Error>>
-            where
-                $c: 'e,
-                E: 'q + Execute<'q, $db>,
-            {
-                let $this = self;
-                let (inner, shared) = ($inner, $shared);
-                if crate::state::active().is_none() {
-                    return inner.execute(query);
-                }
-                let query = Rebuilt::new(query);
-                let op = start(shared, query.text());
-                Box::pin(TracedFuture::new(inner.execute(query), op))
-            }
-
-            fn execute_many<'e, 'q: 'e, E>(
-                self,
-                query: E,
-            ) -> BoxStream<'e, Result<<$db as Database>::QueryResult, Error>>
-            where
-                $c: 'e,
-                E: 'q + Execute<'q, $db>,
-            {
-                let $this = self;
-                let (inner, shared) = ($inner, $shared);
-                if crate::state::active().is_none() {
-                    return inner.execute_many(query);
-                }
-                let query = Rebuilt::new(query);
-                let op = start(shared, query.text());
-                Box::pin(TracedStream::new(inner.execute_many(query), op))
-            }
-
-            fn fetch<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<<$db as Database>::Row, Error>>
-            where
-                $c: 'e,
-                E: 'q + Execute<'q, $db>,
-            {
-                let $this = self;
-                let (inner, shared) = ($inner, $shared);
-                if crate::state::active().is_none() {
-                    return inner.fetch(query);
-                }
-                let query = Rebuilt::new(query);
-                let op = start(shared, query.text());
-                Box::pin(TracedStream::new(inner.fetch(query), op))
-            }
 
             fn fetch_many<'e, 'q: 'e, E>(
                 self,
@@ -524,36 +477,6 @@ macro_rules! traced_executor {
                 Box::pin(TracedStream::new(inner.fetch_many(query), op))
             }
 
-            fn fetch_all<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Vec<<$db as Database>::Row>, Error>>
-            where
-                $c: 'e,
-                E: 'q + Execute<'q, $db>,
-            {
-                let $this = self;
-                let (inner, shared) = ($inner, $shared);
-                if crate::state::active().is_none() {
-                    return inner.fetch_all(query);
-                }
-                let query = Rebuilt::new(query);
-                let op = start(shared, query.text());
-                Box::pin(TracedFuture::new(inner.fetch_all(query), op))
-            }
-
-            fn fetch_one<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<<$db as Database>::Row, Error>>
-            where
-                $c: 'e,
-                E: 'q + Execute<'q, $db>,
-            {
-                let $this = self;
-                let (inner, shared) = ($inner, $shared);
-                if crate::state::active().is_none() {
-                    return inner.fetch_one(query);
-                }
-                let query = Rebuilt::new(query);
-                let op = start(shared, query.text());
-                Box::pin(TracedFuture::new(inner.fetch_one(query), op))
-            }
-
             fn fetch_optional<'e, 'q: 'e, E>(
                 self,
                 query: E,
@@ -570,15 +493,6 @@ macro_rules! traced_executor {
                 let query = Rebuilt::new(query);
                 let op = start(shared, query.text());
                 Box::pin(TracedFuture::new(inner.fetch_optional(query), op))
-            }
-
-            fn prepare<'e>(self, query: SqlStr) -> BoxFuture<'e, Result<<$db as Database>::Statement, Error>>
-            where
-                $c: 'e,
-            {
-                let $this = self;
-                let (inner, _) = ($inner, $shared);
-                inner.prepare(query)
             }
 
             fn prepare_with<'e>(
