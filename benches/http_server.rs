@@ -332,26 +332,12 @@ fn http_server(c: &mut Criterion) {
 /// thread of the process (server, client, span processor, log writer) from the block's start
 /// to the pause's end.
 fn report(variants: &mut [Variant]) {
-    let n = variants.len();
-    let mut wall: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); n];
-    let mut cpu: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); n];
-    for round in 0..ROUNDS {
-        // A different variant goes first in each round.
-        for k in 0..n {
-            let i = (round + k) % n;
-            let client = &mut variants[i].client;
-            let cpu_before = common::process_cpu_us();
-            let start = Instant::now();
-            for _ in 0..PER_ROUND {
-                client.get();
-            }
-            wall[i].push(start.elapsed().as_secs_f64() * 1e6 / PER_ROUND as f64);
-            std::thread::sleep(SETTLE);
-            if let (Some(before), Some(after)) = (cpu_before, common::process_cpu_us()) {
-                cpu[i].push((after - before) / PER_ROUND as f64);
-            }
+    let pass = common::interleaved(variants.len(), ROUNDS, PER_ROUND, SETTLE, |i, calls| {
+        let client = &mut variants[i].client;
+        for _ in 0..calls {
+            client.get();
         }
-    }
+    });
 
     let columns: [(&str, Vec<Option<f64>>); 3] = [
         (
@@ -361,11 +347,8 @@ fn report(variants: &mut [Variant]) {
                 .map(|v| common::median(&mut v.samples))
                 .collect(),
         ),
-        (
-            "interleaved",
-            wall.iter_mut().map(|s| common::median(s)).collect(),
-        ),
-        ("CPU", cpu.iter_mut().map(|s| common::median(s)).collect()),
+        ("interleaved", pass.wall),
+        ("CPU", pass.cpu),
     ];
     let show = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
 

@@ -183,32 +183,20 @@ fn redis_get(c: &mut Criterion) {
 
     // The interleaved pass: over the network, then without it.
     let names = ["get/bare", "get/wrapped", "ready/bare", "ready/wrapped"];
-    let mut wall = vec![Vec::new(); names.len()];
-    let mut cpu = vec![Vec::new(); names.len()];
-    for round in 0..ROUNDS {
-        for k in 0..names.len() {
-            let i = (round + k) % names.len();
-            let n = PER_ROUND as u64;
-            let cpu_before = common::process_cpu_us();
-            let elapsed = match i {
-                0 => run(&runtime, &mut bare, n),
-                1 => run(&runtime, &mut wrapped, n),
-                2 => run(&runtime, &mut ready_bare, n),
-                _ => run(&runtime, &mut ready_wrapped, n),
-            };
-            if i % 2 == 1 {
-                wrapped_calls.fetch_add(n, Ordering::Relaxed);
-            }
-            wall[i].push(elapsed.as_secs_f64() * 1e6 / PER_ROUND as f64);
-            std::thread::sleep(SETTLE);
-            if let (Some(before), Some(after)) = (cpu_before, common::process_cpu_us()) {
-                cpu[i].push((after - before) / PER_ROUND as f64);
-            }
+    let pass = common::interleaved(names.len(), ROUNDS, PER_ROUND, SETTLE, |i, calls| {
+        let n = calls as u64;
+        match i {
+            0 => run(&runtime, &mut bare, n),
+            1 => run(&runtime, &mut wrapped, n),
+            2 => run(&runtime, &mut ready_bare, n),
+            _ => run(&runtime, &mut ready_wrapped, n),
+        };
+        if i % 2 == 1 {
+            wrapped_calls.fetch_add(n, Ordering::Relaxed);
         }
-    }
+    });
     let show = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.3}"));
-    let wall: Vec<_> = wall.iter_mut().map(|s| common::median(s)).collect();
-    let cpu: Vec<_> = cpu.iter_mut().map(|s| common::median(s)).collect();
+    let (wall, cpu) = (pass.wall, pass.cpu);
     let added = |of: &[Option<f64>], bare: usize| Some(of[bare + 1]? - of[bare]?);
     eprintln!();
     eprintln!(

@@ -141,29 +141,19 @@ fn sqlite_point(c: &mut Criterion) {
     g.finish();
 
     // The interleaved pass.
-    let mut wall = [Vec::new(), Vec::new()];
-    let mut cpu = [Vec::new(), Vec::new()];
-    for round in 0..ROUNDS {
-        for k in 0..2 {
-            let i = (round + k) % 2;
-            let cpu_before = common::process_cpu_us();
-            let elapsed = match i {
-                0 => run(&runtime, &bare, PER_ROUND as u64),
-                _ => {
-                    instrumented_calls.fetch_add(PER_ROUND as u64, Ordering::Relaxed);
-                    run(&runtime, &instrumented, PER_ROUND as u64)
-                }
-            };
-            wall[i].push(elapsed.as_secs_f64() * 1e6 / PER_ROUND as f64);
-            std::thread::sleep(SETTLE);
-            if let (Some(before), Some(after)) = (cpu_before, common::process_cpu_us()) {
-                cpu[i].push((after - before) / PER_ROUND as f64);
+    let pass = common::interleaved(2, ROUNDS, PER_ROUND, SETTLE, |i, calls| {
+        let calls = calls as u64;
+        match i {
+            0 => run(&runtime, &bare, calls),
+            _ => {
+                instrumented_calls.fetch_add(calls, Ordering::Relaxed);
+                run(&runtime, &instrumented, calls)
             }
-        }
-    }
+        };
+    });
     let show = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.3}"));
-    let wall = [common::median(&mut wall[0]), common::median(&mut wall[1])];
-    let cpu = [common::median(&mut cpu[0]), common::median(&mut cpu[1])];
+    let wall = [pass.wall[0], pass.wall[1]];
+    let cpu = [pass.cpu[0], pass.cpu[1]];
     let added = |pair: [Option<f64>; 2]| Some(pair[1]? - pair[0]?);
     eprintln!();
     eprintln!(

@@ -174,3 +174,44 @@ pub fn median(samples: &mut [f64]) -> Option<f64> {
         (samples[mid - 1] + samples[mid]) / 2.0
     })
 }
+
+/// Medians, in µs per call, of an interleaved pass (see [`interleaved`]), one per variant.
+pub struct Interleaved {
+    /// Wall time of the calls.
+    pub wall: Vec<Option<f64>>,
+    /// CPU time of every thread of the process, from the calls' start to the pause's end (so
+    /// the work the calls leave to background threads, like span export, is in).
+    pub cpu: Vec<Option<f64>>,
+}
+
+/// Runs `rounds` rounds in which each of `variants` makes `per_round` calls in turn
+/// (`run(variant, calls)`), a different variant first in each round, pausing `settle` after
+/// each block so that background threads finish its share. Interleaving cancels the drift of
+/// a noisy machine, which a run of one variant after the other would read as a difference.
+pub fn interleaved(
+    variants: usize,
+    rounds: usize,
+    per_round: usize,
+    settle: Duration,
+    mut run: impl FnMut(usize, usize),
+) -> Interleaved {
+    let mut wall: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); variants];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); variants];
+    for round in 0..rounds {
+        for k in 0..variants {
+            let i = (round + k) % variants;
+            let cpu_before = process_cpu_us();
+            let start = std::time::Instant::now();
+            run(i, per_round);
+            wall[i].push(start.elapsed().as_secs_f64() * 1e6 / per_round as f64);
+            std::thread::sleep(settle);
+            if let (Some(before), Some(after)) = (cpu_before, process_cpu_us()) {
+                cpu[i].push((after - before) / per_round as f64);
+            }
+        }
+    }
+    Interleaved {
+        wall: wall.iter_mut().map(|s| median(s)).collect(),
+        cpu: cpu.iter_mut().map(|s| median(s)).collect(),
+    }
+}
