@@ -211,25 +211,6 @@ pub(crate) fn assert_duration_points(cap: &Capture) {
     }
 }
 
-/// No `secret` anywhere: span names, attribute values, statuses, events, log lines, metric
-/// attributes.
-pub(crate) fn assert_no_secret(cap: &Capture, secrets: &[&str]) {
-    let mut haystack = Vec::new();
-    for span in cap.spans() {
-        haystack.push(format!("{span:?}"));
-    }
-    haystack.extend(cap.raw_lines());
-    for point in cap.metrics() {
-        haystack.push(format!("{point:?}"));
-    }
-    for secret in secrets {
-        assert!(!secret.is_empty());
-        for text in &haystack {
-            assert!(!text.contains(secret), "secret {secret:?} leaked in {text}");
-        }
-    }
-}
-
 /// Kills the connection whose `CLIENT ID` is `id`, from another connection.
 pub(crate) fn kill_client(id: i64) {
     let mut admin = client().get_connection().expect("admin connection");

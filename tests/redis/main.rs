@@ -80,7 +80,7 @@ async fn typed_commands_on_a_multiplexed_connection_are_children_of_the_caller()
     assert_eq!(before("HSET"), hset0 + 1);
     assert_eq!(before("INCRBY"), incr0 + 1);
     assert_duration_points(&cap);
-    assert_no_secret(&cap, &[&value]);
+    support::assert_no_secret(&cap, &[&value]);
 
     let _: () = redis.del(&[&key, &hash, &counter]).await.expect("DEL");
 }
@@ -250,7 +250,7 @@ async fn async_pipelines_and_transactions_are_one_span_each() {
         1
     );
     assert_eq!(duration_count(&cap, "redis.pipelines", "0", "GET", &[]), 1);
-    assert_no_secret(&cap, &[&secret]);
+    support::assert_no_secret(&cap, &[&secret]);
 }
 
 /// A connection that logs a line, then passes the command to the real one: the line is stamped
@@ -420,7 +420,7 @@ fn sync_connection_commands_pipelines_and_raw_bytes() {
     assert_eq!(duration_count(&cap, "redis.sync", "3", "MULTI", &[]), 1);
     assert_eq!(duration_count(&cap, "redis.sync", "3", "STRLEN", &[]), 1);
     assert_duration_points(&cap);
-    assert_no_secret(&cap, &[&secret]);
+    support::assert_no_secret(&cap, &[&secret]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -546,7 +546,7 @@ async fn wrong_type_and_other_server_errors_are_recorded_by_their_prefix() {
         1
     );
     assert_duration_points(&cap);
-    assert_no_secret(&cap, &[&secret]);
+    support::assert_no_secret(&cap, &[&secret]);
 
     let _: () = redis.del(&[&list, &string]).await.expect("DEL");
 }
@@ -893,7 +893,7 @@ async fn no_password_or_value_appears_in_spans_logs_metrics_or_debug() {
     );
     assert!(!cap.raw_lines().is_empty(), "the log line is captured");
     let secrets = [&*user, &*password, &*value, &*key];
-    assert_no_secret(&cap, &secrets);
+    support::assert_no_secret(&cap, &secrets);
     for secret in secrets {
         assert!(!debug.contains(secret), "{secret} in {debug}");
         assert!(!sync_debug.contains(secret), "{secret} in {sync_debug}");

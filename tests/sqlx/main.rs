@@ -285,24 +285,6 @@ fn assert_metric_has_no_text(cap: &Capture, component: &str) {
     }
 }
 
-/// None of `secrets` in any span (name, attributes, status, events), JSON line or metric.
-fn assert_no_secret(cap: &Capture, secrets: &[&str]) {
-    let mut haystack = Vec::new();
-    for span in cap.spans() {
-        haystack.push(format!("{span:?}"));
-    }
-    haystack.extend(cap.raw_lines());
-    for point in cap.metrics() {
-        haystack.push(format!("{point:?}"));
-    }
-    for secret in secrets {
-        assert!(!secret.is_empty());
-        for text in &haystack {
-            assert!(!text.contains(secret), "secret {secret:?} leaked in {text}");
-        }
-    }
-}
-
 /// The next item of a stream.
 async fn next<S: Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
     std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await
@@ -415,7 +397,7 @@ async fn sqlite_queries_are_children_of_the_caller_with_every_attribute() {
     ];
     assert!(duration_count(&cap, "sqlx", &select) >= 3);
     assert_metric_has_no_text(&cap, "sqlx");
-    assert_no_secret(&cap, &["ada-s3cret", "Lovelace"]);
+    support::assert_no_secret(&cap, &["ada-s3cret", "Lovelace"]);
 }
 
 #[tokio::test]
@@ -525,7 +507,7 @@ async fn sqlite_file_database_is_named_by_its_path_and_its_streams_end_their_spa
         ),
         2
     );
-    assert_no_secret(&cap, &["987.125", "12345.75"]);
+    support::assert_no_secret(&cap, &["987.125", "12345.75"]);
 }
 
 #[tokio::test]
@@ -617,7 +599,7 @@ async fn sqlite_errors_carry_sqlite_result_codes_and_no_found_row_is_not_an_erro
         1,
         "the successful INSERT"
     );
-    assert_no_secret(&cap, &["s3cret-one", "424242"]);
+    support::assert_no_secret(&cap, &["s3cret-one", "424242"]);
 }
 
 #[tokio::test]
@@ -795,7 +777,7 @@ async fn postgres_pool_connection_and_transaction_paths_under_a_held_span() {
     ];
     assert_eq!(duration_count(&cap, component, &commit_point), 2);
     assert_metric_has_no_text(&cap, component);
-    assert_no_secret(&cap, &[&pg_password(), "apple", "kiwi"]);
+    support::assert_no_secret(&cap, &[&pg_password(), "apple", "kiwi"]);
 
     sqlx::query(sql(format!("DROP TABLE {table}")))
         .execute(pool.inner())
@@ -951,7 +933,7 @@ async fn postgres_errors_carry_the_sqlstate_and_no_value_from_the_database() {
         ("error.type", "23505"),
     ];
     assert_eq!(duration_count(&cap, component, &point), 1);
-    assert_no_secret(&cap, &["dup-s3cret", "not-a-number", &pg_password()]);
+    support::assert_no_secret(&cap, &["dup-s3cret", "not-a-number", &pg_password()]);
 
     sqlx::query(sql(format!("DROP TABLE {table}")))
         .execute(&pool)
@@ -1020,7 +1002,7 @@ async fn refused_connection_is_an_error_and_the_password_stays_unseen() {
         ),
         1
     );
-    assert_no_secret(&cap, &[password]);
+    support::assert_no_secret(&cap, &[password]);
     let debug = format!("{pool:?}");
     assert!(!debug.contains(password), "{debug}");
     assert!(debug.contains("postgresql"), "{debug}");
@@ -1073,7 +1055,7 @@ async fn literals_and_the_password_never_leave_the_process() {
         ))
     );
     let password = pg_password();
-    assert_no_secret(
+    support::assert_no_secret(
         &cap,
         &[
             &password,
@@ -1170,7 +1152,7 @@ async fn sqlx_statement_logs_keep_literals_out() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_no_secret(&cap, &["statement-log-s3cret"]);
+    support::assert_no_secret(&cap, &["statement-log-s3cret"]);
 }
 
 // ---------------------------------------------------------------------------------------------

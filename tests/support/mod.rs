@@ -310,3 +310,20 @@ fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
         body = body.get(size + 2..)?;
     }
 }
+
+/// Asserts that none of `secrets` appears in any span the capture holds (name, attributes,
+/// status, events), any JSON line it saw (logs and span records), or any metric point, and
+/// that there were spans to search.
+pub fn assert_no_secret(cap: &unitel::testing::Capture, secrets: &[&str]) {
+    let spans = cap.spans();
+    assert!(!spans.is_empty(), "no span to search for secrets");
+    let mut haystack: Vec<String> = spans.iter().map(|s| format!("{s:?}")).collect();
+    haystack.extend(cap.raw_lines());
+    haystack.extend(cap.metrics().iter().map(|p| format!("{p:?}")));
+    for secret in secrets {
+        assert!(!secret.is_empty(), "an empty secret matches everything");
+        for text in &haystack {
+            assert!(!text.contains(secret), "secret {secret:?} leaked in {text}");
+        }
+    }
+}
