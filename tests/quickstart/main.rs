@@ -190,3 +190,48 @@ fn serve_mode_serves_metrics_until_ctrl_c() {
     );
     assert!(rest.iter().any(|l| l.starts_with("trace ")), "{rest:#?}");
 }
+
+/// With `REDIS_URL`, each request also counts itself in Redis: an `INCRBY` span under the
+/// request's span, in the same trace, with the real server's address and no value.
+#[test]
+fn quickstart_uses_redis_when_redis_url_is_set() {
+    let url = std::env::var("UNITEL_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!("UNITEL_TEST_REDIS_URL is not set: this test needs a running Redis (scripts/test.sh starts one)")
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(example_binary())
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .env_remove("OTEL_SDK_DISABLED")
+        .env_remove("OTEL_TRACES_SAMPLER")
+        .env("REDIS_URL", &url)
+        .output()
+        .expect("run quickstart");
+    let stdout = support::assert_ok(&out);
+    let trace_id = support::quickstart_trace_id(&stdout).expect("the quickstart names a trace");
+    let records = support::read_records(&dir.path().join("logs"));
+    let spans: Vec<&SpanRecord> = records
+        .iter()
+        .filter_map(|r| r.as_span())
+        .filter(|s| s.trace_id.to_string() == trace_id)
+        .collect();
+    let request = spans
+        .iter()
+        .find(|s| s.name == "handle_request")
+        .expect("request span");
+    let incr = spans
+        .iter()
+        .find(|s| s.component == "redis")
+        .unwrap_or_else(|| panic!("no redis span: {spans:#?}"));
+    assert_eq!(incr.name, "INCRBY");
+    assert_eq!(incr.parent_span_id, Some(request.span_id));
+    let attrs = format!("{:?}", incr.attributes);
+    assert!(
+        attrs.contains("\"db.system.name\": String(\"redis\")"),
+        "{attrs}"
+    );
+    assert!(
+        !attrs.contains("quickstart:requests"),
+        "the key is a value: {attrs}"
+    );
+}
