@@ -59,12 +59,10 @@ where
             component: meta.target(),
             ids: self.ids(event),
         };
+        let scrub = Scrub::of(meta.target());
         with_scratch(|scratch| {
-            event.record(&mut Visitor {
-                scratch,
-                sql: meta.target() == SQLX_QUERY,
-            });
-            if is_http_stack(meta.target()) {
+            event.record(&mut Visitor { scratch, scrub });
+            if scrub == Scrub::Userinfo {
                 if let Cow::Owned(clean) = redact_userinfo(&scratch.message) {
                     scratch.message = clean;
                 }
@@ -74,11 +72,29 @@ where
     }
 }
 
-/// Whether `target` is the HTTP client stack (hyper, hyper-util, h2, reqwest), whose DEBUG and
-/// TRACE lines print connection-pool keys and URLs with their userinfo (`user:password@host`).
-fn is_http_stack(target: &str) -> bool {
-    let crate_name = target.split("::").next().unwrap_or(target);
-    matches!(crate_name, "hyper" | "hyper_util" | "h2" | "reqwest")
+/// The libraries whose own log lines carry secrets, and what is taken out of them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Scrub {
+    /// Nothing known: the event as it is.
+    None,
+    /// sqlx's statement log (target `sqlx::query`): its `summary` and `db.statement` fields
+    /// hold the SQL as sent, literals included; every literal becomes `?`.
+    Sql,
+    /// The HTTP client stack (hyper, hyper-util, h2, reqwest): its DEBUG and TRACE lines print
+    /// connection-pool keys and URLs with their userinfo (`user:password@host`).
+    Userinfo,
+}
+
+impl Scrub {
+    fn of(target: &str) -> Scrub {
+        if target == "sqlx::query" {
+            return Scrub::Sql;
+        }
+        match target.split("::").next().unwrap_or(target) {
+            "hyper" | "hyper_util" | "h2" | "reqwest" => Scrub::Userinfo,
+            _ => Scrub::None,
+        }
+    }
 }
 
 /// `text` with the userinfo of every authority in it (`user:password@host`, and `user@host`
@@ -112,20 +128,15 @@ fn redact_userinfo(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// The target of sqlx's statement log lines, whose `summary` and `db.statement` fields hold
-/// the SQL text as sent, literals included.
-const SQLX_QUERY: &str = "sqlx::query";
-
 struct Visitor<'a> {
     scratch: &'a mut Scratch,
-    /// A `sqlx::query` event: SQL text fields are sanitized (every literal becomes `?`).
-    sql: bool,
+    scrub: Scrub,
 }
 
 impl Visitor<'_> {
     /// Whether `field` holds SQL text to sanitize.
     fn is_sql(&self, field: &Field) -> bool {
-        self.sql && matches!(field.name(), "summary" | "db.statement")
+        self.scrub == Scrub::Sql && matches!(field.name(), "summary" | "db.statement")
     }
 }
 
@@ -223,8 +234,13 @@ mod tests {
                 "{text}"
             );
         }
-        assert!(is_http_stack("hyper_util::client::legacy::pool"));
-        assert!(is_http_stack("reqwest"));
-        assert!(!is_http_stack("hyperion::x"));
+        assert_eq!(
+            Scrub::of("hyper_util::client::legacy::pool"),
+            Scrub::Userinfo
+        );
+        assert_eq!(Scrub::of("reqwest"), Scrub::Userinfo);
+        assert_eq!(Scrub::of("hyperion::x"), Scrub::None);
+        assert_eq!(Scrub::of("sqlx::query"), Scrub::Sql);
+        assert_eq!(Scrub::of("sqlx::pool"), Scrub::None);
     }
 }
