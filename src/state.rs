@@ -109,6 +109,8 @@ pub(crate) struct LogOutputs {
     pub(crate) console: bool,
     /// JSON lines (the log file, and sinks added with `with_json_sink`).
     pub(crate) json: JsonSinks,
+    /// The service name every JSON record carries (the resource's `service.name`).
+    pub(crate) service: Box<str>,
     /// OTLP log export.
     pub(crate) otel: Option<SdkLogger>,
 }

@@ -441,6 +441,14 @@ impl TelemetryConfig {
     }
 }
 
+/// The resource's `service.name`: what every JSON log-file record carries as `service`.
+pub(crate) fn service_name(resource: &opentelemetry_sdk::Resource) -> Box<str> {
+    resource
+        .get(&opentelemetry::Key::from_static_str("service.name"))
+        .map(|name| name.as_str().into())
+        .unwrap_or_else(|| "unknown_service".into())
+}
+
 fn default_service_name() -> String {
     match std::env::current_exe()
         .ok()

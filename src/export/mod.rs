@@ -104,7 +104,9 @@ pub(crate) fn build(
                 }
             }
             Exporter::Console => {
-                tracer = tracer.with_span_processor(SpanRecordProcessor::stdout());
+                tracer = tracer.with_span_processor(SpanRecordProcessor::stdout(
+                    &crate::config::service_name(resource),
+                ));
             }
             Exporter::Prometheus | Exporter::None => {}
         }

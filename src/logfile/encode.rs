@@ -11,7 +11,7 @@ use opentelemetry::trace::{SpanId, SpanKind, Status};
 use opentelemetry_sdk::trace::SpanData;
 
 /// Formats the JSON line (with its newline) into `s.out`. Schema: `docs/log-format.md`.
-pub(crate) fn write_log(record: &LogEvent<'_>, s: &mut Scratch) {
+pub(crate) fn write_log(record: &LogEvent<'_>, service: &str, s: &mut Scratch) {
     let Scratch {
         message,
         text,
@@ -21,7 +21,9 @@ pub(crate) fn write_log(record: &LogEvent<'_>, s: &mut Scratch) {
     } = s;
     out.push_str("{\"timestamp\":\"");
     time::write_rfc3339(out, record.time);
-    out.push_str("\",\"type\":\"log\",\"level\":\"");
+    out.push_str("\",\"type\":\"log\",\"service\":");
+    json::write_str(out, service);
+    out.push_str(",\"level\":\"");
     out.push_str(level_str(record.level));
     out.push_str("\",\"target\":");
     json::write_str(out, record.target);
@@ -96,11 +98,13 @@ fn component(span: &SpanData) -> &str {
 }
 
 /// Formats one span record, with its newline. Schema: `docs/log-format.md`.
-pub(crate) fn write_span(span: &SpanData, out: &mut String) {
+pub(crate) fn write_span(span: &SpanData, service: &str, out: &mut String) {
     let sc = &span.span_context;
     out.push_str("{\"timestamp\":\"");
     time::write_rfc3339(out, span.end_time);
-    out.push_str("\",\"type\":\"span\",\"name\":");
+    out.push_str("\",\"type\":\"span\",\"service\":");
+    json::write_str(out, service);
+    out.push_str(",\"name\":");
     json::write_str(out, &span.name);
     out.push_str(",\"component\":");
     json::write_str(out, component(span));

@@ -3,7 +3,8 @@
 //!
 //! `logs/orders.log` is the directory `logs`, the prefix `orders` and the suffix `log`; with
 //! rotation the date goes between them (`orders.2026-11-21.log`, `orders.2026-11-21-05.log`),
-//! tracing-appender's naming.
+//! tracing-appender's naming. A reader also finds the files logrotate leaves behind: numbered
+//! (`orders.log.1`), dated (`orders.log-20261121`) and gzip-compressed (`orders.log.2.gz`).
 
 use super::sink::FileSink;
 use crate::config::{LogFileConfig, LogRotation};
@@ -39,8 +40,9 @@ impl LogFileName {
     }
 
     /// Whether `file_name` is one of this log's files: `prefix.suffix`, or with a rotation
-    /// date (digits and dashes) between the two.
+    /// date (digits and dashes) between the two; either of those rotated by logrotate.
     fn names(&self, file_name: &str) -> bool {
+        let file_name = Rotated::of(file_name).base;
         let Some(rest) = file_name.strip_prefix(self.prefix.as_str()) else {
             return false;
         };
@@ -59,6 +61,62 @@ impl LogFileName {
                 !date.is_empty() && date.bytes().all(|b| b.is_ascii_digit() || b == b'-')
             })
     }
+}
+
+/// A file name with what logrotate adds taken off: `.gz`, then a number (`.1`) or a date
+/// (`-20261121`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Rotated<'a> {
+    base: &'a str,
+    /// Older first: a dated copy, then numbered copies from the highest number down, then
+    /// the live file.
+    age: Age<'a>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Age<'a> {
+    Dated(&'a str),
+    Numbered(std::cmp::Reverse<u64>),
+    Live,
+}
+
+impl<'a> Rotated<'a> {
+    fn of(file_name: &'a str) -> Rotated<'a> {
+        let name = file_name.strip_suffix(".gz").unwrap_or(file_name);
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if let Some((base, n)) = name.rsplit_once('.') {
+            if digits(n) && n.len() <= 4 && !base.is_empty() {
+                if let Ok(n) = n.parse() {
+                    return Rotated {
+                        base,
+                        age: Age::Numbered(std::cmp::Reverse(n)),
+                    };
+                }
+            }
+        }
+        if let Some((base, date)) = name.rsplit_once('-') {
+            if digits(date) && date.len() >= 8 && !base.is_empty() {
+                return Rotated {
+                    base,
+                    age: Age::Dated(date),
+                };
+            }
+        }
+        Rotated {
+            base: name,
+            age: Age::Live,
+        }
+    }
+}
+
+/// Sorts a log's files into time order: by name, with logrotate's copies before the file
+/// they were rotated from.
+fn sort_by_age(files: &mut [PathBuf]) {
+    fn key(path: &Path) -> (Option<&Path>, Rotated<'_>) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        (path.parent(), Rotated::of(name))
+    }
+    files.sort_by(|a, b| key(a).cmp(&key(b)));
 }
 
 /// The directory a log file path writes to (`.` for a bare file name).
@@ -110,39 +168,65 @@ pub(crate) fn open(config: &LogFileConfig) -> Result<Arc<FileSink>, Error> {
     Ok(FileSink::new(writer, guard))
 }
 
-/// The files of the log at `path`, in name order (which is time order for rotated files):
-/// for a log file path such as `logs/orders.log`, that file and its rotated files
-/// (`logs/orders.2026-11-21.log`); for a directory, every file in it.
+/// The files of the log at `path`, oldest first: for a log file path such as
+/// `logs/orders.log`, that file and its rotated files (`logs/orders.2026-11-21.log`, and
+/// logrotate's `orders.log.1`, `orders.log-20261121`, `orders.log.2.gz`); for a directory,
+/// every file in it and in its subdirectories (hidden ones excepted), each log's files oldest
+/// first.
 ///
 /// # Errors
-/// When the directory cannot be listed.
+/// When a directory cannot be listed.
 pub fn log_files(path: impl AsRef<Path>) -> std::io::Result<Vec<PathBuf>> {
     let path = path.as_ref();
-    let (directory, name) = if path.is_dir() {
-        (path.to_path_buf(), None)
-    } else {
+    if path.is_dir() {
+        let mut files = Vec::new();
+        walk(path, &mut files)?;
+        sort_by_age(&mut files);
+        return Ok(files);
+    }
+    let (directory, name) = {
         let name = LogFileName::of(path).ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!("{} names no log file", path.display()),
             )
         })?;
-        (name.directory.clone(), Some(name))
+        (name.directory.clone(), name)
     };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&directory)?
         .filter_map(Result::ok)
         .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
         .map(|entry| entry.path())
-        .filter(
-            |file| match (&name, file.file_name().and_then(|n| n.to_str())) {
-                (None, _) => true,
-                (Some(name), Some(file_name)) => name.names(file_name),
-                (Some(_), None) => false,
-            },
-        )
+        .filter(|file| {
+            file.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|file_name| name.names(file_name))
+        })
         .collect();
-    files.sort();
+    sort_by_age(&mut files);
     Ok(files)
+}
+
+/// Every file under `directory`, skipping hidden names (`.` first).
+fn walk(directory: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(directory)? {
+        let Ok(entry) = entry else { continue };
+        if entry
+            .file_name()
+            .to_str()
+            .is_none_or(|n| n.starts_with('.'))
+        {
+            continue;
+        }
+        let path = entry.path();
+        // Follows symbolic links, as a shell's `cat dir/*` would.
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => files.push(path),
+            Ok(meta) if meta.is_dir() => walk(&path, files)?,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -160,9 +244,19 @@ mod tests {
         ] {
             assert!(name.names(ok), "{ok}");
         }
+        for rotated in [
+            "orders.log.1",
+            "orders.log.2.gz",
+            "orders.log-20261121",
+            "orders.log-20261121.gz",
+            "orders.2026-11-21.log.gz",
+        ] {
+            assert!(name.names(rotated), "{rotated}");
+        }
         for not in [
             "orders.txt",
-            "orders.log.gz",
+            "orders.txt.gz",
+            "orders.log.x",
             "orders2.log",
             "orders.x.log",
             "orders..log",
@@ -172,11 +266,44 @@ mod tests {
             assert!(!name.names(not), "{not}");
         }
         let bare = LogFileName::of(Path::new("app")).unwrap();
+        assert!(bare.names("app.1"), "a numbered copy of a bare name");
         assert_eq!(bare.directory, Path::new("."));
         assert!(bare.names("app") && bare.names("app.2026-11-21") && !bare.names("app.log"));
         assert_eq!(
             LogFileName::of(Path::new("logs/")),
             LogFileName::of(Path::new("logs"))
         );
+    }
+
+    #[test]
+    fn rotated_copies_sort_before_the_file_they_came_from() {
+        let mut files: Vec<PathBuf> = [
+            "l/orders.log",
+            "l/orders.log.1",
+            "l/orders.log.10.gz",
+            "l/orders.log.2.gz",
+            "l/orders.log-20261120.gz",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        sort_by_age(&mut files);
+        let names: Vec<_> = files.iter().map(|f| f.to_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "l/orders.log-20261120.gz",
+                "l/orders.log.10.gz",
+                "l/orders.log.2.gz",
+                "l/orders.log.1",
+                "l/orders.log"
+            ]
+        );
+        let mut dated: Vec<PathBuf> = ["l/a.2026-11-21.log", "l/a.2026-11-20.log.gz"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        sort_by_age(&mut dated);
+        assert_eq!(dated[0], Path::new("l/a.2026-11-20.log.gz"));
     }
 }

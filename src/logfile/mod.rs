@@ -17,12 +17,14 @@ mod encode;
 mod files;
 mod read;
 mod records;
+mod scan;
 mod sink;
 mod span_records;
 
 pub use self::files::log_files;
 pub use self::read::{parse_line, read_records};
 pub use self::records::{ErrorRecord, LogRecord, Record, SpanEventRecord, SpanRecord};
+pub use self::scan::{decompressed, open_log_file, LineScan, ScanSummary, MAX_LINE_BYTES};
 
 pub(crate) use self::encode::write_log;
 pub(crate) use self::files::open;

@@ -2,6 +2,7 @@
 
 use super::files::log_files;
 use super::records::{ErrorRecord, LogRecord, Record, SpanEventRecord, SpanRecord};
+use super::scan::open_log_file;
 use crate::error::Error;
 use crate::format::is_lower_hex;
 use crate::format::time::parse_rfc3339;
@@ -11,16 +12,18 @@ use std::io::BufRead;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-/// Parses one line of the log file (with or without its newline) into a typed record.
+/// Parses one line of the log file (with or without its newline, as text or raw bytes) into a
+/// typed record.
 ///
 /// # Errors
 /// [`Error::InvalidRecord`] when the line is not JSON, or not a log or span record of the
 /// format in `docs/log-format.md`; the error says which key is missing or wrong.
-pub fn parse_line(line: &str) -> Result<Record, Error> {
-    let value: Value = serde_json::from_str(line).map_err(|source| Error::InvalidRecord {
-        reason: "not a JSON object".into(),
-        source: Some(source),
-    })?;
+pub fn parse_line(line: impl AsRef<[u8]>) -> Result<Record, Error> {
+    let value: Value =
+        serde_json::from_slice(line.as_ref()).map_err(|source| Error::InvalidRecord {
+            reason: "not a JSON object".into(),
+            source: Some(source),
+        })?;
     let Value::Object(object) = value else {
         return Err(invalid("not a JSON object".into()));
     };
@@ -50,7 +53,7 @@ pub fn read_records(path: impl AsRef<Path>) -> Result<Vec<Record>, Error> {
     let mut records = Vec::new();
     for file in log_files(path).map_err(|e| unreadable(path, e))? {
         let reader =
-            std::io::BufReader::new(std::fs::File::open(&file).map_err(|e| unreadable(&file, e))?);
+            std::io::BufReader::new(open_log_file(&file).map_err(|e| unreadable(&file, e))?);
         for (index, line) in reader.lines().enumerate() {
             let line = line.map_err(|e| unreadable(&file, e))?;
             if line.trim().is_empty() {
@@ -91,6 +94,15 @@ impl<'a> Fields<'a> {
 
     fn string(&self, key: &str) -> Result<String, Error> {
         self.str(key).map(str::to_owned)
+    }
+
+    /// A string, or absent (a key added to the format later).
+    fn optional_string(&self, key: &str) -> Result<Option<String>, Error> {
+        match self.0.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(invalid(format!("`{key}` is not a string"))),
+        }
     }
 
     /// A string or `null`.
@@ -139,6 +151,7 @@ impl<'a> Fields<'a> {
         let level = self.str("level")?;
         Ok(LogRecord {
             timestamp,
+            service: self.optional_string("service")?,
             level: level
                 .parse()
                 .map_err(|_| invalid(format!("`level` is not a level: {level:?}")))?,
@@ -189,6 +202,7 @@ impl<'a> Fields<'a> {
             _ => return Err(invalid("`events` is not an array".into())),
         };
         Ok(SpanRecord {
+            service: self.optional_string("service")?,
             name: self.string("name")?,
             component: self.string("component")?,
             trace_id: trace_id(self.str("trace_id")?)?,

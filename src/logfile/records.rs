@@ -16,6 +16,14 @@ pub enum Record {
 }
 
 impl Record {
+    /// The service that wrote it, when the record says.
+    pub fn service(&self) -> Option<&str> {
+        match self {
+            Record::Log(log) => log.service.as_deref(),
+            Record::Span(span) => span.service.as_deref(),
+        }
+    }
+
     /// The trace the record belongs to (a log record outside any span has none).
     pub fn trace_id(&self) -> Option<TraceId> {
         match self {
@@ -55,6 +63,9 @@ impl Record {
 pub struct LogRecord {
     /// When the event happened.
     pub timestamp: SystemTime,
+    /// The service that wrote it (the resource's `service.name`); `None` in files written
+    /// before records carried it.
+    pub service: Option<String>,
     /// Its level.
     pub level: Level,
     /// The `tracing` target; for the facade's logs, the component.
@@ -87,6 +98,9 @@ pub struct ErrorRecord {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SpanRecord {
+    /// The service that wrote it (the resource's `service.name`); `None` in files written
+    /// before records carried it.
+    pub service: Option<String>,
     /// The span name.
     pub name: String,
     /// The facade component that made it; for a `tracing` span, its target.

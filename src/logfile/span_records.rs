@@ -16,20 +16,27 @@ use std::time::Duration;
 #[derive(Debug)]
 pub(crate) struct SpanRecordProcessor {
     sinks: JsonSinks,
+    service: Box<str>,
 }
 
 impl SpanRecordProcessor {
-    /// Span records go to `sinks` (the log file, the application's JSON sinks).
-    pub(crate) fn new(sinks: JsonSinks) -> Self {
-        SpanRecordProcessor { sinks }
+    /// Span records of `service` go to `sinks` (the log file, the application's JSON sinks).
+    pub(crate) fn new(sinks: JsonSinks, service: &str) -> Self {
+        SpanRecordProcessor {
+            sinks,
+            service: service.into(),
+        }
     }
 
     /// The `console` trace exporter: span records on standard output.
-    pub(crate) fn stdout() -> Self {
-        SpanRecordProcessor::new(JsonSinks::new(vec![Arc::new(|line: &str| {
-            use std::io::Write as _;
-            let _ = std::io::stdout().lock().write_all(line.as_bytes());
-        })]))
+    pub(crate) fn stdout(service: &str) -> Self {
+        SpanRecordProcessor::new(
+            JsonSinks::new(vec![Arc::new(|line: &str| {
+                use std::io::Write as _;
+                let _ = std::io::stdout().lock().write_all(line.as_bytes());
+            })]),
+            service,
+        )
     }
 }
 
@@ -42,7 +49,7 @@ impl SpanProcessor for SpanRecordProcessor {
         }
         let write = |out: &mut String| {
             out.clear();
-            write_span(&span, out);
+            write_span(&span, &self.service, out);
             self.sinks.write(out);
         };
         let _ = BUF.try_with(|buf| match buf.try_borrow_mut() {

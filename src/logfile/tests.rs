@@ -38,7 +38,7 @@ fn a_log_record_round_trips() {
     scratch.field("ok", FieldValue::Bool(false));
     let err = std::io::Error::other("disk full");
     scratch.error(&err);
-    write_log(&event, &mut scratch);
+    write_log(&event, "orders", &mut scratch);
     assert_eq!(
         scratch.out.matches('\n').count(),
         1,
@@ -50,6 +50,7 @@ fn a_log_record_round_trips() {
         panic!("not a log record: {}", scratch.out);
     };
     assert_eq!(log.timestamp, time);
+    assert_eq!(log.service.as_deref(), Some("orders"));
     assert_eq!(log.level, tracing::Level::WARN);
     assert_eq!(
         (log.target.as_str(), log.component.as_str()),
@@ -95,11 +96,12 @@ fn a_span_record_round_trips() {
         instrumentation_scope: InstrumentationScope::builder("worker").build(),
     };
     let mut out = String::new();
-    write_span(&span, &mut out);
+    write_span(&span, "orders", &mut out);
 
     let Record::Span(record) = parse_line(&out).unwrap() else {
         panic!("not a span record: {out}");
     };
+    assert_eq!(record.service.as_deref(), Some("orders"));
     assert_eq!(record.name, "process_job");
     assert_eq!(record.component, "worker");
     assert_eq!(record.trace_id.to_string(), TRACE);

@@ -64,7 +64,7 @@ fn emit(outputs: &LogOutputs, event: &LogEvent<'_>, scratch: &mut Scratch) {
     }
     if !outputs.json.is_empty() {
         scratch.out.clear();
-        crate::logfile::write_log(event, scratch);
+        crate::logfile::write_log(event, &outputs.service, scratch);
         outputs.json.write(&scratch.out);
     }
     if let Some(logger) = &outputs.otel {

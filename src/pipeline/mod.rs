@@ -120,12 +120,14 @@ fn build(mut config: TelemetryConfig) -> Result<(State, Pipeline), Error> {
         json.push(Arc::new(move |line: &str| file.write_line(line.as_bytes())));
     }
     let resource = config.resource();
+    let service = crate::config::service_name(&resource);
 
     let mut tracer_builder = SdkTracerProvider::builder()
         .with_resource(resource.clone())
         .with_sampler(sampler.to_sdk());
     if !json.is_empty() {
-        tracer_builder = tracer_builder.with_span_processor(SpanRecordProcessor::new(json.clone()));
+        tracer_builder =
+            tracer_builder.with_span_processor(SpanRecordProcessor::new(json.clone(), &service));
     }
     for processor in std::mem::take(&mut config.span_processors) {
         tracer_builder = tracer_builder.with_span_processor(processor);
@@ -159,6 +161,7 @@ fn build(mut config: TelemetryConfig) -> Result<(State, Pipeline), Error> {
     let logs = LogOutputs {
         console: config.console_enabled() || exports.console_logs,
         json,
+        service,
         otel: logger_provider.as_ref().map(|provider| {
             use opentelemetry::logs::LoggerProvider as _;
             provider.logger("unitel")

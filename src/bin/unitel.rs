@@ -1,0 +1,3 @@
+//! The `unitel` command-line tool.
+
+fn main() {}
