@@ -23,7 +23,9 @@ mod span_records;
 
 pub use self::files::log_files;
 pub use self::read::{parse_line, read_records};
-pub use self::records::{ErrorRecord, LogRecord, Record, SpanEventRecord, SpanRecord};
+pub use self::records::{
+    format_timestamp, parse_timestamp, ErrorRecord, LogRecord, Record, SpanEventRecord, SpanRecord,
+};
 pub use self::scan::{decompressed, open_log_file, LineScan, ScanSummary, MAX_LINE_BYTES};
 
 pub(crate) use self::encode::write_log;

@@ -138,3 +138,16 @@ pub struct SpanEventRecord {
     /// Its attributes.
     pub attributes: Map<String, Value>,
 }
+
+/// Parses a timestamp as the format writes it: RFC 3339 in UTC
+/// (`2026-11-21T05:23:30.123481Z`, with any number of fractional digits, or none).
+pub fn parse_timestamp(text: &str) -> Option<SystemTime> {
+    crate::format::time::parse_rfc3339(text)
+}
+
+/// Writes a time as the format does: `2026-11-21T05:23:30.123481Z`.
+pub fn format_timestamp(time: SystemTime) -> String {
+    let mut out = String::with_capacity(27);
+    crate::format::time::write_rfc3339(&mut out, time);
+    out
+}
