@@ -122,7 +122,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         println!();
         println!("trace {trace_id} (request 2, whose job failed) is in {log_file}:");
         print_trace(log_file, trace_id)?;
-        println!("see every record of it with: grep {trace_id} {log_file}");
+        // The last line: the command that shows all of it, from a clone of this repository
+        // (or `unitel logs ...` after `cargo install unitel --features cli`).
+        println!("see all of it: cargo run --features cli --bin unitel -- logs {log_file} --trace {trace_id}");
     }
     Ok(())
 }

@@ -149,13 +149,13 @@ cargo fmt --all -- --check
 log "cargo clippy --all-targets --all-features -- -D warnings"
 cargo clippy --all-targets --all-features -- -D warnings
 
-for features in "" otlp prometheus http tower axum serde reqwest sqlx redis; do
+for features in "" otlp prometheus http tower axum serde reqwest sqlx redis cli; do
   log "cargo clippy --no-default-features --features '$features' (each feature on its own)"
-  cargo clippy --quiet --lib --no-default-features --features "$features" -- -D warnings
+  cargo clippy --quiet --lib --bins --no-default-features --features "$features" -- -D warnings
 done
 
-log "default features compile none of the adapters' dependencies"
-adapter_deps="$(cargo tree -e normal,build --prefix none -f '{p}' | grep -E '^(reqwest-middleware|sqlx|redis|libsqlite3-sys) ' | sort -u || true)"
+log "default features compile none of the adapters' or the CLI's dependencies"
+adapter_deps="$(cargo tree -e normal,build --prefix none -f '{p}' | grep -E '^(reqwest-middleware|sqlx|redis|libsqlite3-sys|clap) ' | sort -u || true)"
 if [ -n "$adapter_deps" ]; then
   echo "a service with default features would compile: $adapter_deps" >&2
   exit 1

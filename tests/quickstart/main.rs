@@ -121,6 +121,38 @@ fn quickstart_correlates_request_and_worker_in_one_trace() {
         "{text}"
     );
     assert!(!spans.iter().any(|s| s.component == "redis"), "{spans:#?}");
+
+    // The last line is the exact `unitel` command that shows this trace.
+    let command = format!(
+        "cargo run --features cli --bin unitel -- logs logs/quickstart.log --trace {trace_id}"
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.ends_with(&command), "last line: {last:?}");
+    #[cfg(feature = "cli")]
+    {
+        // ... and that command (the binary it builds) shows the trace, run where the
+        // quickstart ran.
+        let shown = Command::new(env!("CARGO_BIN_EXE_unitel"))
+            .current_dir(dir.path())
+            .args(["logs", "logs/quickstart.log", "--trace", &trace_id])
+            .output()
+            .expect("run unitel");
+        let shown = support::assert_ok(&shown);
+        assert!(shown.starts_with(&format!("trace {trace_id}")), "{shown}");
+        for name in [
+            "handle_request",
+            "INSERT orders",
+            "GET /inventory/{item}",
+            "charge_payment",
+        ] {
+            assert!(shown.contains(name), "{name} missing from:\n{shown}");
+        }
+        assert!(shown.contains("ERROR charge failed, will retry"), "{shown}");
+        assert!(
+            !shown.contains('\x1b'),
+            "no colour without a terminal: {shown}"
+        );
+    }
 }
 
 #[test]
