@@ -13,7 +13,7 @@
 //! - a half-written last line waits for its newline.
 
 use super::args::LogsArgs;
-use super::input::{self, Input, Tally};
+use super::input::{self, Input, Position, Tally};
 use super::style::Style;
 use super::tree::{self, hex_starts_with};
 use super::Failure;
@@ -219,7 +219,10 @@ pub(crate) fn run(args: &LogsArgs, style: Style) -> Result<(), Failure> {
                 .trace_id()
                 .is_some_and(|t| hex_starts_with(&t.to_bytes(), &args.trace))
             {
-                let order = (0, first.len());
+                let order = Position {
+                    input: 0,
+                    line: first.len() as u64,
+                };
                 first.push(tree::Found {
                     record,
                     raw: Some(raw.into()),

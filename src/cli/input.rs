@@ -75,6 +75,13 @@ fn is_log_path(path: &Path) -> bool {
     !(name.ends_with(".gz") || (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit())))
 }
 
+/// Where a line is: its input, and its number among the lines read from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Position {
+    pub(crate) input: usize,
+    pub(crate) line: u64,
+}
+
 /// What reading went through, reported at the end.
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
@@ -129,69 +136,116 @@ impl Tally {
 }
 
 /// Reads every input with `scan`, parsing each line it hands over, and folds the records
-/// into one `T` per worker with `fold` (given the record and its raw line); the workers' `T`s
-/// come back with the tally. Files are read by as many threads as there are cores.
+/// into one `T` per worker with `fold` (given where the line is, the record and its raw
+/// line); the workers' `T`s come back with the tally.
+///
+/// One thread reads (the inputs one after the other, whole lines in blocks of about 1 MiB);
+/// as many threads as there are cores parse the blocks, so one large file is parsed in
+/// parallel as well as many small ones.
 pub(crate) fn read<T: Send>(
     inputs: &[Input],
     scan: &LineScan,
     init: impl Fn() -> T + Sync,
-    fold: impl Fn(&mut T, usize, Record, &[u8]) + Sync,
+    fold: impl Fn(&mut T, Position, Record, &[u8]) + Sync,
 ) -> Result<(Vec<T>, Tally), Failure> {
-    let next = Mutex::new(0usize);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(inputs.len())
-        .max(1);
-    let results: Vec<Result<(T, Tally), Failure>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
+    /// Whole lines of one input, each followed by a newline.
+    struct Block {
+        input: usize,
+        /// The number of the block's first line among the lines handed over.
+        first: u64,
+        lines: Vec<u8>,
+    }
+    const BLOCK: usize = 1 << 20;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (send, receive) = std::sync::mpsc::sync_channel::<Block>(workers * 2);
+    let receive = Mutex::new(receive);
+    std::thread::scope(|scope| {
+        let parsers: Vec<_> = (0..workers)
             .map(|_| {
                 scope.spawn(|| {
                     let mut state = init();
                     let mut tally = Tally::default();
                     loop {
-                        let index = {
-                            let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
-                            let index = *next;
-                            *next += 1;
-                            index
+                        let block = {
+                            let receive = receive.lock().unwrap_or_else(|e| e.into_inner());
+                            receive.recv()
                         };
-                        let Some(input) = inputs.get(index) else {
-                            break;
-                        };
-                        let reader = input.open().map_err(|e| {
-                            Failure::Usage(format!("cannot read {}: {e}", input.name()))
-                        })?;
-                        tally.files += 1;
-                        let summary = scan
-                            .run(reader, |line| match logfile::parse_line(line) {
-                                Ok(record) => fold(&mut state, index, record, line),
-                                Err(e) => tally.malformed(input, &e),
-                            })
-                            .map_err(|e| {
-                                Failure::Usage(format!("cannot read {}: {e}", input.name()))
-                            })?;
-                        tally.too_long += summary.too_long;
+                        let Ok(block) = block else { break };
+                        let lines = block.lines.split(|&b| b == b'\n');
+                        for (i, line) in lines.enumerate().filter(|(_, l)| !l.is_empty()) {
+                            let at = Position {
+                                input: block.input,
+                                line: block.first + i as u64,
+                            };
+                            match logfile::parse_line(line) {
+                                Ok(record) => fold(&mut state, at, record, line),
+                                Err(e) => tally.malformed(&inputs[block.input], &e),
+                            }
+                        }
                     }
-                    Ok((state, tally))
+                    (state, tally)
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Failure::Usage("a reader thread failed".into())))
-            })
-            .collect()
-    });
-    let mut states = Vec::with_capacity(results.len());
-    let mut tally = Tally::default();
-    for result in results {
-        let (state, t) = result?;
-        states.push(state);
-        tally.absorb(t);
-    }
-    Ok((states, tally))
+        let mut tally = Tally::default();
+        let mut failure = None;
+        for (index, input) in inputs.iter().enumerate() {
+            let reader = match input.open() {
+                Ok(reader) => reader,
+                Err(e) => {
+                    failure = Some(Failure::Usage(format!("cannot read {}: {e}", input.name())));
+                    break;
+                }
+            };
+            tally.files += 1;
+            let mut block = Vec::with_capacity(BLOCK + (64 << 10));
+            let (mut first, mut count) = (0u64, 0u64);
+            let summary = scan.run(reader, |line| {
+                block.extend_from_slice(line);
+                block.push(b'\n');
+                count += 1;
+                if block.len() >= BLOCK {
+                    let lines =
+                        std::mem::replace(&mut block, Vec::with_capacity(BLOCK + (64 << 10)));
+                    let _ = send.send(Block {
+                        input: index,
+                        first,
+                        lines,
+                    });
+                    first = count;
+                }
+            });
+            if !block.is_empty() {
+                let _ = send.send(Block {
+                    input: index,
+                    first,
+                    lines: block,
+                });
+            }
+            match summary {
+                Ok(summary) => tally.too_long += summary.too_long,
+                Err(e) => {
+                    failure = Some(Failure::Usage(format!("cannot read {}: {e}", input.name())));
+                    break;
+                }
+            }
+        }
+        drop(send);
+        let mut states = Vec::with_capacity(workers);
+        for parser in parsers {
+            match parser.join() {
+                Ok((state, t)) => {
+                    states.push(state);
+                    tally.absorb(t);
+                }
+                Err(_) => failure = Some(Failure::Usage("a parser thread failed".into())),
+            }
+        }
+        match failure {
+            Some(failure) => Err(failure),
+            None => Ok((states, tally)),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! line under the span that wrote it, in time order; or its raw lines with `--json`.
 
 use super::args::LogsArgs;
-use super::input::{self, Input, Tally};
+use super::input::{self, Input, Position, Tally};
 use super::style::{self, Paint, Style};
 use super::Failure;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -17,8 +17,8 @@ use unitel::opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
 pub(crate) struct Found {
     pub(crate) record: Record,
     pub(crate) raw: Option<Box<[u8]>>,
-    /// (input, line order within the input)
-    pub(crate) order: (usize, usize),
+    /// Where its line is, for a stable order.
+    pub(crate) order: Position,
 }
 
 pub(crate) fn run(args: &LogsArgs, style: Style) -> Result<(), Failure> {
@@ -39,17 +39,16 @@ pub(crate) fn find(
         inputs,
         &LineScan::trace(id),
         Vec::new,
-        |found: &mut Vec<Found>, index, record, raw| {
+        |found: &mut Vec<Found>, at, record, raw| {
             // The raw-byte filter only narrows: the parsed id has the last word.
             if record
                 .trace_id()
                 .is_some_and(|t| hex_starts_with(&t.to_bytes(), id))
             {
-                let order = (index, found.len());
                 found.push(Found {
                     record,
                     raw: keep_raw.then(|| raw.into()),
-                    order,
+                    order: at,
                 });
             }
         },

@@ -24,13 +24,15 @@ pub fn parse_line(line: impl AsRef<[u8]>) -> Result<Record, Error> {
             reason: "not a JSON object".into(),
             source: Some(source),
         })?;
-    let Value::Object(object) = value else {
+    let Value::Object(mut object) = value else {
         return Err(invalid("not a JSON object".into()));
     };
+    // The one large key of each kind is moved out rather than copied.
+    let (fields, attributes) = (object.remove("fields"), object.remove("attributes"));
     let record = Fields(&object);
     match record.str("type")? {
-        "log" => record.log().map(Record::Log),
-        "span" => record.span().map(Record::Span),
+        "log" => record.log(fields).map(Record::Log),
+        "span" => record.span(attributes).map(Record::Span),
         other => Err(invalid(format!(
             "`type` is {other:?}, expected \"log\" or \"span\""
         ))),
@@ -67,6 +69,15 @@ pub fn read_records(path: impl AsRef<Path>) -> Result<Vec<Record>, Error> {
         }
     }
     Ok(records)
+}
+
+/// A key's object, moved out of the record.
+fn owned_object(key: &str, value: Option<Value>) -> Result<Map<String, Value>, Error> {
+    match value {
+        Some(Value::Object(map)) => Ok(map),
+        Some(_) => Err(invalid(format!("`{key}` is not an object"))),
+        None => Err(invalid(format!("`{key}` is missing"))),
+    }
 }
 
 fn invalid(reason: String) -> Error {
@@ -127,7 +138,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn log(&self) -> Result<LogRecord, Error> {
+    fn log(&self, fields: Option<Value>) -> Result<LogRecord, Error> {
         let timestamp = self.time("timestamp")?;
         let error = match self.0.get("error") {
             None => None,
@@ -163,12 +174,12 @@ impl<'a> Fields<'a> {
                 .nullable("span_id")?
                 .map(|id| span_id("span_id", id))
                 .transpose()?,
-            fields: self.object("fields")?,
+            fields: owned_object("fields", fields)?,
             error,
         })
     }
 
-    fn span(&self) -> Result<SpanRecord, Error> {
+    fn span(&self, attributes: Option<Value>) -> Result<SpanRecord, Error> {
         let end_time = self.time("timestamp")?;
         let kind = match self.str("kind")? {
             "internal" => SpanKind::Internal,
@@ -220,7 +231,7 @@ impl<'a> Fields<'a> {
                     .ok_or_else(|| invalid("`duration_ns` is not a whole number".into()))?,
             ),
             status,
-            attributes: self.object("attributes")?,
+            attributes: owned_object("attributes", attributes)?,
             events,
         })
     }
