@@ -342,15 +342,17 @@ pub(crate) fn run(args: &LogsArgs, style: Style) -> Result<(), Failure> {
     }
 }
 
-/// The files of the paths at the start; a path with no files yet is fine (it may appear).
+/// The files of the paths at the start; a path with no files yet is fine (they may appear),
+/// as long as there is a directory to watch.
 fn initial_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, Failure> {
     let mut inputs = Vec::new();
     for path in paths {
-        if path.exists() || logfile::log_files(path).is_ok_and(|f| !f.is_empty()) {
+        if logfile::log_files(path).is_ok_and(|f| !f.is_empty()) {
             inputs.extend(input::expand(std::slice::from_ref(path))?);
-        } else if !path
-            .parent()
-            .is_none_or(|d| d.as_os_str().is_empty() || d.is_dir())
+        } else if !path.is_dir()
+            && !path
+                .parent()
+                .is_none_or(|d| d.as_os_str().is_empty() || d.is_dir())
         {
             return Err(Failure::Usage(format!(
                 "no log files at {} and no directory to wait in",

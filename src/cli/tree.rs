@@ -219,6 +219,7 @@ pub(crate) fn record_line(record: &Record, span_name: Option<&str>, style: Style
         by_id: &by_id,
         style,
         width: 0,
+        whole: false,
     };
     let mut out = String::new();
     if let Some(service) = record.service() {
@@ -351,6 +352,7 @@ pub(crate) fn render(trace_id: TraceId, records: &[Record], style: Style) -> Str
         by_id: &by_id,
         style,
         width,
+        whole: true,
     };
     if let Some(roots) = children.get(&None) {
         for root in roots {
@@ -418,6 +420,8 @@ struct Tree<'a> {
     style: Style,
     /// The service column's width; 0 when the trace has one service.
     width: usize,
+    /// Whether the whole trace is at hand (so a parent missing from it is worth a note).
+    whole: bool,
 }
 
 impl Tree<'_> {
@@ -527,7 +531,10 @@ impl Tree<'_> {
             }
             style.paint(out, Paint::Dim, &text);
         }
-        if let Some(parent) = span.parent_span_id.filter(|p| !self.by_id.contains_key(p)) {
+        let missing = span
+            .parent_span_id
+            .filter(|p| self.whole && !self.by_id.contains_key(p));
+        if let Some(parent) = missing {
             out.push_str("  ");
             style.paint(
                 out,
