@@ -52,13 +52,9 @@ pub(crate) struct LogsArgs {
     /// Only log lines at this level or more severe: trace, debug, info, warn, error.
     #[arg(long, value_name = "LEVEL", value_parser = level)]
     pub(crate) level: Option<Level>,
-    /// Only records from this time on: `2026-11-21T05:23:30Z`, `2026-11-21`, or an age
-    /// such as `15m`, `2h`, `1d`.
-    #[arg(long, value_name = "TIME", value_parser = time)]
-    pub(crate) since: Option<SystemTime>,
-    /// Only records up to this time (same forms as `--since`).
-    #[arg(long, value_name = "TIME", value_parser = time)]
-    pub(crate) until: Option<SystemTime>,
+    /// Only records in this window (a span when it overlaps it).
+    #[command(flatten)]
+    pub(crate) window: Window,
     /// Print the matching records' raw JSON lines, in time order, instead of the tree.
     #[arg(long)]
     pub(crate) json: bool,
@@ -80,15 +76,36 @@ pub(crate) struct TracesArgs {
     /// Only the N slowest traces, slowest first.
     #[arg(long, value_name = "N")]
     pub(crate) slowest: Option<usize>,
-    /// Only traces that started at this time or later (same forms as `logs --since`).
-    #[arg(long, value_name = "TIME", value_parser = time)]
-    pub(crate) since: Option<SystemTime>,
-    /// Only traces that started at this time or earlier.
-    #[arg(long, value_name = "TIME", value_parser = time)]
-    pub(crate) until: Option<SystemTime>,
+    /// Only traces that started in this window.
+    #[command(flatten)]
+    pub(crate) window: Window,
     /// One JSON object per trace instead of the table.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// `--since` and `--until`.
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct Window {
+    /// From this time on: `2026-11-21T05:23:30Z`, `2026-11-21T05:23`, `2026-11-21` (UTC), or
+    /// an age before now such as `90s`, `15m`, `2h`, `1d`.
+    #[arg(long, value_name = "TIME", value_parser = time)]
+    pub(crate) since: Option<SystemTime>,
+    /// Up to this time (same forms as `--since`).
+    #[arg(long, value_name = "TIME", value_parser = time)]
+    pub(crate) until: Option<SystemTime>,
+}
+
+impl Window {
+    /// Whether `from..=to` overlaps the window.
+    pub(crate) fn overlaps(&self, from: SystemTime, to: SystemTime) -> bool {
+        self.since.is_none_or(|since| to >= since) && self.until.is_none_or(|until| from <= until)
+    }
+
+    /// Whether either end is set.
+    pub(crate) fn is_set(&self) -> bool {
+        self.since.is_some() || self.until.is_some()
+    }
 }
 
 /// A trace id or a prefix of one: 8 to 32 hex digits, lowercased.

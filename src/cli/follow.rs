@@ -82,9 +82,7 @@ impl Printer<'_> {
 
     fn keeps(&mut self, record: &Record) -> bool {
         let args = self.args;
-        let time_ok = |t| {
-            args.since.is_none_or(|since| t >= since) && args.until.is_none_or(|until| t <= until)
-        };
+        let time_ok = |t| args.window.overlaps(t, t);
         if let Some(subtree) = &mut self.subtree {
             let inside = match record {
                 Record::Span(span) => {

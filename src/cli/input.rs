@@ -113,13 +113,14 @@ impl Tally {
     /// Says on standard error what was skipped, if anything.
     pub(crate) fn report(&self) {
         use std::io::Write as _;
+        let s = |n: u64| if n == 1 { "" } else { "s" };
         let mut err = std::io::stderr().lock();
         if self.malformed > 0 {
             let _ = writeln!(
                 err,
                 "unitel: skipped {} malformed line{} (first: {})",
                 self.malformed,
-                if self.malformed == 1 { "" } else { "s" },
+                s(self.malformed),
                 self.first_malformed.as_deref().unwrap_or("?")
             );
         }
@@ -128,7 +129,7 @@ impl Tally {
                 err,
                 "unitel: skipped {} line{} longer than {} MiB",
                 self.too_long,
-                if self.too_long == 1 { "" } else { "s" },
+                s(self.too_long),
                 logfile::MAX_LINE_BYTES >> 20
             );
         }

@@ -143,8 +143,7 @@ pub(crate) fn run(args: &TracesArgs, style: Style) -> Result<(), Failure> {
     let mut traces: Vec<Summary> = summaries
         .into_iter()
         .filter(|t| !args.errors || t.error)
-        .filter(|t| args.since.is_none_or(|since| t.start() >= since))
-        .filter(|t| args.until.is_none_or(|until| t.start() <= until))
+        .filter(|t| args.window.overlaps(t.start(), t.start()))
         .collect();
     match args.slowest {
         Some(n) => {
@@ -173,7 +172,7 @@ pub(crate) fn run(args: &TracesArgs, style: Style) -> Result<(), Failure> {
     drop(out);
     tally.report();
     if traces.is_empty() {
-        let which = if args.errors || args.since.is_some() || args.until.is_some() {
+        let which = if args.errors || args.window.is_set() {
             "no trace matches the filters"
         } else {
             "no traces in the files"

@@ -130,10 +130,7 @@ struct Filters<'a> {
 
 impl Filters<'_> {
     fn keeps(&self, record: &Record) -> bool {
-        let within = |from: SystemTime, to: SystemTime| {
-            self.args.since.is_none_or(|since| to >= since)
-                && self.args.until.is_none_or(|until| from <= until)
-        };
+        let within = |from, to| self.args.window.overlaps(from, to);
         match record {
             Record::Span(span) => {
                 within(span.start_time, span.end_time)
