@@ -158,16 +158,32 @@ pub(super) fn parse_time(text: &str, now: SystemTime) -> Option<SystemTime> {
         return now.checked_sub(age);
     }
     let parse = unitel::logfile::parse_timestamp;
-    let text = text
-        .strip_suffix('z')
-        .map_or(text.to_owned(), |t| format!("{t}Z"));
-    let text = text.replacen(' ', "T", 1);
-    match text.len() {
-        10 => parse(&format!("{text}T00:00:00Z")),
-        16 => parse(&format!("{text}:00Z")),
-        19 => parse(&format!("{text}Z")),
-        _ if !text.ends_with('Z') => parse(&format!("{text}Z")),
-        _ => parse(&text),
+    let text = text.replacen(' ', "T", 1).replacen('t', "T", 1);
+    // A numeric offset (`+02:00`, `-0500`), as `date -Iseconds` prints: back to UTC.
+    let (local, offset) = match text.get(10..).and_then(|t| t.rfind(['+', '-'])) {
+        Some(at) => {
+            let at = at + 10;
+            let digits: String = text[at + 1..].chars().filter(|c| *c != ':').collect();
+            if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let minutes =
+                digits[..2].parse::<u64>().ok()? * 60 + digits[2..].parse::<u64>().ok()?;
+            let sign = if text[at..].starts_with('-') { -1 } else { 1 };
+            (&text[..at], sign * i64::try_from(minutes * 60).ok()?)
+        }
+        None => (text.trim_end_matches(['Z', 'z']), 0),
+    };
+    let utc = match local.len() {
+        10 => parse(&format!("{local}T00:00:00Z")),
+        16 => parse(&format!("{local}:00Z")),
+        _ => parse(&format!("{local}Z")),
+    }?;
+    // local = utc + offset, so utc = local - offset.
+    if offset >= 0 {
+        utc.checked_sub(Duration::from_secs(offset.unsigned_abs()))
+    } else {
+        utc.checked_add(Duration::from_secs(offset.unsigned_abs()))
     }
 }
 
@@ -223,9 +239,20 @@ mod tests {
         assert_eq!(at("2025-11-21T05:25:10"), 1_763_702_710);
         assert_eq!(at("2025-11-21 05:25"), 1_763_702_700);
         assert_eq!(at("2025-11-21"), 1_763_683_200);
+        assert_eq!(at("2025-11-21T05:25:10+00:00"), 1_763_702_710);
+        assert_eq!(at("2025-11-21T07:25:10.25+02:00"), 1_763_702_710);
+        assert_eq!(at("2025-11-21T00:25:10-0500"), 1_763_702_710);
+        assert_eq!(at("2025-11-21t05:25:10z"), 1_763_702_710);
         assert_eq!(at("15m"), 1_763_702_710 - 900);
         assert_eq!(at("1h30m"), 1_763_702_710 - 5400);
-        for bad in ["yesterday", "15", "m", "2025-13-01", ""] {
+        for bad in [
+            "yesterday",
+            "15",
+            "m",
+            "2025-13-01",
+            "",
+            "2025-11-21T05:25:10+2",
+        ] {
             assert!(parse_time(bad, now).is_none(), "{bad}");
         }
     }

@@ -249,11 +249,11 @@ pub(crate) fn run(args: &LogsArgs, style: Style) -> Result<(), Failure> {
             }
         }
         match tree::select(args, id, first) {
-            Ok((kept, subtree)) => {
-                if subtree.is_some() {
-                    printer.subtree = subtree;
+            Ok(mut selection) => {
+                if let Some(subtree) = selection.subtree.take() {
+                    printer.subtree = Some(subtree);
                 }
-                tree::write(args, style, id, kept, &mut out)?;
+                tree::write(args, style, id, selection, &mut out)?;
             }
             // The span may not have ended yet: wait for it.
             Err(Failure::NotFound(message)) => {

@@ -172,7 +172,7 @@ pub(crate) fn run(args: &TracesArgs, style: Style) -> Result<(), Failure> {
     drop(out);
     tally.report();
     if traces.is_empty() {
-        let which = if args.errors || args.window.is_set() {
+        let which = if args.errors || args.window.is_set() || args.slowest.is_some() {
             "no trace matches the filters"
         } else {
             "no traces in the files"

@@ -105,18 +105,20 @@ pub(crate) fn hex_starts_with(bytes: &[u8], prefix: &str) -> bool {
 }
 
 /// Drops records read twice (a rotated copy kept next to its compressed twin): a span by its
-/// id, a log line by its bytes.
+/// id, a log line when another is equal to it in every key.
 fn dedup(found: &mut Vec<Found>) {
     let mut spans = HashSet::new();
-    let mut logs = HashSet::new();
+    let mut logs: HashMap<(SystemTime, Option<SpanId>), Vec<LogRecord>> = HashMap::new();
     found.retain(|f| match &f.record {
         Record::Span(span) => spans.insert(span.span_id),
-        Record::Log(log) => logs.insert((
-            log.timestamp,
-            log.span_id,
-            log.message.clone(),
-            log.fields.len(),
-        )),
+        Record::Log(log) => {
+            let same_time = logs.entry((log.timestamp, log.span_id)).or_default();
+            let new = !same_time.contains(log);
+            if new {
+                same_time.push(log.clone());
+            }
+            new
+        }
         _ => true,
     });
 }
@@ -158,20 +160,34 @@ fn show(
     trace_id: TraceId,
     found: Vec<Found>,
 ) -> Result<(), Failure> {
-    let (kept, _) = select(args, trace_id, found)?;
+    let selection = select(args, trace_id, found)?;
     let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
-    write(args, style, trace_id, kept, &mut out)?;
+    write(args, style, trace_id, selection, &mut out)?;
     out.flush()?;
     Ok(())
 }
 
-/// The records that pass `--span`, `--level`, `--since` and `--until`, in time order; with
-/// the `--span` subtree's span ids.
+/// What `unitel logs` shows of a trace.
+#[derive(Debug)]
+pub(crate) struct Selection {
+    /// The records that pass the filters, in time order.
+    pub(crate) kept: Vec<Found>,
+    /// `--span`: the span ids of the subtree.
+    pub(crate) subtree: Option<HashSet<SpanId>>,
+    /// Every span id of the trace in the files, filtered out or not.
+    pub(crate) known: HashSet<SpanId>,
+}
+
+/// The records that pass `--span`, `--level`, `--since` and `--until`.
 pub(crate) fn select(
     args: &LogsArgs,
     trace_id: TraceId,
     found: Vec<Found>,
-) -> Result<(Vec<Found>, Option<HashSet<SpanId>>), Failure> {
+) -> Result<Selection, Failure> {
+    let known = found
+        .iter()
+        .filter_map(|f| Some(f.record.as_span()?.span_id))
+        .collect();
     let subtree = match &args.span {
         None => None,
         Some(prefix) => Some(subtree(&found, prefix, trace_id)?),
@@ -182,7 +198,11 @@ pub(crate) fn select(
         .filter(|f| filters.keeps(&f.record))
         .collect();
     kept.sort_by_key(|f| (f.record.timestamp(), f.order));
-    Ok((kept, filters.subtree))
+    Ok(Selection {
+        kept,
+        subtree: filters.subtree,
+        known,
+    })
 }
 
 /// Writes the kept records: raw lines with `--json`, else the tree.
@@ -190,11 +210,11 @@ pub(crate) fn write(
     args: &LogsArgs,
     style: Style,
     trace_id: TraceId,
-    kept: Vec<Found>,
+    selection: Selection,
     out: &mut impl std::io::Write,
 ) -> std::io::Result<()> {
     if args.json {
-        for f in &kept {
+        for f in &selection.kept {
             if let Some(raw) = &f.raw {
                 out.write_all(raw)?;
                 out.write_all(b"\n")?;
@@ -202,21 +222,19 @@ pub(crate) fn write(
         }
         return Ok(());
     }
-    let records: Vec<Record> = kept.into_iter().map(|f| f.record).collect();
-    out.write_all(render(trace_id, &records, style).as_bytes())
+    let records: Vec<Record> = selection.kept.into_iter().map(|f| f.record).collect();
+    out.write_all(render(trace_id, &records, &selection.known, style).as_bytes())
 }
 
 /// One record as a line of its own (`--follow`): a log line (naming its span when known), or
 /// a span that ended.
 pub(crate) fn record_line(record: &Record, span_name: Option<&str>, style: Style) -> String {
     let empty = HashMap::new();
-    let by_id = HashMap::new();
     let tree = Tree {
         children: &empty,
-        by_id: &by_id,
         style,
         width: 0,
-        whole: false,
+        known: None,
     };
     let mut out = String::new();
     if let Some(service) = record.service() {
@@ -292,8 +310,15 @@ enum Item<'a> {
     Unrecorded(SpanId),
 }
 
-/// The trace as text: a header, then its spans as a tree with their log lines.
-pub(crate) fn render(trace_id: TraceId, records: &[Record], style: Style) -> String {
+/// The trace as text: a header, then its spans as a tree with their log lines. `known` holds
+/// every span id of the trace in the files, so that a parent left out by a filter is not
+/// called missing.
+pub(crate) fn render(
+    trace_id: TraceId,
+    records: &[Record],
+    known: &HashSet<SpanId>,
+    style: Style,
+) -> String {
     let spans: Vec<&SpanRecord> = records.iter().filter_map(Record::as_span).collect();
     let logs: Vec<&LogRecord> = records.iter().filter_map(Record::as_log).collect();
     let by_id: HashMap<SpanId, &SpanRecord> = spans.iter().map(|s| (s.span_id, *s)).collect();
@@ -346,10 +371,9 @@ pub(crate) fn render(trace_id: TraceId, records: &[Record], style: Style) -> Str
     header(&mut out, trace_id, &spans, &logs, &services, style);
     let tree = Tree {
         children: &children,
-        by_id: &by_id,
         style,
         width,
-        whole: true,
+        known: Some(known),
     };
     if let Some(roots) = children.get(&None) {
         for root in roots {
@@ -413,12 +437,12 @@ fn header(
 
 struct Tree<'a> {
     children: &'a HashMap<Option<SpanId>, Vec<Item<'a>>>,
-    by_id: &'a HashMap<SpanId, &'a SpanRecord>,
     style: Style,
     /// The service column's width; 0 when the trace has one service.
     width: usize,
-    /// Whether the whole trace is at hand (so a parent missing from it is worth a note).
-    whole: bool,
+    /// Every span id of the trace in the files, when the whole trace is at hand (so that a
+    /// parent missing from it is worth a note).
+    known: Option<&'a HashSet<SpanId>>,
 }
 
 impl Tree<'_> {
@@ -530,7 +554,7 @@ impl Tree<'_> {
         }
         let missing = span
             .parent_span_id
-            .filter(|p| self.whole && !self.by_id.contains_key(p));
+            .filter(|p| self.known.is_some_and(|known| !known.contains(p)));
         if let Some(parent) = missing {
             out.push_str("  ");
             style.paint(

@@ -388,7 +388,7 @@ fn span_narrows_to_one_subtree() {
         .cloned()
         .collect();
     let run = logs(&service_dirs(f), id, &["--span", top]);
-    let lines = tree::check(run.ok(), &expected);
+    let lines = tree::check_within(run.ok(), &expected, &all);
     assert!(
         lines[0].text.starts_with("POST /charge  payments · server"),
         "{run}"
@@ -501,7 +501,6 @@ fn since_and_until_keep_the_records_in_the_window() {
 }
 
 #[test]
-#[ignore = "bug: --since/--until reject an RFC 3339 time with a numeric offset (2026-11-21T05:23:30+00:00, as `date -u -Iseconds` prints it): exit 2"]
 fn since_and_until_accept_rfc3339_offsets() {
     let f = fixture::get();
     let id = f.id("request");
@@ -1284,7 +1283,6 @@ fn every_log_line_is_shown_even_when_two_share_a_microsecond() {
 }
 
 #[test]
-#[ignore = "bug: tree.rs dedup drops a log line whose timestamp, span, message and field count equal another's (values differ)"]
 fn distinct_log_lines_sharing_a_microsecond_are_all_shown() {
     // Two threads of one span logging the same message in the same microsecond, with
     // different values: one real line of the crate, and its twin with another value.

@@ -1,7 +1,7 @@
 //! Reading `unitel logs --trace` output (`--color never`) back into a tree, and checking it
 //! against the records of the trace: structure, not colour.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::SystemTime;
 use unitel::logfile::{format_timestamp, LogRecord, Record, SpanRecord};
 use unitel::opentelemetry::trace::{SpanId, SpanKind, Status};
@@ -118,6 +118,17 @@ enum Node {
 /// Returns the parsed lines, for further assertions.
 #[track_caller]
 pub(crate) fn check(output: &str, records: &[Record]) -> Vec<Line> {
+    check_within(output, records, records)
+}
+
+/// [`check`] for a part of a trace (`--span`): `whole` is all of the trace in the files, so a
+/// parent that is in them but filtered out gets no "not in these files" note.
+#[track_caller]
+pub(crate) fn check_within(output: &str, records: &[Record], whole: &[Record]) -> Vec<Line> {
+    let known: HashSet<SpanId> = whole
+        .iter()
+        .filter_map(|r| Some(r.as_span()?.span_id))
+        .collect();
     let spans: Vec<&SpanRecord> = records.iter().filter_map(Record::as_span).collect();
     let logs: Vec<&LogRecord> = records.iter().filter_map(Record::as_log).collect();
     let by_id: HashMap<SpanId, &SpanRecord> = spans.iter().map(|s| (s.span_id, *s)).collect();
@@ -331,7 +342,7 @@ pub(crate) fn check(output: &str, records: &[Record]) -> Vec<Line> {
     for &(i, node) in &nodes {
         let text = &lines[i].text;
         match node {
-            Node::Span(id) => check_span_line(output, text, by_id[&id], &by_id),
+            Node::Span(id) => check_span_line(output, text, by_id[&id], &known),
             Node::Log(j) => {
                 let log = logs[j];
                 for key in log.fields.keys() {
@@ -383,12 +394,7 @@ fn fail(output: &str, what: String) -> ! {
 }
 
 /// `name  component · kind  duration  status  attributes  (parent note)`.
-fn check_span_line(
-    output: &str,
-    text: &str,
-    span: &SpanRecord,
-    by_id: &HashMap<SpanId, &SpanRecord>,
-) {
+fn check_span_line(output: &str, text: &str, span: &SpanRecord, known: &HashSet<SpanId>) {
     let rest = &text[span.name.len() + 2..];
     let parts: Vec<&str> = rest.split("  ").collect();
     let kind = match span.kind {
@@ -451,7 +457,7 @@ fn check_span_line(
     }
     let note = span
         .parent_span_id
-        .filter(|p| !by_id.contains_key(p))
+        .filter(|p| !known.contains(p))
         .map(|p| format!("(parent {p} is not in these files)"));
     let shown = extra.iter().find(|p| p.starts_with("(parent "));
     if shown.copied() != note.as_deref() {
