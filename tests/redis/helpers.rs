@@ -108,18 +108,7 @@ pub(crate) fn assert_redis_span(
     let (host, port) = host_port();
     assert_eq!(span.kind, SpanKind::Client, "{}", span.name);
     assert_eq!(span.component, component, "{}", span.name);
-    assert_eq!(
-        span.trace_id, parent.trace_id,
-        "{} in the caller's trace",
-        span.name
-    );
-    assert_eq!(
-        span.parent_span_id.as_deref(),
-        Some(parent.span_id.as_str()),
-        "{} is a child of {}",
-        span.name,
-        parent.name
-    );
+    crate::support::assert_child_of(span, parent);
     assert_eq!(
         string_attr(span, "db.system.name").as_deref(),
         Some("redis")
@@ -128,14 +117,7 @@ pub(crate) fn assert_redis_span(
     assert_eq!(string_attr(span, "server.address"), Some(host));
     assert_eq!(int_attr(span, "server.port"), Some(i64::from(port)));
     assert!(span.attr("db.query.summary").is_none(), "{}", span.name);
-    for kv in &span.attributes {
-        assert!(
-            ALLOWED.contains(&kv.key.as_str()),
-            "unexpected attribute {} on {}",
-            kv.key,
-            span.name
-        );
-    }
+    crate::support::assert_attributes_within(span, &ALLOWED);
 }
 
 /// A span that succeeded: no status, no error attributes.

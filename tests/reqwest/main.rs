@@ -131,14 +131,7 @@ fn only_client_span(capture: &Capture) -> CapturedSpan {
         client.iter().map(|s| &s.name).collect::<Vec<_>>()
     );
     let span = client[0].clone();
-    for kv in &span.attributes {
-        assert!(
-            ALLOWED.contains(&kv.key.as_str()),
-            "unexpected attribute {} on {}",
-            kv.key,
-            span.name
-        );
-    }
+    support::assert_attributes_within(&span, &ALLOWED);
     span
 }
 

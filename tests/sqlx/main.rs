@@ -169,30 +169,10 @@ fn assert_db_span(span: &CapturedSpan, component: &str, parent: Option<&Captured
     assert_eq!(span.kind, SpanKind::Client, "{}", span.name);
     assert_eq!(span.component, component, "{}", span.name);
     match parent {
-        Some(parent) => {
-            assert_eq!(
-                span.trace_id, parent.trace_id,
-                "{} in the caller's trace",
-                span.name
-            );
-            assert_eq!(
-                span.parent_span_id.as_deref(),
-                Some(parent.span_id.as_str()),
-                "{} is a child of {}",
-                span.name,
-                parent.name
-            );
-        }
+        Some(parent) => support::assert_child_of(span, parent),
         None => assert_eq!(span.parent_span_id, None, "{} is a root", span.name),
     }
-    for kv in &span.attributes {
-        assert!(
-            ALLOWED.contains(&kv.key.as_str()),
-            "unexpected attribute {} on {}",
-            kv.key,
-            span.name
-        );
-    }
+    support::assert_attributes_within(span, &ALLOWED);
     if let Some(summary) = string_attr(span, "db.query.summary") {
         assert_eq!(summary, span.name, "the span is named after its summary");
     }

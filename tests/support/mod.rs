@@ -327,3 +327,37 @@ pub fn assert_no_secret(cap: &unitel::testing::Capture, secrets: &[&str]) {
         }
     }
 }
+
+/// Asserts that every attribute of `span` is one of `allowed`, so an adapter that starts
+/// recording something new (a header, a query text) fails the suite until it is reviewed.
+#[track_caller]
+pub fn assert_attributes_within(span: &unitel::testing::CapturedSpan, allowed: &[&str]) {
+    for kv in &span.attributes {
+        assert!(
+            allowed.contains(&kv.key.as_str()),
+            "unexpected attribute {} on {}",
+            kv.key,
+            span.name
+        );
+    }
+}
+
+/// Asserts that `span` is `parent`'s child, in its trace.
+#[track_caller]
+pub fn assert_child_of(
+    span: &unitel::testing::CapturedSpan,
+    parent: &unitel::testing::CapturedSpan,
+) {
+    assert_eq!(
+        span.trace_id, parent.trace_id,
+        "{} in the caller's trace",
+        span.name
+    );
+    assert_eq!(
+        span.parent_span_id.as_deref(),
+        Some(parent.span_id.as_str()),
+        "{} is a child of {}",
+        span.name,
+        parent.name
+    );
+}
