@@ -109,7 +109,8 @@ pub(crate) struct LogOutputs {
     pub(crate) console: bool,
     /// JSON lines (the log file, and sinks added with `with_json_sink`).
     pub(crate) json: JsonSinks,
-    /// The service name every JSON record carries (the resource's `service.name`).
+    /// The `service` every JSON record carries (the resource's `service.name`), already
+    /// JSON-encoded (`"orders"`, quoted and escaped) so records copy it as it is.
     pub(crate) service: Box<str>,
     /// OTLP log export.
     pub(crate) otel: Option<SdkLogger>,

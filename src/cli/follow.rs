@@ -365,10 +365,8 @@ fn initial_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, Failure> {
 fn current_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for path in paths {
-        match logfile::log_files(path) {
-            Ok(found) if !found.is_empty() => files.extend(found),
-            _ if path.is_file() => files.push(path.clone()),
-            _ => {}
+        if let Ok(found) = logfile::log_files(path) {
+            files.extend(found);
         }
     }
     files

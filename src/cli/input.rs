@@ -5,7 +5,7 @@
 use super::Failure;
 use std::collections::HashSet;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use unitel::logfile::{self, LineScan, Record};
 
@@ -44,12 +44,8 @@ pub(crate) fn expand(paths: &[PathBuf]) -> Result<Vec<Input>, Failure> {
             }
             continue;
         }
-        let files = if path.is_file() && !is_log_path(path) {
-            vec![path.clone()]
-        } else {
-            logfile::log_files(path)
-                .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?
-        };
+        let files = logfile::log_files(path)
+            .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
         if files.is_empty() {
             return Err(Failure::Usage(format!(
                 "no log files at {} (expected a log file, its directory, or `-`)",
@@ -64,15 +60,6 @@ pub(crate) fn expand(paths: &[PathBuf]) -> Result<Vec<Input>, Failure> {
         }
     }
     Ok(inputs)
-}
-
-/// Whether `path` is a log's live file whose rotated copies sit beside it: `logs/app.log`
-/// names `app.log.1` and `app.2026-11-21.log` too; `app.log.1` or `app.log.2.gz` only
-/// itself.
-fn is_log_path(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let last = name.rsplit('.').next().unwrap_or("");
-    !(name.ends_with(".gz") || (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit())))
 }
 
 /// Where a line is: its input, and its number among the lines read from it.
@@ -247,17 +234,4 @@ pub(crate) fn read<T: Send>(
             None => Ok((states, tally)),
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_live_log_path_reads_its_rotations_a_rotated_copy_only_itself() {
-        assert!(is_log_path(Path::new("logs/app.log")));
-        assert!(is_log_path(Path::new("logs/app.2026-11-21.log")));
-        assert!(!is_log_path(Path::new("logs/app.log.1")));
-        assert!(!is_log_path(Path::new("logs/app.log.2.gz")));
-    }
 }

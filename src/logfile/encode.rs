@@ -10,7 +10,16 @@ use crate::spans::TRACING_SCOPE;
 use opentelemetry::trace::{SpanId, SpanKind, Status};
 use opentelemetry_sdk::trace::SpanData;
 
+/// The value of the `service` key as every record writes it (`"orders"`: quoted and
+/// escaped), encoded once when the pipeline starts rather than on every record.
+pub(crate) fn encode_service(service: &str) -> Box<str> {
+    let mut out = String::with_capacity(service.len() + 2);
+    json::write_str(&mut out, service);
+    out.into()
+}
+
 /// Formats the JSON line (with its newline) into `s.out`. Schema: `docs/log-format.md`.
+/// `service` is [`encode_service`]'s output.
 pub(crate) fn write_log(record: &LogEvent<'_>, service: &str, s: &mut Scratch) {
     let Scratch {
         message,
@@ -22,7 +31,7 @@ pub(crate) fn write_log(record: &LogEvent<'_>, service: &str, s: &mut Scratch) {
     out.push_str("{\"timestamp\":\"");
     time::write_rfc3339(out, record.time);
     out.push_str("\",\"type\":\"log\",\"service\":");
-    json::write_str(out, service);
+    out.push_str(service);
     out.push_str(",\"level\":\"");
     out.push_str(level_str(record.level));
     out.push_str("\",\"target\":");
@@ -98,12 +107,13 @@ fn component(span: &SpanData) -> &str {
 }
 
 /// Formats one span record, with its newline. Schema: `docs/log-format.md`.
+/// `service` is [`encode_service`]'s output.
 pub(crate) fn write_span(span: &SpanData, service: &str, out: &mut String) {
     let sc = &span.span_context;
     out.push_str("{\"timestamp\":\"");
     time::write_rfc3339(out, span.end_time);
     out.push_str("\",\"type\":\"span\",\"service\":");
-    json::write_str(out, service);
+    out.push_str(service);
     out.push_str(",\"name\":");
     json::write_str(out, &span.name);
     out.push_str(",\"component\":");

@@ -81,6 +81,11 @@ enum Age<'a> {
 }
 
 impl<'a> Rotated<'a> {
+    /// Whether `file_name` (which this was made of) is a copy logrotate left, not a live file.
+    fn is_copy(&self, file_name: &str) -> bool {
+        self.age != Age::Live || file_name.ends_with(".gz")
+    }
+
     fn of(file_name: &'a str) -> Rotated<'a> {
         let name = file_name.strip_suffix(".gz").unwrap_or(file_name);
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
@@ -172,7 +177,7 @@ pub(crate) fn open(config: &LogFileConfig) -> Result<Arc<FileSink>, Error> {
 /// `logs/orders.log`, that file and its rotated files (`logs/orders.2026-11-21.log`, and
 /// logrotate's `orders.log.1`, `orders.log-20261121`, `orders.log.2.gz`); for a directory,
 /// every file in it and in its subdirectories (hidden ones excepted), each log's files oldest
-/// first.
+/// first. A rotated copy (`orders.log.1`, `orders.log.2.gz`) names only itself.
 ///
 /// # Errors
 /// When a directory cannot be listed.
@@ -183,6 +188,10 @@ pub fn log_files(path: impl AsRef<Path>) -> std::io::Result<Vec<PathBuf>> {
         walk(path, &mut files)?;
         sort_by_age(&mut files);
         return Ok(files);
+    }
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if path.is_file() && Rotated::of(file_name).is_copy(file_name) {
+        return Ok(vec![path.to_path_buf()]);
     }
     let (directory, name) = {
         let name = LogFileName::of(path).ok_or_else(|| {
@@ -305,5 +314,39 @@ mod tests {
             .collect();
         sort_by_age(&mut dated);
         assert_eq!(dated[0], Path::new("l/a.2026-11-20.log.gz"));
+    }
+
+    #[test]
+    fn a_live_log_names_its_copies_and_a_copy_names_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = [
+            "app.log",
+            "app.log.1",
+            "app.log.2.gz",
+            "app.2026-11-20.log.gz",
+            "other.log",
+        ];
+        for name in names {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        let found = |path: &str| -> Vec<String> {
+            log_files(dir.path().join(path))
+                .unwrap()
+                .iter()
+                .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(
+            found("app.log"),
+            [
+                "app.2026-11-20.log.gz",
+                "app.log.2.gz",
+                "app.log.1",
+                "app.log"
+            ]
+        );
+        for copy in ["app.log.1", "app.log.2.gz", "app.2026-11-20.log.gz"] {
+            assert_eq!(found(copy), [copy]);
+        }
     }
 }

@@ -28,7 +28,7 @@ pub use self::records::{
 };
 pub use self::scan::{decompressed, open_log_file, LineScan, ScanSummary, MAX_LINE_BYTES};
 
-pub(crate) use self::encode::write_log;
+pub(crate) use self::encode::{encode_service, write_log};
 pub(crate) use self::files::open;
 pub(crate) use self::sink::FileSink;
 pub(crate) use self::span_records::SpanRecordProcessor;

@@ -3,7 +3,7 @@
 //! This is a span processor in the SDK's pipeline, so it sees the facade's own spans and the
 //! spans tracing-opentelemetry builds from `tracing` spans alike.
 
-use super::encode::write_span;
+use super::encode::{encode_service, write_span};
 use crate::state::JsonSinks;
 use opentelemetry::Context;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -16,6 +16,7 @@ use std::time::Duration;
 #[derive(Debug)]
 pub(crate) struct SpanRecordProcessor {
     sinks: JsonSinks,
+    /// The `service` value, encoded.
     service: Box<str>,
 }
 
@@ -24,7 +25,7 @@ impl SpanRecordProcessor {
     pub(crate) fn new(sinks: JsonSinks, service: &str) -> Self {
         SpanRecordProcessor {
             sinks,
-            service: service.into(),
+            service: encode_service(service),
         }
     }
 

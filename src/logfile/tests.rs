@@ -1,6 +1,6 @@
 //! The writer and the reader agree: what is encoded parses back to the same values.
 
-use super::encode::{write_log, write_span};
+use super::encode::{encode_service, write_log, write_span};
 use super::parse_line;
 use super::records::{ErrorRecord, Record};
 use crate::event::{FieldValue, LogEvent, Scratch};
@@ -38,7 +38,7 @@ fn a_log_record_round_trips() {
     scratch.field("ok", FieldValue::Bool(false));
     let err = std::io::Error::other("disk full");
     scratch.error(&err);
-    write_log(&event, "orders", &mut scratch);
+    write_log(&event, &encode_service("orders"), &mut scratch);
     assert_eq!(
         scratch.out.matches('\n').count(),
         1,
@@ -96,7 +96,7 @@ fn a_span_record_round_trips() {
         instrumentation_scope: InstrumentationScope::builder("worker").build(),
     };
     let mut out = String::new();
-    write_span(&span, "orders", &mut out);
+    write_span(&span, &encode_service("orders"), &mut out);
 
     let Record::Span(record) = parse_line(&out).unwrap() else {
         panic!("not a span record: {out}");

@@ -161,7 +161,7 @@ fn build(mut config: TelemetryConfig) -> Result<(State, Pipeline), Error> {
     let logs = LogOutputs {
         console: config.console_enabled() || exports.console_logs,
         json,
-        service,
+        service: crate::logfile::encode_service(&service),
         otel: logger_provider.as_ref().map(|provider| {
             use opentelemetry::logs::LoggerProvider as _;
             provider.logger("unitel")
