@@ -13,7 +13,7 @@
 //! - a half-written last line waits for its newline.
 
 use super::args::LogsArgs;
-use super::input::{self, Input, Position, Tally};
+use super::input::{Input, Position, Tally};
 use super::style::Style;
 use super::tree::{self, hex_starts_with};
 use super::Failure;
@@ -187,32 +187,17 @@ pub(crate) fn run(args: &LogsArgs, style: Style) -> Result<(), Failure> {
 
     // What is there already: the trace as a tree (or its raw lines), as `unitel logs` shows it.
     let mut tails: HashMap<FileKey, Tail> = HashMap::new();
-    let existing = if paths.is_empty() {
-        Vec::new()
-    } else {
-        initial_inputs(&paths)?
-    };
-    for input in &existing {
-        if let Input::File(path) = input {
-            if let Ok(meta) = std::fs::metadata(path) {
-                tails.insert(
-                    key_of(&meta, path),
-                    Tail {
-                        offset: 0,
-                        gzip: is_gzip(path),
-                    },
-                );
-            }
-        }
-    }
+    wait_in(&paths)?;
     let mut first: Vec<tree::Found> = Vec::new();
-    for input in &existing {
-        let Input::File(path) = input else { continue };
-        let Ok(meta) = std::fs::metadata(path) else {
+    for path in current_files(&paths) {
+        let Ok(meta) = std::fs::metadata(&path) else {
             continue;
         };
-        let key = key_of(&meta, path);
-        let offset = read_from(path, 0, &scan, &mut printer.tally, |record, raw| {
+        let key = key_of(&meta, &path);
+        if tails.contains_key(&key) {
+            continue; // named twice
+        }
+        let offset = read_from(&path, 0, &scan, &mut printer.tally, |record, raw| {
             if record
                 .trace_id()
                 .is_some_and(|t| hex_starts_with(&t.to_bytes(), &args.trace))
@@ -228,9 +213,8 @@ pub(crate) fn run(args: &LogsArgs, style: Style) -> Result<(), Failure> {
                 });
             }
         });
-        if let Some(tail) = tails.get_mut(&key) {
-            tail.offset = offset;
-        }
+        let gzip = is_gzip(&path);
+        tails.insert(key, Tail { offset, gzip });
     }
     let ids: HashSet<TraceId> = first.iter().filter_map(|f| f.record.trace_id()).collect();
     if ids.len() > 1 {
@@ -340,25 +324,23 @@ pub(crate) fn run(args: &LogsArgs, style: Style) -> Result<(), Failure> {
     }
 }
 
-/// The files of the paths at the start; a path with no files yet is fine (they may appear),
-/// as long as there is a directory to watch.
-fn initial_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, Failure> {
-    let mut inputs = Vec::new();
+/// Checks that each path can be waited on: it has log files, or it (or the directory it
+/// would be written to) is a directory.
+fn wait_in(paths: &[PathBuf]) -> Result<(), Failure> {
     for path in paths {
-        if logfile::log_files(path).is_ok_and(|f| !f.is_empty()) {
-            inputs.extend(input::expand(std::slice::from_ref(path))?);
-        } else if !path.is_dir()
-            && !path
+        let has_files = logfile::log_files(path).is_ok_and(|f| !f.is_empty());
+        let directory = path.is_dir()
+            || path
                 .parent()
-                .is_none_or(|d| d.as_os_str().is_empty() || d.is_dir())
-        {
+                .is_none_or(|d| d.as_os_str().is_empty() || d.is_dir());
+        if !has_files && !directory {
             return Err(Failure::Usage(format!(
                 "no log files at {} and no directory to wait in",
                 path.display()
             )));
         }
     }
-    Ok(inputs)
+    Ok(())
 }
 
 /// The files of the paths now, oldest first.
