@@ -339,38 +339,14 @@ fn report(variants: &mut [Variant]) {
         }
     });
 
-    let columns: [(&str, Vec<Option<f64>>); 3] = [
-        (
-            "criterion",
-            variants
-                .iter_mut()
-                .map(|v| common::median(&mut v.samples))
-                .collect(),
-        ),
-        ("interleaved", pass.wall),
-        ("CPU", pass.cpu),
-    ];
-    let show = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
-
-    eprintln!();
-    eprintln!(
-        "http_server, µs per request (medians): criterion = wall, criterion's samples; \
-         interleaved = wall, {ROUNDS} rounds of {PER_ROUND}; CPU = CPU time of all threads, \
-         same rounds"
-    );
-    eprintln!(
-        "  {:<20} {:>10} {:>12} {:>10}",
-        "", "criterion", "interleaved", "CPU"
-    );
-    for (i, v) in variants.iter().enumerate() {
-        eprintln!(
-            "  {:<20} {:>10} {:>12} {:>10}",
-            v.name,
-            show(columns[0].1[i]),
-            show(columns[1].1[i]),
-            show(columns[2].1[i]),
-        );
-    }
+    let criterion = variants
+        .iter_mut()
+        .map(|v| common::median(&mut v.samples))
+        .collect();
+    let columns = common::columns(criterion, pass);
+    let names: Vec<&str> = variants.iter().map(|v| v.name).collect();
+    common::print_table("http_server", ROUNDS, PER_ROUND, &names, &columns);
+    let show = common::show;
     for (pass, figures) in &columns {
         let added = |i: usize| Some(figures.get(i).copied()?? - figures[0]?);
         let ratio = |alt: usize| Some(added(1)? / added(alt)?);

@@ -215,3 +215,50 @@ pub fn interleaved(
         cpu: cpu.iter_mut().map(|s| median(s)).collect(),
     }
 }
+
+/// One column of a bench's table: its name and a figure (µs per call) per variant.
+pub type Column = (&'static str, Vec<Option<f64>>);
+
+/// The three columns the client and server benches report: criterion's medians, the
+/// interleaved pass's wall time and its CPU time.
+pub fn columns(criterion: Vec<Option<f64>>, pass: Interleaved) -> [Column; 3] {
+    [
+        ("criterion", criterion),
+        ("interleaved", pass.wall),
+        ("CPU", pass.cpu),
+    ]
+}
+
+/// A figure with two decimals, `-` when there is none.
+pub fn show(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"))
+}
+
+/// Prints the table of `columns`, one row per variant, titled with the bench's name and
+/// how each column was measured.
+pub fn print_table(
+    bench: &str,
+    rounds: usize,
+    per_round: usize,
+    names: &[&str],
+    columns: &[Column],
+) {
+    eprintln!();
+    eprintln!(
+        "{bench}, µs per request (medians): criterion = wall, criterion's samples; \
+         interleaved = wall, {rounds} rounds of {per_round}; CPU = CPU time of all threads, \
+         same rounds"
+    );
+    eprint!("  {:<20}", "");
+    for (name, _) in columns {
+        eprint!(" {name:>12}");
+    }
+    eprintln!();
+    for (i, name) in names.iter().enumerate() {
+        eprint!("  {name:<20}");
+        for (_, figures) in columns {
+            eprint!(" {:>12}", show(figures.get(i).copied().flatten()));
+        }
+        eprintln!();
+    }
+}
