@@ -56,10 +56,8 @@ struct Printer<'a> {
     trace_id: Option<TraceId>,
     /// `--span`: the spans of the subtree seen so far.
     subtree: Option<HashSet<SpanId>>,
-    /// Spans seen, by id, for their names on log lines.
+    /// Spans seen, by id: their names on log lines, and a span read twice prints once.
     names: HashMap<SpanId, String>,
-    /// Span ids already printed (a record read twice prints once).
-    printed: HashSet<SpanId>,
     tally: Tally,
     reported: u64,
 }
@@ -126,10 +124,9 @@ impl Printer<'_> {
             return Ok(());
         }
         if let Record::Span(span) = record {
-            if !self.printed.insert(span.span_id) {
+            if self.names.insert(span.span_id, span.name.clone()).is_some() {
                 return Ok(());
             }
-            self.names.insert(span.span_id, span.name.clone());
         }
         if !self.keeps(record) {
             return Ok(());
@@ -171,7 +168,6 @@ pub(crate) fn run(args: &LogsArgs, style: Style) -> Result<(), Failure> {
         trace_id: None,
         subtree: args.span.as_ref().map(|_| HashSet::new()),
         names: HashMap::new(),
-        printed: HashSet::new(),
         tally: Tally::default(),
         reported: 0,
     };
@@ -228,7 +224,6 @@ pub(crate) fn run(args: &LogsArgs, style: Style) -> Result<(), Failure> {
         printer.trace_id = Some(id);
         for f in &first {
             if let Record::Span(span) = &f.record {
-                printer.printed.insert(span.span_id);
                 printer.names.insert(span.span_id, span.name.clone());
             }
         }
