@@ -51,13 +51,28 @@ pub enum Error {
         source: std::io::Error,
     },
     /// An exporter could not be built (bad endpoint, TLS setup, no thread for its runtime).
-    #[error("cannot build the {signal} exporter: check the OTLP endpoint and protocol settings")]
+    #[error("cannot build the {signal} exporter: check the OTLP endpoint, protocol and TLS settings")]
     Exporter {
         /// `traces`, `metrics`, `logs`, or `all`.
         signal: &'static str,
         /// The exporter's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// A TLS file (the CA certificate, the client certificate or its key) cannot be read or
+    /// used.
+    #[error("{setting}={}: the file {problem}", path.display())]
+    Tls {
+        /// The variable or builder method that named the file, e.g.
+        /// `OTEL_EXPORTER_OTLP_CERTIFICATE`.
+        setting: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it and what is expected.
+        problem: String,
+        /// What the file system said, when the file cannot be read.
+        #[source]
+        source: Option<std::io::Error>,
     },
     /// The Prometheus endpoint cannot listen on its address.
     #[error("TelemetryConfig::with_prometheus: cannot listen on {addr}: is the port taken? use another address, or port 0 for any free port")]

@@ -6,7 +6,10 @@ use super::export::{
     BatchSettings, ExportSettings, Exporter, OtlpCompression, OtlpProtocol, OtlpSettings,
     Propagator,
 };
+use super::endpoint::{redact, Endpoint};
+use super::export::{check_header, shown_name, Sourced};
 use super::{Sampler, TelemetryConfig, SAMPLER_NAMES};
+use std::path::PathBuf;
 use crate::error::Error;
 use opentelemetry::KeyValue;
 use std::time::Duration;
@@ -174,12 +177,13 @@ fn otlp_from_env(
     let var = |suffix: &str| -> &'static str { leak_name(prefix, suffix) };
     let mut s = OtlpSettings::default();
     if let Some(v) = get(var("_ENDPOINT")) {
-        check_endpoint(&v).map_err(|accepted| Error::InvalidEnv {
-            variable: var("_ENDPOINT"),
-            value: redact_userinfo(&v),
+        let variable = var("_ENDPOINT");
+        Endpoint::parse(&v).map_err(|accepted| Error::InvalidEnv {
+            variable,
+            value: redact(&v),
             accepted,
         })?;
-        s.endpoint = Some(v.trim().to_owned());
+        s.endpoint = Some(Sourced::new(v.trim().to_owned(), variable));
     }
     if let Some(v) = get(var("_PROTOCOL")) {
         s.protocol = Some(match v.trim().to_ascii_lowercase().as_str() {
@@ -196,13 +200,19 @@ fn otlp_from_env(
         });
     }
     if let Some(v) = get(var("_HEADERS")) {
-        s.headers = parse_headers(&v).ok_or(Error::InvalidEnv {
-            variable: var("_HEADERS"),
-            // The value holds credentials: never echo it.
-            value: "<redacted>".into(),
-            accepted:
-                "comma-separated name=value pairs, values percent-encoded (W3C baggage format)",
-        })?;
+        s.headers = parse_headers(var("_HEADERS"), &v)?;
+    }
+    for (suffix, slot) in [
+        ("_CERTIFICATE", &mut s.certificate),
+        ("_CLIENT_CERTIFICATE", &mut s.client_certificate),
+        ("_CLIENT_KEY", &mut s.client_key),
+    ] {
+        if let Some(v) = get(var(suffix)) {
+            *slot = Some(Sourced::new(PathBuf::from(v.trim()), var(suffix)));
+        }
+    }
+    if let Some(v) = get(var("_INSECURE")) {
+        s.insecure = Some(parse_bool(var("_INSECURE"), &v)?);
     }
     s.timeout = millis(get, var("_TIMEOUT"), false)?;
     if let Some(v) = get(var("_COMPRESSION")) {
@@ -237,60 +247,37 @@ fn leak_name(prefix: &'static str, suffix: &str) -> &'static str {
     leaked
 }
 
-fn check_endpoint(url: &str) -> Result<(), &'static str> {
-    const ACCEPTED: &str = "an http:// or https:// URL with a host, e.g. http://127.0.0.1:4318";
-    let url = url.trim();
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .ok_or(ACCEPTED)?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    // user:password@ is allowed (and never echoed in messages).
-    let authority = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    let (host, port) = match authority.strip_prefix('[') {
-        // [::1]:4318
-        Some(v6) => {
-            let (host, after) = v6.split_once(']').ok_or(ACCEPTED)?;
-            (host, after.strip_prefix(':'))
-        }
-        None => match authority.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        },
-    };
-    let host_ok = !host.is_empty() && !host.contains(char::is_whitespace) && !host.contains('@');
-    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok());
-    if host_ok && port_ok {
-        Ok(())
-    } else {
-        Err(ACCEPTED)
-    }
-}
-
-/// `http://user:secret@host` → `http://<redacted>@host`: credentials never reach a message.
-fn redact_userinfo(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://<redacted>{}", &rest[at..]),
-        None => url.to_owned(),
-    }
-}
-
-fn parse_headers(value: &str) -> Option<Vec<(String, String)>> {
+/// `name=value,name2=value2`, values percent-encoded (W3C baggage format). A pair without
+/// `=`, or a header that HTTP cannot carry, is an error naming the header, never its value.
+fn parse_headers(variable: &'static str, value: &str) -> Result<Vec<(String, String)>, Error> {
     let mut out = Vec::new();
-    for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=')?;
+    for (i, pair) in value
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .enumerate()
+    {
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(Error::InvalidEnv {
+                variable,
+                value: format!("<redacted> (pair {} has no `=`)", i + 1),
+                accepted:
+                    "comma-separated name=value pairs, values percent-encoded (W3C baggage format)",
+            });
+        };
         let k = k.trim();
-        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
-            return None;
-        }
-        let v = percent_decode(v.trim())?;
+        let invalid = |accepted| Error::InvalidEnv {
+            variable,
+            value: format!("{}=<redacted>", shown_name(k)),
+            accepted,
+        };
+        let v = percent_decode(v.trim()).ok_or_else(|| {
+            invalid("a value percent-encoded as UTF-8, e.g. Bearer%20token")
+        })?;
+        check_header(k, &v).map_err(invalid)?;
         out.push((k.to_owned(), v));
     }
-    Some(out)
+    Ok(out)
 }
 
 fn exporters(

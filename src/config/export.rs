@@ -2,7 +2,9 @@
 //! Read from the spec's environment variables (`env.rs`) and set by builder calls; a builder
 //! value wins. Plain data: the exporters read it, it knows nothing of them.
 
+use super::endpoint::redact;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The OTLP transport (`OTEL_EXPORTER_OTLP_PROTOCOL`).
@@ -63,20 +65,50 @@ pub enum Propagator {
 /// | headers | `OTEL_EXPORTER_OTLP[_SIGNAL]_HEADERS` (`k=v,k2=v2`, values percent-encoded) | none |
 /// | timeout | `OTEL_EXPORTER_OTLP[_SIGNAL]_TIMEOUT` (milliseconds) | 10 s |
 /// | compression | `OTEL_EXPORTER_OTLP[_SIGNAL]_COMPRESSION` (`gzip`, `none`) | none |
+/// | CA certificate | `OTEL_EXPORTER_OTLP[_SIGNAL]_CERTIFICATE` (PEM file) | the system's roots, else Mozilla's |
+/// | client certificate | `OTEL_EXPORTER_OTLP[_SIGNAL]_CLIENT_CERTIFICATE` (PEM file) | none |
+/// | client key | `OTEL_EXPORTER_OTLP[_SIGNAL]_CLIENT_KEY` (PEM file) | none |
+/// | insecure (grpc, scheme-less endpoint) | `OTEL_EXPORTER_OTLP[_SIGNAL]_INSECURE` | `false`: TLS |
+///
+/// Credentials in the endpoint (`https://user:password@host`) are sent as an
+/// `Authorization: Basic` header, never as part of the URL; `Debug` prints neither them nor
+/// header values.
 #[derive(Clone, Default, PartialEq)]
 pub struct OtlpSettings {
-    pub(crate) endpoint: Option<String>,
+    pub(crate) endpoint: Option<Sourced<String>>,
     pub(crate) protocol: Option<OtlpProtocol>,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) compression: Option<OtlpCompression>,
+    pub(crate) certificate: Option<Sourced<PathBuf>>,
+    pub(crate) client_certificate: Option<Sourced<PathBuf>>,
+    pub(crate) client_key: Option<Sourced<PathBuf>>,
+    pub(crate) insecure: Option<bool>,
+}
+
+/// A setting's value and where it came from (the variable or the builder method), for
+/// start-up errors that name it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Sourced<T> {
+    pub(crate) value: T,
+    pub(crate) from: &'static str,
+}
+
+impl<T> Sourced<T> {
+    pub(crate) fn new(value: T, from: &'static str) -> Self {
+        Sourced { value, from }
+    }
 }
 
 impl std::fmt::Debug for OtlpSettings {
-    // Header values carry credentials: only their names are printed.
+    // Endpoints and header values carry credentials: the endpoint is printed redacted, the
+    // headers by name only.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OtlpSettings")
-            .field("endpoint", &self.endpoint)
+            .field(
+                "endpoint",
+                &self.endpoint.as_ref().map(|e| redact(&e.value)),
+            )
             .field("protocol", &self.protocol)
             .field(
                 "headers",
@@ -88,6 +120,13 @@ impl std::fmt::Debug for OtlpSettings {
             )
             .field("timeout", &self.timeout)
             .field("compression", &self.compression)
+            .field("certificate", &self.certificate.as_ref().map(|c| &c.value))
+            .field(
+                "client_certificate",
+                &self.client_certificate.as_ref().map(|c| &c.value),
+            )
+            .field("client_key", &self.client_key.as_ref().map(|c| &c.value))
+            .field("insecure", &self.insecure)
             .finish()
     }
 }
@@ -98,10 +137,13 @@ impl OtlpSettings {
         Self::default()
     }
 
-    /// The collector's URL, e.g. `http://127.0.0.1:4318`. For http, the generic endpoint gets
-    /// `/v1/traces` (`/v1/metrics`, `/v1/logs`) appended; a per-signal endpoint is used as is.
+    /// The collector's URL, e.g. `http://127.0.0.1:4318` or `https://collector.example:4318`
+    /// (the scheme is case-insensitive). For http, the generic endpoint gets `/v1/traces`
+    /// (`/v1/metrics`, `/v1/logs`) appended; a per-signal endpoint is used as is. For grpc, a
+    /// scheme-less `host:port` uses TLS unless [`with_insecure`](Self::with_insecure).
+    /// `https://user:password@host` sends the credentials as `Authorization: Basic`.
     pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        self.endpoint = Some(endpoint.into());
+        self.endpoint = Some(Sourced::new(endpoint.into(), "OtlpSettings::with_endpoint"));
         self
     }
 
@@ -112,6 +154,8 @@ impl OtlpSettings {
     }
 
     /// One more header (an API key, a tenant id). Its value never appears in `Debug` output.
+    /// A name that is not an HTTP token or a value with a line break or another control
+    /// character is a start-up error naming the header.
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -129,6 +173,37 @@ impl OtlpSettings {
         self
     }
 
+    /// A PEM file of the CA certificates that sign the collector's certificate (a private CA).
+    /// They replace the system's roots for this endpoint. Read at start-up: an unreadable file
+    /// or one without a certificate is an error.
+    pub fn with_certificate(mut self, path: impl Into<PathBuf>) -> Self {
+        self.certificate = Some(Sourced::new(path.into(), "OtlpSettings::with_certificate"));
+        self
+    }
+
+    /// The PEM certificate (chain) this client presents for mutual TLS; needs
+    /// [`with_client_key`](Self::with_client_key).
+    pub fn with_client_certificate(mut self, path: impl Into<PathBuf>) -> Self {
+        self.client_certificate = Some(Sourced::new(
+            path.into(),
+            "OtlpSettings::with_client_certificate",
+        ));
+        self
+    }
+
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of the client certificate.
+    pub fn with_client_key(mut self, path: impl Into<PathBuf>) -> Self {
+        self.client_key = Some(Sourced::new(path.into(), "OtlpSettings::with_client_key"));
+        self
+    }
+
+    /// grpc only: a scheme-less endpoint (`collector:4317`) is reached without TLS.
+    /// An `http://` or `https://` endpoint decides for itself.
+    pub fn with_insecure(mut self, insecure: bool) -> Self {
+        self.insecure = Some(insecure);
+        self
+    }
+
     /// `self` where set, else `fallback`. Headers: both, `self`'s winning by name.
     pub(crate) fn or(&self, fallback: &OtlpSettings) -> OtlpSettings {
         let mut headers = fallback.headers.clone();
@@ -142,7 +217,65 @@ impl OtlpSettings {
             headers,
             timeout: self.timeout.or(fallback.timeout),
             compression: self.compression.or(fallback.compression),
+            certificate: self
+                .certificate
+                .clone()
+                .or_else(|| fallback.certificate.clone()),
+            client_certificate: self
+                .client_certificate
+                .clone()
+                .or_else(|| fallback.client_certificate.clone()),
+            client_key: self
+                .client_key
+                .clone()
+                .or_else(|| fallback.client_key.clone()),
+            insecure: self.insecure.or(fallback.insecure),
         }
+    }
+}
+
+/// Whether a header can be sent over HTTP/1.1, HTTP/2 and as gRPC metadata: a token name
+/// (RFC 9110: letters, digits and ``!#$%&'*+-.^_`|~``) that the exporter does not set itself,
+/// and a value without control characters (a `%0A` decoded to a line break would end the
+/// header). The error says what is accepted.
+pub(crate) fn check_header(name: &str, value: &str) -> Result<(), &'static str> {
+    const TOKEN: &str = "a header name made of letters, digits and !#$%&'*+-.^_`|~ \
+         (RFC 9110 token), and a value without line breaks or other control characters";
+    let token = !name.is_empty()
+        && name.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+        });
+    let value_ok = value
+        .bytes()
+        .all(|b| (b >= 0x20 && b != 0x7f) || b == b'\t');
+    if !token || !value_ok {
+        return Err(TOKEN);
+    }
+    const OWN: [&str; 9] = [
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "transfer-encoding",
+        "connection",
+        "host",
+        "te",
+        "upgrade",
+        "keep-alive",
+    ];
+    if OWN.iter().any(|own| own.eq_ignore_ascii_case(name)) {
+        return Err("a header the exporter does not set itself \
+                    (not Content-Type, Content-Length, Content-Encoding, Transfer-Encoding, \
+                    Connection, Host, TE, Upgrade or Keep-Alive)");
+    }
+    Ok(())
+}
+
+/// A header name as an error message may show it: up to its first space (a mistyped
+/// `Authorization: Bearer x=y` shows `Authorization:`, not the token).
+pub(crate) fn shown_name(name: &str) -> String {
+    match name.find(char::is_whitespace) {
+        Some(i) => format!("{}...", &name[..i]),
+        None => name.to_owned(),
     }
 }
 

@@ -1,11 +1,13 @@
 //! [`TelemetryConfig`]: what `configure_telemetry` builds.
 
+mod endpoint;
 mod env;
 mod export;
 mod extend;
 mod sampler;
 
-pub(crate) use self::export::ExportSettings;
+pub(crate) use self::endpoint::{redact, Endpoint, Scheme};
+pub(crate) use self::export::{check_header, shown_name, ExportSettings, Sourced};
 pub use self::export::{
     BatchSettings, Exporter, OtlpCompression, OtlpProtocol, OtlpSettings, Propagator,
 };
@@ -291,7 +293,7 @@ impl TelemetryConfig {
         self
     }
 
-    /// OTLP settings for all signals (endpoint, protocol, headers, timeout, compression).
+    /// OTLP settings for all signals (endpoint, protocol, headers, timeout, compression, TLS).
     pub fn with_otlp(mut self, settings: OtlpSettings) -> Self {
         self.export.otlp = settings;
         self
@@ -300,7 +302,10 @@ impl TelemetryConfig {
     /// Pushes traces, metrics and logs to this OTLP endpoint (`http://127.0.0.1:4318` for
     /// http/protobuf, `http://127.0.0.1:4317` with `OtlpProtocol::Grpc`).
     pub fn with_otlp_endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        self.export.otlp.endpoint = Some(endpoint.into());
+        self.export.otlp.endpoint = Some(export::Sourced::new(
+            endpoint.into(),
+            "TelemetryConfig::with_otlp_endpoint",
+        ));
         self
     }
 

@@ -8,6 +8,10 @@ mod otlp;
 mod prometheus;
 #[cfg(feature = "otlp")]
 mod runtime;
+#[cfg(feature = "otlp")]
+mod tls;
+#[cfg(feature = "otlp")]
+mod transport;
 
 #[cfg(feature = "prometheus")]
 pub use self::prometheus::{prometheus_text, PrometheusText};
@@ -70,7 +74,7 @@ pub(crate) fn build(
             Exporter::Otlp => {
                 #[cfg(feature = "otlp")]
                 if let Some(target) =
-                    otlp::resolve(Signal::Spans, &settings.traces, &settings.otlp, explicit)
+                    otlp::resolve(Signal::Spans, &settings.traces, &settings.otlp, explicit)?
                 {
                     let rt = exports.runtime()?;
                     let in_flight = std::sync::Arc::default();
@@ -124,7 +128,7 @@ pub(crate) fn build(
             Exporter::Otlp => {
                 #[cfg(feature = "otlp")]
                 if let Some(target) =
-                    otlp::resolve(Signal::Metrics, &settings.metrics, &settings.otlp, explicit)
+                    otlp::resolve(Signal::Metrics, &settings.metrics, &settings.otlp, explicit)?
                 {
                     let rt = exports.runtime()?;
                     let mut exporter = otlp::metric_exporter(&target, &rt)?;
@@ -177,7 +181,7 @@ pub(crate) fn build(
             Exporter::Otlp => {
                 #[cfg(feature = "otlp")]
                 if let Some(target) =
-                    otlp::resolve(Signal::Logs, &settings.logs, &settings.otlp, explicit)
+                    otlp::resolve(Signal::Logs, &settings.logs, &settings.otlp, explicit)?
                 {
                     let rt = exports.runtime()?;
                     let in_flight = std::sync::Arc::default();

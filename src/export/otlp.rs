@@ -1,66 +1,146 @@
 //! OTLP exporters for traces, metrics and logs, over http/protobuf, http/json or grpc.
 
 use super::runtime::{ExportRuntime, OnRuntime};
-use crate::config::{OtlpCompression, OtlpProtocol, OtlpSettings};
+use super::tls::Tls;
+use super::transport::{LastError, Transport};
+use crate::config::{
+    check_header, redact, shown_name, Endpoint, OtlpCompression, OtlpProtocol, OtlpSettings,
+    Scheme, Sourced,
+};
 use crate::diagnostics::Signal;
 use crate::error::Error;
 use opentelemetry_otlp::{
     Compression, ExporterBuildError, LogExporter, MetricExporter, Protocol, SpanExporter,
     WithExportConfig, WithHttpConfig, WithTonicConfig,
 };
-use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// One signal's OTLP destination, fully resolved.
-#[derive(Debug, Clone)]
+/// One signal's OTLP destination, fully resolved and checked.
 pub(crate) struct Target {
+    /// The URL to connect to, without credentials.
     pub(crate) url: String,
     pub(crate) protocol: OtlpProtocol,
+    /// Checked headers; an endpoint's credentials are one of them (`Authorization`).
     headers: Vec<(String, String)>,
     timeout: Duration,
     compression: Option<OtlpCompression>,
+    tls: Tls,
+    /// The cause of the last failed export (http only: the grpc exporter reports its own).
+    pub(crate) last_error: Arc<LastError>,
+}
+
+impl std::fmt::Debug for Target {
+    // Never the header values (credentials).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("url", &self.url)
+            .field("protocol", &self.protocol)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("timeout", &self.timeout)
+            .field("compression", &self.compression)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 /// Resolves the destination of one signal: the per-signal settings over the generic ones.
 /// `None` when no endpoint is configured and OTLP was not asked for explicitly: then nothing is
-/// pushed and nothing is retried.
+/// pushed and nothing is retried. Every value the builder gave unchecked is checked here, and
+/// the TLS files are read: a bad one is a start-up error naming its setting.
 pub(crate) fn resolve(
     kind: Signal,
     signal: &OtlpSettings,
     generic: &OtlpSettings,
     explicit: bool,
-) -> Option<Target> {
+) -> Result<Option<Target>, Error> {
     let merged = signal.or(generic);
     let protocol = merged.protocol.unwrap_or(OtlpProtocol::HttpProtobuf);
-    let url = match (&signal.endpoint, &generic.endpoint) {
-        // A per-signal endpoint is used as given.
-        (Some(url), _) => url.clone(),
-        (None, Some(base)) => with_signal_path(base, kind, protocol),
+    let default;
+    let (endpoint, per_signal) = match (&signal.endpoint, &generic.endpoint) {
+        (Some(url), _) => (url, true),
+        (None, Some(base)) => (base, false),
         (None, None) if explicit => {
-            let base = match protocol {
-                OtlpProtocol::Grpc => "http://localhost:4317",
-                _ => "http://localhost:4318",
-            };
-            with_signal_path(base, kind, protocol)
+            default = Sourced::new(
+                match protocol {
+                    OtlpProtocol::Grpc => "http://localhost:4317".to_owned(),
+                    _ => "http://localhost:4318".to_owned(),
+                },
+                "default",
+            );
+            (&default, false)
         }
-        (None, None) => return None,
+        (None, None) => return Ok(None),
     };
-    Some(Target {
+    let invalid = |value: String, accepted: &'static str| invalid(endpoint.from, value, accepted);
+    let parsed = Endpoint::parse(&endpoint.value)
+        .map_err(|accepted| invalid(redact(&endpoint.value), accepted))?;
+    if parsed.scheme == Scheme::None && protocol != OtlpProtocol::Grpc {
+        return Err(invalid(
+            parsed.display(),
+            "an http:// or https:// URL: a scheme-less host:port is for grpc only",
+        ));
+    }
+    let insecure = merged.insecure.unwrap_or(false);
+    let mut url = parsed.url_with(insecure);
+    if !per_signal && protocol != OtlpProtocol::Grpc {
+        url = format!("{}/v1/{}", url.trim_end_matches('/'), kind.otlp_name());
+    }
+    let mut headers = Vec::with_capacity(merged.headers.len() + 1);
+    for (name, value) in &merged.headers {
+        // Headers from the environment were checked as they were read; these are the
+        // builder's.
+        check_header(name, value).map_err(|accepted| Error::InvalidSetting {
+            setting: "OtlpSettings::with_header",
+            value: format!("{}=<redacted>", shown_name(name)),
+            accepted,
+        })?;
+        headers.push((name.clone(), value.clone()));
+    }
+    if let Some(auth) = parsed.basic_auth() {
+        // An explicit Authorization header wins over the endpoint's credentials.
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            headers.push(("authorization".to_owned(), auth));
+        }
+    }
+    let tls = Tls::load(
+        merged.certificate.as_ref(),
+        merged.client_certificate.as_ref(),
+        merged.client_key.as_ref(),
+        url.starts_with("https://"),
+    )?;
+    Ok(Some(Target {
         url,
         protocol,
-        headers: merged.headers,
+        headers,
         timeout: merged.timeout.unwrap_or(Duration::from_secs(10)),
         compression: merged.compression,
-    })
+        tls,
+        last_error: Arc::default(),
+    }))
 }
 
-/// For http, the generic endpoint gets `/v1/<signal>`; grpc uses it as is.
-fn with_signal_path(base: &str, kind: Signal, protocol: OtlpProtocol) -> String {
-    match protocol {
-        OtlpProtocol::Grpc => base.to_owned(),
-        _ => format!("{}/v1/{}", base.trim_end_matches('/'), kind.otlp_name()),
+/// The error for a bad value of the setting `from`: a variable's or a builder method's.
+fn invalid(from: &'static str, value: String, accepted: &'static str) -> Error {
+    if from.starts_with("OTEL_") {
+        Error::InvalidEnv {
+            variable: from,
+            value,
+            accepted,
+        }
+    } else {
+        Error::InvalidSetting {
+            setting: from,
+            value,
+            accepted,
+        }
     }
 }
 
@@ -88,23 +168,54 @@ fn build<E>(
         runtime: runtime.clone(),
         in_flight,
         timeout: None,
+        last_error: Some(Arc::clone(&target.last_error)),
     })
 }
 
-/// A tonic exporter builder set up for `t`.
-fn grpc<B: WithExportConfig + WithTonicConfig>(builder: B, t: &Target) -> B {
+/// A tonic exporter builder set up for `t`: its own channel (TLS from [`Tls`]), and an
+/// interceptor that replaces the metadata the upstream exporter adds from the environment
+/// with the resolved headers.
+fn grpc<B: WithExportConfig + WithTonicConfig>(
+    builder: B,
+    t: &Target,
+) -> Result<B, ExporterBuildError> {
+    use tonic::transport::Endpoint as Channel;
+    let invalid = |err: &dyn std::error::Error| {
+        ExporterBuildError::InvalidConfiguration(format!("endpoint: {err}"))
+    };
+    let mut channel = Channel::from_shared(t.url.clone())
+        .map_err(|e| invalid(&e))?
+        .timeout(t.timeout)
+        .connect_timeout(t.timeout);
+    if t.url.starts_with("https://") {
+        channel = channel
+            .tls_config(t.tls.tonic_config())
+            .map_err(|e| invalid(&e))?;
+    }
+    let metadata = metadata(&t.headers);
     let builder = builder
         .with_endpoint(t.url.clone())
         .with_timeout(t.timeout)
-        .with_metadata(metadata(&t.headers));
-    match t.compression {
+        .with_channel(channel.connect_lazy())
+        .with_interceptor(move |mut request: tonic::Request<()>| {
+            *request.metadata_mut() = metadata.clone();
+            Ok(request)
+        });
+    Ok(match t.compression {
         Some(OtlpCompression::Gzip) => builder.with_compression(Compression::Gzip),
         _ => builder,
-    }
+    })
 }
 
-/// An http exporter builder set up for `t`.
-fn http<B: WithExportConfig + WithHttpConfig>(builder: B, t: &Target) -> B {
+/// An http exporter builder set up for `t`, on a [`Transport`] that owns the headers.
+fn http<B: WithExportConfig + WithHttpConfig>(
+    builder: B,
+    t: &Target,
+) -> Result<B, ExporterBuildError> {
+    let tls = t
+        .tls
+        .rustls_config()
+        .map_err(|err| ExporterBuildError::InvalidConfiguration(format!("tls: {err}")))?;
     let builder = builder
         .with_protocol(match t.protocol {
             OtlpProtocol::HttpJson => Protocol::HttpJson,
@@ -112,11 +223,16 @@ fn http<B: WithExportConfig + WithHttpConfig>(builder: B, t: &Target) -> B {
         })
         .with_endpoint(t.url.clone())
         .with_timeout(t.timeout)
-        .with_headers(t.headers.iter().cloned().collect::<HashMap<_, _>>());
-    match t.compression {
+        .with_http_client(Transport::new(
+            tls,
+            &t.headers,
+            t.timeout,
+            Arc::clone(&t.last_error),
+        ));
+    Ok(match t.compression {
         Some(OtlpCompression::Gzip) => builder.with_compression(Compression::Gzip),
         _ => builder,
-    }
+    })
 }
 
 fn metadata(
@@ -145,8 +261,8 @@ pub(crate) fn span_exporter(
         target,
         runtime,
         Some(in_flight),
-        || grpc(SpanExporter::builder().with_tonic(), target).build(),
-        || http(SpanExporter::builder().with_http(), target).build(),
+        || grpc(SpanExporter::builder().with_tonic(), target)?.build(),
+        || http(SpanExporter::builder().with_http(), target)?.build(),
     )
 }
 
@@ -161,8 +277,8 @@ pub(crate) fn log_exporter(
         target,
         runtime,
         Some(in_flight),
-        || grpc(LogExporter::builder().with_tonic(), target).build(),
-        || http(LogExporter::builder().with_http(), target).build(),
+        || grpc(LogExporter::builder().with_tonic(), target)?.build(),
+        || http(LogExporter::builder().with_http(), target)?.build(),
     )
 }
 
@@ -176,7 +292,7 @@ pub(crate) fn metric_exporter(
         target,
         runtime,
         None,
-        || grpc(MetricExporter::builder().with_tonic(), target).build(),
-        || http(MetricExporter::builder().with_http(), target).build(),
+        || grpc(MetricExporter::builder().with_tonic(), target)?.build(),
+        || http(MetricExporter::builder().with_http(), target)?.build(),
     )
 }

@@ -91,6 +91,8 @@ pub(crate) struct OnRuntime<E> {
     pub(crate) in_flight: Option<Arc<AtomicUsize>>,
     /// `OTEL_BSP_EXPORT_TIMEOUT` and friends: one export may take at most this long.
     pub(crate) timeout: Option<Duration>,
+    /// The transport's account of the last failure, when the exporter's own error is vaguer.
+    pub(crate) last_error: Option<Arc<super::transport::LastError>>,
 }
 
 impl<E> OnRuntime<E> {
@@ -102,6 +104,7 @@ impl<E> OnRuntime<E> {
             );
         }
         if let Err(err) = result {
+            let cause = self.last_error.as_ref().and_then(|e| e.take());
             static REPORTED: [AtomicBool; 3] = [const { AtomicBool::new(false) }; 3];
             drop_counted(
                 signal,
@@ -109,10 +112,18 @@ impl<E> OnRuntime<E> {
                 items as u64,
                 &REPORTED[signal as usize],
                 &|| {
-                    format!(
-                        "exporting {} failed: {err}; the batch was dropped",
-                        signal.as_str()
-                    )
+                    let mut message = format!("exporting {} failed: {err}", signal.as_str());
+                    if let Some(cause) = &cause {
+                        message.push_str(" (");
+                        message.push_str(cause);
+                        message.push(')');
+                    }
+                    if let Some(why) = super::tls::explain(&message) {
+                        message.push_str("; ");
+                        message.push_str(why);
+                    }
+                    message.push_str("; the batch was dropped");
+                    message
                 },
             );
         }

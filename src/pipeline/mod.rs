@@ -153,6 +153,7 @@ fn build(mut config: TelemetryConfig) -> Result<(State, Pipeline), Error> {
             .with_error_records_to_exceptions(true)
     };
     let subscriber = tracing_subscriber::registry()
+        .with(Suppressed)
         .with(filter)
         .with(otel_layer)
         .with(EventLayer::default());
@@ -186,4 +187,31 @@ fn build(mut config: TelemetryConfig) -> Result<(State, Pipeline), Error> {
         shutdown_timeout,
     };
     Ok((state, pipeline))
+}
+
+/// Turns `tracing` off on threads where OpenTelemetry telemetry is suppressed: the export
+/// runtime and the SDK's batch threads. The exporter stack's own events (hyper, h2, rustls,
+/// tonic, at DEBUG and TRACE) therefore never reach the console, the log file or a collector,
+/// whatever `RUST_LOG` says, and cannot feed back into the export they describe.
+///
+/// It sits under the level filter, so a callsite the filter turns off stays off for good; only
+/// enabled callsites pay the one thread-local read.
+#[derive(Debug, Clone, Copy)]
+struct Suppressed;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Suppressed {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+
+    fn enabled(
+        &self,
+        _: &tracing::Metadata<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        !opentelemetry::Context::is_current_telemetry_suppressed()
+    }
 }
