@@ -187,9 +187,12 @@ fn headers_http_cannot_carry_are_start_up_errors_naming_the_header() {
 
 // ----- what is sent: a collector that records the request's head -----
 
+/// The heads of the requests a capturing collector received (`:request` is the request line).
+type Requests = Arc<Mutex<Vec<HashMap<String, String>>>>;
+
 /// An HTTP/1.1 collector that answers 200 to everything and keeps each request's line and
 /// headers (lower-cased names). Fault-injection style: only a fake can show what was sent.
-fn capture_http() -> (String, Arc<Mutex<Vec<HashMap<String, String>>>>) {
+fn capture_http() -> (String, Requests) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
@@ -241,7 +244,7 @@ fn capture_http() -> (String, Arc<Mutex<Vec<HashMap<String, String>>>>) {
 }
 
 /// A gRPC collector (h2 with prior knowledge) that answers OK and keeps each request's headers.
-fn capture_grpc() -> (String, Arc<Mutex<Vec<HashMap<String, String>>>>) {
+fn capture_grpc() -> (String, Requests) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
     let (tx, rx) = std::sync::mpsc::channel();
@@ -366,7 +369,7 @@ fn check_sent(protocol: &str, from_env: bool) {
     );
     assert_eq!(head.get("x-explicit").map(String::as_str), Some("yes"));
     assert_eq!(
-        head.get("x-from-env").is_some(),
+        head.contains_key("x-from-env"),
         from_env,
         "OTEL_EXPORTER_OTLP_HEADERS is sent only by from_env(): {head:?}"
     );
