@@ -51,7 +51,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// An exporter could not be built (bad endpoint, TLS setup, no thread for its runtime).
-    #[error("cannot build the {signal} exporter: check the OTLP endpoint, protocol and TLS settings")]
+    #[error(
+        "cannot build the {signal} exporter: check the OTLP endpoint, protocol and TLS settings"
+    )]
     Exporter {
         /// `traces`, `metrics`, `logs`, or `all`.
         signal: &'static str,

@@ -132,8 +132,7 @@ impl Endpoint {
     pub(crate) fn basic_auth(&self) -> Option<String> {
         use base64::Engine as _;
         let (user, password) = self.credentials.as_ref()?;
-        let token =
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         Some(format!("Basic {token}"))
     }
 }
@@ -162,7 +161,9 @@ fn check_host_port(s: &str, port_required: bool) -> Result<(), &'static str> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')));
     let port_ok = match port {
-        Some(p) => !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok(),
+        Some(p) => {
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
+        }
         None => !port_required,
     };
     if host_ok && port_ok {
@@ -187,10 +188,9 @@ pub(crate) fn redact(raw: &str) -> String {
     let raw = raw.trim();
     let scheme_end = raw.find("://").map_or(0, |i| i + 3);
     let (head, tail) = match raw.rfind('@') {
-        Some(at) if at >= scheme_end => (
-            format!("{}<redacted>@", &raw[..scheme_end]),
-            &raw[at + 1..],
-        ),
+        Some(at) if at >= scheme_end => {
+            (format!("{}<redacted>@", &raw[..scheme_end]), &raw[at + 1..])
+        }
         Some(at) => ("<redacted>@".to_owned(), &raw[at + 1..]),
         None => (String::new(), raw),
     };
@@ -198,8 +198,8 @@ pub(crate) fn redact(raw: &str) -> String {
     // with a missing `//` (`http:/user:pw...`): keep only what cannot be a secret.
     let tail = if head.is_empty() && !raw.contains("://") && raw.contains(':') {
         match raw.split_once(':') {
-            Some((scheme, _)) if scheme.eq_ignore_ascii_case("http")
-                || scheme.eq_ignore_ascii_case("https") =>
+            Some((scheme, _))
+                if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
             {
                 return format!("{scheme}:<redacted>");
             }
@@ -254,7 +254,12 @@ mod tests {
     #[test]
     fn scheme_is_case_insensitive_and_scheme_less_needs_a_port() {
         assert_eq!(Endpoint::parse("HTTP://a:1").unwrap().scheme, Scheme::Http);
-        assert_eq!(Endpoint::parse("Http://[::1]:4318").unwrap().url_with(false), "http://[::1]:4318");
+        assert_eq!(
+            Endpoint::parse("Http://[::1]:4318")
+                .unwrap()
+                .url_with(false),
+            "http://[::1]:4318"
+        );
         let bare = Endpoint::parse("collector:4317").unwrap();
         assert_eq!(bare.url_with(false), "https://collector:4317");
         assert_eq!(bare.url_with(true), "http://collector:4317");

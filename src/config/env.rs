@@ -2,16 +2,16 @@
 //! unset, enum values are case-insensitive, and an invalid value is a start-up error that names
 //! the variable and what it accepts. Every `OTEL_*` variable the crate reads is read here.
 
+use super::endpoint::{redact, Endpoint};
+use super::export::{check_header, shown_name, Sourced};
 use super::export::{
     BatchSettings, ExportSettings, Exporter, OtlpCompression, OtlpProtocol, OtlpSettings,
     Propagator,
 };
-use super::endpoint::{redact, Endpoint};
-use super::export::{check_header, shown_name, Sourced};
 use super::{Sampler, TelemetryConfig, SAMPLER_NAMES};
-use std::path::PathBuf;
 use crate::error::Error;
 use opentelemetry::KeyValue;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Applies the variables found through `lookup` to `config`. Stops at the first invalid value
@@ -271,9 +271,8 @@ fn parse_headers(variable: &'static str, value: &str) -> Result<Vec<(String, Str
             value: format!("{}=<redacted>", shown_name(k)),
             accepted,
         };
-        let v = percent_decode(v.trim()).ok_or_else(|| {
-            invalid("a value percent-encoded as UTF-8, e.g. Bearer%20token")
-        })?;
+        let v = percent_decode(v.trim())
+            .ok_or_else(|| invalid("a value percent-encoded as UTF-8, e.g. Bearer%20token"))?;
         check_header(k, &v).map_err(invalid)?;
         out.push((k.to_owned(), v));
     }

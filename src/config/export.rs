@@ -242,9 +242,9 @@ pub(crate) fn check_header(name: &str, value: &str) -> Result<(), &'static str> 
     const TOKEN: &str = "a header name made of letters, digits and !#$%&'*+-.^_`|~ \
          (RFC 9110 token), and a value without line breaks or other control characters";
     let token = !name.is_empty()
-        && name.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        });
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     let value_ok = value
         .bytes()
         .all(|b| (b >= 0x20 && b != 0x7f) || b == b'\t');

@@ -47,46 +47,44 @@ impl Tls {
             None if roots_needed => system_roots(),
             None => Arc::new(RootCertStore::empty()),
         };
-        let identity = match (client_certificate, client_key) {
-            (None, None) => None,
-            (Some(cert), None) => {
-                return Err(tls_error(
+        let identity =
+            match (client_certificate, client_key) {
+                (None, None) => None,
+                (Some(cert), None) => return Err(tls_error(
                     cert,
                     "is a client certificate without its key: set OTEL_EXPORTER_OTLP_CLIENT_KEY \
                      (or OtlpSettings::with_client_key) to the PEM private key"
                         .into(),
                     None,
-                ))
-            }
-            (None, Some(key)) => {
-                return Err(tls_error(
-                    key,
-                    "is a client key without its certificate: set \
+                )),
+                (None, Some(key)) => {
+                    return Err(tls_error(
+                        key,
+                        "is a client key without its certificate: set \
                      OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE (or \
                      OtlpSettings::with_client_certificate) to the PEM certificate"
-                        .into(),
-                    None,
-                ))
-            }
-            (Some(cert), Some(key)) => Some(identity(cert, key)?),
-        };
+                            .into(),
+                        None,
+                    ))
+                }
+                (Some(cert), Some(key)) => Some(identity(cert, key)?),
+            };
         let tls = Tls { roots, identity };
         // Building the rustls configuration checks that the key matches the certificate.
-        tls.rustls_config()
-            .map_err(|err| match (client_key, err) {
-                (Some(key), err) => tls_error(
-                    key,
-                    format!(
-                        "does not fit the client certificate ({err}); expected the private \
+        tls.rustls_config().map_err(|err| match (client_key, err) {
+            (Some(key), err) => tls_error(
+                key,
+                format!(
+                    "does not fit the client certificate ({err}); expected the private \
                          key of OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"
-                    ),
-                    None,
                 ),
-                (None, err) => Error::Exporter {
-                    signal: "all",
-                    source: Box::new(err),
-                },
-            })?;
+                None,
+            ),
+            (None, err) => Error::Exporter {
+                signal: "all",
+                source: Box::new(err),
+            },
+        })?;
         Ok(tls)
     }
 
@@ -105,7 +103,9 @@ impl Tls {
 
     /// tonic's configuration (for OTLP over grpc): the same roots and client certificate.
     /// gRPC is always HTTP/2, so a proxy that negotiates no ALPN is still spoken to in h2.
-    pub(crate) fn tonic_config(&self) -> opentelemetry_otlp::tonic_types::transport::ClientTlsConfig {
+    pub(crate) fn tonic_config(
+        &self,
+    ) -> opentelemetry_otlp::tonic_types::transport::ClientTlsConfig {
         use opentelemetry_otlp::tonic_types::transport::{ClientTlsConfig, Identity};
         let config = ClientTlsConfig::new()
             .trust_anchors(self.roots.roots.iter().cloned())
@@ -191,13 +191,8 @@ fn certificates(
 }
 
 fn read(from: &Sourced<PathBuf>, expected: &str) -> Result<Vec<u8>, Error> {
-    std::fs::read(&from.value).map_err(|err| {
-        tls_error(
-            from,
-            format!("cannot be read; {expected}"),
-            Some(err),
-        )
-    })
+    std::fs::read(&from.value)
+        .map_err(|err| tls_error(from, format!("cannot be read; {expected}"), Some(err)))
 }
 
 fn tls_error(from: &Sourced<PathBuf>, problem: String, source: Option<std::io::Error>) -> Error {
@@ -231,6 +226,20 @@ pub(crate) fn explain(error: &str) -> Option<&'static str> {
             "TLS certificate problem: the collector refused the handshake; it may require a \
              client certificate (mutual TLS: OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and \
              OTEL_EXPORTER_OTLP_CLIENT_KEY) or not trust the one sent",
+        );
+    }
+    // With TLS 1.3 the client's side of the handshake is done before the collector checks its
+    // certificate: a collector that refuses it sends its alert and closes, and a client already
+    // writing its request often sees the closed connection instead of the alert (grpc: "stream
+    // closed because of a broken pipe"). Without TLS the same words mean a collector that hung
+    // up, hence the "if".
+    let lower = error.to_ascii_lowercase();
+    if lower.contains("broken pipe") || lower.contains("connection reset") {
+        return Some(
+            "the collector closed the connection as the request was sent: if the endpoint uses \
+             TLS, it may require a client certificate (mutual TLS: \
+             OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY) or not \
+             trust the one sent",
         );
     }
     if has("InvalidContentType") || has("corrupt message") {
