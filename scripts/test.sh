@@ -71,6 +71,10 @@ install_components() {
   if ! command -v redis-server >/dev/null; then
     apt_install redis-server
   fi
+  # stunnel: the TLS-terminating proxy the TLS tests put in front of rotel (they start it).
+  if ! command -v stunnel4 >/dev/null && ! command -v stunnel >/dev/null; then
+    apt_install stunnel4
+  fi
   # The packages start system services on :9090, :5432 and :6379; the tests run their own.
   if command -v systemctl >/dev/null 2>&1; then
     systemctl stop prometheus prometheus-node-exporter postgresql redis-server >/dev/null 2>&1 || true
@@ -105,6 +109,8 @@ start_components() {
   export UNITEL_TEST_ROTEL_LOG="$WORK/rotel.log"
   export UNITEL_TEST_PROMETHEUS="$(command -v prometheus)"
   export UNITEL_TEST_PROMTOOL="$(command -v promtool)"
+  UNITEL_TEST_STUNNEL="$(command -v stunnel4 || command -v stunnel)"
+  export UNITEL_TEST_STUNNEL
 
   # PostgreSQL: a throwaway cluster in a temporary directory (no system service), password
   # authentication on loopback only, so the tests can check that the password never leaks.
