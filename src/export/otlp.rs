@@ -169,6 +169,7 @@ fn build<E>(
         in_flight,
         timeout: None,
         last_error: Some(Arc::clone(&target.last_error)),
+        tls: target.url.starts_with("https://"),
     })
 }
 

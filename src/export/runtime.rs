@@ -93,6 +93,8 @@ pub(crate) struct OnRuntime<E> {
     pub(crate) timeout: Option<Duration>,
     /// The transport's account of the last failure, when the exporter's own error is vaguer.
     pub(crate) last_error: Option<Arc<super::transport::LastError>>,
+    /// Whether the endpoint is reached over TLS (for the failure's explanation).
+    pub(crate) tls: bool,
 }
 
 impl<E> OnRuntime<E> {
@@ -112,13 +114,14 @@ impl<E> OnRuntime<E> {
                 items as u64,
                 &REPORTED[signal as usize],
                 &|| {
-                    let mut message = format!("exporting {} failed: {err}", signal.as_str());
+                    let mut message =
+                        format!("exporting {} failed: {}", signal.as_str(), once_each(&err.to_string()));
                     if let Some(cause) = &cause {
                         message.push_str(" (");
                         message.push_str(cause);
                         message.push(')');
                     }
-                    if let Some(why) = super::tls::explain(&message) {
+                    if let Some(why) = super::tls::explain(&message, self.tls) {
                         message.push_str("; ");
                         message.push_str(why);
                     }
@@ -193,6 +196,18 @@ impl<E: PushMetricExporter> PushMetricExporter for OnRuntime<E> {
     fn temporality(&self) -> Temporality {
         self.inner.temporality()
     }
+}
+
+/// `a: b: b` → `a: b`: the grpc exporter renders an error's source chain after its message,
+/// which often repeats it.
+fn once_each(text: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in text.split(": ") {
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
+    }
+    parts.join(": ")
 }
 
 /// Bounds an export by `timeout` (it runs on the export runtime, which has a timer).
@@ -303,5 +318,17 @@ impl<P: LogProcessor> LogProcessor for Admission<P> {
 
     fn set_resource(&mut self, resource: &Resource) {
         self.inner.set_resource(resource)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_repeated_cause_is_said_once() {
+        assert_eq!(
+            super::once_each("export failed: transport error: bad cert: bad cert"),
+            "export failed: transport error: bad cert"
+        );
+        assert_eq!(super::once_each("a: b: a"), "a: b: a");
     }
 }

@@ -206,7 +206,7 @@ fn tls_error(from: &Sourced<PathBuf>, problem: String, source: Option<std::io::E
 
 /// A few words on what a failed TLS handshake means, from the error's text (the grpc
 /// exporter hands over only text): `None` when it is not a TLS problem.
-pub(crate) fn explain(error: &str) -> Option<&'static str> {
+pub(crate) fn explain(error: &str, tls: bool) -> Option<&'static str> {
     let has = |s: &str| error.contains(s);
     if has("invalid peer certificate") {
         return Some(if has("UnknownIssuer") || has("BadSignature") {
@@ -232,18 +232,34 @@ pub(crate) fn explain(error: &str) -> Option<&'static str> {
     // certificate: a collector that refuses it sends its alert and closes, and a client already
     // writing its request often sees the closed connection instead of the alert (grpc: "stream
     // closed because of a broken pipe"). Without TLS the same words mean a collector that hung
-    // up, hence the "if".
+    // up: no explanation then.
     let lower = error.to_ascii_lowercase();
-    if lower.contains("broken pipe") || lower.contains("connection reset") {
+    if tls && (lower.contains("broken pipe") || lower.contains("connection reset")) {
         return Some(
-            "the collector closed the connection as the request was sent: if the endpoint uses \
-             TLS, it may require a client certificate (mutual TLS: \
-             OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY) or not \
-             trust the one sent",
+            "TLS: the collector closed the connection as the request was sent; it may require \
+             a client certificate (mutual TLS: OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and \
+             OTEL_EXPORTER_OTLP_CLIENT_KEY) or not trust the one sent",
         );
     }
     if has("InvalidContentType") || has("corrupt message") {
         return Some("TLS problem: the endpoint does not speak TLS (use http:// for a plain one)");
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::explain;
+
+    #[test]
+    fn handshake_failures_are_named_and_a_plain_hang_up_is_not_blamed_on_tls() {
+        let unknown = "client error (Connect): invalid peer certificate: UnknownIssuer";
+        assert!(explain(unknown, true).is_some_and(|w| w.contains("not signed by a trusted CA")));
+        let refused = "connection error: received fatal alert: CertificateRequired";
+        assert!(explain(refused, true).is_some_and(|w| w.contains("client certificate")));
+        let closed = "transport error: stream closed because of a broken pipe";
+        assert!(explain(closed, true).is_some_and(|w| w.contains("client certificate")));
+        assert_eq!(explain(closed, false), None);
+        assert_eq!(explain("tcp connect error: Connection refused", true), None);
+    }
 }
