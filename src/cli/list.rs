@@ -4,6 +4,7 @@
 use super::args::TracesArgs;
 use super::input::{self, Tally};
 use super::style::{self, Paint, Style};
+use super::text;
 use super::Failure;
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -215,14 +216,14 @@ fn summaries(inputs: &[input::Input]) -> Result<(Vec<Summary>, Tally), Failure> 
 fn root_text(t: &Summary) -> (String, String) {
     match &t.root {
         Some(root) => {
-            let mut name = style::clean(&root.name).into_owned();
+            let mut name = text::escaped(&root.name).into_owned();
             if let Some(parent) = root.parent {
                 name.push_str(&format!(" (parent {parent} not in these files)"));
             }
-            let mut component = style::clean(&root.component).into_owned();
+            let mut component = text::escaped(&root.component).into_owned();
             if let Some(service) = &root.service {
                 if t.services.len() > 1 || service != &root.component {
-                    component = format!("{}/{}", style::clean(service), component);
+                    component = format!("{}/{}", text::escaped(service), component);
                 }
             }
             (name, component)

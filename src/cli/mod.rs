@@ -10,13 +10,20 @@
 //! - `tree.rs`: `unitel logs --trace`, the trace as a tree of spans with their log lines;
 //! - `list.rs`: `unitel traces`, one line per trace;
 //! - `follow.rs`: `unitel logs --follow`, new records as the files grow and rotate;
-//! - `style.rs`: colour, durations, times, values.
+//! - `style.rs`: colour, durations, times, values;
+//! - `src/format/text.rs`, the library's own file compiled in here too: escaping text for a
+//!   terminal, so a record reads the same here as on the console (no forged fields, no
+//!   invisible characters). It uses nothing else of the crate.
 
 mod args;
 mod follow;
 mod input;
 mod list;
 mod style;
+// What the console does not use of it is not dead there, nor is what this tool leaves.
+#[allow(dead_code)]
+#[path = "../format/text.rs"]
+mod text;
 mod tree;
 
 use std::io::Write;

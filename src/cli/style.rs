@@ -1,6 +1,7 @@
 //! How things look: colour on a terminal (plain text otherwise), durations, times, values.
 
 use super::args::ColorChoice;
+use super::text;
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::io::IsTerminal as _;
@@ -114,40 +115,14 @@ pub(crate) fn clock(t: SystemTime) -> String {
     })
 }
 
-/// A value as `key=value` text: strings bare unless they hold spaces, quotes or are empty.
+/// A value as the value of `key=value` text: strings bare when they are simple tokens, else
+/// quoted and escaped; numbers and booleans as they are; lists and objects as quoted JSON.
+/// The console writes fields the same way (`text::write_token`).
 pub(crate) fn value(out: &mut String, value: &Value) {
     match value {
-        Value::String(s)
-            if !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c == '"' || c == '=') =>
-        {
-            out.push_str(&clean(s))
-        }
-        Value::String(s) => {
-            let _ = write!(out, "{:?}", clean(s).as_ref());
-        }
-        other => out.push_str(&clean(&other.to_string())),
+        Value::String(s) => text::write_token(out, s),
+        other => text::write_token(out, &other.to_string()),
     }
-}
-
-/// Text made safe for a terminal: control characters (escape sequences a log line may carry)
-/// become `\u{..}` escapes, so no record can move the cursor or recolour the screen.
-pub(crate) fn clean(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return text.into();
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.into()
 }
 
 #[cfg(test)]
@@ -165,7 +140,7 @@ mod tests {
 
     #[test]
     fn control_characters_never_reach_the_terminal() {
-        assert_eq!(clean("a\x1b[2Jb\nc"), "a\\u{1b}[2Jb\\nc");
+        assert_eq!(text::escaped("a\x1b[2Jb\nc"), "a\\u{1b}[2Jb\\nc");
         let mut out = String::new();
         value(&mut out, &Value::String("two words".into()));
         out.push(' ');

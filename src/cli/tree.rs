@@ -4,6 +4,7 @@
 use super::args::LogsArgs;
 use super::input::{self, Input, Position, Tally};
 use super::style::{self, Paint, Style};
+use super::text;
 use super::Failure;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Write as _;
@@ -238,7 +239,7 @@ pub(crate) fn record_line(record: &Record, span_name: Option<&str>, style: Style
     };
     let mut out = String::new();
     if let Some(service) = record.service() {
-        style.paint(&mut out, Paint::Cyan, &style::clean(service));
+        style.paint(&mut out, Paint::Cyan, &text::escaped(service));
         out.push_str("  ");
     }
     match record {
@@ -505,9 +506,9 @@ impl Tree<'_> {
 
     fn span_line(&self, out: &mut String, span: &SpanRecord) {
         let style = self.style;
-        style.paint(out, Paint::Bold, &style::clean(&span.name));
+        style.paint(out, Paint::Bold, &text::escaped(&span.name));
         out.push_str("  ");
-        let mut about = style::clean(&span.component).into_owned();
+        let mut about = text::escaped(&span.component).into_owned();
         let kind = match span.kind {
             SpanKind::Server => Some("server"),
             SpanKind::Client => Some("client"),
@@ -529,28 +530,28 @@ impl Tree<'_> {
             }
             Status::Error { description } => {
                 out.push_str("  ");
-                let text = if description.is_empty() {
+                let label = if description.is_empty() {
                     "error".to_owned()
                 } else {
-                    format!("error: {}", style::clean(description))
+                    format!("error: {}", text::escaped(description))
                 };
-                style.paint(out, Paint::BoldRed, &text);
+                style.paint(out, Paint::BoldRed, &label);
             }
             Status::Unset => {}
         }
         let attrs = key_attributes(span);
         if !attrs.is_empty() {
             out.push_str("  ");
-            let mut text = String::new();
+            let mut line = String::new();
             for (i, (key, value)) in attrs.iter().enumerate() {
                 if i > 0 {
-                    text.push(' ');
+                    line.push(' ');
                 }
-                text.push_str(&style::clean(key));
-                text.push('=');
-                style::value(&mut text, value);
+                text::write_token(&mut line, key);
+                line.push('=');
+                style::value(&mut line, value);
             }
-            style.paint(out, Paint::Dim, &text);
+            style.paint(out, Paint::Dim, &line);
         }
         let missing = span
             .parent_span_id
@@ -572,27 +573,31 @@ impl Tree<'_> {
         out.push(' ');
         style.level(out, log.level);
         out.push(' ');
-        out.push_str(&style::clean(&log.message));
+        text::write_message(out, &log.message);
         if !log.fields.is_empty() {
-            let mut text = String::new();
+            let mut line = String::new();
             for (key, value) in &log.fields {
-                text.push(' ');
-                text.push_str(&style::clean(key));
-                text.push('=');
-                style::value(&mut text, value);
+                line.push(' ');
+                text::write_token(&mut line, key);
+                line.push('=');
+                style::value(&mut line, value);
             }
             out.push(' ');
-            style.paint(out, Paint::Dim, &text);
+            style.paint(out, Paint::Dim, &line);
         }
         out.push('\n');
         if let Some(error) = &log.error {
             let lines = std::iter::once(("error: ", &error.message))
                 .chain(error.causes.iter().map(|c| ("caused by: ", c)));
-            for (label, text) in lines {
+            for (label, message) in lines {
                 self.service(out, log.service.as_deref());
                 out.push_str(indent);
                 out.push_str("  ");
-                style.paint(out, Paint::Red, &format!("{label}{}", style::clean(text)));
+                style.paint(
+                    out,
+                    Paint::Red,
+                    &format!("{label}{}", text::escaped(message)),
+                );
                 out.push('\n');
             }
         }

@@ -1,5 +1,7 @@
 //! `console` exporters: metrics as text lines on standard output.
 
+use crate::format::text;
+use opentelemetry::Value;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
@@ -20,7 +22,10 @@ impl PushMetricExporter for ConsoleMetrics {
         let mut out = String::new();
         for scope in metrics.scope_metrics() {
             for metric in scope.metrics() {
-                let prefix = format!("metric {}/{}", scope.scope().name(), metric.name());
+                let mut prefix = String::from("metric ");
+                text::write_token_in_braces(&mut prefix, scope.scope().name());
+                prefix.push('/');
+                text::write_token_in_braces(&mut prefix, metric.name());
                 match metric.data() {
                     AggregatedMetrics::F64(d) => write_points(&mut out, &prefix, d),
                     AggregatedMetrics::U64(d) => write_points(&mut out, &prefix, d),
@@ -45,12 +50,26 @@ impl PushMetricExporter for ConsoleMetrics {
     }
 }
 
+/// `k=v,k2=v2`: keys and values bare when they are simple tokens, else quoted and escaped
+/// (`format::text`), so no attribute can end the braces early, pass for another attribute or
+/// put an invisible character on the terminal.
+fn attrs(it: &mut dyn Iterator<Item = &opentelemetry::KeyValue>) -> String {
+    let mut out = String::new();
+    for (i, kv) in it.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        text::write_token_in_braces(&mut out, kv.key.as_str());
+        out.push('=');
+        match &kv.value {
+            Value::String(s) => text::write_token_in_braces(&mut out, s.as_str()),
+            other => text::write_token_in_braces(&mut out, &other.to_string()),
+        }
+    }
+    out
+}
+
 fn write_points<T: Display + Copy>(out: &mut String, prefix: &str, data: &MetricData<T>) {
-    let attrs = |it: &mut dyn Iterator<Item = &opentelemetry::KeyValue>| {
-        it.map(|kv| format!("{}={}", kv.key, kv.value))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
     match data {
         MetricData::Gauge(g) => g.data_points().for_each(|p| {
             let _ = writeln!(
@@ -85,5 +104,28 @@ fn write_points<T: Display + Copy>(out: &mut String, prefix: &str, data: &Metric
                 p.count()
             );
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::KeyValue;
+
+    #[test]
+    fn no_attribute_passes_for_another_or_ends_the_braces() {
+        let kvs = [
+            KeyValue::new("route", "/orders/{id}"),
+            KeyValue::new("status", 200),
+            KeyValue::new("a,b", "x}y=z"),
+            KeyValue::new("evil", "ok,admin=true"),
+            KeyValue::new("hidden", "\u{202e}\n"),
+            KeyValue::new("list", Value::Array(vec![1i64, 2].into())),
+        ];
+        assert_eq!(
+            attrs(&mut kvs.iter()),
+            "route=\"/orders/{id}\",status=200,\"a,b\"=\"x}y=z\",evil=\"ok,admin=true\",\
+             hidden=\"\\u{202e}\\n\",list=\"[1,2]\""
+        );
     }
 }

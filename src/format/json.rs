@@ -1,8 +1,13 @@
 //! JSON writing: string escaping and OpenTelemetry values.
 //!
 //! Every string goes through [`write_str`], which escapes quotes, backslashes and all control
-//! characters, so no message or field can end a record early or forge another one.
+//! characters, so no message or field can end a record early or forge another one; and the
+//! characters a terminal does not show as themselves (C1 controls, bidi and zero-width format
+//! characters, the line and paragraph separators: [`text::is_invisible`]) as `\u202e`, so a
+//! record printed as it is (`tail -f`, the `console` trace exporter) shows them for what they
+//! are. A JSON reader gets the same string back.
 
+use super::text;
 use opentelemetry::{Array, Value};
 use std::fmt::Write;
 
@@ -25,6 +30,21 @@ pub(crate) fn write_escaped(out: &mut String, s: &str) {
             b'\r' => "\\r",
             b'\t' => "\\t",
             0..=0x1f | 0x7f => "",
+            // The first bytes of every invisible character: U+0080..U+00BF (C1 controls, the
+            // soft hyphen), U+0600..U+2FFF (Arabic marks, U+180E, U+200B.., U+2028..),
+            // U+F000..U+FFFF (U+FEFF, U+FFF9..) and beyond U+FFFF (tags, ...). Other text
+            // (accented Latin, Cyrillic, CJK) is copied without a look.
+            0xc2 | 0xd8..=0xe2 | 0xef..=0xf3 => {
+                if let Some(c) = s[i..].chars().next().filter(|c| text::is_invisible(*c)) {
+                    out.push_str(&s[start..i]);
+                    let mut units = [0u16; 2];
+                    for unit in c.encode_utf16(&mut units) {
+                        let _ = write!(out, "\\u{unit:04x}");
+                    }
+                    start = i + c.len_utf8();
+                }
+                continue;
+            }
             _ => continue,
         };
         out.push_str(&s[start..i]);
@@ -77,5 +97,22 @@ fn write_list<T>(out: &mut String, items: &[T], mut each: impl FnMut(&mut String
             out.push(',');
         }
         each(out, item);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invisible_characters_are_escaped_and_read_back_the_same() {
+        let s = "a\u{85}\u{2028}\u{202e}\u{200b}\u{feff}\u{e0041}é→日z";
+        let mut out = String::new();
+        write_str(&mut out, s);
+        assert_eq!(
+            out,
+            "\"a\\u0085\\u2028\\u202e\\u200b\\ufeff\\udb40\\udc41é→日z\""
+        );
+        assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s);
     }
 }

@@ -350,8 +350,12 @@ fn api(root: &Path, facts: &mut Facts) {
             .start();
         facts.set("health", probe.trace_id());
         pause();
-        // A message that would clear the screen if printed as it is.
-        orders.log_info("probe from \x1b[2Jterminal");
+        // A message that would clear the screen if printed as it is, pass for a field and
+        // reverse what follows it; a key that would read as three fields.
+        orders.log_info_with(
+            "probe from \x1b[2Jterminal role=admin \u{202e}txt.exe\u{2028}",
+            &[("a b=c d", "\u{200b}x")],
+        );
         probe.set_status(Status::Ok);
         pause();
     }

@@ -282,6 +282,21 @@ fn control_characters_in_records_never_reach_the_terminal() {
     let out = run.ok();
     assert!(!out.contains("\x1b[2J"), "{run}");
     assert!(out.contains("probe from \\u{1b}[2Jterminal"), "{run}");
+    // Invisible characters are escaped, the message cannot pass for fields and the key that
+    // is not a simple token is quoted: one field, as on the console.
+    for c in ['\u{202e}', '\u{2028}', '\u{200b}'] {
+        assert!(
+            !out.contains(c),
+            "U+{:04X} reached the terminal: {run}",
+            c as u32
+        );
+    }
+    assert!(
+        out.contains(
+            "probe from \\u{1b}[2Jterminal role\\=admin \\u{202e}txt.exe\\u{2028} \x1b[2m \"a b=c d\"=\"\\u{200b}x\""
+        ),
+        "{run}"
+    );
 }
 
 // 2. Prefixes.

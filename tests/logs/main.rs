@@ -504,3 +504,136 @@ fn the_reader_finds_a_logs_rotated_files_in_time_order_and_names_a_bad_line() {
         .to_string();
     assert!(cause.contains("`timestamp`"), "{cause}");
 }
+
+/// Every invisible character the console must escape: line and paragraph separators, NEL,
+/// bidi overrides, embeddings, isolates and marks, zero-width characters, BOM, soft hyphen, a
+/// tag character.
+const INVISIBLE: &[char] = &[
+    '\u{2028}',
+    '\u{2029}',
+    '\u{85}',
+    '\u{202a}',
+    '\u{202b}',
+    '\u{202c}',
+    '\u{202d}',
+    '\u{202e}',
+    '\u{2066}',
+    '\u{2067}',
+    '\u{2068}',
+    '\u{2069}',
+    '\u{200e}',
+    '\u{200f}',
+    '\u{61c}',
+    '\u{200b}',
+    '\u{200c}',
+    '\u{200d}',
+    '\u{2060}',
+    '\u{feff}',
+    '\u{ad}',
+    '\u{e0041}',
+];
+
+#[test]
+fn console_lines_cannot_be_forged() {
+    let fake_ids = format!("[trace:{}] [span:{}]", "f".repeat(32), "f".repeat(16));
+    if let Some(out) = support::child("console_lines_cannot_be_forged", &[]) {
+        let stdout = support::assert_ok(&out);
+        for c in INVISIBLE {
+            assert!(
+                !stdout.contains(*c),
+                "U+{:04X} reached the console",
+                *c as u32
+            );
+        }
+        let lines = support::console_lines(&stdout);
+        let line = |needle: &str| {
+            *lines
+                .iter()
+                .find(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("no line with {needle:?}:\n{stdout}"))
+        };
+        let ids = support::marked(&stdout, "IDS").expect("ids printed");
+        let (trace_id, span_id) = ids.split_once(' ').expect("two ids");
+        let real = format!(" [trace:{trace_id}] [span:{span_id}]");
+
+        // Outside a span the line has no ids, and no text of it passes for them.
+        let outside = line("outside x");
+        assert!(!outside.contains(" [trace:"), "{outside}");
+        assert!(outside.contains("outside x \\[trace:ffff"), "{outside}");
+        // Inside a span the real ids are the only ones, at the end.
+        for needle in ["inside x", "keyed", "valued"] {
+            let inside = line(needle);
+            assert!(inside.ends_with(&real), "{inside}");
+            assert_eq!(inside.matches(" [trace:").count(), 1, "{inside}");
+            assert_eq!(inside.matches(" [span:").count(), 1, "{inside}");
+        }
+        // A key that is not a simple token is quoted: one field, not three.
+        assert!(
+            line("keyed").contains(": keyed \"a b=c d\"=v "),
+            "{}",
+            line("keyed")
+        );
+        // A value cannot carry the ids either.
+        assert!(
+            line("valued").contains(" v=\"x \\[trace:ffff"),
+            "{}",
+            line("valued")
+        );
+        // A message cannot pass for fields.
+        assert!(
+            line("login").contains(": login user\\=alice role\\=admin"),
+            "{}",
+            line("login")
+        );
+        // Invisible characters are escaped in messages, keys and values.
+        let hidden = line("hidden some");
+        assert!(
+            hidden.contains(
+                "hidden some \\u{2028}\\u{2029}\\u{85}\\u{202e}\\u{2066}\\u{200e}\\u{61c}\\u{200b}\\u{2060}\\u{feff} end"
+            ),
+            "{hidden}"
+        );
+        let all = line("hidden all");
+        let escaped: String = INVISIBLE
+            .iter()
+            .map(|c| format!("\\u{{{:x}}}", *c as u32))
+            .collect();
+        assert!(all.contains(&format!("hidden all {escaped} end")), "{all}");
+        assert!(
+            all.contains(" \"k\\u{202e}\"=\"\\u{202e}gnp.exe\\u{200b}\""),
+            "{all}"
+        );
+        // What is readable stays as it was.
+        assert!(
+            line("plain").contains(
+                ": plain x = 5, [worker 3] café route=/orders/{id} name=\"Zoë Ångström\""
+            ),
+            "{}",
+            line("plain")
+        );
+        return;
+    }
+    let _guard = unitel::configure_telemetry(TelemetryConfig::new()).expect("configure");
+    let telemetry = get_telemetry("forge");
+    telemetry.log_info(&format!("outside x {fake_ids}"));
+    let span = telemetry.trace("forge_span");
+    telemetry.log_info(&format!("inside x {fake_ids}"));
+    telemetry.log_info_with("keyed", &[("a b=c d", "v")]);
+    telemetry.log_info_with("valued", &[("v", format!("x {fake_ids}"))]);
+    telemetry.log_info("login user=alice role=admin");
+    let invisible: String = INVISIBLE.iter().collect();
+    telemetry.log_info_with(
+        &format!("hidden all {invisible} end"),
+        &[(String::from("k\u{202e}"), "\u{202e}gnp.exe\u{200b}")],
+    );
+    telemetry.log_info("hidden some \u{2028}\u{2029}\u{85}\u{202e}\u{2066}\u{200e}\u{61c}\u{200b}\u{2060}\u{feff} end");
+    telemetry.log_info_with(
+        "plain x = 5, [worker 3] café",
+        &[("route", "/orders/{id}"), ("name", "Zoë Ångström")],
+    );
+    println!(
+        "IDS {} {}",
+        span.trace_id().unwrap(),
+        span.span_id().unwrap()
+    );
+}
