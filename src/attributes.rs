@@ -233,12 +233,79 @@ impl Attributes for &Vec<KeyValue> {
     }
 }
 
-/// Collects attributes into a vector (on the stack for up to four).
+/// Collects attributes into a vector (on the stack for up to four), each key once: a key
+/// given twice keeps its first place and its last value ([`dedup_keys`]).
 #[inline]
 pub(crate) fn collect(attrs: &(impl Attributes + ?Sized)) -> SmallVec<[KeyValue; 4]> {
     let mut out = AttrVec::new();
     attrs.extend_into(&mut out);
+    let kept = dedup_keys(&mut out);
+    out.truncate(kept);
     out
+}
+
+/// One bit of 64 for `key`, from its length and last byte. Keys with different bits differ,
+/// so a list whose keys all have different bits has no key twice: the common case is told
+/// without comparing a single key.
+#[inline]
+pub(crate) fn key_bit(key: &str) -> u64 {
+    let last = key.as_bytes().last().copied().unwrap_or(0);
+    1 << ((key.len() + usize::from(last)) & 63)
+}
+
+/// Whether a key may be in `attrs` twice (never false when one is; rarely true when none is).
+#[inline]
+pub(crate) fn may_repeat_keys(attrs: &[KeyValue]) -> bool {
+    let mut bits = 0u64;
+    for kv in attrs {
+        let bit = key_bit(kv.key.as_str());
+        if bits & bit != 0 {
+            return true;
+        }
+        bits |= bit;
+    }
+    false
+}
+
+/// Keeps each key of `attrs` once, in its first place, with its last value (the last one
+/// wins, as OpenTelemetry says of attributes). The kept attributes are moved to the front;
+/// returns how many there are, for the caller to truncate to. No allocation; without a key
+/// given twice, one pass over the keys' lengths and last bytes.
+pub(crate) fn dedup_keys(attrs: &mut [KeyValue]) -> usize {
+    if !may_repeat_keys(attrs) {
+        return attrs.len();
+    }
+    let mut kept = 0;
+    for i in 0..attrs.len() {
+        let key = attrs[i].key.as_str();
+        match attrs[..kept].iter().position(|kv| kv.key.as_str() == key) {
+            Some(first) => {
+                let value = std::mem::replace(&mut attrs[i].value, Value::Bool(false));
+                attrs[first].value = value;
+            }
+            None => {
+                attrs.swap(kept, i);
+                kept += 1;
+            }
+        }
+    }
+    kept
+}
+
+/// For a list that may hold a key twice ([`may_repeat_keys`]) and is written as it is (a span's
+/// attributes in a span record): the value to write at `attrs[i]`, the last one given for its
+/// key, or `None` when its key came earlier and was written there.
+pub(crate) fn last_value(attrs: &[KeyValue], i: usize) -> Option<&Value> {
+    let key = attrs[i].key.as_str();
+    if attrs[..i].iter().any(|kv| kv.key.as_str() == key) {
+        return None;
+    }
+    let last = attrs[i + 1..]
+        .iter()
+        .rev()
+        .find(|kv| kv.key.as_str() == key)
+        .unwrap_or(&attrs[i]);
+    Some(&last.value)
 }
 
 /// `&str` attribute values of any lifetime, without an allocation per use for the ones that
@@ -328,6 +395,35 @@ mod borrowed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_given_twice_keeps_its_first_place_and_last_value() {
+        let kv = |k: &'static str, v: i64| KeyValue::new(k, v);
+        let mut attrs = vec![kv("a", 1), kv("b", 2), kv("a", 3), kv("c", 4), kv("b", 5)];
+        assert!(may_repeat_keys(&attrs));
+        let written: Vec<(usize, &Value)> = (0..attrs.len())
+            .filter_map(|i| Some((i, last_value(&attrs, i)?)))
+            .collect();
+        assert_eq!(
+            written,
+            [
+                (0, &Value::I64(3)),
+                (1, &Value::I64(5)),
+                (3, &Value::I64(4))
+            ]
+        );
+        let kept = dedup_keys(&mut attrs);
+        attrs.truncate(kept);
+        assert_eq!(attrs, [kv("a", 3), kv("b", 5), kv("c", 4)]);
+        // Different keys, even of one bit, are all kept, in their order.
+        let mut distinct = vec![kv("ab", 1), kv("cb", 2), kv("x", 3)];
+        assert_eq!(key_bit("ab"), key_bit("cb"));
+        assert_eq!(dedup_keys(&mut distinct), 3);
+        assert_eq!(distinct, [kv("ab", 1), kv("cb", 2), kv("x", 3)]);
+        assert!(!may_repeat_keys(&[kv("status", 1), kv("route", 2)]));
+        let collected = collect(&&[("k", 1), ("k", 2)]);
+        assert_eq!(collected.as_slice(), [kv("k", 2)]);
+    }
 
     #[test]
     fn repeated_literals_are_shared_after_their_second_use() {

@@ -2,6 +2,7 @@
 //! `log_*` calls and `tracing` events both become a [`LogEvent`] plus a [`Scratch`] holding its
 //! message, fields and error chain.
 
+use crate::attributes::key_bit;
 use crate::spans::Ids;
 use opentelemetry::Value;
 use std::cell::RefCell;
@@ -41,6 +42,9 @@ pub(crate) struct Scratch {
     pub(crate) error_chain: Vec<Range<usize>>,
     /// Output buffer for the formatters.
     pub(crate) out: String,
+    /// A bit per key in `fields` ([`key_bit`]): a key whose bit is clear is new, so a field is
+    /// added without comparing keys unless its bit was taken.
+    key_bits: u64,
 }
 
 impl Scratch {
@@ -50,6 +54,7 @@ impl Scratch {
         self.fields.clear();
         self.error_chain.clear();
         self.out.clear();
+        self.key_bits = 0;
     }
 
     fn push_text(&mut self, s: &str) -> Range<usize> {
@@ -64,21 +69,43 @@ impl Scratch {
         start..self.text.len()
     }
 
+    /// Adds a field whose key is `text[key]`. A key given twice keeps its first place and
+    /// takes the last value, in every output (the last one wins, as OpenTelemetry says of
+    /// attributes); the one comparison of keys is skipped while [`key_bit`]s differ.
+    pub(crate) fn push_field(&mut self, key: Range<usize>, value: FieldValue) {
+        let Scratch {
+            text,
+            fields,
+            key_bits,
+            ..
+        } = self;
+        let name = &text[key.clone()];
+        let bit = key_bit(name);
+        if *key_bits & bit != 0 {
+            if let Some(field) = fields.iter_mut().find(|(k, _)| text[k.clone()] == *name) {
+                field.1 = value;
+                return;
+            }
+        }
+        *key_bits |= bit;
+        fields.push((key, value));
+    }
+
     pub(crate) fn field_str(&mut self, key: &str, value: &str) {
         let k = self.push_text(key);
         let v = self.push_text(value);
-        self.fields.push((k, FieldValue::Str(v)));
+        self.push_field(k, FieldValue::Str(v));
     }
 
     pub(crate) fn field_debug(&mut self, key: &str, value: &dyn std::fmt::Debug) {
         let k = self.push_text(key);
         let v = self.push_fmt(format_args!("{value:?}"));
-        self.fields.push((k, FieldValue::Str(v)));
+        self.push_field(k, FieldValue::Str(v));
     }
 
     pub(crate) fn field(&mut self, key: &str, value: FieldValue) {
         let k = self.push_text(key);
-        self.fields.push((k, value));
+        self.push_field(k, value);
     }
 
     pub(crate) fn field_value(&mut self, key: &str, value: &Value) {
@@ -90,7 +117,7 @@ impl Scratch {
             other => {
                 let k = self.push_text(key);
                 let v = self.push_fmt(format_args!("{other}"));
-                self.fields.push((k, FieldValue::Str(v)));
+                self.push_field(k, FieldValue::Str(v));
             }
         }
     }
@@ -141,5 +168,50 @@ pub(crate) fn level_str(level: Level) -> &'static str {
         Level::INFO => "INFO",
         Level::WARN => "WARN",
         Level::ERROR => "ERROR",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys_and_values(s: &Scratch) -> Vec<(&str, String)> {
+        s.fields
+            .iter()
+            .map(|(k, v)| {
+                let value = match v {
+                    FieldValue::Str(r) => s.text[r.clone()].to_owned(),
+                    other => format!("{other:?}"),
+                };
+                (&s.text[k.clone()], value)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_key_given_twice_keeps_its_first_place_and_last_value() {
+        let mut s = Scratch::default();
+        s.field_str("a", "1");
+        s.field("b", FieldValue::I64(2));
+        s.field_value("a", &Value::from("3"));
+        s.field_debug("c", &4);
+        s.field("b", FieldValue::Bool(true));
+        assert_eq!(
+            keys_and_values(&s),
+            [
+                ("a", "3".to_owned()),
+                ("b", "Bool(true)".to_owned()),
+                ("c", "4".to_owned())
+            ]
+        );
+        // Different keys with the same bit stay apart; a cleared scratch forgets its keys.
+        let mut s = Scratch::default();
+        for key in ["ab", "cb", "ab"] {
+            s.field_str(key, key);
+        }
+        assert_eq!(keys_and_values(&s).len(), 2);
+        s.clear();
+        s.field_str("ab", "x");
+        assert_eq!(keys_and_values(&s), [("ab", "x".to_owned())]);
     }
 }

@@ -4,6 +4,7 @@
 //! Every string goes through [`json::write_str`], so no message or field can end a record
 //! early or forge another one.
 
+use crate::attributes;
 use crate::event::{level_str, FieldValue, LogEvent, Scratch};
 use crate::format::{self, json, time};
 use crate::spans::TRACING_SCOPE;
@@ -27,6 +28,7 @@ pub(crate) fn write_log(record: &LogEvent<'_>, service: &str, s: &mut Scratch) {
         fields,
         error_chain,
         out,
+        ..
     } = s;
     out.push_str("{\"timestamp\":\"");
     time::write_rfc3339(out, record.time);
@@ -166,15 +168,28 @@ pub(crate) fn write_span(span: &SpanData, service: &str, out: &mut String) {
     out.push_str("]}\n");
 }
 
+/// Writes a span's or event's attributes as one JSON object, each key once: the SDK keeps
+/// every `set_attribute` call, so a key set twice keeps its first place and its last value
+/// (the last one wins, as OpenTelemetry says of attributes).
 fn write_attributes(out: &mut String, attrs: &[opentelemetry::KeyValue]) {
+    let repeats = attributes::may_repeat_keys(attrs);
     out.push('{');
+    let mut first = true;
     for (i, kv) in attrs.iter().enumerate() {
-        if i > 0 {
+        let value = match repeats {
+            false => &kv.value,
+            true => match attributes::last_value(attrs, i) {
+                Some(value) => value,
+                None => continue,
+            },
+        };
+        if !first {
             out.push(',');
         }
+        first = false;
         json::write_str(out, kv.key.as_str());
         out.push(':');
-        json::write_value(out, &kv.value);
+        json::write_value(out, value);
     }
     out.push('}');
 }

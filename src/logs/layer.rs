@@ -206,7 +206,7 @@ impl Visit for Visitor<'_> {
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         let r = self.scratch.push_fmt(format_args!("{value}"));
         let k = self.scratch.push_fmt(format_args!("{}", field.name()));
-        self.scratch.fields.push((k, FieldValue::Str(r)));
+        self.scratch.push_field(k, FieldValue::Str(r));
         if self.scratch.error_chain.is_empty() {
             self.scratch.error(value);
         }

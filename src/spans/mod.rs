@@ -209,7 +209,7 @@ impl SpanBuilder {
 
     /// Starts the span and returns its context, not attached (for instrumentation that polls
     /// futures itself); `None` while telemetry is not running and no parent was given.
-    pub(crate) fn start_context(self) -> Option<Context> {
+    pub(crate) fn start_context(mut self) -> Option<Context> {
         let tracer = match (state::active(), self.component.tracer()) {
             (Some(_), Some(tracer)) => tracer,
             // Not recording: a received context still passes through, so calls made inside
@@ -221,6 +221,9 @@ impl SpanBuilder {
                 }
             }
         };
+        // A key given twice (`attr`, then `attrs`) keeps its last value.
+        let kept = attributes::dedup_keys(&mut self.attributes);
+        self.attributes.truncate(kept);
         let mut builder = opentelemetry::trace::SpanBuilder::from_name(self.name)
             .with_kind(self.kind)
             .with_attributes(self.attributes);

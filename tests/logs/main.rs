@@ -637,3 +637,47 @@ fn console_lines_cannot_be_forged() {
         span.span_id().unwrap()
     );
 }
+
+#[test]
+fn a_field_given_twice_keeps_its_last_value() {
+    let capture = capture();
+    let telemetry = get_telemetry("twice");
+    telemetry.log_info_with("facade twice", &[("a", 1), ("b", 2), ("a", 3)]);
+    tracing::info!(a = 1, b = 2, a = 3, "tracing twice");
+    for message in ["facade twice", "tracing twice"] {
+        let raw = capture
+            .raw_lines()
+            .into_iter()
+            .find(|l| l.contains(message))
+            .expect("logged");
+        assert_eq!(raw.matches("\"a\":").count(), 1, "{raw}");
+        let log = capture.log(message).expect("logged");
+        assert_eq!(log.fields["a"], 3, "{raw}");
+        assert_eq!(log.fields["b"], 2, "{raw}");
+        assert_eq!(
+            log.fields.keys().collect::<Vec<_>>(),
+            ["a", "b"],
+            "the key keeps its first place: {raw}"
+        );
+    }
+}
+
+#[test]
+fn a_field_given_twice_is_shown_once_on_the_console() {
+    if let Some(out) = support::child("a_field_given_twice_is_shown_once_on_the_console", &[]) {
+        let stdout = support::assert_ok(&out);
+        let lines = support::console_lines(&stdout);
+        for message in ["facade twice", "tracing twice"] {
+            let line = lines
+                .iter()
+                .find(|l| l.contains(message))
+                .unwrap_or_else(|| panic!("{message}:\n{stdout}"));
+            assert!(line.ends_with(&format!("{message} a=3 b=2")), "{line}");
+        }
+        return;
+    }
+    let _guard = unitel::configure_telemetry(TelemetryConfig::new()).expect("configure");
+    let telemetry = get_telemetry("twice");
+    telemetry.log_info_with("facade twice", &[("a", 1), ("b", 2), ("a", 3)]);
+    tracing::info!(a = 1, b = 2, a = 3, "tracing twice");
+}

@@ -369,3 +369,76 @@ fn malformed_traceparent_is_rejected_and_counted() {
         Some("0af7651916cd43dd8448eb211c80319c")
     );
 }
+
+#[test]
+fn an_attribute_given_twice_keeps_its_last_value() {
+    let capture = capture();
+    let telemetry = get_telemetry("twice");
+    drop(telemetry.trace_with("at start", &[("a", 1), ("b", 2), ("a", 3)]));
+    drop(
+        telemetry
+            .span("in the builder")
+            .attr("a", 1)
+            .attrs(&[("b", 2), ("a", 3)])
+            .start(),
+    );
+    {
+        let span = telemetry.trace("set live").attr("a", 1);
+        span.set_attribute("b", 2);
+        span.set_attributes(&[("a", 0), ("a", 3)]);
+        span.add_event("event", &[("a", 1), ("b", 2), ("a", 3)]);
+    }
+    {
+        let span = tracing::info_span!("tracing twice", a = tracing::field::Empty, b = 2);
+        span.record("a", 1);
+        span.record("a", 3);
+    }
+
+    // The span records in the JSON log file: one `a`, its last value, in its first place.
+    for line in capture.raw_lines() {
+        let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let name = record["name"].as_str().unwrap_or_default();
+        if !["at start", "in the builder", "set live", "tracing twice"].contains(&name) {
+            continue;
+        }
+        let attributes = line.split("\"attributes\":{").nth(1).expect("attributes");
+        let attributes = attributes.split('}').next().unwrap();
+        assert_eq!(attributes.matches("\"a\":").count(), 1, "{line}");
+        assert_eq!(record["attributes"]["a"], 3, "{line}");
+        assert_eq!(record["attributes"]["b"], 2, "{line}");
+        if name == "set live" {
+            let event = &record["events"][0];
+            assert_eq!(
+                event["attributes"],
+                serde_json::json!({"a": 3, "b": 2}),
+                "{line}"
+            );
+            let event_attributes = line.rsplit("\"attributes\":{").next().unwrap();
+            assert_eq!(event_attributes.matches("\"a\":").count(), 1, "{line}");
+        }
+    }
+    assert_eq!(capture.span_records().len(), 4);
+
+    // What the exporters get, where unitel builds the attributes (the start, the builder, one
+    // `set_attributes` or `add_event` call): each key once, with its last value.
+    for name in ["at start", "in the builder"] {
+        let span = support::span_named(&capture.spans(), name);
+        let keys: Vec<&str> = span.attributes.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(
+            keys.iter().filter(|k| **k == "a").count(),
+            1,
+            "{name}: {keys:?}"
+        );
+        assert_eq!(span.attr("a"), Some(&Value::I64(3)), "{name}");
+    }
+    let live = support::span_named(&capture.spans(), "set live");
+    let (_, event) = &live.events[0];
+    assert_eq!(event.len(), 2, "{event:?}");
+    assert_eq!(
+        event
+            .iter()
+            .find(|kv| kv.key.as_str() == "a")
+            .map(|kv| &kv.value),
+        Some(&Value::I64(3))
+    );
+}
