@@ -292,6 +292,18 @@ pub(crate) fn dedup_keys(attrs: &mut [KeyValue]) -> usize {
     kept
 }
 
+/// A finished span as an exporter or another processor should see it: its attributes and each
+/// event's with every key once, the last value winning. The SDK appends every `set_attribute`
+/// (a span's `.attr()` after it started, a `tracing` span's `record`) without replacing.
+pub(crate) fn dedup_span_keys(span: &mut opentelemetry_sdk::trace::SpanData) {
+    let kept = dedup_keys(&mut span.attributes);
+    span.attributes.truncate(kept);
+    for event in &mut span.events.events {
+        let kept = dedup_keys(&mut event.attributes);
+        event.attributes.truncate(kept);
+    }
+}
+
 /// For a list that may hold a key twice ([`may_repeat_keys`]) and is written as it is (a span's
 /// attributes in a span record): the value to write at `attrs[i]`, the last one given for its
 /// key, or `None` when its key came earlier and was written there.

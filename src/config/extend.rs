@@ -21,7 +21,9 @@ impl SpanProcessor for BoxedSpanProcessor {
     fn on_start(&self, span: &mut Span, cx: &opentelemetry::Context) {
         self.0.on_start(span, cx)
     }
-    fn on_end(&self, span: SpanData) {
+    fn on_end(&self, mut span: SpanData) {
+        // The application's processor sees each attribute key once, as the exporters do.
+        crate::attributes::dedup_span_keys(&mut span);
         self.0.on_end(span)
     }
     fn force_flush(&self) -> OTelSdkResult {

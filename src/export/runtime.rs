@@ -114,8 +114,11 @@ impl<E> OnRuntime<E> {
                 items as u64,
                 &REPORTED[signal as usize],
                 &|| {
-                    let mut message =
-                        format!("exporting {} failed: {}", signal.as_str(), once_each(&err.to_string()));
+                    let mut message = format!(
+                        "exporting {} failed: {}",
+                        signal.as_str(),
+                        once_each(&err.to_string())
+                    );
                     if let Some(cause) = &cause {
                         message.push_str(" (");
                         message.push_str(cause);
@@ -282,8 +285,9 @@ impl<P: SpanProcessor> SpanProcessor for Admission<P> {
         self.inner.on_start(span, cx)
     }
 
-    fn on_end(&self, span: SpanData) {
+    fn on_end(&self, mut span: SpanData) {
         if span.span_context.is_sampled() && self.admit(Signal::Spans) {
+            crate::attributes::dedup_span_keys(&mut span);
             self.inner.on_end(span)
         }
     }

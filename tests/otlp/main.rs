@@ -185,6 +185,104 @@ fn spans_arrive_gzip_compressed_over_http() {
     }
 }
 
+// ----- a key set twice -----
+
+/// Attributes set twice on a live span (`set_attribute`, a `tracing` span's `record`) and in
+/// an event: the SDK appends each; the collector and the application's own processors must see
+/// each key once, with its last value.
+fn emit_twice() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let guard = configure_telemetry(
+        TelemetryConfig::from_env()
+            .with_console(false)
+            .with_span_processor(Recorder(std::sync::Arc::clone(&seen))),
+    )
+    .expect("configure");
+    let telemetry = get_telemetry("twice");
+    {
+        let span = telemetry.trace("set live").attr("a", 1);
+        span.set_attribute("b", 2);
+        span.set_attributes(&[("a", 0), ("a", 3)]);
+        span.add_event("event", &[("a", 1), ("b", 2), ("a", 3)]);
+    }
+    {
+        let span = tracing::info_span!("tracing twice", a = tracing::field::Empty, b = 2);
+        span.record("a", 1);
+        span.record("a", 3);
+    }
+    guard.shutdown().expect("shutdown");
+    for (name, keys) in seen.lock().unwrap().iter() {
+        println!("\nPROCESSOR {name} {}", keys.join(","));
+    }
+}
+
+/// A span processor of the application's own, keeping each span's attribute keys.
+#[derive(Debug)]
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<String>)>>>);
+
+impl unitel::opentelemetry_sdk::trace::SpanProcessor for Recorder {
+    fn on_start(
+        &self,
+        _: &mut unitel::opentelemetry_sdk::trace::Span,
+        _: &unitel::opentelemetry::Context,
+    ) {
+    }
+    fn on_end(&self, span: unitel::opentelemetry_sdk::trace::SpanData) {
+        let keys = span
+            .attributes
+            .iter()
+            .map(|kv| kv.key.to_string())
+            .collect();
+        self.0.lock().unwrap().push((span.name.to_string(), keys));
+    }
+    fn force_flush(&self) -> unitel::opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(
+        &self,
+        _: Duration,
+    ) -> unitel::opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+}
+
+fn check_twice(service: &str, stdout: &str) {
+    let spans = Rotel::get().wait_for(WAIT, |r| {
+        let spans: Vec<_> = r.spans_of(service).into_iter().cloned().collect();
+        (spans.len() >= 2).then_some(spans)
+    });
+    for span in &spans {
+        let a: Vec<_> = span.attrs.iter().filter(|(k, _)| k == "a").collect();
+        assert_eq!(a.len(), 1, "{}: {:?}", span.name, span.attrs);
+        assert_eq!(a[0].1, "Int(3)", "{}", span.name);
+        for (event, attrs) in &span.events {
+            let a: Vec<_> = attrs.iter().filter(|(k, _)| k == "a").collect();
+            assert_eq!(a.len(), 1, "{event}: {attrs:?}");
+            assert_eq!(a[0].1, "Int(3)");
+        }
+    }
+    for name in ["set live", "tracing twice"] {
+        let keys = support::marked(stdout, &format!("PROCESSOR {name}")).expect(name);
+        assert_eq!(
+            keys.split(',').filter(|k| *k == "a").count(),
+            1,
+            "{name}: {keys}"
+        );
+    }
+}
+
+#[test]
+fn an_attribute_set_twice_reaches_the_collector_once() {
+    match run(
+        "an_attribute_set_twice_reaches_the_collector_once",
+        "http/protobuf",
+        &[],
+    ) {
+        Some((service, stdout)) => check_twice(&service, &stdout),
+        None => emit_twice(),
+    }
+}
+
 // ----- metrics -----
 
 fn emit_metrics() {
