@@ -681,3 +681,35 @@ fn a_field_given_twice_is_shown_once_on_the_console() {
     telemetry.log_info_with("facade twice", &[("a", 1), ("b", 2), ("a", 3)]);
     tracing::info!(a = 1, b = 2, a = 3, "tracing twice");
 }
+
+#[test]
+fn an_error_field_is_shown_once_with_its_causes() {
+    if let Some(out) = support::child("an_error_field_is_shown_once_with_its_causes", &[]) {
+        let stdout = support::assert_ok(&out);
+        let line = support::console_lines(&stdout)
+            .into_iter()
+            .find(|l| l.contains("charge failed"))
+            .unwrap_or_else(|| panic!("{stdout}"));
+        assert_eq!(line.matches(" error=").count(), 1, "{line}");
+        assert!(
+            line.ends_with(r#"charge failed error="card declined: gateway timeout""#),
+            "{line}"
+        );
+        return;
+    }
+    #[derive(Debug)]
+    struct Declined(std::io::Error);
+    impl std::fmt::Display for Declined {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("card declined")
+        }
+    }
+    impl std::error::Error for Declined {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    let _guard = unitel::configure_telemetry(TelemetryConfig::new()).expect("configure");
+    let err = Declined(std::io::Error::other("gateway timeout"));
+    tracing::error!(error = &err as &dyn std::error::Error, "charge failed");
+}
