@@ -2,7 +2,7 @@
 //! unset, enum values are case-insensitive, and an invalid value is a start-up error that names
 //! the variable and what it accepts. Every `OTEL_*` variable the crate reads is read here.
 
-use super::endpoint::{redact, Endpoint};
+use super::endpoint::{percent_decode, redact, Endpoint};
 use super::export::{check_header, shown_name, Sourced};
 use super::export::{
     BatchSettings, ExportSettings, Exporter, OtlpCompression, OtlpProtocol, OtlpSettings,
@@ -108,23 +108,6 @@ fn parse_resource_attributes(value: &str) -> Result<Vec<KeyValue>, Error> {
         out.push(KeyValue::new(key.to_owned(), val));
     }
     Ok(out)
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Reads the export variables through `get` (empty values already removed).

@@ -216,9 +216,12 @@ fn emit_twice() {
     }
 }
 
+/// Each finished span's name and attribute keys, in order.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<String>)>>>;
+
 /// A span processor of the application's own, keeping each span's attribute keys.
 #[derive(Debug)]
-struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<String>)>>>);
+struct Recorder(Seen);
 
 impl unitel::opentelemetry_sdk::trace::SpanProcessor for Recorder {
     fn on_start(
