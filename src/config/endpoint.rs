@@ -37,6 +37,8 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
+// Without the `otlp` feature, endpoints are only checked (an env value is still validated).
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
 impl Endpoint {
     /// Parses `raw` (surrounding whitespace ignored). The error is what would be accepted.
     pub(crate) fn parse(raw: &str) -> Result<Endpoint, &'static str> {
@@ -129,6 +131,7 @@ impl Endpoint {
     }
 
     /// The `Authorization: Basic` value for the credentials, if any.
+    #[cfg(feature = "otlp")]
     pub(crate) fn basic_auth(&self) -> Option<String> {
         use base64::Engine as _;
         let (user, password) = self.credentials.as_ref()?;
@@ -245,6 +248,7 @@ mod tests {
             Some(("alice".to_owned(), "p@ss/w?rd".to_owned()))
         );
         assert_eq!(e.display(), "https://<redacted>@collector.example:4318/v1");
+        #[cfg(feature = "otlp")]
         assert_eq!(
             e.basic_auth().as_deref(),
             Some("Basic YWxpY2U6cEBzcy93P3Jk")

@@ -6,14 +6,18 @@ mod export;
 mod extend;
 mod sampler;
 
-pub(crate) use self::endpoint::{redact, Endpoint, Scheme};
-pub(crate) use self::export::{check_header, shown_name, ExportSettings, Sourced};
+pub(crate) use self::export::ExportSettings;
 pub use self::export::{
     BatchSettings, Exporter, OtlpCompression, OtlpProtocol, OtlpSettings, Propagator,
 };
 pub(crate) use self::extend::{BoxedSpanProcessor, SharedMetricReader};
 pub use self::sampler::Sampler;
 pub(crate) use self::sampler::SAMPLER_NAMES;
+#[cfg(feature = "otlp")]
+pub(crate) use self::{
+    endpoint::{redact, Endpoint, Scheme},
+    export::{check_header, shown_name, Sourced},
+};
 
 use crate::state::JsonSinks;
 use opentelemetry::KeyValue;

@@ -16,15 +16,6 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A service name no other test run uses.
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!("{name}-{}-{nanos}", std::process::id())
-}
-
 /// Runs test `name` in a child with the OTLP variables for `protocol` pointing at rotel.
 /// Returns the service name the child used, or `None` in the child.
 fn run(name: &str, protocol: &str, extra: &[(&str, &str)]) -> Option<(String, String)> {
@@ -36,7 +27,7 @@ fn run(name: &str, protocol: &str, extra: &[(&str, &str)]) -> Option<(String, St
         "grpc" => format!("http://{}", rotel.grpc),
         _ => format!("http://{}", rotel.http),
     };
-    let service = unique(name);
+    let service = support::unique(name);
     let mut env = vec![
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
@@ -600,7 +591,7 @@ fn per_signal_endpoint_and_exporter_selection_are_honoured() {
     ];
     let name = "per_signal_endpoint_and_exporter_selection_are_honoured";
     if std::env::var("UNITEL_CHILD").as_deref() != Ok(name) {
-        let service = unique(name);
+        let service = support::unique(name);
         let env: Vec<(&str, &str)> = [
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9"),
             ("OTEL_SERVICE_NAME", service.as_str()),
@@ -894,7 +885,7 @@ fn a_full_queue_drops_and_counts_instead_of_blocking() {
 fn the_quickstart_exports_to_the_collector_named_by_the_environment() {
     let bin = support::example_binary();
     let rotel = Rotel::get();
-    let run_id = unique("quickstart");
+    let run_id = support::unique("quickstart");
     let dir = tempfile::tempdir().expect("tempdir");
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let out = std::process::Command::new(bin)

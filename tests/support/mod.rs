@@ -44,6 +44,15 @@ pub fn in_parent(name: &str, env: &[(&str, &str)]) -> bool {
     run_child(name, env).is_some()
 }
 
+/// A service name no other test run uses (the collector's output is shared by all tests).
+pub fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{name}-{}-{nanos}", std::process::id())
+}
+
 /// The trace id the quickstart names at the end of its output (`trace <32 hex> ...`).
 pub fn quickstart_trace_id(stdout: &str) -> Option<String> {
     stdout.lines().find_map(|l| {

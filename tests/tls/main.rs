@@ -43,15 +43,6 @@ const UNTRUSTED: &str =
 const REFUSED: &str = "it may require a client certificate (mutual TLS: \
      OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY)";
 
-/// A service name no other test run uses.
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!("{name}-{}-{nanos}", std::process::id())
-}
-
 fn path(p: &Path) -> String {
     p.display().to_string()
 }
@@ -121,7 +112,7 @@ fn run(name: &str, env: &[(&'static str, String)]) -> Option<(String, Output)> {
     if std::env::var("UNITEL_CHILD").as_deref() == Ok(name) {
         return None;
     }
-    let service = unique(name);
+    let service = support::unique(name);
     let mut all: Vec<(&str, &str)> = vec![
         ("OTEL_SERVICE_NAME", service.as_str()),
         ("OTEL_BSP_SCHEDULE_DELAY", "50"),
@@ -297,248 +288,227 @@ fn assert_nothing_arrived(service: &str, signals: &[Signal]) {
     }
 }
 
-// ----- delivery with a private CA -----
+// ----- the cases that export -----
 
-#[test]
-fn http_protobuf_over_tls_delivers_with_a_private_ca() {
-    let f = Fixture::proxied();
-    let endpoint = format!("https://127.0.0.1:{}", f.proxy().https);
-    let env = f.otlp(endpoint, "http/protobuf", &f.pki.ca);
-    match run("http_protobuf_over_tls_delivers_with_a_private_ca", &env) {
-        Some((service, out)) => assert_delivered(&service, &out),
-        None => emit(),
-    }
-}
-
-#[test]
-fn http_json_over_tls_delivers_to_a_host_name() {
-    // `localhost`: the certificate's DNS name, not its IP address.
-    let f = Fixture::proxied();
-    let endpoint = format!("https://localhost:{}", f.proxy().https);
-    let env = f.otlp(endpoint, "http/json", &f.pki.ca);
-    match run("http_json_over_tls_delivers_to_a_host_name", &env) {
-        Some((service, out)) => delivered(&service, &out, None),
-        None => emit(),
-    }
-}
-
-#[test]
-fn grpc_over_tls_delivers_with_a_private_ca() {
-    let f = Fixture::proxied();
-    let endpoint = format!("https://127.0.0.1:{}", f.proxy().grpcs);
-    let env = f.otlp(endpoint, "grpc", &f.pki.ca);
-    match run("grpc_over_tls_delivers_with_a_private_ca", &env) {
-        Some((service, out)) => assert_delivered(&service, &out),
-        None => emit(),
-    }
-}
-
-#[test]
-fn an_upper_case_https_scheme_is_accepted() {
-    let f = Fixture::proxied();
-    let endpoint = format!("HTTPS://127.0.0.1:{}", f.proxy().https);
-    let env = f.otlp(endpoint, "http/protobuf", &f.pki.ca);
-    match run("an_upper_case_https_scheme_is_accepted", &env) {
-        Some((service, out)) => assert_delivered(&service, &out),
-        None => emit(),
-    }
-}
-
-#[test]
-fn a_scheme_less_grpc_endpoint_uses_tls() {
-    let f = Fixture::proxied();
-    let endpoint = format!("127.0.0.1:{}", f.proxy().grpcs);
-    let env = f.otlp(endpoint, "grpc", &f.pki.ca);
-    match run("a_scheme_less_grpc_endpoint_uses_tls", &env) {
-        Some((service, out)) => assert_delivered(&service, &out),
-        None => emit(),
-    }
-}
-
-#[test]
-fn a_scheme_less_grpc_endpoint_is_plain_when_insecure() {
-    // Straight to rotel's plain grpc port.
-    let env = [
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", Rotel::get().grpc.clone()),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
-        ("OTEL_EXPORTER_OTLP_INSECURE", "true".to_owned()),
-    ];
-    match run("a_scheme_less_grpc_endpoint_is_plain_when_insecure", &env) {
-        Some((service, out)) => assert_delivered(&service, &out),
-        None => emit(),
-    }
-}
-
-#[test]
-fn the_builders_certificate_is_used_and_the_environments_is_not() {
-    // The environment names the wrong CA: `TelemetryConfig::new()` must not read it.
-    let f = Fixture::proxied();
-    let env = [
-        ("UNITEL_TLS_BUILDER", "1".to_owned()),
-        (
-            "UNITEL_TLS_ENDPOINT",
-            format!("https://127.0.0.1:{}", f.proxy().https),
-        ),
-        ("UNITEL_TLS_PROTOCOL", "http/protobuf".to_owned()),
-        ("UNITEL_TLS_CA", path(&f.pki.ca)),
-        ("OTEL_EXPORTER_OTLP_CERTIFICATE", path(&f.pki.wrong_ca)),
-    ];
-    match run(
-        "the_builders_certificate_is_used_and_the_environments_is_not",
-        &env,
-    ) {
-        Some((service, out)) => assert_delivered(&service, &out),
-        None => emit(),
-    }
-}
-
-#[test]
-fn a_per_signal_certificate_wins_over_the_generic_one() {
-    // The generic CA is the wrong one; traces have the right one: spans arrive, logs fail.
-    let f = Fixture::proxied();
-    let endpoint = format!("https://127.0.0.1:{}", f.proxy().https);
-    let mut env = f.otlp(endpoint, "http/protobuf", &f.pki.wrong_ca);
-    env.push(("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", path(&f.pki.ca)));
-    let Some((service, out)) = run("a_per_signal_certificate_wins_over_the_generic_one", &env)
-    else {
-        return emit();
+/// One exporting test: in the child, [`emit`] (no stunnel, no certificates made); in the
+/// parent, a fixture with stunnel, the child run with the variables `env` gives, and `check`
+/// on the service name and the child's output.
+macro_rules! exporting {
+    ($name:ident, $env:expr, $check:expr) => {
+        #[test]
+        fn $name() {
+            if std::env::var("UNITEL_CHILD").as_deref() == Ok(stringify!($name)) {
+                return emit();
+            }
+            let f = Fixture::proxied();
+            let env: Vec<(&'static str, String)> = ($env)(&f);
+            let (service, out) = run(stringify!($name), &env).expect("parent");
+            ($check)(&f, service.as_str(), &out);
+        }
     };
-    let report = Report::of(&out);
-    assert_eq!(report.spans_dropped, 0, "{report:#?}");
-    assert!(report.logs_dropped >= 1, "{report:#?}");
-    let logs = report.failure("logs").expect("a report on logs");
-    assert!(logs.contains(UNTRUSTED), "{logs}");
-    assert!(report.failure("spans").is_none(), "{}", report.stderr);
-    Rotel::get().wait_for(WAIT, |r| {
-        r.spans_of(&service)
-            .iter()
-            .any(|s| s.name == "sealed_span")
-            .then_some(())
-    });
-    assert_nothing_arrived(&service, &[Signal::Logs]);
 }
 
-// ----- a wrong CA -----
-
-#[test]
-fn a_wrong_ca_fails_as_a_certificate_problem_over_http() {
-    let f = Fixture::proxied();
-    let endpoint = format!("https://127.0.0.1:{}", f.proxy().https);
-    let env = f.otlp(endpoint, "http/protobuf", &f.pki.wrong_ca);
-    match run("a_wrong_ca_fails_as_a_certificate_problem_over_http", &env) {
-        Some((service, out)) => {
-            assert_refused(&service, &out, UNTRUSTED);
-        }
-        None => emit(),
-    }
+fn delivers(_: &Fixture, service: &str, out: &Output) {
+    assert_delivered(service, out)
 }
 
-#[test]
-fn a_wrong_ca_fails_as_a_certificate_problem_over_grpc() {
-    let f = Fixture::proxied();
-    let endpoint = format!("https://127.0.0.1:{}", f.proxy().grpcs);
-    let env = f.otlp(endpoint, "grpc", &f.pki.wrong_ca);
-    match run("a_wrong_ca_fails_as_a_certificate_problem_over_grpc", &env) {
-        Some((service, out)) => {
-            assert_refused(&service, &out, UNTRUSTED);
-        }
-        None => emit(),
-    }
+fn untrusted(_: &Fixture, service: &str, out: &Output) {
+    assert_refused(service, out, UNTRUSTED);
 }
 
-// ----- mutual TLS -----
-
-#[test]
-fn mutual_tls_with_a_client_certificate_delivers_over_http() {
-    let f = Fixture::proxied();
-    let endpoint = format!("https://127.0.0.1:{}", f.proxy().https_mtls);
-    let env = f.mutual(endpoint, "http/protobuf");
-    match run(
-        "mutual_tls_with_a_client_certificate_delivers_over_http",
-        &env,
-    ) {
-        Some((service, out)) => assert_delivered(&service, &out),
-        None => emit(),
-    }
-}
-
-#[test]
-fn mutual_tls_with_a_client_certificate_delivers_over_grpc() {
-    let f = Fixture::proxied();
-    let endpoint = format!("https://127.0.0.1:{}", f.proxy().grpcs_mtls);
-    let env = f.mutual(endpoint, "grpc");
-    match run(
-        "mutual_tls_with_a_client_certificate_delivers_over_grpc",
-        &env,
-    ) {
-        Some((service, out)) => assert_delivered(&service, &out),
-        None => emit(),
-    }
-}
-
-#[test]
-fn mutual_tls_from_the_builder_delivers_over_grpc() {
-    let f = Fixture::proxied();
-    let env = [
-        ("UNITEL_TLS_BUILDER", "1".to_owned()),
-        (
-            "UNITEL_TLS_ENDPOINT",
-            format!("https://127.0.0.1:{}", f.proxy().grpcs_mtls),
-        ),
-        ("UNITEL_TLS_PROTOCOL", "grpc".to_owned()),
-        ("UNITEL_TLS_CA", path(&f.pki.ca)),
-        ("UNITEL_TLS_CLIENT_CERTIFICATE", path(&f.pki.client_cert)),
-        ("UNITEL_TLS_CLIENT_KEY", path(&f.pki.client_key)),
-    ];
-    match run("mutual_tls_from_the_builder_delivers_over_grpc", &env) {
-        Some((service, out)) => assert_delivered(&service, &out),
-        None => emit(),
-    }
-}
-
-/// Asserts that stunnel turned the client away for want of a certificate (so the refusal
-/// the child reported is the one under test, not another failure).
-fn assert_stunnel_wanted_a_certificate(proxy: &Stunnel) {
-    let log = proxy.log();
+/// Refused for want of a client certificate, and stunnel says so (the failure the child
+/// reported is the one under test, not another).
+fn refused_without_certificate(f: &Fixture, service: &str, out: &Output) {
+    assert_refused(service, out, REFUSED);
+    let log = f.proxy().log();
     assert!(
         log.contains("peer did not return a certificate"),
         "stunnel's log:\n{log}"
     );
 }
 
-#[test]
-fn mutual_tls_without_a_client_certificate_is_refused_over_http() {
-    let f = Fixture::proxied();
-    let endpoint = format!("https://127.0.0.1:{}", f.proxy().https_mtls);
-    let env = f.otlp(endpoint, "http/protobuf", &f.pki.ca);
-    match run(
-        "mutual_tls_without_a_client_certificate_is_refused_over_http",
-        &env,
-    ) {
-        Some((service, out)) => {
-            assert_refused(&service, &out, REFUSED);
-            assert_stunnel_wanted_a_certificate(f.proxy());
-        }
-        None => emit(),
-    }
+/// The variables for the builder-only child ([`config`]): `TelemetryConfig::new()` with the
+/// endpoint, protocol and files given.
+fn builder(
+    endpoint: String,
+    protocol: &str,
+    files: &[(&'static str, &Path)],
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("UNITEL_TLS_BUILDER", "1".to_owned()),
+        ("UNITEL_TLS_ENDPOINT", endpoint),
+        ("UNITEL_TLS_PROTOCOL", protocol.to_owned()),
+    ];
+    env.extend(files.iter().map(|(k, p)| (*k, path(p))));
+    env
 }
 
-#[test]
-fn mutual_tls_without_a_client_certificate_is_refused_over_grpc() {
-    let f = Fixture::proxied();
-    let endpoint = format!("https://127.0.0.1:{}", f.proxy().grpcs_mtls);
-    let env = f.otlp(endpoint, "grpc", &f.pki.ca);
-    match run(
-        "mutual_tls_without_a_client_certificate_is_refused_over_grpc",
-        &env,
-    ) {
-        Some((service, out)) => {
-            assert_refused(&service, &out, REFUSED);
-            assert_stunnel_wanted_a_certificate(f.proxy());
-        }
-        None => emit(),
+// Delivery with a private CA.
+exporting!(
+    http_protobuf_over_tls_delivers_with_a_private_ca,
+    |f: &Fixture| f.otlp(
+        format!("https://127.0.0.1:{}", f.proxy().https),
+        "http/protobuf",
+        &f.pki.ca
+    ),
+    delivers
+);
+exporting!(
+    // `localhost`: the certificate's DNS name, not its IP address. The counter's value is not
+    // checked: rotel's JSON decoder does not print OTLP/JSON integers (`"asInt": "1"`, a
+    // string as the protobuf JSON mapping has it).
+    http_json_over_tls_delivers_to_a_host_name,
+    |f: &Fixture| f.otlp(
+        format!("https://localhost:{}", f.proxy().https),
+        "http/json",
+        &f.pki.ca
+    ),
+    |_: &Fixture, service: &str, out: &Output| delivered(service, out, None)
+);
+exporting!(
+    grpc_over_tls_delivers_with_a_private_ca,
+    |f: &Fixture| f.otlp(
+        format!("https://127.0.0.1:{}", f.proxy().grpcs),
+        "grpc",
+        &f.pki.ca
+    ),
+    delivers
+);
+exporting!(
+    an_upper_case_https_scheme_is_accepted,
+    |f: &Fixture| f.otlp(
+        format!("HTTPS://127.0.0.1:{}", f.proxy().https),
+        "http/protobuf",
+        &f.pki.ca
+    ),
+    delivers
+);
+exporting!(
+    a_scheme_less_grpc_endpoint_uses_tls,
+    |f: &Fixture| f.otlp(format!("127.0.0.1:{}", f.proxy().grpcs), "grpc", &f.pki.ca),
+    delivers
+);
+exporting!(
+    // Straight to rotel's plain grpc port.
+    a_scheme_less_grpc_endpoint_is_plain_when_insecure,
+    |_: &Fixture| vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", Rotel::get().grpc.clone()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
+        ("OTEL_EXPORTER_OTLP_INSECURE", "true".to_owned()),
+    ],
+    delivers
+);
+exporting!(
+    // The environment names the wrong CA: `TelemetryConfig::new()` must not read it.
+    the_builders_certificate_is_used_and_the_environments_is_not,
+    |f: &Fixture| {
+        let mut env = builder(
+            format!("https://127.0.0.1:{}", f.proxy().https),
+            "http/protobuf",
+            &[("UNITEL_TLS_CA", &f.pki.ca)],
+        );
+        env.push(("OTEL_EXPORTER_OTLP_CERTIFICATE", path(&f.pki.wrong_ca)));
+        env
+    },
+    delivers
+);
+exporting!(
+    // The generic CA is the wrong one; traces have the right one: spans arrive, logs fail.
+    a_per_signal_certificate_wins_over_the_generic_one,
+    |f: &Fixture| {
+        let mut env = f.otlp(
+            format!("https://127.0.0.1:{}", f.proxy().https),
+            "http/protobuf",
+            &f.pki.wrong_ca,
+        );
+        env.push(("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", path(&f.pki.ca)));
+        env
+    },
+    |_: &Fixture, service: &str, out: &Output| {
+        let report = Report::of(out);
+        assert_eq!(report.spans_dropped, 0, "{report:#?}");
+        assert!(report.logs_dropped >= 1, "{report:#?}");
+        let logs = report.failure("logs").expect("a report on logs");
+        assert!(logs.contains(UNTRUSTED), "{logs}");
+        assert!(report.failure("spans").is_none(), "{}", report.stderr);
+        Rotel::get().wait_for(WAIT, |r| {
+            r.spans_of(service)
+                .iter()
+                .any(|s| s.name == "sealed_span")
+                .then_some(())
+        });
+        assert_nothing_arrived(service, &[Signal::Logs]);
     }
-}
+);
+
+// A wrong CA.
+exporting!(
+    a_wrong_ca_fails_as_a_certificate_problem_over_http,
+    |f: &Fixture| f.otlp(
+        format!("https://127.0.0.1:{}", f.proxy().https),
+        "http/protobuf",
+        &f.pki.wrong_ca
+    ),
+    untrusted
+);
+exporting!(
+    a_wrong_ca_fails_as_a_certificate_problem_over_grpc,
+    |f: &Fixture| f.otlp(
+        format!("https://127.0.0.1:{}", f.proxy().grpcs),
+        "grpc",
+        &f.pki.wrong_ca
+    ),
+    untrusted
+);
+
+// Mutual TLS.
+exporting!(
+    mutual_tls_with_a_client_certificate_delivers_over_http,
+    |f: &Fixture| f.mutual(
+        format!("https://127.0.0.1:{}", f.proxy().https_mtls),
+        "http/protobuf"
+    ),
+    delivers
+);
+exporting!(
+    mutual_tls_with_a_client_certificate_delivers_over_grpc,
+    |f: &Fixture| f.mutual(
+        format!("https://127.0.0.1:{}", f.proxy().grpcs_mtls),
+        "grpc"
+    ),
+    delivers
+);
+exporting!(
+    mutual_tls_from_the_builder_delivers_over_grpc,
+    |f: &Fixture| builder(
+        format!("https://127.0.0.1:{}", f.proxy().grpcs_mtls),
+        "grpc",
+        &[
+            ("UNITEL_TLS_CA", &f.pki.ca),
+            ("UNITEL_TLS_CLIENT_CERTIFICATE", &f.pki.client_cert),
+            ("UNITEL_TLS_CLIENT_KEY", &f.pki.client_key),
+        ],
+    ),
+    delivers
+);
+exporting!(
+    mutual_tls_without_a_client_certificate_is_refused_over_http,
+    |f: &Fixture| f.otlp(
+        format!("https://127.0.0.1:{}", f.proxy().https_mtls),
+        "http/protobuf",
+        &f.pki.ca
+    ),
+    refused_without_certificate
+);
+exporting!(
+    mutual_tls_without_a_client_certificate_is_refused_over_grpc,
+    |f: &Fixture| f.otlp(
+        format!("https://127.0.0.1:{}", f.proxy().grpcs_mtls),
+        "grpc",
+        &f.pki.ca
+    ),
+    refused_without_certificate
+);
 
 // ----- bad files are start-up errors -----
 
