@@ -581,16 +581,17 @@ runtime_tests! {
 
 #[test]
 fn per_signal_endpoint_and_exporter_selection_are_honoured() {
-    let rotel = Rotel::get();
-    let traces = format!("http://{}/v1/traces", rotel.http);
-    let extra = [
-        // The generic endpoint is dead; traces have their own; logs are switched off.
-        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", traces.as_str()),
-        ("OTEL_LOGS_EXPORTER", "none"),
-        ("OTEL_METRICS_EXPORTER", "none"),
-    ];
     let name = "per_signal_endpoint_and_exporter_selection_are_honoured";
+    // Only the parent asks for rotel: a child that did would start one of its own.
     if std::env::var("UNITEL_CHILD").as_deref() != Ok(name) {
+        let rotel = Rotel::get();
+        let traces = format!("http://{}/v1/traces", rotel.http);
+        let extra = [
+            // The generic endpoint is dead; traces have their own; logs and metrics are off.
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", traces.as_str()),
+            ("OTEL_LOGS_EXPORTER", "none"),
+            ("OTEL_METRICS_EXPORTER", "none"),
+        ];
         let service = support::unique(name);
         let env: Vec<(&str, &str)> = [
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9"),

@@ -22,7 +22,13 @@ pub struct Rotel {
 impl Rotel {
     /// The rotel of this test run: scripts/test.sh's (UNITEL_TEST_ROTEL_*), else one started
     /// here for this test binary (bounded by `timeout`, so it never outlives the run for long).
+    ///
+    /// Only a test's parent process may ask: a child (tests/support) that did would start a
+    /// rotel of its own when the script's is not there, and leave it behind.
     pub fn get() -> &'static Rotel {
+        if let Ok(child) = std::env::var("UNITEL_CHILD") {
+            panic!("the child test {child} asked for rotel: ask in the parent, pass what the child needs");
+        }
         static ROTEL: OnceLock<Rotel> = OnceLock::new();
         ROTEL.get_or_init(|| {
             if let (Ok(grpc), Ok(http), Ok(log)) = (
