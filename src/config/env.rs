@@ -11,23 +11,46 @@ use super::export::{
 use super::{Sampler, TelemetryConfig, SAMPLER_NAMES};
 use crate::error::Error;
 use opentelemetry::KeyValue;
+use std::cell::Cell;
+use std::ffi::OsString;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Reads one variable by name: its value, empty values already removed.
+type Get<'a> = dyn Fn(&'static str) -> Option<String> + 'a;
+
 /// Applies the variables found through `lookup` to `config`. Stops at the first invalid value
-/// and keeps it, to be returned by `configure_telemetry`.
-pub(super) fn apply(config: &mut TelemetryConfig, lookup: &dyn Fn(&str) -> Option<String>) {
-    if let Err(err) = try_apply(config, &|name| {
-        lookup(name).filter(|v| !v.trim().is_empty())
-    }) {
+/// and keeps it, to be returned by `configure_telemetry`. A variable the crate reads whose value
+/// is not UTF-8 is invalid too; `lookup` only ever sees the names the crate reads, so other
+/// variables never matter.
+pub(super) fn apply(config: &mut TelemetryConfig, lookup: &dyn Fn(&str) -> Option<OsString>) {
+    let not_utf8 = Cell::new(None);
+    let get = |name: &'static str| match lookup(name)?.into_string() {
+        Ok(v) => Some(v).filter(|v| !v.trim().is_empty()),
+        Err(raw) => {
+            let mut first = not_utf8.take();
+            first.get_or_insert_with(|| (name, raw.to_string_lossy().into_owned()));
+            not_utf8.set(first);
+            None
+        }
+    };
+    let result = try_apply(config, &get);
+    // try_apply stops at its first error, so a non-UTF-8 value it met came before it.
+    let result = match not_utf8.take() {
+        Some((variable, value)) => Err(Error::InvalidEnv {
+            variable,
+            value,
+            accepted: "a value that is valid UTF-8",
+        }),
+        None => result,
+    };
+    if let Err(err) = result {
         config.env_error.get_or_insert(err);
     }
 }
 
-fn try_apply(
-    config: &mut TelemetryConfig,
-    get: &dyn Fn(&str) -> Option<String>,
-) -> Result<(), Error> {
+fn try_apply(config: &mut TelemetryConfig, get: &Get<'_>) -> Result<(), Error> {
     if let Some(v) = get("OTEL_SDK_DISABLED") {
         config.disabled = parse_bool("OTEL_SDK_DISABLED", &v)?;
     }
@@ -42,18 +65,20 @@ fn try_apply(
     if let Some(v) = get("OTEL_ENVIRONMENT") {
         config.environment = Some(v.trim().to_owned());
     }
-    let ratio = match get("OTEL_TRACES_SAMPLER_ARG") {
-        Some(v) => Some(parse_ratio(&v)?),
-        None => None,
-    };
     if let Some(v) = get("OTEL_TRACES_SAMPLER") {
-        config.sampler = Some(Sampler::from_env_name(v.trim(), ratio).ok_or(
-            Error::InvalidEnv {
-                variable: "OTEL_TRACES_SAMPLER",
-                value: v,
-                accepted: SAMPLER_NAMES,
-            },
-        )?);
+        let invalid = || Error::InvalidEnv {
+            variable: "OTEL_TRACES_SAMPLER",
+            value: v.clone(),
+            accepted: SAMPLER_NAMES,
+        };
+        let sampler = Sampler::from_env_name(v.trim(), None).ok_or_else(invalid)?;
+        // The spec: a sampler that takes no argument ignores OTEL_TRACES_SAMPLER_ARG, even an
+        // invalid one.
+        let ratio = match (sampler.ratio(), get("OTEL_TRACES_SAMPLER_ARG")) {
+            (Some(_), Some(arg)) => Some(parse_ratio(&arg)?),
+            _ => None,
+        };
+        config.sampler = Some(Sampler::from_env_name(v.trim(), ratio).ok_or_else(invalid)?);
     }
     if let Some(v) = get("OTEL_PROPAGATORS") {
         config.env_propagators = Some(parse_propagators(&v)?);
@@ -111,7 +136,7 @@ fn parse_resource_attributes(value: &str) -> Result<Vec<KeyValue>, Error> {
 }
 
 /// Reads the export variables through `get` (empty values already removed).
-fn export_from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<ExportSettings, Error> {
+fn export_from_env(get: &Get<'_>) -> Result<ExportSettings, Error> {
     let mut s = ExportSettings {
         otlp: otlp_from_env(get, "OTEL_EXPORTER_OTLP")?,
         traces: otlp_from_env(get, "OTEL_EXPORTER_OTLP_TRACES")?,
@@ -137,26 +162,41 @@ fn export_from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<ExportSetting
             })?,
             None => 9464,
         };
-        let host = host.unwrap_or_else(|| "127.0.0.1".into());
-        let addr = format!("{}:{port}", host.trim());
-        let addr = if host.contains(':') {
-            format!("[{}]:{port}", host.trim())
-        } else {
-            addr
-        };
-        s.prometheus = Some(addr.parse().map_err(|_| Error::InvalidEnv {
-            variable: "OTEL_EXPORTER_PROMETHEUS_HOST",
-            value: host,
-            accepted: "an IP address, e.g. 127.0.0.1 or 0.0.0.0",
-        })?);
+        s.prometheus = Some(match host {
+            Some(host) => prometheus_addr(&host, port)?,
+            None => SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        });
     }
     Ok(s)
 }
 
-fn otlp_from_env(
-    get: &dyn Fn(&str) -> Option<String>,
-    prefix: &'static str,
-) -> Result<OtlpSettings, Error> {
+/// `OTEL_EXPORTER_PROMETHEUS_HOST`: an IP address (`127.0.0.1`, `::1`, `[::1]`), `localhost`
+/// (the spec's default, taken as 127.0.0.1), or a host name resolved now, at start-up.
+fn prometheus_addr(host: &str, port: u16) -> Result<SocketAddr, Error> {
+    let name = host.trim();
+    let bare = name
+        .strip_prefix('[')
+        .and_then(|n| n.strip_suffix(']'))
+        .unwrap_or(name);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    if bare.eq_ignore_ascii_case("localhost") {
+        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    }
+    let resolved = (bare, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next());
+    resolved.ok_or_else(|| Error::InvalidEnv {
+        variable: "OTEL_EXPORTER_PROMETHEUS_HOST",
+        value: host.to_owned(),
+        accepted:
+            "an IP address or a host name that resolves, e.g. localhost, 127.0.0.1 or 0.0.0.0",
+    })
+}
+
+fn otlp_from_env(get: &Get<'_>, prefix: &'static str) -> Result<OtlpSettings, Error> {
     let var = |suffix: &str| -> &'static str { leak_name(prefix, suffix) };
     let mut s = OtlpSettings::default();
     if let Some(v) = get(var("_ENDPOINT")) {
@@ -263,7 +303,7 @@ fn parse_headers(variable: &'static str, value: &str) -> Result<Vec<(String, Str
 }
 
 fn exporters(
-    get: &dyn Fn(&str) -> Option<String>,
+    get: &Get<'_>,
     variable: &'static str,
     metrics: bool,
 ) -> Result<Option<Vec<Exporter>>, Error> {
@@ -328,7 +368,7 @@ fn parse_propagators(value: &str) -> Result<Vec<Propagator>, Error> {
 }
 
 fn millis(
-    get: &dyn Fn(&str) -> Option<String>,
+    get: &Get<'_>,
     variable: &'static str,
     positive: bool,
 ) -> Result<Option<Duration>, Error> {
@@ -349,10 +389,7 @@ fn millis(
     }
 }
 
-fn batch_from_env(
-    get: &dyn Fn(&str) -> Option<String>,
-    prefix: &'static str,
-) -> Result<BatchSettings, Error> {
+fn batch_from_env(get: &Get<'_>, prefix: &'static str) -> Result<BatchSettings, Error> {
     let count = |suffix: &str| -> Result<Option<usize>, Error> {
         let variable = leak_name(prefix, suffix);
         let Some(v) = get(variable) else {

@@ -130,8 +130,18 @@ impl TelemetryConfig {
     ///
     /// An invalid value is not lost: `configure_telemetry` returns it as an
     /// [`Error::InvalidEnv`](crate::Error::InvalidEnv) naming the variable.
+    ///
+    /// Variables are read as the platform stores them: one the crate does not read may hold
+    /// anything, and one it reads (`OTEL_*`, `RUST_LOG`) whose value is not UTF-8 is an
+    /// `InvalidEnv` error naming it.
     pub fn from_env() -> Self {
-        Self::from_vars(std::env::vars())
+        // std::env::vars() would panic on any variable that is not UTF-8, even an unrelated one.
+        let vars: std::collections::HashMap<String, std::ffi::OsString> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
+            .collect();
+        let mut config = Self::new();
+        env::apply(&mut config, &|name| vars.get(name).cloned());
+        config
     }
 
     /// Like [`from_env`](Self::from_env), but reads the variables from the given pairs instead
@@ -147,7 +157,7 @@ impl TelemetryConfig {
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
         let mut config = Self::new();
-        env::apply(&mut config, &|name| vars.get(name).cloned());
+        env::apply(&mut config, &|name| vars.get(name).map(Into::into));
         config
     }
 

@@ -940,3 +940,142 @@ fn endpoint_credentials_never_appear_in_errors() {
     );
     assert!(!format!("{err} {err:?}").contains("hunter2"), "{err}");
 }
+
+// ----- robustness (issue 12) -----
+
+/// Runs test `name` in a child process (as `support::child` does) with one more variable whose
+/// name and value are raw bytes, which `support::child` cannot pass.
+fn child_with_os_var(name: &str, key: &[u8], value: &[u8]) -> std::process::Output {
+    use std::os::unix::ffi::OsStrExt;
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("UNITEL_CHILD", name)
+        .env_remove("RUST_LOG")
+        .env_remove("OTEL_SERVICE_NAME")
+        .env(
+            std::ffi::OsStr::from_bytes(key),
+            std::ffi::OsStr::from_bytes(value),
+        )
+        .output()
+        .expect("spawn child");
+    let stdout = support::assert_ok(&out);
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "child {name} did not run exactly one test:\n{stdout}"
+    );
+    out
+}
+
+#[test]
+fn non_utf8_unrelated_variable_is_ignored_by_from_env() {
+    const NAME: &str = "non_utf8_unrelated_variable_is_ignored_by_from_env";
+    if std::env::var("UNITEL_CHILD").as_deref() != Ok(NAME) {
+        child_with_os_var(NAME, b"UNITEL_TEST_JUNK", b"caf\xe9 \xff");
+        child_with_os_var(NAME, b"UNITEL_\xffJUNK", b"x");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let guard = configure_telemetry(file_config(TelemetryConfig::from_env(), dir.path()))
+        .expect("an unrelated non-UTF-8 variable must not matter");
+    get_telemetry("utf8").log_info("still-logged");
+    guard.shutdown().expect("shutdown");
+    one_log(&log_records(dir.path()), "still-logged");
+}
+
+#[test]
+fn non_utf8_value_of_a_variable_read_is_invalid_env_naming_it() {
+    const NAME: &str = "non_utf8_value_of_a_variable_read_is_invalid_env_naming_it";
+    if std::env::var("UNITEL_CHILD").as_deref() != Ok(NAME) {
+        child_with_os_var(NAME, b"OTEL_SERVICE_NAME", b"caf\xe9");
+        child_with_os_var(NAME, b"RUST_LOG", b"\xffinfo");
+        return;
+    }
+    let err = configure_err(TelemetryConfig::from_env().with_console(false));
+    match &err {
+        Error::InvalidEnv {
+            variable, accepted, ..
+        } => {
+            assert!(
+                ["OTEL_SERVICE_NAME", "RUST_LOG"].contains(variable),
+                "{err:?}"
+            );
+            assert!(accepted.contains("UTF-8"), "{err:?}");
+            assert!(err.to_string().contains(variable), "{err}");
+        }
+        other => panic!("expected InvalidEnv, got {other:?}"),
+    }
+}
+
+#[test]
+fn prometheus_host_accepts_localhost_and_host_names() {
+    if support::in_parent(
+        "prometheus_host_accepts_localhost_and_host_names",
+        &[
+            ("OTEL_METRICS_EXPORTER", "prometheus"),
+            ("OTEL_EXPORTER_PROMETHEUS_HOST", "localhost"),
+            ("OTEL_EXPORTER_PROMETHEUS_PORT", "0"),
+        ],
+    ) {
+        return;
+    }
+    for host in ["LOCALHOST", "[::1]", "::1", "127.0.0.1"] {
+        let config = TelemetryConfig::from_vars([("OTEL_EXPORTER_PROMETHEUS_HOST", host)]);
+        assert!(
+            format!("{config:?}").contains("env_error: None"),
+            "{host}: {config:?}"
+        );
+    }
+    let guard = configure_telemetry(TelemetryConfig::from_env().with_console(false))
+        .expect("OTEL_EXPORTER_PROMETHEUS_HOST=localhost must configure");
+    let addr = guard.prometheus_addr().expect("a /metrics endpoint");
+    assert_eq!(addr.ip(), std::net::Ipv4Addr::LOCALHOST, "{addr}");
+    guard.shutdown().expect("shutdown");
+}
+
+#[test]
+fn unresolvable_prometheus_host_names_the_variable() {
+    let err = configure_err(
+        TelemetryConfig::from_vars([
+            ("OTEL_METRICS_EXPORTER", "prometheus"),
+            ("OTEL_EXPORTER_PROMETHEUS_HOST", "no-such-host.invalid"),
+        ])
+        .with_console(false),
+    );
+    let message = assert_invalid_env(
+        &err,
+        "OTEL_EXPORTER_PROMETHEUS_HOST",
+        "no-such-host.invalid",
+    );
+    assert!(message.contains("localhost"), "{message}");
+}
+
+#[test]
+fn sampler_arg_is_ignored_by_samplers_without_an_argument() {
+    if support::in_parent(
+        "sampler_arg_is_ignored_by_samplers_without_an_argument",
+        &[
+            ("OTEL_TRACES_SAMPLER", "always_off"),
+            ("OTEL_TRACES_SAMPLER_ARG", "abc"),
+        ],
+    ) {
+        return;
+    }
+    for sampler in [
+        "always_on",
+        "parentbased_always_on",
+        "parentbased_always_off",
+    ] {
+        let config = TelemetryConfig::from_vars([
+            ("OTEL_TRACES_SAMPLER", sampler),
+            ("OTEL_TRACES_SAMPLER_ARG", "2"),
+        ]);
+        assert!(
+            format!("{config:?}").contains("env_error: None"),
+            "{sampler}: {config:?}"
+        );
+    }
+    let guard = configure_telemetry(TelemetryConfig::from_env().with_console(false))
+        .expect("an invalid OTEL_TRACES_SAMPLER_ARG next to always_off is ignored");
+    assert!(!get_telemetry("sampled").trace("root").is_recording());
+    guard.shutdown().expect("shutdown");
+}
