@@ -91,14 +91,7 @@ fn build(mut config: TelemetryConfig) -> Result<(State, Pipeline), Error> {
         }
     }
     let (filter_setting, directives) = config.resolved_log_filter();
-    let filter = EnvFilter::builder()
-        .with_default_directive(tracing_subscriber::filter::LevelFilter::INFO.into())
-        .parse(directives)
-        .map_err(|source| Error::InvalidLogFilter {
-            setting: filter_setting,
-            value: directives.to_owned(),
-            source,
-        })?;
+    let filter = log_filter(filter_setting, directives)?;
 
     let file = match &config.log_file {
         Some(file) if file.path.is_none() => {
@@ -214,4 +207,35 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Suppressed {
     ) -> bool {
         !opentelemetry::Context::is_current_telemetry_suppressed()
     }
+}
+
+/// Parses `RUST_LOG`-syntax `directives` given by `setting`, stricter than `EnvFilter`: each
+/// directive is trimmed, and a bare directive (no `=`) must be a level (`info`, `WARN`, `3`)
+/// or plainly a target (`my_crate::db`, `[span]`). `EnvFilter` alone reads `garbage` or
+/// `  info  ` as a target at TRACE, which silently turns off every other log line.
+fn log_filter(setting: &'static str, directives: &str) -> Result<EnvFilter, Error> {
+    use tracing_subscriber::filter::{LevelFilter, ParseError};
+    let invalid = |source: ParseError| Error::InvalidLogFilter {
+        setting,
+        value: directives.to_owned(),
+        source,
+    };
+    let trimmed: Vec<&str> = directives
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    for directive in &trimmed {
+        let plain_target =
+            directive.contains('=') || directive.contains("::") || directive.contains('[');
+        if !plain_target {
+            directive
+                .parse::<LevelFilter>()
+                .map_err(|e| invalid(ParseError::from(e)))?;
+        }
+    }
+    EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .parse(trimmed.join(","))
+        .map_err(invalid)
 }

@@ -1079,3 +1079,82 @@ fn sampler_arg_is_ignored_by_samplers_without_an_argument() {
     assert!(!get_telemetry("sampled").trace("root").is_recording());
     guard.shutdown().expect("shutdown");
 }
+
+#[test]
+fn rust_log_is_trimmed() {
+    if support::in_parent(
+        "rust_log_is_trimmed",
+        &[("RUST_LOG", "  warn , filtered=debug ")],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let guard = configure_telemetry(file_config(TelemetryConfig::from_env(), dir.path()))
+        .expect("configure");
+    get_telemetry("filtered").log_debug("debug-kept");
+    get_telemetry("other").log_warning("warn-kept");
+    get_telemetry("other").log_info("info-dropped");
+    guard.shutdown().expect("shutdown");
+    let logs = log_records(dir.path());
+    one_log(&logs, "debug-kept");
+    one_log(&logs, "warn-kept");
+    assert!(
+        !logs.iter().any(|l| l.message == "info-dropped"),
+        "{logs:#?}"
+    );
+}
+
+#[test]
+fn a_bare_word_that_is_not_a_level_is_an_invalid_log_filter() {
+    for value in ["garbage", "info,garbage", "inf"] {
+        for (config, setting) in [
+            (
+                TelemetryConfig::from_vars([("RUST_LOG", value)]),
+                "RUST_LOG",
+            ),
+            (
+                TelemetryConfig::new().with_log_filter(value),
+                "TelemetryConfig::with_log_filter",
+            ),
+        ] {
+            let err = configure_err(config.with_console(false));
+            match &err {
+                Error::InvalidLogFilter {
+                    setting: s,
+                    value: v,
+                    ..
+                } => {
+                    assert_eq!(*s, setting);
+                    assert_eq!(v, value);
+                }
+                other => panic!("{setting}={value:?}: expected InvalidLogFilter, got {other:?}"),
+            }
+            let mut chain = err.to_string();
+            let mut source = std::error::Error::source(&err);
+            while let Some(s) = source {
+                chain.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            assert!(chain.contains(setting), "{chain}");
+            assert!(
+                chain.contains("debug") && chain.contains('='),
+                "no accepted forms: {chain}"
+            );
+        }
+    }
+}
+
+#[test]
+fn levels_targets_and_paths_are_accepted_log_filters() {
+    if support::in_parent("levels_targets_and_paths_are_accepted_log_filters", &[]) {
+        return;
+    }
+    // Only one configure per process: check the parser through one that combines every form.
+    let guard = configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_log_filter(" WARN ,3, my_crate=debug, my_crate::db ,[span]=trace,off"),
+    )
+    .expect("levels, target=level, crate paths and span filters are accepted");
+    guard.shutdown().expect("shutdown");
+}
