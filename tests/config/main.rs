@@ -1158,3 +1158,37 @@ fn levels_targets_and_paths_are_accepted_log_filters() {
     .expect("levels, target=level, crate paths and span filters are accepted");
     guard.shutdown().expect("shutdown");
 }
+
+#[test]
+fn debug_of_a_handle_and_an_instrument_in_use_is_short() {
+    if support::in_parent("debug_of_a_handle_and_an_instrument_in_use_is_short", &[]) {
+        return;
+    }
+    let guard = configure_telemetry(TelemetryConfig::new().with_console(false)).expect("configure");
+    let telemetry = get_telemetry("x");
+    let counter = telemetry.counter("c");
+    counter.add(1, &[("k", "v")]);
+    let histogram = telemetry.histogram("h");
+    histogram.record(1.0, &[("k", "v")]);
+    let bound = counter.bind(&[("k", "v")]);
+    bound.add(1);
+    let updown = telemetry.up_down_counter("u");
+    updown.add(-1, &[("k", "v")]);
+    let gauge = telemetry.gauge("g");
+    gauge.set(1.0, &[("k", "v")]);
+    let observable = telemetry.observable_gauge("o", |observer| observer.observe(1.0, ()));
+    for debug in [
+        format!("{telemetry:?}"),
+        format!("{counter:?}"),
+        format!("{histogram:?}"),
+        format!("{:?}", counter.bind(&[("k", "v")])),
+        format!("{bound:?}"),
+        format!("{updown:?}"),
+        format!("{gauge:?}"),
+        format!("{observable:?}"),
+    ] {
+        assert!(debug.len() < 400, "Debug prints the object graph: {debug}");
+    }
+    assert!(format!("{counter:?}").contains("\"c\""), "{counter:?}");
+    guard.shutdown().expect("shutdown");
+}
