@@ -30,6 +30,9 @@ pub enum DropReason {
     QueueFull,
     /// The exporter failed to deliver it.
     ExportFailed,
+    /// An observable instrument's callback panicked: that collection has no value for the
+    /// instrument (counted once per panic). Every other instrument is still collected.
+    CallbackPanicked,
 }
 
 impl Signal {
@@ -56,24 +59,26 @@ impl Signal {
 }
 
 impl DropReason {
-    /// The label used in metrics and messages: `invalid_input`, `queue_full`, `export_failed`.
+    /// The label used in metrics and messages: `invalid_input`, `queue_full`, `export_failed`,
+    /// `callback_panicked`.
     pub fn as_str(self) -> &'static str {
         match self {
             DropReason::InvalidInput => "invalid_input",
             DropReason::QueueFull => "queue_full",
             DropReason::ExportFailed => "export_failed",
+            DropReason::CallbackPanicked => "callback_panicked",
         }
     }
 }
 
 const SIGNALS: usize = 3;
-const REASONS: usize = 3;
+const REASONS: usize = 4;
 
-static DROPPED: [[AtomicU64; REASONS]; SIGNALS] = [
-    [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
-    [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
-    [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
-];
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO: AtomicU64 = AtomicU64::new(0);
+#[allow(clippy::declare_interior_mutable_const)]
+const ROW: [AtomicU64; REASONS] = [ZERO; REASONS];
+static DROPPED: [[AtomicU64; REASONS]; SIGNALS] = [ROW; SIGNALS];
 
 fn slot(signal: Signal, reason: DropReason) -> &'static AtomicU64 {
     &DROPPED[signal as usize][reason as usize]

@@ -237,6 +237,9 @@ impl GaugeObserver<'_> {
 /// A gauge read by a callback at each collection (seed 000's `workers.active`, `queue.size`).
 ///
 /// It stays registered for the life of the process; keeping the handle is not required.
+/// The callback runs at every collection (each scrape, each periodic export): keep it fast.
+/// A panic in it is caught, counted as `(Signal::Metrics, DropReason::CallbackPanicked)` and
+/// described once; that collection lacks this gauge, and every other metric is still exported.
 #[derive(Debug, Clone)]
 pub struct ObservableGauge(Arc<ObservableCell>);
 
@@ -294,8 +297,39 @@ impl Observable for ObservableCell {
                 .described(&self.options)
                 // No "is telemetry running" check here: the final collection at shutdown runs
                 // after recording has stopped, and must still see the gauge.
-                .with_callback(move |inner| callback(&GaugeObserver { name: &name, inner }))
+                .with_callback(move |inner| {
+                    let observer = GaugeObserver { name: &name, inner };
+                    call_guarded(&name, || callback(&observer));
+                })
                 .build()
         });
     }
+}
+
+/// Runs an observable instrument's callback (named `name`) so that its panic stays inside it:
+/// the panic is counted (`Signal::Metrics`, `DropReason::CallbackPanicked`) and described once
+/// per instrument, and the collection goes on with every other instrument. Unwinding into the
+/// SDK would poison its collection lock and stop the `/metrics` endpoint and the periodic
+/// export for good.
+fn call_guarded(name: &str, callback: impl FnOnce()) {
+    let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(callback)) else {
+        return;
+    };
+    let why = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string payload".to_owned());
+    drop_once(
+        Signal::Metrics,
+        DropReason::CallbackPanicked,
+        &format!("callback_panicked:{name}"),
+        &|| {
+            format!(
+                "the callback of observable gauge {name:?} panicked ({why}); its value is \
+                 missing from each collection where it panics, every other metric is still \
+                 exported (counted as dropped metrics, reason callback_panicked)"
+            )
+        },
+    );
 }

@@ -1,5 +1,8 @@
 //! Metrics: every instrument kind, options, caching, and dropped bad values.
 
+#[path = "../support/mod.rs"]
+mod support;
+
 use unitel::testing::{capture, PointValue};
 use unitel::{get_telemetry, DropReason, InstrumentOptions, Signal, Value};
 
@@ -343,4 +346,91 @@ fn task_metrics_count_outcomes_durations_and_active_workers() {
         }
         other => panic!("no duration histogram: {other:?}"),
     }
+}
+
+// ----- a panicking callback, on a periodic reader -----
+
+/// A push exporter that keeps, for each export, the names of the metrics it was handed.
+#[derive(Clone, Default)]
+struct Exports(std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>>);
+
+impl opentelemetry_sdk::metrics::exporter::PushMetricExporter for Exports {
+    async fn export(
+        &self,
+        metrics: &opentelemetry_sdk::metrics::data::ResourceMetrics,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        let names = metrics
+            .scope_metrics()
+            .flat_map(|scope| scope.metrics())
+            .map(|metric| metric.name().to_owned())
+            .collect();
+        self.0.lock().unwrap().push(names);
+        Ok(())
+    }
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(
+        &self,
+        _timeout: std::time::Duration,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+    fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
+        opentelemetry_sdk::metrics::Temporality::Cumulative
+    }
+}
+
+#[test]
+fn a_panicking_callback_does_not_stop_the_periodic_export() {
+    let name = "a_panicking_callback_does_not_stop_the_periodic_export";
+    if let Some(out) = support::child(name, &[]) {
+        let stdout = support::assert_ok(&out);
+        assert!(
+            stdout.contains("test result: ok. 1 passed"),
+            "child {name} did not run exactly one test:\n{stdout}"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let report = "the callback of observable gauge \"periodic.broken\" panicked";
+        assert_eq!(stderr.matches(report).count(), 1, "{stderr}");
+        return;
+    }
+    let exports = Exports::default();
+    let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(exports.clone())
+        .with_interval(std::time::Duration::from_millis(50))
+        .build();
+    let guard = unitel::configure_telemetry(
+        unitel::TelemetryConfig::new()
+            .with_console(false)
+            .with_metric_reader(std::sync::Arc::new(reader)),
+    )
+    .expect("configure_telemetry");
+    let periodic = get_telemetry("periodic");
+    periodic.counter("periodic.steady").add(1, ());
+    periodic.observable_gauge("periodic.ok", |gauge| gauge.observe(1.0, ()));
+    periodic.observable_gauge("periodic.broken", |_| panic!("a bug in the callback"));
+
+    // Three exports after the first panic, each with the other metrics.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let with_both = |exports: &[Vec<String>]| {
+        exports
+            .iter()
+            .filter(|names| {
+                names.iter().any(|n| n == "periodic.ok")
+                    && names.iter().any(|n| n == "periodic.steady")
+            })
+            .count()
+    };
+    while with_both(&exports.0.lock().unwrap()) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the periodic export stopped after the callback panicked: {:?}",
+            exports.0.lock().unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(unitel::dropped(Signal::Metrics, DropReason::CallbackPanicked) >= 3);
+    guard
+        .shutdown()
+        .expect("shutdown after a panicking callback");
 }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 use unitel::{
-    configure_telemetry, get_telemetry, DropReason, Error, InstrumentOptions, Signal,
+    configure_telemetry, dropped, get_telemetry, DropReason, Error, InstrumentOptions, Signal,
     TelemetryConfig, TelemetryGuard,
 };
 
@@ -593,6 +593,69 @@ fn promtool_code(promtool: &Path, text: &str) -> (Option<i32>, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.code(), report)
+}
+
+// ----- a panicking callback -----
+
+/// What unitel says on standard error when the callback of `panicky.gauge` panics.
+const PANIC_REPORT: &str = "the callback of observable gauge \"panicky.gauge\" panicked";
+
+#[test]
+fn a_panicking_callback_costs_only_its_own_gauge() {
+    let name = "a_panicking_callback_costs_only_its_own_gauge";
+    if let Some(out) = support::child(name, &[]) {
+        let stdout = support::assert_ok(&out);
+        assert!(
+            stdout.contains("test result: ok. 1 passed"),
+            "child {name} did not run exactly one test:\n{stdout}"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr.matches(PANIC_REPORT).count(),
+            1,
+            "the panicking callback should be reported exactly once:\n{stderr}"
+        );
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("tokio runtime");
+    let (guard, addr) = configure_with_prometheus("prom-panic");
+    let panicky = get_telemetry("panicky");
+    panicky.counter("panicky.steady").add(3, ());
+    panicky.observable_gauge("panicky.ok", |gauge| gauge.observe(7.0, ()));
+    panicky.observable_gauge("panicky.gauge", |gauge| {
+        gauge.observe(1.0, ());
+        panic!("a bug in the application's callback");
+    });
+
+    // Scraped twice over HTTP, and once through prometheus_text(): every collection runs the
+    // panicking callback, and each still serves every other metric.
+    for round in 1..=2 {
+        let text = scrape(addr);
+        let samples = parse_exposition(&text);
+        assert_value(&text, &samples, "panicky_steady_total", &[], 3.0);
+        assert_value(&text, &samples, "panicky_ok", &[], 7.0);
+        assert!(
+            dropped(Signal::Metrics, DropReason::CallbackPanicked) >= round,
+            "round {round}: the panic is not counted; scrape:\n{text}"
+        );
+    }
+    let text = rt
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), unitel::prometheus_text())
+                .await
+                .expect("prometheus_text() did not complete within 10 s")
+        })
+        .expect("prometheus_text() is None while telemetry runs");
+    let samples = parse_exposition(&text);
+    assert_value(&text, &samples, "panicky_steady_total", &[], 3.0);
+    assert_value(&text, &samples, "panicky_ok", &[], 7.0);
+    assert!(dropped(Signal::Metrics, DropReason::CallbackPanicked) >= 3);
+    guard
+        .shutdown()
+        .expect("shutdown after a panicking callback");
 }
 
 // ----- 3. prometheus_text() -----
