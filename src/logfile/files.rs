@@ -147,6 +147,12 @@ pub(crate) fn open(config: &LogFileConfig) -> Result<Arc<FileSink>, Error> {
         directory: name.directory.clone(),
         source,
     };
+    if let Err(problem) = check_openable(path) {
+        return Err(failed(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} is {problem}", path.display()),
+        )));
+    }
     std::fs::create_dir_all(&name.directory).map_err(failed)?;
     let mut builder = RollingFileAppender::builder()
         .rotation(match config.rotation {
@@ -171,6 +177,83 @@ pub(crate) fn open(config: &LogFileConfig) -> Result<Arc<FileSink>, Error> {
         .thread_name("unitel-log-writer")
         .finish(appender);
     Ok(FileSink::new(writer, guard))
+}
+
+/// Whether whatever is at the log file path (nothing yet is fine) can be opened for writing
+/// without waiting for ever: a regular file, a character device (`/dev/null`, a terminal) or
+/// a named pipe that has a reader right now. Opening a pipe without a reader blocks until one
+/// comes, so that is refused, as are a directory, a socket and a block device. The error
+/// says what the path is.
+fn check_openable(path: &Path) -> Result<(), &'static str> {
+    let Ok(metadata) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let file_type = metadata.file_type();
+    if file_type.is_file() {
+        return Ok(());
+    }
+    if file_type.is_dir() {
+        return Err("a directory, not a file: name a file (it is created when missing)");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+        if file_type.is_char_device() {
+            return Ok(());
+        }
+        if file_type.is_fifo() {
+            // A non-blocking open for writing fails at once (ENXIO) when no reader has the
+            // pipe open; where the flag's value is not known here, every pipe is refused.
+            let o_nonblock = if cfg!(any(
+                target_os = "macos",
+                target_os = "ios",
+                target_os = "freebsd",
+                target_os = "netbsd",
+                target_os = "openbsd",
+                target_os = "dragonfly"
+            )) {
+                Some(0x0004)
+            } else if cfg!(all(
+                any(target_os = "linux", target_os = "android"),
+                any(
+                    target_arch = "x86",
+                    target_arch = "x86_64",
+                    target_arch = "arm",
+                    target_arch = "aarch64",
+                    target_arch = "riscv64",
+                    target_arch = "powerpc64",
+                    target_arch = "s390x",
+                    target_arch = "loongarch64"
+                )
+            )) {
+                Some(0o4000)
+            } else {
+                None
+            };
+            let has_reader = o_nonblock.is_some_and(|flag| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(flag)
+                    .open(path)
+                    .is_ok()
+            });
+            return if has_reader {
+                Ok(())
+            } else {
+                Err(
+                    "a named pipe (FIFO) that nothing reads: opening it would wait for a reader \
+                     for ever; start the reader first, or name a regular file",
+                )
+            };
+        }
+        if file_type.is_socket() {
+            return Err("a socket, not a file: name a regular file");
+        }
+        if file_type.is_block_device() {
+            return Err("a block device, not a file: name a regular file");
+        }
+    }
+    Err("not a regular file: name a regular file")
 }
 
 /// The files of the log at `path`, oldest first: for a log file path such as

@@ -394,6 +394,66 @@ fn rotation_names_files_by_date() {
     guard.shutdown().expect("shutdown");
 }
 
+/// `configure_telemetry` with `with_log_file(path)` on a child thread: its result, or a panic
+/// when it has not returned within 5 s (it hung in `open`).
+fn configure_with_log_file_within_5s(path: &str) -> Result<unitel::TelemetryGuard, unitel::Error> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = path.to_owned();
+    std::thread::spawn(move || {
+        let _ = tx.send(unitel::configure_telemetry(
+            TelemetryConfig::new()
+                .with_console(false)
+                .with_log_file(path),
+        ));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(5))
+        .expect("configure_telemetry did not return within 5 s (blocked opening the log file?)")
+}
+
+#[test]
+fn a_pipe_nothing_reads_or_a_directory_as_log_file_is_a_startup_error() {
+    let name = "a_pipe_nothing_reads_or_a_directory_as_log_file_is_a_startup_error";
+    let dir = tempfile::tempdir().expect("tempdir");
+    if std::env::var("UNITEL_CHILD").as_deref() != Ok(name) {
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.path().join("pipe.log"))
+            .status()
+            .expect("run mkfifo");
+        assert!(made.success(), "mkfifo failed: {made}");
+        std::fs::create_dir(dir.path().join("dir.log")).expect("mkdir dir.log");
+    }
+    if let Some(out) = support::child_in(name, &[], dir.path()) {
+        support::assert_ok(&out);
+        return;
+    }
+    for (path, kind) in [
+        ("pipe.log", "a named pipe (FIFO) that nothing reads"),
+        ("dir.log", "a directory"),
+    ] {
+        let started = std::time::Instant::now();
+        let err = configure_with_log_file_within_5s(path)
+            .err()
+            .unwrap_or_else(|| panic!("with_log_file({path:?}) on {kind} was accepted"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(
+            matches!(err, unitel::Error::LogFile { .. }),
+            "{path}: expected Error::LogFile, got {err:?}"
+        );
+        let message = format!("{err}");
+        assert!(
+            message.contains("TelemetryConfig::with_log_file"),
+            "{path}: the error should name the setting: {message}"
+        );
+        let cause = std::error::Error::source(&err).map(|s| s.to_string());
+        assert!(
+            cause
+                .as_deref()
+                .is_some_and(|c| c.contains(kind) && c.contains(path)),
+            "{path}: the cause should say it is {kind}: {cause:?}"
+        );
+    }
+}
+
 #[test]
 fn a_stuck_log_file_drops_and_counts_lines_without_blocking() {
     let name = "a_stuck_log_file_drops_and_counts_lines_without_blocking";
