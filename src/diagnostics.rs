@@ -59,6 +59,14 @@ impl Signal {
 }
 
 impl DropReason {
+    /// Every reason, in the order `unitel_dropped_total` reports them.
+    pub(crate) const ALL: [DropReason; 4] = [
+        DropReason::InvalidInput,
+        DropReason::QueueFull,
+        DropReason::ExportFailed,
+        DropReason::CallbackPanicked,
+    ];
+
     /// The label used in metrics and messages: `invalid_input`, `queue_full`, `export_failed`,
     /// `callback_panicked`.
     pub fn as_str(self) -> &'static str {
@@ -72,7 +80,7 @@ impl DropReason {
 }
 
 const SIGNALS: usize = 3;
-const REASONS: usize = 4;
+const REASONS: usize = DropReason::ALL.len();
 
 #[allow(clippy::declare_interior_mutable_const)]
 const ZERO: AtomicU64 = AtomicU64::new(0);

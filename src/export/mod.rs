@@ -249,11 +249,7 @@ pub(crate) fn register_self_metrics(provider: &SdkMeterProvider) {
         .with_description("Telemetry items unitel dropped, by signal and reason")
         .with_callback(|observer| {
             for signal in [Signal::Spans, Signal::Metrics, Signal::Logs] {
-                for reason in [
-                    DropReason::InvalidInput,
-                    DropReason::QueueFull,
-                    DropReason::ExportFailed,
-                ] {
+                for reason in DropReason::ALL {
                     observer.observe(
                         dropped(signal, reason),
                         &[

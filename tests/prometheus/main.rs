@@ -653,6 +653,18 @@ fn a_panicking_callback_costs_only_its_own_gauge() {
     assert_value(&text, &samples, "panicky_steady_total", &[], 3.0);
     assert_value(&text, &samples, "panicky_ok", &[], 7.0);
     assert!(dropped(Signal::Metrics, DropReason::CallbackPanicked) >= 3);
+    // ... and the crate's own counter says so too (unitel_dropped_total reads the counts at
+    // the start of each collection: at least the two scrapes' panics by now).
+    let reported = samples
+        .iter()
+        .find(|s| {
+            s.name == "unitel_dropped_total"
+                && s.labels.get("signal").map(String::as_str) == Some("metrics")
+                && s.labels.get("reason").map(String::as_str) == Some("callback_panicked")
+        })
+        .map(|s| s.value)
+        .unwrap_or_else(|| panic!("no unitel_dropped_total for callback_panicked:\n{text}"));
+    assert!(reported >= 2.0, "{reported}");
     guard
         .shutdown()
         .expect("shutdown after a panicking callback");
