@@ -454,6 +454,7 @@ fn a_pipe_nothing_reads_or_a_directory_as_log_file_is_a_startup_error() {
     }
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn a_stuck_log_file_drops_and_counts_lines_without_blocking() {
     let name = "a_stuck_log_file_drops_and_counts_lines_without_blocking";
@@ -478,15 +479,17 @@ fn a_stuck_log_file_drops_and_counts_lines_without_blocking() {
         .status()
         .expect("mkfifo");
     assert!(status.success());
-    // The file is a pipe that is opened for reading (opening for writing waits for a reader)
-    // but never read: the writer thread blocks once the pipe's buffer is full.
-    let reader_path = fifo.clone();
-    std::thread::spawn(move || {
-        let _reader = std::fs::File::open(reader_path).expect("open fifo for reading");
-        loop {
-            std::thread::park();
-        }
-    });
+    // The file is a pipe that is opened for reading, before the log file is (non-blocking, so
+    // the open returns at once without a writer: O_NONBLOCK is 0o4000 on Linux), but never
+    // read: the writer thread blocks once the pipe's buffer is full.
+    let _reader = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(0o4000)
+            .open(&fifo)
+            .expect("open fifo for reading")
+    };
     let guard = unitel::configure_telemetry(
         TelemetryConfig::new()
             .with_console(false)

@@ -371,7 +371,7 @@ fn shutdown_timeout_is_respected_on_current_thread_runtime() {
 
 /// A log file whose writes block forever (a FIFO nobody reads): flushing cannot finish, and
 /// shutdown must give up after the configured timeout and say so.
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 #[test]
 fn shutdown_gives_up_after_the_timeout_when_the_file_is_stuck() {
     if support::in_parent(
@@ -387,14 +387,17 @@ fn shutdown_gives_up_after_the_timeout_when_the_file_is_stuck() {
         .status()
         .expect("run mkfifo");
     assert!(status.success(), "mkfifo failed");
-    // Opening a FIFO for writing waits for a reader: open one that never reads.
-    let reader_path = fifo.clone();
-    std::thread::spawn(move || {
-        let _reader = std::fs::File::open(reader_path).expect("open fifo for reading");
-        loop {
-            std::thread::park();
-        }
-    });
+    // A reader that never reads, opened before the log file is: non-blocking, so the open
+    // returns at once without a writer (O_NONBLOCK is 0o4000 on Linux), and the FIFO has a
+    // reader when configure_telemetry checks it.
+    let _reader = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(0o4000)
+            .open(&fifo)
+            .expect("open fifo for reading")
+    };
     let timeout = Duration::from_millis(300);
     let guard = configure_telemetry(
         TelemetryConfig::new()
