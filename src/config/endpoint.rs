@@ -216,22 +216,10 @@ pub(crate) fn redact(raw: &str) -> String {
     format!("{head}{authority}{}", redact_query(rest))
 }
 
-/// `%XX` escapes decoded; `None` for a bad escape or bytes that are not UTF-8.
+/// `%XX` escapes decoded ([`crate::format::percent_decode`]); `None` for a bad escape or
+/// bytes that are not UTF-8.
 pub(super) fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(crate::format::percent_decode(s)?).ok()
 }
 
 #[cfg(test)]

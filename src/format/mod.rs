@@ -42,9 +42,52 @@ pub(crate) fn write_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
+/// The bytes `value` percent-decodes to (`%XX`, hex digits of either case), or `None` if a
+/// `%` is not followed by two hex digits. W3C baggage, `OTEL_*` key=value lists, endpoint
+/// credentials.
+pub(crate) fn percent_decode(value: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(value.len());
+    let mut rest = value.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = if b == b'%' {
+            let [high, low, tail @ ..] = tail else {
+                return None;
+            };
+            out.push(hex_digit(*high)? << 4 | hex_digit(*low)?);
+            tail
+        } else {
+            out.push(b);
+            tail
+        };
+    }
+    Some(out)
+}
+
+/// The value of a hex digit, either case.
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_decode_takes_two_hex_digits_and_nothing_else() {
+        assert_eq!(
+            percent_decode("a%20b%2Fc%2f").as_deref(),
+            Some(&b"a b/c/"[..])
+        );
+        // `u8::from_str_radix` would take `+f` as a number: a sign is not a hex digit.
+        for bad in ["%+f", "%-1", "%2", "%", "%zz", "%\u{e9}"] {
+            assert_eq!(percent_decode(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn write_hex_writes_every_byte_across_chunks() {

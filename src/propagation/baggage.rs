@@ -145,7 +145,7 @@ fn parse_member(member: &str) -> Option<(&str, String, String)> {
     if !is_token(key) || !value.bytes().all(is_baggage_octet) {
         return None;
     }
-    let value = match String::from_utf8(percent_decode(value)?) {
+    let value = match String::from_utf8(crate::format::percent_decode(value)?) {
         Ok(value) => value,
         Err(invalid) => String::from_utf8_lossy(invalid.as_bytes()).into_owned(),
     };
@@ -169,7 +169,9 @@ fn normalize_properties(list: &str) -> Option<String> {
         }
         out.push_str(key);
         if let Some(value) = value {
-            if !value.bytes().all(is_baggage_octet) || percent_decode(value).is_none() {
+            if !value.bytes().all(is_baggage_octet)
+                || crate::format::percent_decode(value).is_none()
+            {
                 return None;
             }
             out.push('=');
@@ -201,35 +203,6 @@ fn encode(value: &str, out: &mut String) {
             out.push(char::from(HEX[usize::from(b >> 4)]));
             out.push(char::from(HEX[usize::from(b & 0x0f)]));
         }
-    }
-}
-
-/// The bytes `value` percent-decodes to, or `None` if a `%` is not followed by two hex digits.
-fn percent_decode(value: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(value.len());
-    let mut rest = value.as_bytes();
-    while let Some((&b, tail)) = rest.split_first() {
-        rest = if b == b'%' {
-            let [high, low, tail @ ..] = tail else {
-                return None;
-            };
-            out.push(hex_digit(*high)? << 4 | hex_digit(*low)?);
-            tail
-        } else {
-            out.push(b);
-            tail
-        };
-    }
-    Some(out)
-}
-
-/// The value of a hex digit, either case.
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 
