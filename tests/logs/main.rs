@@ -479,17 +479,9 @@ fn a_stuck_log_file_drops_and_counts_lines_without_blocking() {
         .status()
         .expect("mkfifo");
     assert!(status.success());
-    // The file is a pipe that is opened for reading, before the log file is (non-blocking, so
-    // the open returns at once without a writer: O_NONBLOCK is 0o4000 on Linux), but never
-    // read: the writer thread blocks once the pipe's buffer is full.
-    let _reader = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(0o4000)
-            .open(&fifo)
-            .expect("open fifo for reading")
-    };
+    // The file is a pipe with a reader that never reads: the writer thread blocks once the
+    // pipe's buffer is full.
+    let _reader = support::fifo_reader(&fifo);
     let guard = unitel::configure_telemetry(
         TelemetryConfig::new()
             .with_console(false)

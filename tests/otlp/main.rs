@@ -190,17 +190,7 @@ fn emit_twice() {
     )
     .expect("configure");
     let telemetry = get_telemetry("twice");
-    {
-        let span = telemetry.trace("set live").attr("a", 1);
-        span.set_attribute("b", 2);
-        span.set_attributes(&[("a", 0), ("a", 3)]);
-        span.add_event("event", &[("a", 1), ("b", 2), ("a", 3)]);
-    }
-    {
-        let span = tracing::info_span!("tracing twice", a = tracing::field::Empty, b = 2);
-        span.record("a", 1);
-        span.record("a", 3);
-    }
+    support::set_attributes_twice_on_live_spans(&telemetry);
     guard.shutdown().expect("shutdown");
     for (name, keys) in seen.lock().unwrap().iter() {
         println!("\nPROCESSOR {name} {}", keys.join(","));

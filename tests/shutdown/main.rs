@@ -387,17 +387,8 @@ fn shutdown_gives_up_after_the_timeout_when_the_file_is_stuck() {
         .status()
         .expect("run mkfifo");
     assert!(status.success(), "mkfifo failed");
-    // A reader that never reads, opened before the log file is: non-blocking, so the open
-    // returns at once without a writer (O_NONBLOCK is 0o4000 on Linux), and the FIFO has a
-    // reader when configure_telemetry checks it.
-    let _reader = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(0o4000)
-            .open(&fifo)
-            .expect("open fifo for reading")
-    };
+    // A reader that never reads: the FIFO has a reader, and writes block once it is full.
+    let _reader = support::fifo_reader(&fifo);
     let timeout = Duration::from_millis(300);
     let guard = configure_telemetry(
         TelemetryConfig::new()

@@ -382,17 +382,7 @@ fn an_attribute_given_twice_keeps_its_last_value() {
             .attrs(&[("b", 2), ("a", 3)])
             .start(),
     );
-    {
-        let span = telemetry.trace("set live").attr("a", 1);
-        span.set_attribute("b", 2);
-        span.set_attributes(&[("a", 0), ("a", 3)]);
-        span.add_event("event", &[("a", 1), ("b", 2), ("a", 3)]);
-    }
-    {
-        let span = tracing::info_span!("tracing twice", a = tracing::field::Empty, b = 2);
-        span.record("a", 1);
-        span.record("a", 3);
-    }
+    support::set_attributes_twice_on_live_spans(&telemetry);
 
     // The span records in the JSON log file: one `a`, its last value, in its first place.
     for line in capture.raw_lines() {

@@ -25,18 +25,53 @@ pub fn child(name: &str, env: &[(&str, &str)]) -> Option<Output> {
 /// that one test (a misspelt name cannot pass by running nothing), passed, and printed no panic
 /// message from any thread; returns its stdout. In the child: `None`; the caller runs the body.
 pub fn run_child(name: &str, env: &[(&str, &str)]) -> Option<String> {
+    let (stdout, stderr) = run_child_with_stderr(name, env)?;
+    assert!(
+        !stderr.contains("panicked"),
+        "child {name} panicked somewhere:\n{stderr}"
+    );
+    Some(stdout)
+}
+
+/// [`run_child`] for a child whose panics are the test (a panicking callback the crate must
+/// survive): asserts it ran exactly that one test and passed, and returns its stdout and stderr.
+pub fn run_child_with_stderr(name: &str, env: &[(&str, &str)]) -> Option<(String, String)> {
     let out = child(name, env)?;
     let stdout = assert_ok(&out);
     assert!(
         stdout.contains("test result: ok. 1 passed"),
         "child {name} did not run exactly one test:\n{stdout}"
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains("panicked"),
-        "child {name} panicked somewhere:\n{stderr}"
-    );
-    Some(stdout)
+    Some((stdout, String::from_utf8_lossy(&out.stderr).into_owned()))
+}
+
+/// Opens the named pipe at `path` for reading without blocking (`O_NONBLOCK` is 0o4000 on
+/// Linux) and never reads it: a log file written there blocks once the pipe is full. Open it
+/// before the log file is, so the pipe has a reader when `configure_telemetry` checks.
+#[cfg(target_os = "linux")]
+pub fn fifo_reader(path: &std::path::Path) -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(0o4000)
+        .open(path)
+        .expect("open fifo for reading")
+}
+
+/// Sets attribute `a` twice on live spans (the SDK appends every `set_attribute`): `set live`
+/// (`a`: 1, 0, 3 and `b`: 2, with an event giving `a` twice) and a `tracing` span `tracing
+/// twice` recording `a` as 1 then 3. Every output must show `a` once, as 3.
+pub fn set_attributes_twice_on_live_spans(telemetry: &unitel::UnifiedTelemetry) {
+    {
+        let span = telemetry.trace("set live").attr("a", 1);
+        span.set_attribute("b", 2);
+        span.set_attributes(&[("a", 0), ("a", 3)]);
+        span.add_event("event", &[("a", 1), ("b", 2), ("a", 3)]);
+    }
+    let span =
+        unitel::tracing::info_span!("tracing twice", a = unitel::tracing::field::Empty, b = 2);
+    span.record("a", 1);
+    span.record("a", 3);
 }
 
 /// [`run_child`] for tests that need nothing from the child's output: `true` in the parent.
