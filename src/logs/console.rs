@@ -24,11 +24,6 @@ pub(super) fn write_line(record: &LogEvent<'_>, s: &mut Scratch) {
     out.push_str(": ");
     text::write_message(out, message);
     for (key, value) in fields.iter() {
-        // An `error` field's text is the first link of the chain written below as `error=`:
-        // one key, once.
-        if !error_chain.is_empty() && &buf[key.clone()] == "error" {
-            continue;
-        }
         out.push(' ');
         text::write_token(out, &buf[key.clone()]);
         out.push('=');

@@ -204,11 +204,17 @@ impl Visit for Visitor<'_> {
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        let r = self.scratch.push_fmt(format_args!("{value}"));
-        let k = self.scratch.push_fmt(format_args!("{}", field.name()));
-        self.scratch.push_field(k, FieldValue::Str(r));
-        if self.scratch.error_chain.is_empty() {
+        // The first error becomes the event's error (message and causes), as `log_error`'s
+        // does. Under the name `error` that is all it is: every output writes the error once,
+        // not as a field too. Under another name it stays a field as well.
+        let became_the_error = self.scratch.error_chain.is_empty();
+        if became_the_error {
             self.scratch.error(value);
+        }
+        if !(became_the_error && field.name() == "error") {
+            let r = self.scratch.push_fmt(format_args!("{value}"));
+            let k = self.scratch.push_fmt(format_args!("{}", field.name()));
+            self.scratch.push_field(k, FieldValue::Str(r));
         }
     }
 }

@@ -743,13 +743,19 @@ fn an_error_field_is_shown_once_with_its_causes() {
         let stdout = support::assert_ok(&out);
         let line = support::console_lines(&stdout)
             .into_iter()
-            .find(|l| l.contains("charge failed"))
+            .find(|l| l.contains("charge failed") && !l.contains("\"type\""))
             .unwrap_or_else(|| panic!("{stdout}"));
         assert_eq!(line.matches(" error=").count(), 1, "{line}");
         assert!(
             line.ends_with(r#"charge failed error="card declined: gateway timeout""#),
             "{line}"
         );
+        // The JSON record holds it once too, as its error, like `log_error`'s.
+        let json = support::marked(&stdout, "JSON").expect("the JSON record");
+        let record: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+        assert_eq!(record["fields"].get("error"), None, "{json}");
+        assert_eq!(record["error"]["message"], "card declined", "{json}");
+        assert_eq!(record["error"]["causes"][0], "gateway timeout", "{json}");
         return;
     }
     #[derive(Debug)]
@@ -764,7 +770,10 @@ fn an_error_field_is_shown_once_with_its_causes() {
             Some(&self.0)
         }
     }
-    let _guard = unitel::configure_telemetry(TelemetryConfig::new()).expect("configure");
+    let _guard = unitel::configure_telemetry(
+        TelemetryConfig::new().with_json_sink(|line| print!("\nJSON {line}")),
+    )
+    .expect("configure");
     let err = Declined(std::io::Error::other("gateway timeout"));
     tracing::error!(error = &err as &dyn std::error::Error, "charge failed");
 }
