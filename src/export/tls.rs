@@ -234,7 +234,16 @@ pub(crate) fn explain(error: &str, tls: bool) -> Option<&'static str> {
     // closed because of a broken pipe"). Without TLS the same words mean a collector that hung
     // up: no explanation then.
     let lower = error.to_ascii_lowercase();
-    if tls && (lower.contains("broken pipe") || lower.contains("connection reset")) {
+    // hyper says the same thing its own ways: the pooled connection closed before the
+    // request went out ("connection was not ready") or before the answer ("connection closed
+    // before message completed").
+    const CLOSED: [&str; 4] = [
+        "broken pipe",
+        "connection reset",
+        "connection was not ready",
+        "connection closed before message completed",
+    ];
+    if tls && CLOSED.iter().any(|c| lower.contains(c)) {
         return Some(
             "TLS: the collector closed the connection as the request was sent; it may require \
              a client certificate (mutual TLS: OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and \
@@ -260,6 +269,9 @@ mod tests {
         let closed = "transport error: stream closed because of a broken pipe";
         assert!(explain(closed, true).is_some_and(|w| w.contains("client certificate")));
         assert_eq!(explain(closed, false), None);
+        let not_ready = "client error (Canceled): operation was canceled: connection was not ready";
+        assert!(explain(not_ready, true).is_some_and(|w| w.contains("client certificate")));
+        assert_eq!(explain(not_ready, false), None);
         assert_eq!(explain("tcp connect error: Connection refused", true), None);
     }
 }
