@@ -103,7 +103,7 @@ pub use crate::config::{
     BatchSettings, Exporter, LogRotation, OtlpCompression, OtlpProtocol, OtlpSettings, Propagator,
     Sampler, TelemetryConfig,
 };
-pub use crate::diagnostics::{dropped, DropReason, Signal};
+pub use crate::diagnostics::{dropped, dropped_at, DropReason, Output, Signal};
 pub use crate::error::Error;
 #[cfg(feature = "prometheus")]
 pub use crate::export::{prometheus_text, PrometheusText};

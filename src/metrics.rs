@@ -2,7 +2,7 @@
 //! recording as soon as telemetry is configured, even when they were made before.
 
 use crate::attributes::Attributes;
-use crate::diagnostics::{drop_once, DropReason, Signal};
+use crate::diagnostics::{drop_once, DropReason, Output, Signal};
 use crate::registry::{check_name, Component, InstrumentCell, InstrumentOptions, Observable};
 use crate::state;
 use opentelemetry::metrics::{self as otel, AsyncInstrument};
@@ -50,6 +50,7 @@ describe!(
 #[cold]
 fn invalid_value(name: &str, value: f64, what: &str) {
     drop_once(
+        Output::Pipeline,
         Signal::Metrics,
         DropReason::InvalidInput,
         &format!("value:{name}:{what}"),
@@ -321,6 +322,7 @@ fn call_guarded(name: &str, callback: impl FnOnce()) {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a non-string payload".to_owned());
     drop_once(
+        Output::Pipeline,
         Signal::Metrics,
         DropReason::CallbackPanicked,
         &format!("callback_panicked:{name}"),

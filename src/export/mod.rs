@@ -17,7 +17,7 @@ mod transport;
 pub use self::prometheus::{prometheus_text, PrometheusText};
 
 use crate::config::{ExportSettings, Exporter};
-use crate::diagnostics::{dropped, DropReason, Signal};
+use crate::diagnostics::{dropped_at, DropReason, Output, Signal};
 use crate::error::Error;
 use crate::logfile::SpanRecordProcessor;
 use opentelemetry::metrics::MeterProvider as _;
@@ -240,23 +240,31 @@ impl Exports {
     }
 }
 
-/// Registers `unitel.dropped` (Prometheus: `unitel_dropped_total{signal,reason}`): what was
-/// dropped, by signal and reason, read from the crate's counters at each collection.
+/// Registers `unitel.dropped` (Prometheus: `unitel_dropped_total{signal,reason,output}`): what
+/// was dropped, by signal, reason and output, read from the crate's counters at each
+/// collection. Every reason an output can drop for is reported from the start, at zero; any
+/// other count once it is not zero.
 pub(crate) fn register_self_metrics(provider: &SdkMeterProvider) {
     let meter = provider.meter("unitel");
     let _counter = meter
         .u64_observable_counter("unitel.dropped")
-        .with_description("Telemetry items unitel dropped, by signal and reason")
+        .with_description("Telemetry items unitel dropped, by signal, reason and output")
         .with_callback(|observer| {
-            for signal in [Signal::Spans, Signal::Metrics, Signal::Logs] {
-                for reason in DropReason::ALL {
-                    observer.observe(
-                        dropped(signal, reason),
-                        &[
-                            KeyValue::new("signal", signal.as_str()),
-                            KeyValue::new("reason", reason.as_str()),
-                        ],
-                    );
+            for output in Output::ALL {
+                for signal in [Signal::Spans, Signal::Metrics, Signal::Logs] {
+                    for reason in DropReason::ALL {
+                        let count = dropped_at(output, signal, reason);
+                        if count > 0 || output.can_drop(signal, reason) {
+                            observer.observe(
+                                count,
+                                &[
+                                    KeyValue::new("signal", signal.as_str()),
+                                    KeyValue::new("reason", reason.as_str()),
+                                    KeyValue::new("output", output.as_str()),
+                                ],
+                            );
+                        }
+                    }
                 }
             }
         })

@@ -10,7 +10,7 @@
 //! every span or log record that cannot be queued is dropped *and counted* (the SDK's own drop
 //! counts are private).
 
-use crate::diagnostics::{drop_counted, DropReason, Signal};
+use crate::diagnostics::{drop_counted, DropReason, Output, Signal};
 use opentelemetry::Context;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord};
@@ -109,6 +109,7 @@ impl<E> OnRuntime<E> {
             let cause = self.last_error.as_ref().and_then(|e| e.take());
             static REPORTED: [AtomicBool; 3] = [const { AtomicBool::new(false) }; 3];
             drop_counted(
+                Output::Otlp,
                 signal,
                 DropReason::ExportFailed,
                 items as u64,
@@ -264,6 +265,7 @@ impl<P> Admission<P> {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         static REPORTED: [AtomicBool; 3] = [const { AtomicBool::new(false) }; 3];
         drop_counted(
+            Output::Otlp,
             signal,
             DropReason::QueueFull,
             1,

@@ -9,7 +9,7 @@
 //! Nothing here blocks on the disk: when the writer falls behind by [`MAX_PENDING_BYTES`], lines
 //! are dropped and counted.
 
-use crate::diagnostics::{drop_counted, DropReason, Signal};
+use crate::diagnostics::{drop_counted, DropReason, Output, Signal};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -68,9 +68,14 @@ impl FileSink {
         if pending.len() + line.len() > MAX_PENDING_BYTES {
             drop(pending);
             static REPORTED: AtomicBool = AtomicBool::new(false);
-            drop_counted(Signal::Logs, DropReason::QueueFull, 1, &REPORTED, &|| {
-                "the JSON log file writer is behind by 16 MiB; lines are being dropped".into()
-            });
+            drop_counted(
+                Output::LogFile,
+                Signal::Logs,
+                DropReason::QueueFull,
+                1,
+                &REPORTED,
+                &|| "the JSON log file writer is behind by 16 MiB; lines are being dropped".into(),
+            );
             return;
         }
         pending.extend_from_slice(line);
@@ -129,6 +134,7 @@ impl Shared {
                 static REPORTED: AtomicBool = AtomicBool::new(false);
                 let lines = batch.iter().filter(|&&b| b == b'\n').count() as u64;
                 drop_counted(
+                    Output::LogFile,
                     Signal::Logs,
                     DropReason::QueueFull,
                     lines,

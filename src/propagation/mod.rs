@@ -17,7 +17,7 @@ mod tracestate;
 pub use self::carrier::Carrier;
 pub use self::job::{JobEnvelope, JobTrace};
 
-use crate::diagnostics::{drop_once, DropReason, Signal};
+use crate::diagnostics::{drop_once, DropReason, Output, Signal};
 use crate::spans::{TraceContext, TraceContextGuard};
 use crate::state;
 use opentelemetry::baggage::{Baggage, BaggageExt as _};
@@ -223,5 +223,11 @@ fn parse_traceparent(value: &str) -> Option<SpanContext> {
 /// Counts a malformed incoming value as invalid span input and describes it once per field.
 #[cold]
 fn invalid(field: &'static str, message: &dyn Fn() -> String) {
-    drop_once(Signal::Spans, DropReason::InvalidInput, field, message);
+    drop_once(
+        Output::Pipeline,
+        Signal::Spans,
+        DropReason::InvalidInput,
+        field,
+        message,
+    );
 }

@@ -10,7 +10,7 @@
 //! reference count. Misses (and names built at run time) go to the component's map.
 
 use super::Component;
-use crate::diagnostics::{drop_once, DropReason, Signal};
+use crate::diagnostics::{drop_once, DropReason, Output, Signal};
 use crate::state;
 use opentelemetry::metrics::{self as otel, Meter};
 use std::borrow::Cow;
@@ -107,6 +107,7 @@ pub(crate) fn check_name(component: &Component, name: &str) {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'));
     if !valid {
         drop_once(
+            Output::Pipeline,
             Signal::Metrics,
             DropReason::InvalidInput,
             &format!("name:{name}"),

@@ -398,16 +398,46 @@ fn scrape_has_the_seed_names_and_values() {
         1.0,
     );
 
-    // The crate's own counter: every signal and reason, the NaN counted.
+    // The crate's own counter: every signal, with each output's reasons, the NaN counted.
     for signal in ["spans", "metrics", "logs"] {
-        for reason in ["invalid_input", "queue_full", "export_failed"] {
+        for (output, reason) in [
+            ("pipeline", "invalid_input"),
+            ("otlp", "queue_full"),
+            ("otlp", "export_failed"),
+            ("otlp", "shutdown_timeout"),
+            ("log_file", "queue_full"),
+            ("log_file", "write_failed"),
+            ("log_file", "shutdown_timeout"),
+        ] {
             value(
                 t,
                 &samples,
                 "unitel_dropped_total",
-                &[("signal", signal), ("reason", reason)],
+                &[("signal", signal), ("reason", reason), ("output", output)],
             );
         }
+    }
+    for (output, reason) in [
+        ("pipeline", "callback_panicked"),
+        ("pipeline", "cardinality_limit"),
+        ("pipeline", "name_conflict"),
+        ("prometheus", "name_conflict"),
+    ] {
+        value(
+            t,
+            &samples,
+            "unitel_dropped_total",
+            &[("signal", "metrics"), ("reason", reason), ("output", output)],
+        );
+        assert!(
+            matching(
+                &samples,
+                "unitel_dropped_total",
+                &[("signal", "logs"), ("reason", reason), ("output", output)]
+            )
+            .is_empty(),
+            "{output} cannot drop logs for {reason}, yet it is reported:\n{t}"
+        );
     }
     let invalid = unitel::dropped(Signal::Metrics, DropReason::InvalidInput);
     assert!(invalid >= 1, "the NaN was not counted as dropped");
