@@ -235,14 +235,33 @@ pub(crate) fn drop_once(
     report_once(key, message);
 }
 
-/// Prints `message` to standard error once per `key` for the life of the process.
+/// Counts one dropped item and describes the problem, both only the first time this `key` is
+/// seen: for a problem that is one loss however often it is noticed (an instrument past its
+/// cardinality limit, seen again at every collection).
 #[cold]
-pub(crate) fn report_once(key: &str, message: &dyn Fn() -> String) {
+pub(crate) fn drop_first(
+    output: Output,
+    signal: Signal,
+    reason: DropReason,
+    key: &str,
+    message: &dyn Fn() -> String,
+) {
+    if report_once(key, message) {
+        slot(output, signal, reason).fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Prints `message` to standard error once per `key` for the life of the process; whether it
+/// was printed now.
+#[cold]
+pub(crate) fn report_once(key: &str, message: &dyn Fn() -> String) -> bool {
     static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
     let mut seen = crate::sync::lock(&SEEN);
     let seen = seen.get_or_insert_with(HashSet::new);
     // Bounded: past this many distinct problems, stay quiet rather than grow.
-    if seen.len() < 1024 && seen.insert(key.to_owned()) {
+    let first = seen.len() < 1024 && seen.insert(key.to_owned());
+    if first {
         eprintln!("unitel: {} (reported once)", message());
     }
+    first
 }

@@ -275,7 +275,7 @@ impl ObservableGauge {
         options: InstrumentOptions,
         callback: GaugeCallback,
     ) -> ObservableGauge {
-        check_name(component, &name);
+        check_name(component, &name, &options);
         let cell = Arc::new(ObservableCell {
             name,
             options,
@@ -334,4 +334,72 @@ fn call_guarded(name: &str, callback: impl FnOnce()) {
             )
         },
     );
+}
+
+/// The attribute the SDK marks its overflow series with.
+const OVERFLOW_KEY: &str = "otel.metric.overflow";
+
+/// The cardinality limit in force (the SDK's default until telemetry is configured).
+static CARDINALITY_LIMIT: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(DEFAULT_CARDINALITY_LIMIT);
+
+/// The SDK's default limit of attribute sets per instrument.
+pub(crate) const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
+
+/// Sets the limit the collections are checked against.
+pub(crate) fn set_cardinality_limit(limit: usize) {
+    CARDINALITY_LIMIT.store(limit, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Notes every instrument of a collection that has reached its cardinality limit: past it,
+/// the SDK folds measurements with new attribute sets into one series marked
+/// `otel.metric.overflow=true`. Each such instrument is counted once
+/// (`Signal::Metrics`, `DropReason::CardinalityLimit`) and described once. Only instruments
+/// with more series than the limit are looked at, so a collection without overflow costs a
+/// length check per instrument.
+pub(crate) fn note_overflow(metrics: &opentelemetry_sdk::metrics::data::ResourceMetrics) {
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+    fn overflowed<T>(data: &MetricData<T>, limit: usize) -> bool {
+        // More series than the limit, one of them the overflow series.
+        macro_rules! check {
+            ($points:expr) => {
+                $points.count() > limit
+                    && $points.any(|p| p.attributes().any(|kv| kv.key.as_str() == OVERFLOW_KEY))
+            };
+        }
+        match data {
+            MetricData::Gauge(g) => check!(g.data_points()),
+            MetricData::Sum(s) => check!(s.data_points()),
+            MetricData::Histogram(h) => check!(h.data_points()),
+            MetricData::ExponentialHistogram(h) => check!(h.data_points()),
+        }
+    }
+    let limit = CARDINALITY_LIMIT.load(std::sync::atomic::Ordering::Relaxed);
+    for scope in metrics.scope_metrics() {
+        for metric in scope.metrics() {
+            let hit = match metric.data() {
+                AggregatedMetrics::F64(d) => overflowed(d, limit),
+                AggregatedMetrics::U64(d) => overflowed(d, limit),
+                AggregatedMetrics::I64(d) => overflowed(d, limit),
+            };
+            if hit {
+                let (component, name) = (scope.scope().name(), metric.name());
+                crate::diagnostics::drop_first(
+                    Output::Pipeline,
+                    Signal::Metrics,
+                    DropReason::CardinalityLimit,
+                    &format!("cardinality:{component}:{name}"),
+                    &|| {
+                        format!(
+                            "component {component:?}, instrument {name:?}: more than {limit} attribute sets; \
+                             measurements with new ones are added to one series marked otel.metric.overflow=true \
+                             (their values are kept, their attributes lost). Raise the limit with \
+                             TelemetryConfig::with_metric_cardinality_limit, or drop the attribute that \
+                             takes too many values"
+                        )
+                    },
+                );
+            }
+        }
+    }
 }

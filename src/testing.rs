@@ -309,6 +309,7 @@ impl Capture {
         if self.store.reader.collect(&mut rm).is_err() {
             return Vec::new();
         }
+        crate::metrics::note_overflow(&rm);
         let mut out = Vec::new();
         for scope in rm.scope_metrics() {
             for metric in scope.metrics() {

@@ -72,6 +72,7 @@ pub(crate) struct LogFileConfig {
 /// | OTLP per signal | [`with_otlp_traces`](Self::with_otlp_traces), [`with_otlp_metrics`](Self::with_otlp_metrics), [`with_otlp_logs`](Self::with_otlp_logs) | `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_*` | the generic settings |
 /// | exporters per signal | [`with_traces_exporter`](Self::with_traces_exporter), [`with_metrics_exporter`](Self::with_metrics_exporter), [`with_logs_exporter`](Self::with_logs_exporter) | `OTEL_TRACES_EXPORTER`, `OTEL_METRICS_EXPORTER`, `OTEL_LOGS_EXPORTER` | `otlp` when an endpoint is set |
 /// | metric push interval | [`with_metric_export_interval`](Self::with_metric_export_interval) | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | 60 s |
+/// | attribute sets per instrument | [`with_metric_cardinality_limit`](Self::with_metric_cardinality_limit) | — | 2000 |
 /// | span batching | [`with_batch_span_processor`](Self::with_batch_span_processor) | `OTEL_BSP_*` | see [`BatchSettings`] |
 /// | log batching | [`with_batch_log_processor`](Self::with_batch_log_processor) | `OTEL_BLRP_*` | see [`BatchSettings`] |
 /// | Prometheus `/metrics` | [`with_prometheus`](Self::with_prometheus) | `OTEL_METRICS_EXPORTER=prometheus`, `OTEL_EXPORTER_PROMETHEUS_HOST`/`_PORT` | off; `127.0.0.1:9464` when asked for |
@@ -93,6 +94,7 @@ pub struct TelemetryConfig {
     pub(crate) log_file: Option<LogFileConfig>,
     pub(crate) log_filter: Option<String>,
     pub(crate) shutdown_timeout: Option<Duration>,
+    pub(crate) cardinality_limit: Option<usize>,
     /// Export settings from the environment.
     pub(crate) env_export: ExportSettings,
     /// Export settings from the builder; they win over `env_export` field by field.
@@ -362,6 +364,19 @@ impl TelemetryConfig {
     /// How often metrics are pushed by OTLP (default 60 s).
     pub fn with_metric_export_interval(mut self, interval: Duration) -> Self {
         self.export.metric_export_interval = Some(interval);
+        self
+    }
+
+    /// How many attribute sets each metric instrument keeps apart (default 2000, the SDK's).
+    ///
+    /// Past the limit, measurements with a new attribute set are added to one series marked
+    /// `otel.metric.overflow=true` (Prometheus: `otel_metric_overflow="true"`): their values
+    /// are kept, their attributes lost. Each instrument that reaches the limit is said once on
+    /// standard error and counted once in `unitel::dropped(Signal::Metrics,
+    /// DropReason::CardinalityLimit)`. Memory per instrument grows with the limit. Accepted:
+    /// 1 to 1,000,000; anything else is a start-up error.
+    pub fn with_metric_cardinality_limit(mut self, limit: usize) -> Self {
+        self.cardinality_limit = Some(limit);
         self
     }
 

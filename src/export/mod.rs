@@ -134,7 +134,7 @@ pub(crate) fn build(
                     let mut exporter = otlp::metric_exporter(&target, &rt)?;
                     exporter.timeout = settings.metric_export_timeout;
                     meter = meter.with_reader(
-                        PeriodicReader::builder(exporter)
+                        PeriodicReader::builder(Watched(exporter))
                             .with_interval(interval)
                             .build(),
                     );
@@ -166,7 +166,7 @@ pub(crate) fn build(
             }
             Exporter::Console => {
                 meter = meter.with_reader(
-                    PeriodicReader::builder(console::ConsoleMetrics)
+                    PeriodicReader::builder(Watched(console::ConsoleMetrics))
                         .with_interval(interval)
                         .build(),
                 );
@@ -240,12 +240,15 @@ impl Exports {
     }
 }
 
+/// The instrumentation scope of the crate's own metrics.
+pub(crate) const SELF_SCOPE: &str = "unitel";
+
 /// Registers `unitel.dropped` (Prometheus: `unitel_dropped_total{signal,reason,output}`): what
 /// was dropped, by signal, reason and output, read from the crate's counters at each
 /// collection. Every reason an output can drop for is reported from the start, at zero; any
 /// other count once it is not zero.
 pub(crate) fn register_self_metrics(provider: &SdkMeterProvider) {
-    let meter = provider.meter("unitel");
+    let meter = provider.meter(SELF_SCOPE);
     let _counter = meter
         .u64_observable_counter("unitel.dropped")
         .with_description("Telemetry items unitel dropped, by signal, reason and output")
@@ -269,4 +272,37 @@ pub(crate) fn register_self_metrics(provider: &SdkMeterProvider) {
             }
         })
         .build();
+}
+
+/// A metric exporter that notes, at each export, the instruments past their cardinality limit
+/// (`crate::metrics::note_overflow`) before handing the collection on.
+#[derive(Debug)]
+struct Watched<E>(E);
+
+impl<E: opentelemetry_sdk::metrics::exporter::PushMetricExporter>
+    opentelemetry_sdk::metrics::exporter::PushMetricExporter for Watched<E>
+{
+    fn export(
+        &self,
+        metrics: &opentelemetry_sdk::metrics::data::ResourceMetrics,
+    ) -> impl std::future::Future<Output = opentelemetry_sdk::error::OTelSdkResult> + Send {
+        crate::metrics::note_overflow(metrics);
+        self.0.export(metrics)
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+
+    fn shutdown(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.shutdown()
+    }
+
+    fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
+        self.0.temporality()
+    }
 }

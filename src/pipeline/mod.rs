@@ -126,6 +126,32 @@ fn build(mut config: TelemetryConfig) -> Result<(State, Pipeline), Error> {
         tracer_builder = tracer_builder.with_span_processor(processor);
     }
     let mut meter_builder = SdkMeterProvider::builder().with_resource(resource.clone());
+    if let Some(limit) = config.cardinality_limit {
+        if !(1..=1_000_000).contains(&limit) {
+            return Err(Error::InvalidSetting {
+                setting: "TelemetryConfig::with_metric_cardinality_limit",
+                value: limit.to_string(),
+                accepted: "a number of attribute sets per instrument from 1 to 1000000",
+            });
+        }
+        // Every instrument but the crate's own counter of drops, whose series are few and
+        // fixed, and must stay readable whatever the limit.
+        meter_builder =
+            meter_builder.with_view(move |i: &opentelemetry_sdk::metrics::Instrument| {
+                if i.scope().name() == crate::export::SELF_SCOPE && i.name() == "unitel.dropped" {
+                    return None;
+                }
+                opentelemetry_sdk::metrics::Stream::builder()
+                    .with_cardinality_limit(limit)
+                    .build()
+                    .ok()
+            });
+    }
+    crate::metrics::set_cardinality_limit(
+        config
+            .cardinality_limit
+            .unwrap_or(crate::metrics::DEFAULT_CARDINALITY_LIMIT),
+    );
     for reader in std::mem::take(&mut config.metric_readers) {
         meter_builder = meter_builder.with_reader(reader);
     }

@@ -10,10 +10,11 @@
 //! reference count. Misses (and names built at run time) go to the component's map.
 
 use super::Component;
-use crate::diagnostics::{drop_once, DropReason, Output, Signal};
+use crate::diagnostics::{drop_counted, drop_once, DropReason, Output, Signal};
 use crate::state;
 use opentelemetry::metrics::{self as otel, Meter};
 use std::borrow::Cow;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
 /// Unit, description and (for histograms) bucket boundaries of an instrument.
@@ -58,6 +59,22 @@ pub(crate) struct InstrumentCell<I> {
     pub(crate) name: Cow<'static, str>,
     pub(crate) options: InstrumentOptions,
     sdk: OnceLock<I>,
+    /// Why this instrument drops every measurement instead of recording it, if it does.
+    rejected: Option<Rejected>,
+    /// Whether the first dropped measurement has been described.
+    reported: AtomicBool,
+}
+
+/// Why an instrument records nothing.
+#[derive(Debug)]
+enum Rejected {
+    /// The SDK would refuse its name, unit or bucket boundaries (and hand out a no-op).
+    Invalid(String),
+    /// Its name is held by an instrument of another kind in the same component.
+    Conflict {
+        kind: &'static str,
+        holder: &'static str,
+    },
 }
 
 impl<I> std::fmt::Debug for InstrumentCell<I> {
@@ -69,51 +86,121 @@ impl<I> std::fmt::Debug for InstrumentCell<I> {
     }
 }
 
-impl<I: Send + Sync> InstrumentCell<I> {
-    /// A cell for the rest of the process. An invalid name is reported once; the SDK will
-    /// hand out an instrument that records nothing.
+impl<I: SdkInstrument> InstrumentCell<I> {
+    /// A cell for the rest of the process. One the SDK would refuse records nothing: each of
+    /// its measurements is counted as dropped, and the first described.
     fn new(
         component: Arc<Component>,
         name: Cow<'static, str>,
         options: InstrumentOptions,
     ) -> &'static Self {
-        check_name(&component, &name);
+        let rejected = invalid(&name, &options, I::KIND == "histogram").map(Rejected::Invalid);
+        Self::leak(component, name, options, rejected)
+    }
+
+    fn leak(
+        component: Arc<Component>,
+        name: Cow<'static, str>,
+        options: InstrumentOptions,
+        rejected: Option<Rejected>,
+    ) -> &'static Self {
         Box::leak(Box::new(InstrumentCell {
             component,
             name,
             options,
             sdk: OnceLock::new(),
+            rejected,
+            reported: AtomicBool::new(false),
         }))
     }
+}
 
-    /// The SDK instrument, made by `build` on first use; `None` while telemetry is not running.
+impl<I: Send + Sync> InstrumentCell<I> {
+    /// The SDK instrument, made by `build` on first use; `None` while telemetry is not running,
+    /// and for an instrument that records nothing (the measurement is then counted).
     #[inline]
     pub(crate) fn sdk(&'static self, build: impl FnOnce(&Meter, &Self) -> I) -> Option<&'static I> {
         state::active()?;
         if let Some(i) = self.sdk.get() {
             return Some(i);
         }
+        if let Some(rejected) = &self.rejected {
+            self.dropped(rejected);
+            return None;
+        }
         let meter = self.component.meter()?;
         Some(self.sdk.get_or_init(|| build(meter, self)))
     }
+
+    #[cold]
+    fn dropped(&self, rejected: &Rejected) {
+        let (reason, why) = match rejected {
+            Rejected::Invalid(why) => (DropReason::InvalidInput, why.clone()),
+            Rejected::Conflict { kind, holder } => (
+                DropReason::NameConflict,
+                format!("a {holder} of that name already exists, so this {kind} records nothing"),
+            ),
+        };
+        drop_counted(
+            Output::Pipeline,
+            Signal::Metrics,
+            reason,
+            1,
+            &self.reported,
+            &|| {
+                format!(
+                    "component {:?}, instrument {:?}: {why}; each measurement is dropped and counted (unitel::dropped(Metrics, {reason:?}))",
+                    self.component.name(),
+                    self.name
+                )
+            },
+        );
+    }
 }
 
-/// Checks the name against the OpenTelemetry instrument-name rules (the SDK would otherwise
-/// silently hand out a no-op instrument).
-pub(crate) fn check_name(component: &Component, name: &str) {
+/// Why the SDK would refuse an instrument (it would hand out one that silently records
+/// nothing): the OpenTelemetry rules for names and units, and increasing, finite histogram
+/// boundaries.
+fn invalid(name: &str, options: &InstrumentOptions, histogram: bool) -> Option<String> {
     let mut chars = name.chars();
-    let valid = name.len() <= 255
+    let name_ok = name.len() <= 255
         && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'));
-    if !valid {
+    if !name_ok {
+        return Some(
+            "the name is invalid (a letter, then up to 254 letters, digits, '_', '.', '-', '/')"
+                .to_owned(),
+        );
+    }
+    if let Some(unit) = &options.unit {
+        if unit.len() > 63 || !unit.is_ascii() {
+            return Some(format!(
+                "unit {unit:?} is invalid (at most 63 ASCII characters, e.g. \"ms\", \"By\", \"{{request}}\")"
+            ));
+        }
+    }
+    if let Some(bounds) = options.boundaries.as_deref().filter(|_| histogram) {
+        if bounds.iter().any(|b| !b.is_finite()) || bounds.windows(2).any(|w| w[0] >= w[1]) {
+            return Some(format!(
+                "bucket boundaries {bounds:?} are invalid (finite and strictly increasing)"
+            ));
+        }
+    }
+    None
+}
+
+/// Checks the name of an observable instrument (the SDK would otherwise silently never call
+/// its callback): said once and counted once.
+pub(crate) fn check_name(component: &Component, name: &str, options: &InstrumentOptions) {
+    if let Some(why) = invalid(name, options, false) {
         drop_once(
             Output::Pipeline,
             Signal::Metrics,
             DropReason::InvalidInput,
-            &format!("name:{name}"),
+            &format!("name:{}:{name}", component.name()),
             &|| {
                 format!(
-                    "component {:?}: instrument name {name:?} is invalid (a letter, then up to 254 letters, digits, '_', '.', '-', '/'); its measurements are dropped",
+                    "component {:?}, instrument {name:?}: {why}; it records nothing",
                     component.name()
                 )
             },
@@ -132,6 +219,8 @@ pub(crate) enum Instrument {
 
 /// An SDK instrument kind the cache holds.
 pub(crate) trait SdkInstrument: Sized + Send + Sync + 'static {
+    /// The kind, as messages name it: `counter`, `up-down counter`, `histogram`, `gauge`.
+    const KIND: &'static str;
     fn wrap(cell: &'static InstrumentCell<Self>) -> Instrument;
     fn unwrap(instrument: Instrument) -> Option<&'static InstrumentCell<Self>>;
     /// The one instrument handed out, without lookup, while telemetry is disabled for good.
@@ -139,8 +228,9 @@ pub(crate) trait SdkInstrument: Sized + Send + Sync + 'static {
 }
 
 macro_rules! sdk_instrument {
-    ($($ty:ty => $variant:ident),* $(,)?) => {$(
+    ($($ty:ty => $variant:ident, $kind:literal),* $(,)?) => {$(
         impl SdkInstrument for $ty {
+            const KIND: &'static str = $kind;
             #[inline]
             fn wrap(cell: &'static InstrumentCell<Self>) -> Instrument {
                 Instrument::$variant(cell)
@@ -162,16 +252,28 @@ macro_rules! sdk_instrument {
 }
 
 sdk_instrument! {
-    otel::Counter<u64> => Counter,
-    otel::UpDownCounter<i64> => UpDownCounter,
-    otel::Histogram<f64> => Histogram,
-    otel::Gauge<f64> => Gauge,
+    otel::Counter<u64> => Counter, "counter",
+    otel::UpDownCounter<i64> => UpDownCounter, "up-down counter",
+    otel::Histogram<f64> => Histogram, "histogram",
+    otel::Gauge<f64> => Gauge, "gauge",
+}
+
+impl Instrument {
+    fn kind(self) -> &'static str {
+        match self {
+            Instrument::Counter(_) => "counter",
+            Instrument::UpDownCounter(_) => "up-down counter",
+            Instrument::Histogram(_) => "histogram",
+            Instrument::Gauge(_) => "gauge",
+        }
+    }
 }
 
 /// `component`'s instrument `name` of kind `I`, made with `options` if it does not exist yet.
 ///
-/// A name already taken by another kind gets an instrument of its own that is not cached (the
-/// SDK reports the conflict); the first one stays cached.
+/// A name already taken by another kind gets an instrument of its own that records nothing and
+/// counts what it drops (`NameConflict`), made once per name and kind; the first one keeps
+/// the name.
 #[inline]
 pub(crate) fn instrument<I: SdkInstrument>(
     component: &Arc<Component>,
@@ -196,7 +298,7 @@ pub(crate) fn instrument<I: SdkInstrument>(
     }
     let cell = match cached_or_new(component, name, options) {
         Ok(cell) => cell,
-        Err((name, options)) => return InstrumentCell::new(component.clone(), name, options),
+        Err((name, options, holder)) => return conflicting(component, name, options, holder),
     };
     if let Some(static_name) = static_name {
         fast::put(id, static_name, I::wrap(cell));
@@ -204,13 +306,40 @@ pub(crate) fn instrument<I: SdkInstrument>(
     cell
 }
 
-/// The component's cached instrument, made and cached if missing; the name and options back
-/// when the name is cached with another kind.
+/// The instrument of kind `I` asked for under `name`, which an instrument of kind `holder`
+/// holds: one that records nothing, the same for every call.
+#[cold]
+fn conflicting<I: SdkInstrument>(
+    component: &Arc<Component>,
+    name: Cow<'static, str>,
+    options: InstrumentOptions,
+    holder: &'static str,
+) -> &'static InstrumentCell<I> {
+    let mut conflicts = crate::sync::lock(&component.conflicts);
+    if let Some(cell) = conflicts
+        .iter()
+        .filter_map(|i| I::unwrap(*i))
+        .find(|cell| cell.name == name)
+    {
+        return cell;
+    }
+    let rejected = Rejected::Conflict {
+        kind: I::KIND,
+        holder,
+    };
+    let cell = InstrumentCell::leak(component.clone(), name, options, Some(rejected));
+    conflicts.push(I::wrap(cell));
+    cell
+}
+
+/// The component's cached instrument, made and cached if missing; the name and options back,
+/// with the holder's kind, when the name is cached with another kind.
+#[allow(clippy::type_complexity)]
 fn cached_or_new<I: SdkInstrument>(
     component: &Arc<Component>,
     name: Cow<'static, str>,
     options: InstrumentOptions,
-) -> Result<&'static InstrumentCell<I>, (Cow<'static, str>, InstrumentOptions)> {
+) -> Result<&'static InstrumentCell<I>, (Cow<'static, str>, InstrumentOptions, &'static str)> {
     let cached = crate::sync::read(&component.instruments)
         .get(&name)
         .copied();
@@ -228,7 +357,7 @@ fn cached_or_new<I: SdkInstrument>(
             }
         }
     };
-    I::unwrap(cached).ok_or((name, options))
+    I::unwrap(cached).ok_or_else(|| (name, options, cached.kind()))
 }
 
 /// The per-thread cache of instruments named by `&'static str`.

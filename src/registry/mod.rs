@@ -61,6 +61,9 @@ pub(crate) struct Component {
     tracer: OnceLock<SdkTracer>,
     meter: OnceLock<Meter>,
     instruments: RwLock<HashMap<Cow<'static, str>, instruments::Instrument>>,
+    /// Instruments asked for under a name another kind holds: one per name and kind, each
+    /// dropping (and counting) what it is given.
+    conflicts: Mutex<Vec<instruments::Instrument>>,
     observables: Mutex<Vec<Arc<dyn Observable>>>,
     /// The most verbose level its logs pass the filter at, as the logs module ranks levels.
     log_level: AtomicU8,
@@ -84,6 +87,7 @@ impl Component {
             tracer: OnceLock::new(),
             meter: OnceLock::new(),
             instruments: RwLock::default(),
+            conflicts: Mutex::default(),
             observables: Mutex::default(),
             log_level: AtomicU8::new(LEVEL_UNKNOWN),
         }

@@ -4,7 +4,7 @@
 mod support;
 
 use unitel::testing::{capture, PointValue};
-use unitel::{get_telemetry, DropReason, InstrumentOptions, Signal, Value};
+use unitel::{get_telemetry, DropReason, InstrumentOptions, Output, Signal, Value};
 
 #[test]
 fn counter_sums_per_attribute_set() {
@@ -218,15 +218,179 @@ fn nan_infinity_and_negative_histogram_values_are_dropped_and_counted() {
 }
 
 #[test]
-fn invalid_instrument_names_are_counted() {
+fn every_measurement_to_an_instrument_the_sdk_refuses_is_counted_and_said_once() {
+    let name = "every_measurement_to_an_instrument_the_sdk_refuses_is_counted_and_said_once";
+    if let Some((_, stderr)) = support::run_child_with_stderr(name, &[]) {
+        for (what, instrument) in [
+            ("the name is invalid", "\"1starts_with_digit\""),
+            ("the name is invalid", "\"has space\""),
+            ("unit \"µs\" is invalid", "\"latency\""),
+            ("bucket boundaries [5.0, 1.0] are invalid", "\"sizes\""),
+        ] {
+            let said = stderr
+                .lines()
+                .filter(|l| l.contains(instrument) && l.contains(what))
+                .count();
+            assert_eq!(said, 1, "{instrument}: {what} said {said} times:\n{stderr}");
+        }
+        return;
+    }
     let _capture = capture();
-    let before = unitel::dropped(Signal::Metrics, DropReason::InvalidInput);
-    get_telemetry("names")
-        .counter("1starts_with_digit")
-        .add(1, ());
-    get_telemetry("names").counter("has space").add(1, ());
-    let after = unitel::dropped(Signal::Metrics, DropReason::InvalidInput);
-    assert_eq!(after - before, 2);
+    let invalid =
+        || unitel::dropped_at(Output::Pipeline, Signal::Metrics, DropReason::InvalidInput);
+    let before = invalid();
+    let names = get_telemetry("names");
+    for _ in 0..1000 {
+        names.counter("1starts_with_digit").add(1, ());
+    }
+    names.counter("has space").add(1, ());
+    // A unit the SDK refuses (not ASCII) and boundaries out of order: the SDK would hand out
+    // an instrument that records nothing, without a word.
+    let latency = names.histogram_with_options("latency", InstrumentOptions::new().with_unit("µs"));
+    let sizes = names.histogram_with_options(
+        "sizes",
+        InstrumentOptions::new().with_boundaries([5.0, 1.0]),
+    );
+    for _ in 0..10 {
+        latency.record(1.0, ());
+        sizes.record(1.0, ());
+    }
+    assert_eq!(invalid() - before, 1000 + 1 + 10 + 10);
+    // A valid unit and boundaries record as usual.
+    let fine = names.histogram_with_options(
+        "fine",
+        InstrumentOptions::new()
+            .with_unit("us")
+            .with_boundaries([1.0, 5.0]),
+    );
+    fine.record(2.0, ());
+    assert_eq!(invalid() - before, 1021);
+}
+
+#[test]
+fn a_gauge_asked_for_under_a_counters_name_is_one_instrument_that_counts_its_drops() {
+    let name = "a_gauge_asked_for_under_a_counters_name_is_one_instrument_that_counts_its_drops";
+    if let Some((_, stderr)) = support::run_child_with_stderr(name, &[]) {
+        let said = stderr
+            .lines()
+            .filter(|l| {
+                l.contains("\"clash\"") && l.contains("a counter of that name already exists")
+            })
+            .count();
+        assert_eq!(said, 1, "{stderr}");
+        return;
+    }
+    let capture = capture();
+    let telemetry = get_telemetry("kinds");
+    telemetry.counter("clash").add(1, ());
+    let conflicts =
+        || unitel::dropped_at(Output::Pipeline, Signal::Metrics, DropReason::NameConflict);
+    let resident = || -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+        statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
+            * 4096
+    };
+    // Warm up, then 200,000 more: each call used to leak a new instrument (+58 MiB).
+    for i in 0..1000 {
+        telemetry.gauge("clash").set(i as f64, ());
+    }
+    let before = resident();
+    for i in 0..200_000 {
+        telemetry.gauge("clash").set(i as f64, ());
+        telemetry.gauge(String::from("clash")).set(1.0, ());
+    }
+    let grown = resident().saturating_sub(before);
+    if cfg!(target_os = "linux") {
+        assert!(
+            grown < 8 << 20,
+            "asking for the clashing gauge grew memory by {grown} bytes"
+        );
+    }
+    assert_eq!(conflicts(), 401_000, "every dropped measurement is counted");
+    // The counter keeps the name and its value.
+    assert_eq!(capture.counter("kinds", "clash", &[]), Some(1));
+    telemetry.counter("clash").add(2, ());
+    assert_eq!(capture.counter("kinds", "clash", &[]), Some(3));
+}
+
+#[test]
+fn an_instrument_past_its_cardinality_limit_is_counted_and_said_once() {
+    let name = "an_instrument_past_its_cardinality_limit_is_counted_and_said_once";
+    if let Some((stdout, stderr)) = support::run_child_with_stderr(name, &[]) {
+        let said: Vec<_> = stderr
+            .lines()
+            .filter(|l| l.contains("attribute sets"))
+            .collect();
+        assert_eq!(said.len(), 1, "{stderr}");
+        assert!(
+            said[0].contains("\"wide\"") && said[0].contains("more than 5"),
+            "{stderr}"
+        );
+        assert!(
+            said[0].contains("with_metric_cardinality_limit"),
+            "{stderr}"
+        );
+        // The console exporter shows the overflow series.
+        assert!(stdout.contains("otel.metric.overflow"), "{stdout}");
+        return;
+    }
+    let guard = unitel::configure_telemetry(
+        unitel::TelemetryConfig::new()
+            .with_log_filter("off")
+            .with_metric_cardinality_limit(5)
+            .with_metrics_exporter(&[unitel::Exporter::Console])
+            .with_metric_export_interval(std::time::Duration::from_millis(50)),
+    )
+    .expect("configure_telemetry");
+    let telemetry = get_telemetry("cardinality");
+    let wide = telemetry.counter("wide");
+    let narrow = telemetry.counter("narrow");
+    for i in 0..50 {
+        wide.add(1, &[("user", i.to_string())]);
+        narrow.add(1, &[("route", (i % 5).to_string())]);
+    }
+    let limited = || {
+        unitel::dropped_at(
+            Output::Pipeline,
+            Signal::Metrics,
+            DropReason::CardinalityLimit,
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while limited() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the overflow was never noticed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Several more exports see the same overflow: still one instrument, said once.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(limited(), 1, "only \"wide\" passed its limit, counted once");
+    guard.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_cardinality_limit_of_zero_is_a_startup_error() {
+    let name = "a_cardinality_limit_of_zero_is_a_startup_error";
+    if support::run_child(name, &[]).is_some() {
+        return;
+    }
+    for limit in [0, 10_000_000] {
+        let err = unitel::configure_telemetry(
+            unitel::TelemetryConfig::new().with_metric_cardinality_limit(limit),
+        )
+        .expect_err("an out-of-range limit");
+        let message = err.to_string();
+        assert!(
+            message.contains("with_metric_cardinality_limit") && message.contains("1 to 1000000"),
+            "{message}"
+        );
+    }
 }
 
 #[test]

@@ -427,7 +427,11 @@ fn scrape_has_the_seed_names_and_values() {
             t,
             &samples,
             "unitel_dropped_total",
-            &[("signal", "metrics"), ("reason", reason), ("output", output)],
+            &[
+                ("signal", "metrics"),
+                ("reason", reason),
+                ("output", output),
+            ],
         );
         assert!(
             matching(
