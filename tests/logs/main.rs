@@ -778,9 +778,12 @@ fn an_error_field_is_shown_once_with_its_causes() {
     tracing::error!(error = &err as &dyn std::error::Error, "charge failed");
 }
 
+/// A span's name and attributes.
+type NamedAttributes = (String, Vec<unitel::KeyValue>);
+
 /// Keeps the attributes of every span that ends (the values OTLP exports).
 #[derive(Debug, Default, Clone)]
-struct SpanAttributes(std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<unitel::KeyValue>)>>>);
+struct SpanAttributes(std::sync::Arc<std::sync::Mutex<Vec<NamedAttributes>>>);
 
 impl unitel::opentelemetry_sdk::trace::SpanProcessor for SpanAttributes {
     fn on_start(
