@@ -864,7 +864,8 @@ fn nan_and_infinite_fields_are_written_as_the_format_says() {
             .attr("nan", f64::NAN)
             .attr("inf", f64::INFINITY)
             .attr("ninf", f64::NEG_INFINITY)
-            .attr("one", 1.5);
+            .attr("one", 1.5)
+            .attr("floats", vec![f64::NAN, f64::NEG_INFINITY, 1.5]);
         telemetry.log_info_with(
             "unitel floats",
             &[
@@ -895,6 +896,13 @@ fn nan_and_infinite_fields_are_written_as_the_format_says() {
         }
         for (key, value) in &expected {
             assert_eq!(values.get(*key), Some(value), "{key} in {json}");
+        }
+        if name == "unitel float span" {
+            assert_eq!(
+                values.get("floats"),
+                Some(&serde_json::json!(["NaN", "-Infinity", 1.5])),
+                "{json}"
+            );
         }
         seen.push(name);
     }
