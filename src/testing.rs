@@ -187,8 +187,27 @@ pub struct CapturedPoint {
     pub unit: String,
     /// The attributes, sorted by key.
     pub attributes: Vec<(String, String)>,
+    /// The kind of instrument that made it.
+    pub kind: InstrumentKind,
     /// The value.
     pub value: PointValue,
+}
+
+/// The kind of instrument a [`CapturedPoint`] came from, as the SDK's collected data tells
+/// it: a counter's sum is monotonic, an up-down counter's is not. The data does not say
+/// whether the instrument was synchronous or observable (an `observable_gauge` is a
+/// [`Gauge`](Self::Gauge), an SDK observable counter a [`Counter`](Self::Counter)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InstrumentKind {
+    /// A counter or observable counter: a sum that only goes up.
+    Counter,
+    /// An up-down counter or observable up-down counter: a sum that may go down.
+    UpDownCounter,
+    /// A histogram.
+    Histogram,
+    /// A gauge or observable gauge: the last value.
+    Gauge,
 }
 
 /// The value of a [`CapturedPoint`].
@@ -313,7 +332,9 @@ impl Capture {
         let mut out = Vec::new();
         for scope in rm.scope_metrics() {
             for metric in scope.metrics() {
-                let mut push = |attrs: &mut dyn Iterator<Item = &KeyValue>, value: PointValue| {
+                let mut push = |attrs: &mut dyn Iterator<Item = &KeyValue>,
+                                kind: InstrumentKind,
+                                value: PointValue| {
                     let mut attributes: Vec<(String, String)> = attrs
                         .map(|kv| (kv.key.to_string(), kv.value.to_string()))
                         .collect();
@@ -323,40 +344,14 @@ impl Capture {
                         name: metric.name().to_owned(),
                         unit: metric.unit().to_owned(),
                         attributes,
+                        kind,
                         value,
                     });
                 };
                 match metric.data() {
-                    AggregatedMetrics::F64(data) => match data {
-                        MetricData::Sum(s) => s
-                            .data_points()
-                            .for_each(|p| push(&mut p.attributes(), PointValue::Sum(p.value()))),
-                        MetricData::Gauge(g) => g
-                            .data_points()
-                            .for_each(|p| push(&mut p.attributes(), PointValue::Gauge(p.value()))),
-                        MetricData::Histogram(h) => h.data_points().for_each(|p| {
-                            push(
-                                &mut p.attributes(),
-                                PointValue::Histogram {
-                                    count: p.count(),
-                                    sum: p.sum(),
-                                    bounds: p.bounds().collect(),
-                                    bucket_counts: p.bucket_counts().collect(),
-                                },
-                            )
-                        }),
-                        _ => {}
-                    },
-                    AggregatedMetrics::U64(MetricData::Sum(s)) => s
-                        .data_points()
-                        .for_each(|p| push(&mut p.attributes(), PointValue::Sum(p.value() as f64))),
-                    AggregatedMetrics::I64(MetricData::Sum(s)) => s
-                        .data_points()
-                        .for_each(|p| push(&mut p.attributes(), PointValue::Sum(p.value() as f64))),
-                    AggregatedMetrics::I64(MetricData::Gauge(g)) => g.data_points().for_each(|p| {
-                        push(&mut p.attributes(), PointValue::Gauge(p.value() as f64))
-                    }),
-                    _ => {}
+                    AggregatedMetrics::F64(data) => points(data, |v| v, &mut push),
+                    AggregatedMetrics::U64(data) => points(data, |v| v as f64, &mut push),
+                    AggregatedMetrics::I64(data) => points(data, |v| v as f64, &mut push),
                 }
             }
         }
@@ -382,5 +377,50 @@ impl Capture {
             PointValue::Sum(v) => Some(v as u64),
             _ => None,
         }
+    }
+}
+
+/// Hands each point of `data` to `push` with its kind and value (`to_f64` converts the value).
+fn points<T: Copy>(
+    data: &MetricData<T>,
+    to_f64: impl Fn(T) -> f64,
+    push: &mut dyn FnMut(&mut dyn Iterator<Item = &KeyValue>, InstrumentKind, PointValue),
+) {
+    match data {
+        MetricData::Sum(sum) => {
+            let kind = if sum.is_monotonic() {
+                InstrumentKind::Counter
+            } else {
+                InstrumentKind::UpDownCounter
+            };
+            sum.data_points().for_each(|p| {
+                push(
+                    &mut p.attributes(),
+                    kind,
+                    PointValue::Sum(to_f64(p.value())),
+                )
+            })
+        }
+        MetricData::Gauge(gauge) => gauge.data_points().for_each(|p| {
+            push(
+                &mut p.attributes(),
+                InstrumentKind::Gauge,
+                PointValue::Gauge(to_f64(p.value())),
+            )
+        }),
+        MetricData::Histogram(histogram) => histogram.data_points().for_each(|p| {
+            push(
+                &mut p.attributes(),
+                InstrumentKind::Histogram,
+                PointValue::Histogram {
+                    count: p.count(),
+                    sum: to_f64(p.sum()),
+                    bounds: p.bounds().collect(),
+                    bucket_counts: p.bucket_counts().collect(),
+                },
+            )
+        }),
+        // unitel makes no exponential histograms; a view of the application's could.
+        MetricData::ExponentialHistogram(_) => {}
     }
 }

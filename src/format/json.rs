@@ -58,12 +58,18 @@ pub(crate) fn write_escaped(out: &mut String, s: &str) {
     out.push_str(&s[start..]);
 }
 
-/// Appends a number; NaN and infinities (which JSON cannot hold) become `null`.
+/// Appends a number. NaN and the infinities, which JSON cannot hold, become the strings
+/// `"NaN"`, `"Infinity"` and `"-Infinity"` (the spelling of OTLP's JSON encoding), so the line
+/// stays valid JSON and the three stay told apart.
 pub(crate) fn write_f64(out: &mut String, v: f64) {
     if v.is_finite() {
         let _ = write!(out, "{v}");
+    } else if v.is_nan() {
+        out.push_str("\"NaN\"");
+    } else if v > 0.0 {
+        out.push_str("\"Infinity\"");
     } else {
-        out.push_str("null");
+        out.push_str("\"-Infinity\"");
     }
 }
 

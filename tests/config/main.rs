@@ -2,9 +2,11 @@
 //! calls winning over them, invalid values reported with the variable's name, and what
 //! `configure_telemetry` does once, twice, or next to another subscriber.
 //!
-//! A test that configures successfully runs its body in a child process (`support::child`):
-//! telemetry is configured once per process. Tests that only expect a configuration error run
-//! in this process, since a failing `configure_telemetry` installs nothing.
+//! Every test that calls `configure_telemetry` runs its body in a child process of its own
+//! (`support::in_parent`, `support::run_child`): telemetry is configured once per process, and
+//! a test expecting an error whose configuration wrongly succeeds must fail alone, not leave
+//! telemetry installed for the tests after it. Tests that only build a `TelemetryConfig` run
+//! in this process.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -17,16 +19,13 @@ use unitel::{configure_telemetry, get_telemetry, Error, Sampler, TelemetryConfig
 /// A sampled remote parent, as another service would send it.
 const SAMPLED_PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-/// Configures in this process, expecting an error. Success would install telemetry here, which
-/// the in-process tests must never do.
+/// Configures, expecting an error; called in a test's own child process, so a configuration
+/// that wrongly succeeds fails that test only.
 fn configure_err(config: TelemetryConfig) -> Error {
     match configure_telemetry(config) {
         Ok(guard) => {
             std::mem::forget(guard);
-            panic!(
-                "configure_telemetry succeeded but should have failed; telemetry is now installed \
-                 in this test process, so later in-process tests may report AlreadyConfigured"
-            )
+            panic!("configure_telemetry succeeded but should have failed")
         }
         Err(err) => err,
     }
@@ -115,6 +114,12 @@ fn hex(id: Option<impl ToString>) -> Option<String> {
 
 #[test]
 fn invalid_sampler_names_the_variable_and_the_accepted_values() {
+    if support::in_parent(
+        "invalid_sampler_names_the_variable_and_the_accepted_values",
+        &[],
+    ) {
+        return;
+    }
     let err = configure_err(TelemetryConfig::from_vars([(
         "OTEL_TRACES_SAMPLER",
         "sometimes",
@@ -137,6 +142,9 @@ fn invalid_sampler_names_the_variable_and_the_accepted_values() {
 
 #[test]
 fn invalid_sampler_arg_names_the_variable() {
+    if support::in_parent("invalid_sampler_arg_names_the_variable", &[]) {
+        return;
+    }
     for value in ["1.5", "abc", "-0.1", "NaN"] {
         let err = configure_err(TelemetryConfig::from_vars([
             ("OTEL_TRACES_SAMPLER", "traceidratio"),
@@ -152,6 +160,9 @@ fn invalid_sampler_arg_names_the_variable() {
 
 #[test]
 fn invalid_sdk_disabled_names_the_variable() {
+    if support::in_parent("invalid_sdk_disabled_names_the_variable", &[]) {
+        return;
+    }
     let err = configure_err(TelemetryConfig::from_vars([("OTEL_SDK_DISABLED", "maybe")]));
     let message = assert_invalid_env(&err, "OTEL_SDK_DISABLED", "maybe");
     assert!(
@@ -162,6 +173,9 @@ fn invalid_sdk_disabled_names_the_variable() {
 
 #[test]
 fn invalid_resource_attributes_name_the_variable() {
+    if support::in_parent("invalid_resource_attributes_name_the_variable", &[]) {
+        return;
+    }
     for value in ["novalue", "=x", "team=payments,novalue", "team=%G1"] {
         let err = configure_err(TelemetryConfig::from_vars([(
             "OTEL_RESOURCE_ATTRIBUTES",
@@ -173,6 +187,12 @@ fn invalid_resource_attributes_name_the_variable() {
 
 #[test]
 fn invalid_rust_log_is_an_invalid_log_filter_naming_rust_log() {
+    if support::in_parent(
+        "invalid_rust_log_is_an_invalid_log_filter_naming_rust_log",
+        &[],
+    ) {
+        return;
+    }
     let err = configure_err(TelemetryConfig::from_vars([("RUST_LOG", "info,[[[")]));
     match &err {
         Error::InvalidLogFilter { setting, value, .. } => {
@@ -189,6 +209,9 @@ fn invalid_rust_log_is_an_invalid_log_filter_naming_rust_log() {
 
 #[test]
 fn invalid_builder_log_filter_names_with_log_filter() {
+    if support::in_parent("invalid_builder_log_filter_names_with_log_filter", &[]) {
+        return;
+    }
     let err = configure_err(TelemetryConfig::new().with_log_filter("info,[[["));
     match &err {
         Error::InvalidLogFilter { setting, value, .. } => {
@@ -205,6 +228,9 @@ fn invalid_builder_log_filter_names_with_log_filter() {
 
 #[test]
 fn out_of_range_builder_ratio_is_an_invalid_setting() {
+    if support::in_parent("out_of_range_builder_ratio_is_an_invalid_setting", &[]) {
+        return;
+    }
     for sampler in [
         Sampler::TraceIdRatio(2.0),
         Sampler::TraceIdRatio(-0.5),
@@ -224,6 +250,9 @@ fn out_of_range_builder_ratio_is_an_invalid_setting() {
 
 #[test]
 fn log_file_under_a_regular_file_is_a_log_file_error() {
+    if support::in_parent("log_file_under_a_regular_file_is_a_log_file_error", &[]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
@@ -247,12 +276,21 @@ fn log_file_under_a_regular_file_is_a_log_file_error() {
 
 #[test]
 fn log_file_without_a_file_name_is_a_log_file_error() {
+    if support::in_parent("log_file_without_a_file_name_is_a_log_file_error", &[]) {
+        return;
+    }
     let err = configure_err(TelemetryConfig::new().with_console(false).with_log_file(""));
     assert!(matches!(err, Error::LogFile { .. }), "got {err:?}");
 }
 
 #[test]
 fn the_first_invalid_variable_is_reported_even_with_builder_calls() {
+    if support::in_parent(
+        "the_first_invalid_variable_is_reported_even_with_builder_calls",
+        &[],
+    ) {
+        return;
+    }
     // An invalid value is not lost because other settings come from the builder.
     let err = configure_err(
         TelemetryConfig::from_vars([("OTEL_RESOURCE_ATTRIBUTES", "novalue")])
@@ -300,16 +338,51 @@ fn valid_resource_attributes_configure() {
         "valid_resource_attributes_configure",
         &[(
             "OTEL_RESOURCE_ATTRIBUTES",
-            " team = payments , region=eu%2Dwest,,service.name=from-attrs ",
+            " team = payments , region=eu%2Dwest,,note=a%2Cb%3Dc%20d%25,city=M%C3%BCnchen,\
+             service.name=from-attrs ",
         )],
     ) {
         return;
     }
+    use std::sync::Arc;
+    use unitel::opentelemetry_sdk::metrics::data::ResourceMetrics;
+    use unitel::opentelemetry_sdk::metrics::reader::MetricReader;
+    use unitel::opentelemetry_sdk::metrics::ManualReader;
+
     let dir = tempfile::tempdir().unwrap();
-    let guard = configure_telemetry(file_config(TelemetryConfig::from_env(), dir.path()))
-        .expect("configure");
-    assert!(get_telemetry("res").trace("s").is_recording());
+    let reader = Arc::new(ManualReader::default());
+    let guard = configure_telemetry(
+        file_config(TelemetryConfig::from_env(), dir.path()).with_metric_reader(reader.clone()),
+    )
+    .expect("configure");
+    let telemetry = get_telemetry("res");
+    assert!(telemetry.trace("s").is_recording());
+    telemetry.counter("res_total").add(1, ());
+    // The resource every signal is exported with, as the SDK hands it to a metric reader.
+    let mut metrics = ResourceMetrics::default();
+    reader.collect(&mut metrics).expect("collect");
+    let resource: std::collections::HashMap<String, String> = metrics
+        .resource()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for (key, value) in [
+        ("team", "payments"),
+        ("region", "eu-west"),
+        ("note", "a,b=c d%"),
+        ("city", "München"),
+        ("service.name", "from-attrs"),
+    ] {
+        assert_eq!(
+            resource.get(key).map(String::as_str),
+            Some(value),
+            "resource attribute {key} in {resource:#?}"
+        );
+    }
     guard.shutdown().expect("shutdown");
+    // The log file names the service the attributes gave.
+    let spans = span_records(dir.path());
+    assert_eq!(one_span(&spans, "s").service.as_deref(), Some("from-attrs"));
 }
 
 /// Child body: configure from the environment, start a root span, check whether it records.
@@ -825,6 +898,9 @@ fn instruments_taken_before_the_pipeline_report_values() {
 
 #[test]
 fn rotation_without_a_log_file_names_the_missing_setting() {
+    if support::in_parent("rotation_without_a_log_file_names_the_missing_setting", &[]) {
+        return;
+    }
     let err = configure_err(
         TelemetryConfig::new()
             .with_console(false)
@@ -841,6 +917,9 @@ fn rotation_without_a_log_file_names_the_missing_setting() {
 
 #[test]
 fn invalid_export_variables_name_the_variable() {
+    if support::in_parent("invalid_export_variables_name_the_variable", &[]) {
+        return;
+    }
     for (variable, value, accepted_hint) in [
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "websocket", "http/protobuf"),
         ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "HTTP/2", "grpc"),
@@ -871,25 +950,79 @@ fn invalid_export_variables_name_the_variable() {
 
 #[test]
 fn export_enum_values_are_case_insensitive_and_empty_means_unset() {
-    // These parse; the configuration then fails on an unrelated, deliberate error, which proves
-    // the export variables themselves were accepted.
-    let err = configure_err(
-        TelemetryConfig::from_vars([
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "GRPC"),
-            ("OTEL_EXPORTER_OTLP_COMPRESSION", "Gzip"),
-            ("OTEL_TRACES_EXPORTER", "OTLP,Console"),
-            ("OTEL_METRICS_EXPORTER", "None"),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
-            ("OTEL_EXPORTER_OTLP_TIMEOUT", ""),
-            ("OTEL_TRACES_SAMPLER", "bogus"),
-        ])
-        .with_console(false),
-    );
-    assert_invalid_env(&err, "OTEL_TRACES_SAMPLER", "bogus");
+    // Each variable on its own, so an error in one cannot hide another that was never parsed;
+    // the parsed value must show in the configuration (an accepted value that was thrown away
+    // would leave it as without the variable).
+    let unset = format!("{:?}", TelemetryConfig::from_vars([("UNRELATED", "x")]));
+    for (variable, value, parsed) in [
+        (
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "GRPC",
+            "protocol: Some(Grpc)",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            " Http/Protobuf ",
+            "protocol: Some(HttpProtobuf)",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+            "HTTP/JSON",
+            "protocol: Some(HttpJson)",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+            "Gzip",
+            "compression: Some(Gzip)",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+            "NONE",
+            "compression: Some(None)",
+        ),
+        (
+            "OTEL_TRACES_EXPORTER",
+            "OTLP,Console",
+            "traces_exporter: Some([Otlp, Console])",
+        ),
+        (
+            "OTEL_METRICS_EXPORTER",
+            "Prometheus",
+            "metrics_exporter: Some([Prometheus])",
+        ),
+        ("OTEL_LOGS_EXPORTER", "None", "logs_exporter: Some([None])"),
+    ] {
+        let config = format!("{:?}", TelemetryConfig::from_vars([(variable, value)]));
+        assert!(
+            config.contains("env_error: None"),
+            "{variable}={value:?} was rejected: {config}"
+        );
+        assert!(
+            config.contains(parsed),
+            "{variable}={value:?} did not give {parsed}: {config}"
+        );
+        assert_ne!(config, unset, "{variable}={value:?} was not taken");
+    }
+    for variable in [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_COMPRESSION",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_METRICS_EXPORTER",
+    ] {
+        for empty in ["", "  "] {
+            let config = format!("{:?}", TelemetryConfig::from_vars([(variable, empty)]));
+            assert_eq!(config, unset, "{variable}={empty:?} must mean unset");
+        }
+    }
 }
 
 #[test]
 fn header_values_never_appear_in_errors_or_debug_output() {
+    if support::in_parent("header_values_never_appear_in_errors_or_debug_output", &[]) {
+        return;
+    }
     let secret = "topsecret-4711";
     let config = TelemetryConfig::from_vars([(
         "OTEL_EXPORTER_OTLP_HEADERS",
@@ -921,6 +1054,9 @@ fn header_values_never_appear_in_errors_or_debug_output() {
 
 #[test]
 fn endpoint_credentials_never_appear_in_errors() {
+    if support::in_parent("endpoint_credentials_never_appear_in_errors", &[]) {
+        return;
+    }
     let err = configure_err(
         TelemetryConfig::from_vars([(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -1034,6 +1170,9 @@ fn prometheus_host_accepts_localhost_and_host_names() {
 
 #[test]
 fn unresolvable_prometheus_host_names_the_variable() {
+    if support::in_parent("unresolvable_prometheus_host_names_the_variable", &[]) {
+        return;
+    }
     let err = configure_err(
         TelemetryConfig::from_vars([
             ("OTEL_METRICS_EXPORTER", "prometheus"),
@@ -1106,6 +1245,12 @@ fn rust_log_is_trimmed() {
 
 #[test]
 fn a_bare_word_that_is_not_a_level_is_an_invalid_log_filter() {
+    if support::in_parent(
+        "a_bare_word_that_is_not_a_level_is_an_invalid_log_filter",
+        &[],
+    ) {
+        return;
+    }
     for value in ["garbage", "info,garbage", "inf"] {
         for (config, setting) in [
             (

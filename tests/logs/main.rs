@@ -777,3 +777,163 @@ fn an_error_field_is_shown_once_with_its_causes() {
     let err = Declined(std::io::Error::other("gateway timeout"));
     tracing::error!(error = &err as &dyn std::error::Error, "charge failed");
 }
+
+/// A span's name and attributes.
+type NamedAttributes = (String, Vec<unitel::KeyValue>);
+
+/// Keeps the attributes of every span that ends (the values OTLP exports).
+#[derive(Debug, Default, Clone)]
+struct SpanAttributes(std::sync::Arc<std::sync::Mutex<Vec<NamedAttributes>>>);
+
+impl unitel::opentelemetry_sdk::trace::SpanProcessor for SpanAttributes {
+    fn on_start(
+        &self,
+        _: &mut unitel::opentelemetry_sdk::trace::Span,
+        _: &unitel::opentelemetry::Context,
+    ) {
+    }
+    fn on_end(&self, span: unitel::opentelemetry_sdk::trace::SpanData) {
+        if let Ok(mut spans) = self.0.lock() {
+            spans.push((span.name.to_string(), span.attributes));
+        }
+    }
+    fn force_flush(&self) -> unitel::opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(
+        &self,
+        _: std::time::Duration,
+    ) -> unitel::opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+}
+
+#[test]
+fn nan_and_infinite_fields_are_written_as_the_format_says() {
+    const NAME: &str = "nan_and_infinite_fields_are_written_as_the_format_says";
+    if let Some(out) = support::child(NAME, &[]) {
+        let stdout = support::assert_ok(&out);
+        // The console shows the values as Rust prints them.
+        let lines = support::console_lines(&stdout);
+        for message in ["tracing floats", "unitel floats"] {
+            let line = lines
+                .iter()
+                .find(|l| l.contains(message))
+                .unwrap_or_else(|| panic!("no console line {message:?}:\n{stdout}"));
+            assert!(
+                line.contains(&format!("{message} nan=NaN inf=inf ninf=-inf one=1.5")),
+                "{line}"
+            );
+        }
+        return;
+    }
+    let expected = [
+        ("nan", serde_json::json!("NaN")),
+        ("inf", serde_json::json!("Infinity")),
+        ("ninf", serde_json::json!("-Infinity")),
+        ("one", serde_json::json!(1.5)),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let spans = SpanAttributes::default();
+    let guard = unitel::configure_telemetry(
+        TelemetryConfig::new()
+            .with_log_file(&path)
+            .with_span_processor(spans.clone()),
+    )
+    .expect("configure");
+    let telemetry = get_telemetry("floats");
+    {
+        let _span = tracing::info_span!(
+            "tracing float span",
+            nan = f64::NAN,
+            inf = f64::INFINITY,
+            ninf = f64::NEG_INFINITY,
+            one = 1.5
+        )
+        .entered();
+        tracing::info!(
+            nan = f64::NAN,
+            inf = f64::INFINITY,
+            ninf = f64::NEG_INFINITY,
+            one = 1.5,
+            "tracing floats"
+        );
+        let _facade = telemetry
+            .trace("unitel float span")
+            .attr("nan", f64::NAN)
+            .attr("inf", f64::INFINITY)
+            .attr("ninf", f64::NEG_INFINITY)
+            .attr("one", 1.5)
+            .attr("floats", vec![f64::NAN, f64::NEG_INFINITY, 1.5]);
+        telemetry.log_info_with(
+            "unitel floats",
+            &[
+                ("nan", f64::NAN),
+                ("inf", f64::INFINITY),
+                ("ninf", f64::NEG_INFINITY),
+                ("one", 1.5),
+            ],
+        );
+    }
+    guard.shutdown().expect("shutdown");
+
+    // Every line of the file is valid JSON, and the reader takes it back.
+    let text = std::fs::read_to_string(&path).expect("the log file");
+    let mut seen = Vec::new();
+    for line in text.lines() {
+        let json: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not valid JSON ({e}): {line}"));
+        let record = unitel::logfile::parse_line(line)
+            .unwrap_or_else(|e| panic!("the reader rejects it ({e}): {line}"));
+        let (name, values) = match &record {
+            unitel::logfile::Record::Log(log) => (log.message.clone(), &log.fields),
+            unitel::logfile::Record::Span(span) => (span.name.clone(), &span.attributes),
+            _ => continue,
+        };
+        if !name.contains("float") {
+            continue;
+        }
+        for (key, value) in &expected {
+            assert_eq!(values.get(*key), Some(value), "{key} in {json}");
+        }
+        if name == "unitel float span" {
+            assert_eq!(
+                values.get("floats"),
+                Some(&serde_json::json!(["NaN", "-Infinity", 1.5])),
+                "{json}"
+            );
+        }
+        seen.push(name);
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "tracing float span",
+            "tracing floats",
+            "unitel float span",
+            "unitel floats"
+        ],
+        "{text}"
+    );
+    // The spans keep the numbers themselves, for OTLP (a double, NaN and infinities included).
+    let spans = spans.0.lock().unwrap().clone();
+    for name in ["tracing float span", "unitel float span"] {
+        let (_, attributes) = spans
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no span {name}: {spans:?}"));
+        let get = |key: &str| match attributes.iter().find(|kv| kv.key.as_str() == key) {
+            Some(unitel::KeyValue {
+                value: unitel::Value::F64(v),
+                ..
+            }) => *v,
+            other => panic!("{name}: {key} is {other:?}"),
+        };
+        assert!(get("nan").is_nan(), "{name}");
+        assert_eq!(get("inf"), f64::INFINITY, "{name}");
+        assert_eq!(get("ninf"), f64::NEG_INFINITY, "{name}");
+        assert_eq!(get("one"), 1.5, "{name}");
+    }
+}

@@ -592,3 +592,35 @@ fn a_panicking_callback_does_not_stop_the_periodic_export() {
         .shutdown()
         .expect("shutdown after a panicking callback");
 }
+
+#[test]
+fn the_capture_tells_a_counter_from_an_up_down_counter() {
+    use unitel::testing::InstrumentKind;
+    let capture = capture();
+    let telemetry = get_telemetry("kinds");
+    // The same value in a counter and an up-down counter: only the kind tells them apart.
+    telemetry.counter("kinds_counter").add(3, ());
+    telemetry.up_down_counter("kinds_updown").add(3, ());
+    telemetry.histogram("kinds_histogram").record(3.0, ());
+    telemetry.gauge("kinds_gauge").set(3.0, ());
+    let _observed = telemetry.observable_gauge("kinds_observed", |g| g.observe(3.0, ()));
+    let metrics = capture.metrics();
+    let kind = |name: &str| {
+        let points: Vec<_> = metrics
+            .iter()
+            .filter(|p| p.component == "kinds" && p.name == name)
+            .collect();
+        assert_eq!(points.len(), 1, "{name}: {metrics:#?}");
+        points[0].kind
+    };
+    assert_eq!(kind("kinds_counter"), InstrumentKind::Counter);
+    assert_eq!(kind("kinds_updown"), InstrumentKind::UpDownCounter);
+    assert_eq!(kind("kinds_histogram"), InstrumentKind::Histogram);
+    assert_eq!(kind("kinds_gauge"), InstrumentKind::Gauge);
+    assert_eq!(kind("kinds_observed"), InstrumentKind::Gauge);
+    assert_eq!(
+        capture.point("kinds", "kinds_counter", &[]),
+        capture.point("kinds", "kinds_updown", &[]),
+        "the values alone cannot tell them apart"
+    );
+}

@@ -432,3 +432,103 @@ fn an_attribute_given_twice_keeps_its_last_value() {
         Some(&Value::I64(3))
     );
 }
+
+#[test]
+fn span_records_carry_the_kind_and_a_duration_matching_start_and_end() {
+    use std::time::{Duration, Instant, SystemTime};
+    use unitel::logfile::{parse_line, Record, SpanRecord};
+    use unitel::SpanKind;
+
+    let capture = capture();
+    let telemetry = get_telemetry("kinds");
+    let before = SystemTime::now();
+    let started = Instant::now();
+    {
+        let _server = telemetry
+            .span("handle request")
+            .kind(SpanKind::Server)
+            .start();
+        std::thread::sleep(Duration::from_millis(30));
+        {
+            let _client = telemetry
+                .span("call backend")
+                .kind(SpanKind::Client)
+                .start();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _producer = telemetry.span("publish").kind(SpanKind::Producer).start();
+        let _consumer = telemetry.span("consume").kind(SpanKind::Consumer).start();
+        let _internal = telemetry.trace("compute");
+        let _tracing_client = tracing::info_span!("tracing client", otel.kind = "client").entered();
+    }
+    let elapsed = started.elapsed();
+    let after = SystemTime::now();
+
+    let lines = capture.raw_lines();
+    let record = |name: &str| -> (serde_json::Value, SpanRecord) {
+        let line = lines
+            .iter()
+            .find(|l| {
+                l.contains("\"type\":\"span\"") && l.contains(&format!("\"name\":\"{name}\""))
+            })
+            .unwrap_or_else(|| panic!("no span record {name:?} in {lines:#?}"));
+        let json: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
+        match parse_line(line) {
+            Ok(Record::Span(span)) => (json, span),
+            other => panic!("{name}: {other:?} from {line}"),
+        }
+    };
+    for (name, kind) in [
+        ("handle request", "server"),
+        ("call backend", "client"),
+        ("publish", "producer"),
+        ("consume", "consumer"),
+        ("compute", "internal"),
+        ("tracing client", "client"),
+    ] {
+        let (json, span) = record(name);
+        assert_eq!(json["kind"], kind, "{name}: {json}");
+        let expected = match kind {
+            "server" => SpanKind::Server,
+            "client" => SpanKind::Client,
+            "producer" => SpanKind::Producer,
+            "consumer" => SpanKind::Consumer,
+            _ => SpanKind::Internal,
+        };
+        assert_eq!(span.kind, expected, "{name}: read back from {json}");
+        // duration_ns is end minus start: the record's timestamps (microseconds) agree with it
+        // to within their precision, and the span lies within the time the test measured.
+        let duration_ns = json["duration_ns"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name}: duration_ns not an integer: {json}"));
+        assert_eq!(span.duration.as_nanos(), u128::from(duration_ns), "{json}");
+        let between = span
+            .end_time
+            .duration_since(span.start_time)
+            .unwrap_or_else(|_| panic!("{name}: ends before it starts: {json}"));
+        let difference = between.abs_diff(span.duration);
+        assert!(
+            difference <= Duration::from_micros(1),
+            "{name}: duration_ns {duration_ns} but end - start = {between:?}: {json}"
+        );
+        assert!(
+            span.start_time + Duration::from_micros(1) >= before
+                && span.end_time <= after + Duration::from_micros(1),
+            "{name}: outside the test's own time: {json}"
+        );
+        // Span times are wall-clock, `elapsed` monotonic: allow for a slewing clock.
+        assert!(
+            span.duration <= elapsed + Duration::from_millis(1),
+            "{name}: longer than the test ({elapsed:?}): {json}"
+        );
+    }
+    let server = record("handle request").1.duration;
+    let client = record("call backend").1.duration;
+    // It slept 40 ms (30 + 10) and 10 ms; a millisecond less for the wall clock's slew.
+    assert!(
+        server >= Duration::from_millis(39),
+        "server span {server:?}"
+    );
+    assert!(client >= Duration::from_millis(9), "client span {client:?}");
+    assert!(server > client, "the server span holds the client span");
+}
