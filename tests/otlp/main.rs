@@ -926,3 +926,91 @@ fn the_quickstart_exports_to_the_collector_named_by_the_environment() {
         "the quickstart's metrics arrive too"
     );
 }
+
+// ----- shutdown against a collector that refuses or fails: every signal's loss is named -----
+
+/// Records spans, log records and a counter for a collector at `addr` that fails every export,
+/// shuts down, and checks that the error names traces, metrics and logs, each with the count
+/// `dropped_at` holds.
+fn shutdown_names_every_signal_that_lost_data(addr: &str) {
+    use unitel::{dropped_at, BatchSettings, DropReason, Output, Signal};
+    let later = Duration::from_secs(60);
+    let guard = configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_otlp_endpoint(format!("http://{addr}"))
+            // Nothing is exported before shutdown: its final exports are the ones that fail.
+            .with_batch_span_processor(BatchSettings::new().with_schedule_delay(later))
+            .with_batch_log_processor(BatchSettings::new().with_schedule_delay(later))
+            .with_metric_export_interval(later),
+    )
+    .expect("configure");
+    let t = get_telemetry("refused");
+    let counter = t.counter("refused_total");
+    for i in 0..20 {
+        let _s = t.trace(format!("s{i}"));
+        t.log_info("line");
+        counter.add(1, ());
+    }
+    let err = guard.shutdown().expect_err("every export failed");
+    let message = err.to_string();
+    println!("\nMESSAGE {message}");
+    for (name, signal) in [
+        ("traces", Signal::Spans),
+        ("metrics", Signal::Metrics),
+        ("logs", Signal::Logs),
+    ] {
+        let n = dropped_at(Output::Otlp, signal, DropReason::ExportFailed);
+        assert!(n > 0, "no {name} counted as failed: {message}");
+        assert!(
+            message.contains(&format!("{name}: {n} failed to export (")),
+            "{name} and its {n} failed items not named: {message}"
+        );
+    }
+    assert_eq!(
+        dropped_at(Output::Otlp, Signal::Spans, DropReason::ExportFailed),
+        20
+    );
+    assert_eq!(
+        dropped_at(Output::Otlp, Signal::Logs, DropReason::ExportFailed),
+        20
+    );
+    match err {
+        unitel::Error::Shutdown {
+            timed_out, lost, ..
+        } => {
+            assert!(!timed_out, "retries end within the 5 s timeout: {message}");
+            assert!(lost.iter().all(|l| l.cause.is_some()), "{lost:#?}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn shutdown_against_a_refusing_collector_names_every_signal_with_counts() {
+    let name = "shutdown_against_a_refusing_collector_names_every_signal_with_counts";
+    if let Some(out) = support::child(name, &[]) {
+        let stdout = support::assert_ok(&out);
+        let message = support::marked(&stdout, "MESSAGE").expect("message");
+        assert!(message.contains("refused"), "{message}");
+        return;
+    }
+    // A port that was just free: nothing listens there, every connection is refused.
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").to_string()
+    };
+    shutdown_names_every_signal_that_lost_data(&addr);
+}
+
+#[test]
+fn shutdown_against_a_collector_answering_503_names_every_signal_with_counts() {
+    let name = "shutdown_against_a_collector_answering_503_names_every_signal_with_counts";
+    if let Some(out) = support::child(name, &[]) {
+        let stdout = support::assert_ok(&out);
+        let message = support::marked(&stdout, "MESSAGE").expect("message");
+        assert!(message.contains("503"), "{message}");
+        return;
+    }
+    shutdown_names_every_signal_that_lost_data(&fault_collector(503));
+}
