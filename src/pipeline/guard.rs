@@ -34,7 +34,7 @@ impl Pipeline {
     /// another (the log file). Each OTLP part leaves what it said in `outcomes` as it ends.
     fn flush_and_close(&self, state: &State, timeout: Duration, outcomes: &Mutex<Vec<Outcome>>) {
         let done = |outcome: Outcome| crate::sync::lock(outcomes).push(outcome);
-        // The scope joins every part; a part that panicked is said nothing of.
+        // The scope joins every part.
         std::thread::scope(|s| {
             if let Some(file) = &self.file {
                 spawn_or_run(s, move || {
@@ -74,8 +74,8 @@ impl Pipeline {
     }
 }
 
-/// Runs `f` on a scoped thread, or here if no thread can be started. A panic in `f` stays on
-/// its thread.
+/// Runs `f` on a scoped thread, or here if no thread can be started. A panic in `f` is caught
+/// (shutdown must not take the application down): that part then reports nothing.
 fn spawn_or_run<'scope>(
     s: &'scope std::thread::Scope<'scope, '_>,
     f: impl FnOnce() + Send + 'scope,
@@ -83,27 +83,28 @@ fn spawn_or_run<'scope>(
     // Shared, so that it can still run here when the thread does not start.
     let f = Arc::new(Mutex::new(Some(f)));
     let on_thread = Arc::clone(&f);
-    let spawned = std::thread::Builder::new()
-        .name("unitel-shutdown".into())
-        .spawn_scoped(s, move || {
-            if let Some(f) = crate::sync::lock(&on_thread).take() {
-                f();
-            }
-        });
-    if spawned.is_err() {
-        if let Some(f) = crate::sync::lock(&f).take() {
+    let run = |f: &Mutex<Option<_>>| {
+        if let Some(f) = crate::sync::lock(f).take() {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
         }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("unitel-shutdown".into())
+        .spawn_scoped(s, move || run(&on_thread));
+    if spawned.is_err() {
+        run(&f);
     }
 }
 
-/// Every drop counter, per output, signal and reason.
+/// The drop counters of the outputs that deliver (OTLP, the log file), per signal and
+/// reason. What is dropped before any output (a callback's panic in the final collection) or
+/// in the Prometheus exposition is not shutdown's loss, and was said where it happened.
 struct Counts(Vec<(Output, Signal, DropReason, u64)>);
 
 impl Counts {
     fn now() -> Counts {
         let mut counts = Vec::new();
-        for output in Output::ALL {
+        for output in [Output::Otlp, Output::LogFile] {
             for signal in [Signal::Spans, Signal::Metrics, Signal::Logs] {
                 for reason in DropReason::ALL {
                     counts.push((output, signal, reason, dropped_at(output, signal, reason)));
@@ -314,8 +315,10 @@ impl Future for Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         let mut slot = crate::sync::lock(&self.slot);
-        if slot.result.is_none() {
-            slot.abandoned = true;
+        match slot.result.take() {
+            // Done, but never awaited: nobody else will say it.
+            Some(result) => say_lost(&result),
+            None => slot.abandoned = true,
         }
     }
 }
