@@ -1014,3 +1014,58 @@ fn shutdown_against_a_collector_answering_503_names_every_signal_with_counts() {
     }
     shutdown_names_every_signal_that_lost_data(&fault_collector(503));
 }
+
+#[test]
+fn what_a_throttling_collector_leaves_at_the_timeout_is_counted_once() {
+    let name = "what_a_throttling_collector_leaves_at_the_timeout_is_counted_once";
+    if let Some(out) = support::child(name, &[]) {
+        support::assert_ok(&out);
+        return;
+    }
+    use unitel::{dropped_at, BatchSettings, DropReason, Output, Signal};
+    const N: u64 = 300;
+    // 429 without Retry-After: each batch is retried with backoff (about 1 s in all), longer
+    // than the shutdown timeout.
+    let addr = fault_collector(429);
+    let later = Duration::from_secs(60);
+    let guard = configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_otlp_endpoint(format!("http://{addr}"))
+            .with_batch_span_processor(BatchSettings::new().with_schedule_delay(later))
+            .with_batch_log_processor(BatchSettings::new().with_schedule_delay(later))
+            .with_shutdown_timeout(Duration::from_millis(300)),
+    )
+    .expect("configure");
+    let t = get_telemetry("throttled");
+    for i in 0..N {
+        let _s = t.trace(format!("s{i}"));
+        t.log_info("line");
+    }
+    let result = guard.shutdown();
+    let accounted = |signal| {
+        let queued = dropped_at(Output::Otlp, signal, DropReason::ShutdownTimeout);
+        let failed = dropped_at(Output::Otlp, signal, DropReason::ExportFailed);
+        let full = dropped_at(Output::Otlp, signal, DropReason::QueueFull);
+        (queued, failed + full)
+    };
+    for signal in [Signal::Spans, Signal::Logs] {
+        let (queued, other) = accounted(signal);
+        assert!(
+            queued > 0,
+            "{signal:?}: none still queued at the timeout: {result:?}"
+        );
+        assert_eq!(queued + other, N, "{signal:?}: {result:?}");
+    }
+    let message = result.expect_err("the collector took nothing").to_string();
+    assert!(
+        message.contains("traces: ") && message.contains("logs: "),
+        "{message}"
+    );
+    // The retries go on after shutdown gave up; when they fail, nothing is counted twice.
+    std::thread::sleep(Duration::from_millis(1500));
+    for signal in [Signal::Spans, Signal::Logs] {
+        let (queued, other) = accounted(signal);
+        assert_eq!(queued + other, N, "{signal:?} counted twice");
+    }
+}
