@@ -102,20 +102,25 @@ pub enum Error {
     /// `shutdown` was called on a guard that had already shut down.
     #[error("telemetry was already shut down")]
     AlreadyShutDown,
-    /// Flushing did not finish within the shutdown timeout; data still queued was lost.
-    #[error("telemetry shutdown did not finish within {timeout:?}; data still queued was dropped")]
-    ShutdownTimeout {
-        /// The timeout that passed.
-        timeout: std::time::Duration,
-    },
-    /// An exporter or processor failed while flushing at shutdown.
-    #[error("telemetry shutdown: {what} failed to flush")]
+    /// Shutdown did not deliver everything: data was lost while it ran, it ran out of its
+    /// timeout, or an exporter failed. Every lost item is also counted in
+    /// [`dropped_at`](crate::dropped_at).
+    ///
+    /// Its message names each signal that lost data, with counts and causes, e.g. `shutdown
+    /// lost data: traces: 2006 still queued for export at the 5s timeout, 12 failed to export
+    /// (connection refused); logs: ...`.
+    #[error("{}", shutdown_message(*timeout, *timed_out, lost, failures))]
     Shutdown {
-        /// Which part failed: `traces`, `metrics` or `logs`.
-        what: &'static str,
-        /// The SDK's error.
-        #[source]
-        source: opentelemetry_sdk::error::OTelSdkError,
+        /// The shutdown timeout.
+        timeout: std::time::Duration,
+        /// Whether shutdown ran out of its timeout before everything was flushed and closed.
+        timed_out: bool,
+        /// What was lost while shutting down: one entry per signal, output and reason.
+        lost: Vec<Lost>,
+        /// What went wrong for a signal that lost nothing counted: `(signal, what)`, the
+        /// signal being `traces`, `metrics` or `logs`, e.g. `("metrics", "still flushing at
+        /// the 5s timeout")`.
+        failures: Vec<(&'static str, String)>,
     },
     /// A line is not a record of the log-file format (`docs/log-format.md`).
     #[error("not a unitel log record: {reason}")]
@@ -137,4 +142,140 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
+}
+
+/// Items of one signal lost at shutdown by one output for one reason: an entry of
+/// [`Error::Shutdown`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Lost {
+    /// `traces`, `metrics` or `logs`.
+    pub signal: &'static str,
+    /// The output that lost them, as in `unitel_dropped_total`: `otlp`, `log_file`, ...
+    pub output: &'static str,
+    /// Why, as in `unitel_dropped_total`: `shutdown_timeout` (still queued when the timeout
+    /// ran out), `export_failed`, `write_failed`, ...
+    pub reason: &'static str,
+    /// How many items: spans, metric data points or log records.
+    pub count: u64,
+    /// What the exporter or the file system said, when known.
+    pub cause: Option<String>,
+}
+
+impl Lost {
+    /// `2006 still queued for export at the 5s timeout`, `12 failed to export (cause)`.
+    fn describe(&self, timeout: std::time::Duration) -> String {
+        let what = match (self.reason, self.output) {
+            ("shutdown_timeout", "otlp") => {
+                format!("still queued for export at the {timeout:?} timeout")
+            }
+            ("shutdown_timeout", "log_file") => {
+                format!("still queued for the log file at the {timeout:?} timeout")
+            }
+            ("export_failed", _) => "failed to export".to_owned(),
+            ("write_failed", _) => "could not be written to the log file".to_owned(),
+            ("queue_full", output) => format!("dropped at the full {output} queue"),
+            (reason, output) => format!("dropped by {output} ({reason})"),
+        };
+        match &self.cause {
+            Some(cause) => format!("{} {what} ({cause})", self.count),
+            None => format!("{} {what}", self.count),
+        }
+    }
+}
+
+/// [`Error::Shutdown`]'s message: each signal that lost data, then failures that lost nothing
+/// counted, then the timeout if nothing else says it.
+fn shutdown_message(
+    timeout: std::time::Duration,
+    timed_out: bool,
+    lost: &[Lost],
+    failures: &[(&'static str, String)],
+) -> String {
+    let mut parts = Vec::new();
+    for signal in ["traces", "metrics", "logs"] {
+        let losses: Vec<String> = lost
+            .iter()
+            .filter(|l| l.signal == signal)
+            .map(|l| l.describe(timeout))
+            .collect();
+        if !losses.is_empty() {
+            parts.push(format!("{signal}: {}", losses.join(", ")));
+        }
+    }
+    for (signal, error) in failures {
+        parts.push(format!("{signal}: {error}"));
+    }
+    let says_timeout = lost.iter().any(|l| l.reason == "shutdown_timeout")
+        || failures.iter().any(|(_, what)| what.contains("timeout"));
+    let mut message = if lost.is_empty() {
+        "telemetry shutdown".to_owned()
+    } else {
+        "shutdown lost data".to_owned()
+    };
+    if !parts.is_empty() {
+        message.push_str(": ");
+        message.push_str(&parts.join("; "));
+    }
+    if timed_out && !says_timeout {
+        message.push_str(&format!(
+            "{}did not finish within the {timeout:?} timeout; what was still being flushed was dropped",
+            if parts.is_empty() { " " } else { "; " }
+        ));
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn lost(signal: &'static str, output: &'static str, reason: &'static str, n: u64) -> Lost {
+        Lost {
+            signal,
+            output,
+            reason,
+            count: n,
+            cause: None,
+        }
+    }
+
+    #[test]
+    fn the_shutdown_message_names_each_signal_with_counts_and_causes() {
+        let mut failed = lost("traces", "otlp", "export_failed", 12);
+        failed.cause = Some("connection refused".into());
+        let err = Error::Shutdown {
+            timeout: Duration::from_secs(5),
+            timed_out: true,
+            lost: vec![
+                lost("logs", "otlp", "shutdown_timeout", 1536),
+                lost("traces", "otlp", "shutdown_timeout", 2006),
+                failed,
+                lost("logs", "log_file", "write_failed", 3),
+            ],
+            failures: vec![("metrics", "still flushing at the 5s timeout".into())],
+        };
+        assert_eq!(
+            err.to_string(),
+            "shutdown lost data: traces: 2006 still queued for export at the 5s timeout, \
+             12 failed to export (connection refused); logs: 1536 still queued for export at the \
+             5s timeout, 3 could not be written to the log file; metrics: still flushing at the 5s timeout"
+        );
+    }
+
+    #[test]
+    fn a_timeout_that_lost_nothing_counted_is_said() {
+        let err = Error::Shutdown {
+            timeout: Duration::from_millis(300),
+            timed_out: true,
+            lost: vec![],
+            failures: vec![],
+        };
+        assert_eq!(
+            err.to_string(),
+            "telemetry shutdown did not finish within the 300ms timeout; what was still being \
+             flushed was dropped"
+        );
+    }
 }

@@ -224,6 +224,27 @@ pub(crate) fn build(
     Ok((tracer, meter, exports))
 }
 
+impl Exports {
+    /// At shutdown: counts what the OTLP span and log queues still hold as lost
+    /// (`ShutdownTimeout`), once.
+    pub(crate) fn count_still_queued(&self) {
+        #[cfg(feature = "otlp")]
+        if let Some(rt) = &self.runtime {
+            rt.count_still_queued();
+        }
+    }
+
+    /// Why the last OTLP export of `signal` failed, if one did.
+    #[cfg_attr(not(feature = "otlp"), allow(unused_variables))]
+    pub(crate) fn last_failure(&self, signal: Signal) -> Option<String> {
+        #[cfg(feature = "otlp")]
+        if let Some(rt) = &self.runtime {
+            return rt.last_failure(signal);
+        }
+        None
+    }
+}
+
 #[cfg(feature = "otlp")]
 impl Exports {
     /// The export runtime, started on first need.

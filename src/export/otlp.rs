@@ -163,6 +163,9 @@ fn build<E>(
         signal: signal.otlp_name(),
         source: Box::new(source),
     })?;
+    if let Some(in_flight) = &in_flight {
+        runtime.track(signal, Arc::clone(in_flight));
+    }
     Ok(OnRuntime {
         inner,
         runtime: runtime.clone(),

@@ -21,7 +21,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter, SpanProcessor};
 use opentelemetry_sdk::Resource;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// unitel's own runtime for exporter I/O: one worker thread, named `unitel-export`, on which
@@ -29,6 +29,10 @@ use std::time::Duration;
 #[derive(Debug)]
 pub(crate) struct ExportRuntime {
     runtime: tokio::runtime::Runtime,
+    /// The admission counters of the span and log export queues: what each still holds.
+    queues: Mutex<Vec<(Signal, Arc<AtomicUsize>)>>,
+    /// Per signal, why its last export failed (for the shutdown error).
+    failures: [Mutex<Option<String>>; 3],
 }
 
 impl ExportRuntime {
@@ -42,7 +46,43 @@ impl ExportRuntime {
                 std::mem::forget(Context::enter_telemetry_suppressed_scope());
             })
             .build()?;
-        Ok(Arc::new(ExportRuntime { runtime }))
+        Ok(Arc::new(ExportRuntime {
+            runtime,
+            queues: Mutex::default(),
+            failures: Default::default(),
+        }))
+    }
+
+    /// Remembers `in_flight`, the admission counter of `signal`'s export queue, so that
+    /// [`count_still_queued`](Self::count_still_queued) can count what it holds at shutdown.
+    pub(crate) fn track(&self, signal: Signal, in_flight: Arc<AtomicUsize>) {
+        crate::sync::lock(&self.queues).push((signal, in_flight));
+    }
+
+    /// Counts everything the export queues still hold (queued, or in an export that has not
+    /// finished) as lost: `ShutdownTimeout`, silently (shutdown's error or line says it). Each
+    /// item is taken from its counter once, so an export that finishes later counts nothing
+    /// more.
+    pub(crate) fn count_still_queued(&self) {
+        let said = AtomicBool::new(true);
+        for (signal, in_flight) in crate::sync::lock(&self.queues).iter() {
+            let n = in_flight.swap(0, Ordering::Relaxed);
+            if n > 0 {
+                drop_counted(
+                    Output::Otlp,
+                    *signal,
+                    DropReason::ShutdownTimeout,
+                    n as u64,
+                    &said,
+                    &String::new,
+                );
+            }
+        }
+    }
+
+    /// Why the last export of `signal` failed, if one did.
+    pub(crate) fn last_failure(&self, signal: Signal) -> Option<String> {
+        crate::sync::lock(&self.failures[signal as usize]).clone()
     }
 
     /// Runs `f` with the runtime's context entered (building a tonic channel needs it).
@@ -98,33 +138,39 @@ pub(crate) struct OnRuntime<E> {
 }
 
 impl<E> OnRuntime<E> {
+    /// Releases the batch's places in the queue and counts a failed batch. Only the places
+    /// still held are counted: what shutdown already counted as still queued is not counted
+    /// twice.
     fn finished(&self, signal: Signal, items: usize, result: &OTelSdkResult) {
-        if let Some(in_flight) = &self.in_flight {
-            in_flight.fetch_sub(
-                items.min(in_flight.load(Ordering::Relaxed)),
-                Ordering::Relaxed,
-            );
-        }
+        let released = match &self.in_flight {
+            Some(in_flight) => in_flight
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                    Some(held.saturating_sub(items))
+                })
+                .map_or(0, |held| held.min(items)),
+            None => items,
+        };
         if let Err(err) = result {
             let cause = self.last_error.as_ref().and_then(|e| e.take());
+            let mut why = once_each(&err.to_string());
+            if let Some(cause) = &cause {
+                why = format!("{why} ({cause})");
+            }
+            // The SDK's "Operation failed: " says nothing the shutdown error does not.
+            let failure = why.strip_prefix("Operation failed: ").unwrap_or(&why);
+            *crate::sync::lock(&self.runtime.failures[signal as usize]) = Some(failure.to_owned());
+            if released == 0 {
+                return;
+            }
             static REPORTED: [AtomicBool; 3] = [const { AtomicBool::new(false) }; 3];
             drop_counted(
                 Output::Otlp,
                 signal,
                 DropReason::ExportFailed,
-                items as u64,
+                released as u64,
                 &REPORTED[signal as usize],
                 &|| {
-                    let mut message = format!(
-                        "exporting {} failed: {}",
-                        signal.as_str(),
-                        once_each(&err.to_string())
-                    );
-                    if let Some(cause) = &cause {
-                        message.push_str(" (");
-                        message.push_str(cause);
-                        message.push(')');
-                    }
+                    let mut message = format!("exporting {} failed: {why}", signal.as_str());
                     if let Some(why) = super::tls::explain(&message, self.tls) {
                         message.push_str("; ");
                         message.push_str(why);

@@ -72,7 +72,7 @@ fn build(mut config: TelemetryConfig) -> Result<(State, Pipeline), Error> {
         let pipeline = Pipeline {
             file: None,
             logger_provider: None,
-            _exports: Default::default(),
+            exports: Default::default(),
             shutdown_timeout,
         };
         let mut state = State::disabled();
@@ -202,7 +202,7 @@ fn build(mut config: TelemetryConfig) -> Result<(State, Pipeline), Error> {
     let pipeline = Pipeline {
         file,
         logger_provider,
-        _exports: exports,
+        exports,
         shutdown_timeout,
     };
     Ok((state, pipeline))

@@ -926,3 +926,146 @@ fn the_quickstart_exports_to_the_collector_named_by_the_environment() {
         "the quickstart's metrics arrive too"
     );
 }
+
+// ----- shutdown against a collector that refuses or fails: every signal's loss is named -----
+
+/// Records spans, log records and a counter for a collector at `addr` that fails every export,
+/// shuts down, and checks that the error names traces, metrics and logs, each with the count
+/// `dropped_at` holds.
+fn shutdown_names_every_signal_that_lost_data(addr: &str) {
+    use unitel::{dropped_at, BatchSettings, DropReason, Output, Signal};
+    let later = Duration::from_secs(60);
+    let guard = configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_otlp_endpoint(format!("http://{addr}"))
+            // Nothing is exported before shutdown: its final exports are the ones that fail.
+            .with_batch_span_processor(BatchSettings::new().with_schedule_delay(later))
+            .with_batch_log_processor(BatchSettings::new().with_schedule_delay(later))
+            .with_metric_export_interval(later),
+    )
+    .expect("configure");
+    let t = get_telemetry("refused");
+    let counter = t.counter("refused_total");
+    for i in 0..20 {
+        let _s = t.trace(format!("s{i}"));
+        t.log_info("line");
+        counter.add(1, ());
+    }
+    let err = guard.shutdown().expect_err("every export failed");
+    let message = err.to_string();
+    println!("\nMESSAGE {message}");
+    for (name, signal) in [
+        ("traces", Signal::Spans),
+        ("metrics", Signal::Metrics),
+        ("logs", Signal::Logs),
+    ] {
+        let n = dropped_at(Output::Otlp, signal, DropReason::ExportFailed);
+        assert!(n > 0, "no {name} counted as failed: {message}");
+        assert!(
+            message.contains(&format!("{name}: {n} failed to export (")),
+            "{name} and its {n} failed items not named: {message}"
+        );
+    }
+    assert_eq!(
+        dropped_at(Output::Otlp, Signal::Spans, DropReason::ExportFailed),
+        20
+    );
+    assert_eq!(
+        dropped_at(Output::Otlp, Signal::Logs, DropReason::ExportFailed),
+        20
+    );
+    match err {
+        unitel::Error::Shutdown {
+            timed_out, lost, ..
+        } => {
+            assert!(!timed_out, "retries end within the 5 s timeout: {message}");
+            assert!(lost.iter().all(|l| l.cause.is_some()), "{lost:#?}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn shutdown_against_a_refusing_collector_names_every_signal_with_counts() {
+    let name = "shutdown_against_a_refusing_collector_names_every_signal_with_counts";
+    if let Some(out) = support::child(name, &[]) {
+        let stdout = support::assert_ok(&out);
+        let message = support::marked(&stdout, "MESSAGE").expect("message");
+        assert!(message.contains("refused"), "{message}");
+        return;
+    }
+    // A port that was just free: nothing listens there, every connection is refused.
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").to_string()
+    };
+    shutdown_names_every_signal_that_lost_data(&addr);
+}
+
+#[test]
+fn shutdown_against_a_collector_answering_503_names_every_signal_with_counts() {
+    let name = "shutdown_against_a_collector_answering_503_names_every_signal_with_counts";
+    if let Some(out) = support::child(name, &[]) {
+        let stdout = support::assert_ok(&out);
+        let message = support::marked(&stdout, "MESSAGE").expect("message");
+        assert!(message.contains("503"), "{message}");
+        return;
+    }
+    shutdown_names_every_signal_that_lost_data(&fault_collector(503));
+}
+
+#[test]
+fn what_a_throttling_collector_leaves_at_the_timeout_is_counted_once() {
+    let name = "what_a_throttling_collector_leaves_at_the_timeout_is_counted_once";
+    if let Some(out) = support::child(name, &[]) {
+        support::assert_ok(&out);
+        return;
+    }
+    use unitel::{dropped_at, BatchSettings, DropReason, Output, Signal};
+    const N: u64 = 300;
+    // 429 without Retry-After: each batch is retried with backoff (about 1 s in all), longer
+    // than the shutdown timeout.
+    let addr = fault_collector(429);
+    let later = Duration::from_secs(60);
+    let guard = configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_otlp_endpoint(format!("http://{addr}"))
+            .with_batch_span_processor(BatchSettings::new().with_schedule_delay(later))
+            .with_batch_log_processor(BatchSettings::new().with_schedule_delay(later))
+            .with_shutdown_timeout(Duration::from_millis(300)),
+    )
+    .expect("configure");
+    let t = get_telemetry("throttled");
+    for i in 0..N {
+        let _s = t.trace(format!("s{i}"));
+        t.log_info("line");
+    }
+    let result = guard.shutdown();
+    let accounted = |signal| {
+        let queued = dropped_at(Output::Otlp, signal, DropReason::ShutdownTimeout);
+        let failed = dropped_at(Output::Otlp, signal, DropReason::ExportFailed);
+        let full = dropped_at(Output::Otlp, signal, DropReason::QueueFull);
+        (queued, failed + full)
+    };
+    for signal in [Signal::Spans, Signal::Logs] {
+        let (queued, other) = accounted(signal);
+        assert!(
+            queued > 0,
+            "{signal:?}: none still queued at the timeout: {result:?}"
+        );
+        assert_eq!(queued + other, N, "{signal:?}: {result:?}");
+    }
+    let message = result.expect_err("the collector took nothing").to_string();
+    assert!(
+        message.contains("traces: ") && message.contains("logs: "),
+        "{message}"
+    );
+    // The retries go on after shutdown gave up; when they fail, nothing is counted twice.
+    std::thread::sleep(Duration::from_millis(1500));
+    for signal in [Signal::Spans, Signal::Logs] {
+        let (queued, other) = accounted(signal);
+        assert_eq!(queued + other, N, "{signal:?} counted twice");
+    }
+}

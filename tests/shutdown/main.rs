@@ -362,7 +362,7 @@ fn shutdown_timeout_is_respected_on_current_thread_runtime() {
             "shutdown took {elapsed:?}"
         );
         assert!(
-            matches!(result, Err(Error::ShutdownTimeout { timeout }) if timeout == Duration::from_millis(300)),
+            matches!(result, Err(Error::Shutdown { timeout, timed_out: true, .. }) if timeout == Duration::from_millis(300)),
             "{result:?}"
         );
     });
@@ -418,9 +418,13 @@ fn shutdown_gives_up_after_the_timeout_when_the_file_is_stuck() {
             "shutdown took {elapsed:?}"
         );
         match result {
-            Err(Error::ShutdownTimeout { timeout: t }) => assert_eq!(t, timeout),
+            Err(Error::Shutdown {
+                timeout: t,
+                timed_out: true,
+                ..
+            }) => assert_eq!(t, timeout),
             other => panic!(
-                "expected ShutdownTimeout after {timeout:?}, got {other:?} after {elapsed:?}"
+                "expected a timed-out shutdown after {timeout:?}, got {other:?} after {elapsed:?}"
             ),
         }
     });
@@ -429,4 +433,157 @@ fn shutdown_gives_up_after_the_timeout_when_the_file_is_stuck() {
     let started = Instant::now();
     drop(guard);
     assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+// ----- what shutdown loses is counted and said -----
+
+/// A collector that accepts connections and never answers. Returns its address.
+fn silent_collector() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    addr
+}
+
+/// Spans and log records recorded into queues of 2048 that a silent collector never drains:
+/// some are refused at the full queue, the rest are still queued at shutdown.
+const FLOOD: u64 = 3000;
+
+#[test]
+fn what_a_silent_collector_leaves_queued_is_counted_and_said_once_on_drop() {
+    let name = "what_a_silent_collector_leaves_queued_is_counted_and_said_once_on_drop";
+    if let Some((stdout, stderr)) = support::run_child_with_stderr(name, &[]) {
+        let counts: Vec<u64> = support::marked(&stdout, "COUNTS")
+            .expect("counts")
+            .split(' ')
+            .map(|n| n.parse().expect("number"))
+            .collect();
+        let [spans_left, spans_full, spans_failed, logs_left, logs_full, logs_failed] = counts[..]
+        else {
+            panic!("six counts: {counts:?}")
+        };
+        assert!(
+            spans_left > 0 && logs_left > 0,
+            "nothing counted as still queued at the timeout: {counts:?}"
+        );
+        // Every span and record is accounted for: the collector received none.
+        assert_eq!(
+            spans_left + spans_full + spans_failed,
+            FLOOD,
+            "spans: {counts:?}"
+        );
+        assert_eq!(
+            logs_left + logs_full + logs_failed,
+            FLOOD,
+            "logs: {counts:?}"
+        );
+        let said: Vec<&str> = stderr.lines().filter(|l| l.contains("shutdown")).collect();
+        assert_eq!(said.len(), 1, "one line about shutdown:\n{stderr}");
+        let line = said[0];
+        assert!(line.starts_with("unitel: shutdown lost data: "), "{line}");
+        for expected in [
+            format!("traces: {spans_left} still queued for export at the 500ms timeout"),
+            format!("logs: {logs_left} still queued for export at the 500ms timeout"),
+        ] {
+            assert!(line.contains(&expected), "{expected:?} not in {line:?}");
+        }
+        return;
+    }
+    let addr = silent_collector();
+    let guard = configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_otlp_endpoint(format!("http://{addr}"))
+            .with_shutdown_timeout(Duration::from_millis(500)),
+    )
+    .expect("configure");
+    let telemetry = get_telemetry("flood");
+    for i in 0..FLOOD {
+        let _span = telemetry.trace(format!("span-{i}"));
+        telemetry.log_info("line");
+    }
+    // The path the README recommends: the guard just goes out of scope.
+    drop(guard);
+    use unitel::{dropped_at, DropReason, Output, Signal};
+    let count = |signal, reason| dropped_at(Output::Otlp, signal, reason);
+    println!(
+        "\nCOUNTS {} {} {} {} {} {}",
+        count(Signal::Spans, DropReason::ShutdownTimeout),
+        count(Signal::Spans, DropReason::QueueFull),
+        count(Signal::Spans, DropReason::ExportFailed),
+        count(Signal::Logs, DropReason::ShutdownTimeout),
+        count(Signal::Logs, DropReason::QueueFull),
+        count(Signal::Logs, DropReason::ExportFailed),
+    );
+}
+
+#[test]
+fn shutdown_async_lets_the_runtime_run_other_tasks_while_it_waits() {
+    let name = "shutdown_async_lets_the_runtime_run_other_tasks_while_it_waits";
+    if let Some((_, stderr)) = support::run_child_with_stderr(name, &[]) {
+        // The error was returned to the caller; the guard's drop afterwards says nothing.
+        assert!(
+            !stderr.contains("shutdown lost data"),
+            "the drop after shutdown_async shut down again:\n{stderr}"
+        );
+        return;
+    }
+    let addr = silent_collector();
+    let timeout = Duration::from_millis(1000);
+    let guard = configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_otlp_endpoint(format!("http://{addr}"))
+            .with_shutdown_timeout(timeout),
+    )
+    .expect("configure");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        emit_all_async().await;
+        let ticks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let ticker = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                loop {
+                    ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        };
+        tokio::task::yield_now().await;
+        let before = ticks.load(std::sync::atomic::Ordering::Relaxed);
+        let result = guard.shutdown_async().await;
+        let during = ticks.load(std::sync::atomic::Ordering::Relaxed) - before;
+        ticker.abort();
+        // The silent collector holds the export until the timeout: the shutdown had to wait,
+        // and the other task ran meanwhile on the runtime's one thread.
+        assert!(
+            matches!(
+                &result,
+                Err(Error::Shutdown {
+                    timed_out: true,
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+        assert!(
+            during >= 3,
+            "the other task ran {during} times while shutdown_async waited"
+        );
+    });
+    assert!(
+        matches!(guard.shutdown(), Err(Error::AlreadyShutDown)),
+        "shutdown_async did not shut down"
+    );
+    drop(guard);
+    drop(rt);
 }
