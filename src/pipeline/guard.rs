@@ -49,7 +49,7 @@ impl Pipeline {
         // Hands over the last batch; dropping the worker guard then writes out every queued
         // line (bounded by tracing-appender).
         if let Some(file) = &self.file {
-            file.close();
+            file.close(std::time::Instant::now() + timeout);
         }
         result
     }

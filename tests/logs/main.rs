@@ -777,3 +777,4 @@ fn an_error_field_is_shown_once_with_its_causes() {
     let err = Declined(std::io::Error::other("gateway timeout"));
     tracing::error!(error = &err as &dyn std::error::Error, "charge failed");
 }
+mod file_faults;
