@@ -138,14 +138,7 @@ impl RollingFile {
         let Some(open) = self.open.as_mut() else {
             return Err(failed(io::Error::other("the log file is not open")));
         };
-        if let Err(failure) = open.write_lines(batch, progress) {
-            if failure.error.kind() == io::ErrorKind::BrokenPipe {
-                // The pipe's reader is gone: open the path again for the next batch, which
-                // works once a reader is back.
-                self.open = None;
-            }
-            return Err(failure);
-        }
+        open.write_lines(batch, progress)?;
         Ok(reopened)
     }
 

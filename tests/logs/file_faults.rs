@@ -229,3 +229,65 @@ fn a_pipe_nobody_reads_counts_what_shutdown_left_unwritten_and_prints_nothing() 
     );
     println!("\nWRITTEN {written} SHUTDOWN_TIMEOUT {left}");
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_pipe_whose_reader_went_away_counts_lines_until_a_reader_is_back() {
+    let name = "file_faults::a_pipe_whose_reader_went_away_counts_lines_until_a_reader_is_back";
+    if let Some((_, stderr)) = support::run_child_with_stderr(name, &[]) {
+        assert_eq!(
+            stderr.matches("cannot write the JSON log file").count(),
+            1,
+            "said once on stderr:\n{stderr}"
+        );
+        return;
+    }
+    use std::io::Read;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("app.log");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo failed: {made}");
+    let read_all = |reader: &mut std::fs::File| {
+        let mut bytes = Vec::new();
+        let _ = reader.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    let mut reader = support::fifo_reader(&fifo);
+    let guard = unitel::configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_log_file(&fifo),
+    )
+    .expect("configure");
+    let telemetry = get_telemetry("pipe");
+    let settle = || std::thread::sleep(std::time::Duration::from_millis(500));
+    let log = |message: &str| {
+        for i in 0..100 {
+            telemetry.log_info_with(message, &[("i", i)]);
+        }
+    };
+    log("first");
+    settle();
+    assert_eq!(records_with_message(&read_all(&mut reader), "first"), 100);
+    drop(reader);
+    log("while nobody reads");
+    settle();
+    let mut reader = support::fifo_reader(&fifo);
+    log("back");
+    settle();
+    let text = read_all(&mut reader);
+    let _ = guard.shutdown();
+    assert_eq!(
+        records_with_message(&text, "back"),
+        100,
+        "a new reader gets the lines:\n{text}"
+    );
+    assert_eq!(
+        dropped_at(Output::LogFile, Signal::Logs, DropReason::WriteFailed),
+        100,
+        "the lines nobody could read are counted"
+    );
+}
