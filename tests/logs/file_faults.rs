@@ -26,6 +26,18 @@ fn records_with_message(text: &str, message: &str) -> u64 {
         .count() as u64
 }
 
+/// Waits until `done` holds, for at most 10 s (the writer writes every 100 ms).
+fn wait_for(mut done: impl FnMut() -> bool) -> bool {
+    let started = std::time::Instant::now();
+    while !done() {
+        if started.elapsed() > std::time::Duration::from_secs(10) {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    true
+}
+
 /// Unmounts the file system mounted at its path when dropped.
 struct Mounted(std::path::PathBuf);
 
@@ -123,22 +135,22 @@ fn a_deleted_log_directory_or_a_renamed_file_is_created_again() {
     )
     .expect("configure");
     let telemetry = get_telemetry("deleted");
-    let settle = || std::thread::sleep(std::time::Duration::from_millis(500));
     let log = |message: &str| {
         for i in 0..100 {
             telemetry.log_info_with(message, &[("i", i)]);
         }
     };
+    let in_file = |message: &str| {
+        records_with_message(&std::fs::read_to_string(&path).unwrap_or_default(), message)
+    };
     log("before");
-    settle();
+    assert!(wait_for(|| in_file("before") == 100), "written");
     std::fs::remove_dir_all(&logs).expect("delete the log directory");
     log("after the directory was deleted");
-    settle();
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(
-        records_with_message(&text, "after the directory was deleted"),
-        100,
-        "the lines go to a new file at the same path:\n{text}"
+    assert!(
+        wait_for(|| in_file("after the directory was deleted") == 100),
+        "the lines go to a new file at the same path: {} there",
+        in_file("after the directory was deleted")
     );
     std::fs::rename(&path, logs.join("app.log.1")).expect("rename the log file");
     log("after the file was renamed");
@@ -206,8 +218,8 @@ fn a_pipe_nobody_reads_counts_what_shutdown_left_unwritten_and_prints_nothing() 
     }
     let _ = guard.shutdown();
     // The file is closed last, with its own deadline of the shutdown timeout: when shutdown
-    // gives up first, the file's count lands a moment later.
-    std::thread::sleep(std::time::Duration::from_millis(1000));
+    // gives up first, the file's count (one addition) lands a moment later.
+    assert!(wait_for(|| dropped_by_the_file() > 0), "nothing counted");
     // Only now is the pipe read: what is in it is what was written.
     let mut bytes = Vec::new();
     let mut chunk = [0u8; 65536];
@@ -250,11 +262,16 @@ fn a_pipe_whose_reader_went_away_counts_lines_until_a_reader_is_back() {
         .status()
         .expect("run mkfifo");
     assert!(made.success(), "mkfifo failed: {made}");
-    let read_all = |reader: &mut std::fs::File| {
+    // Reads what is in the pipe until it holds 100 lines of `message` (or 10 s passed).
+    let read_100 = |reader: &mut std::fs::File, message: &str| {
         let mut bytes = Vec::new();
-        let _ = reader.read_to_end(&mut bytes);
+        wait_for(|| {
+            let _ = reader.read_to_end(&mut bytes);
+            records_with_message(&String::from_utf8_lossy(&bytes), message) >= 100
+        });
         String::from_utf8_lossy(&bytes).into_owned()
     };
+    let failed = || dropped_at(Output::LogFile, Signal::Logs, DropReason::WriteFailed);
     let mut reader = support::fifo_reader(&fifo);
     let guard = unitel::configure_telemetry(
         TelemetryConfig::new()
@@ -263,31 +280,27 @@ fn a_pipe_whose_reader_went_away_counts_lines_until_a_reader_is_back() {
     )
     .expect("configure");
     let telemetry = get_telemetry("pipe");
-    let settle = || std::thread::sleep(std::time::Duration::from_millis(500));
     let log = |message: &str| {
         for i in 0..100 {
             telemetry.log_info_with(message, &[("i", i)]);
         }
     };
     log("first");
-    settle();
-    assert_eq!(records_with_message(&read_all(&mut reader), "first"), 100);
+    assert_eq!(
+        records_with_message(&read_100(&mut reader, "first"), "first"),
+        100
+    );
     drop(reader);
     log("while nobody reads");
-    settle();
+    assert!(wait_for(|| failed() >= 100), "{} counted", failed());
     let mut reader = support::fifo_reader(&fifo);
     log("back");
-    settle();
-    let text = read_all(&mut reader);
+    let text = read_100(&mut reader, "back");
     let _ = guard.shutdown();
     assert_eq!(
         records_with_message(&text, "back"),
         100,
         "a new reader gets the lines:\n{text}"
     );
-    assert_eq!(
-        dropped_at(Output::LogFile, Signal::Logs, DropReason::WriteFailed),
-        100,
-        "the lines nobody could read are counted"
-    );
+    assert_eq!(failed(), 100, "the lines nobody could read are counted");
 }
