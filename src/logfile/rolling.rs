@@ -52,8 +52,7 @@ struct OpenFile {
 pub(super) trait Progress {
     /// `stretch` of the batch has reached the file.
     fn written(&self, stretch: &[u8]);
-    /// Whether to give up a write that would wait (a pipe nobody reads): shutdown has
-    /// counted what is left.
+    /// Whether shutdown gave up on the writer and counted what is left: write no more.
     fn abandoned(&self) -> bool;
 }
 
@@ -285,6 +284,7 @@ impl OpenFile {
         }
         #[cfg(not(unix))]
         {
+            let _ = self.identity;
             self.path.exists()
         }
     }
@@ -303,6 +303,11 @@ impl OpenFile {
         }
         let mut done = 0;
         while done < batch.len() {
+            if progress.abandoned() {
+                // Shutdown counted the rest as not written: it must not reach the file.
+                let error = io::Error::other("shutdown's timeout ran out");
+                return Err(self.cut_at(batch, done, error));
+            }
             let end = chunk_end(batch, done, self.chunk);
             match self.file.write(&batch[done..end]) {
                 Ok(0) => return Err(self.cut_at(batch, done, io::ErrorKind::WriteZero.into())),
