@@ -50,8 +50,10 @@ struct OpenFile {
 
 /// What the writer thread learns of a write as it goes.
 pub(super) trait Progress {
-    /// `stretch` of the batch has reached the file.
+    /// `stretch` of the batch has reached the file, and more is to come.
     fn written(&self, stretch: &[u8]);
+    /// The whole batch has reached the file.
+    fn all_written(&self);
     /// Whether shutdown gave up on the writer and counted what is left: write no more.
     fn abandoned(&self) -> bool;
 }
@@ -312,7 +314,11 @@ impl OpenFile {
             match self.file.write(&batch[done..end]) {
                 Ok(0) => return Err(self.cut_at(batch, done, io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
-                    progress.written(&batch[done..done + n]);
+                    if done + n >= batch.len() {
+                        progress.all_written();
+                    } else {
+                        progress.written(&batch[done..done + n]);
+                    }
                     done += n;
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}

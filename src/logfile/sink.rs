@@ -25,6 +25,9 @@ use std::time::{Duration, Instant};
 
 /// A batch is handed to the writer when it reaches this size.
 const BATCH_BYTES: usize = 64 * 1024;
+/// Room for a batch and the line that takes it past [`BATCH_BYTES`] (up to 64 KiB), so that
+/// filling a batch never reallocates it.
+const BATCH_CAPACITY: usize = 2 * BATCH_BYTES;
 /// Lines wait at most this long before the writer takes them.
 pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// Past this many bytes not yet written, new lines are dropped (the writer is stuck or slower
@@ -57,7 +60,10 @@ struct Shared {
 #[derive(Debug, Default)]
 struct Queue {
     filling: Vec<u8>,
-    full: VecDeque<Vec<u8>>,
+    /// Lines in `filling`, counted as they come (no scan under the lock).
+    filling_lines: u64,
+    /// Full batches, with their line counts.
+    full: VecDeque<(Vec<u8>, u64)>,
     spare: Vec<Vec<u8>>,
     /// Bytes not yet written: `filling`, `full` and the batch being written.
     bytes: usize,
@@ -119,13 +125,15 @@ impl FileSink {
             queue.filling = queue
                 .spare
                 .pop()
-                .unwrap_or_else(|| Vec::with_capacity(BATCH_BYTES));
+                .unwrap_or_else(|| Vec::with_capacity(BATCH_CAPACITY));
         }
         queue.filling.extend_from_slice(line);
+        queue.filling_lines += 1;
         queue.bytes += line.len();
         if queue.filling.len() >= BATCH_BYTES {
             let batch = std::mem::take(&mut queue.filling);
-            queue.full.push_back(batch);
+            let lines = std::mem::take(&mut queue.filling_lines);
+            queue.full.push_back((batch, lines));
             drop(queue);
             self.shared.wake.notify_one();
         }
@@ -158,9 +166,10 @@ impl FileSink {
         }
         queue.abandoned = true;
         shared.abandoned.store(true, Ordering::Release);
-        let queued = lines(&queue.filling) + queue.full.iter().map(|b| lines(b)).sum::<u64>();
+        let queued = queue.filling_lines + queue.full.iter().map(|(_, n)| n).sum::<u64>();
         let lost = queued + shared.in_flight_lines.swap(0, Ordering::AcqRel);
         queue.filling = Vec::new();
+        queue.filling_lines = 0;
         queue.full.clear();
         queue.bytes = 0;
         drop(queue);
@@ -194,11 +203,12 @@ impl Shared {
             if queue.abandoned {
                 return;
             }
-            let batch = match queue.full.pop_front() {
-                Some(batch) => batch,
-                None if !queue.filling.is_empty() && (waited || queue.closing) => {
-                    std::mem::take(&mut queue.filling)
-                }
+            let (batch, batch_lines) = match queue.full.pop_front() {
+                Some(full) => full,
+                None if !queue.filling.is_empty() && (waited || queue.closing) => (
+                    std::mem::take(&mut queue.filling),
+                    std::mem::take(&mut queue.filling_lines),
+                ),
                 None if queue.closing => {
                     queue.finished = true;
                     drop(queue);
@@ -216,7 +226,7 @@ impl Shared {
                 }
             };
             waited = false;
-            self.in_flight_lines.store(lines(&batch), Ordering::Release);
+            self.in_flight_lines.store(batch_lines, Ordering::Release);
             drop(queue);
             let result = file.write_batch(&batch, self);
             queue = crate::sync::lock(&self.queue);
@@ -242,7 +252,7 @@ impl Shared {
                     queue = crate::sync::lock(&self.queue);
                 }
             }
-            if queue.spare.len() < SPARE_BATCHES && batch.capacity() <= 2 * BATCH_BYTES {
+            if queue.spare.len() < SPARE_BATCHES && batch.capacity() <= BATCH_CAPACITY {
                 batch.clear();
                 queue.spare.push(batch);
             }
@@ -280,6 +290,10 @@ impl Shared {
 }
 
 impl Progress for Shared {
+    fn all_written(&self) {
+        self.in_flight_lines.store(0, Ordering::Release);
+    }
+
     fn written(&self, stretch: &[u8]) {
         let n = lines(stretch);
         let _ = self
