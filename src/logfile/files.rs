@@ -6,13 +6,12 @@
 //! tracing-appender's naming. A reader also finds the files logrotate leaves behind: numbered
 //! (`orders.log.1`), dated (`orders.log-20261121`) and gzip-compressed (`orders.log.2.gz`).
 
+use super::rolling::RollingFile;
 use super::sink::FileSink;
-use crate::config::{LogFileConfig, LogRotation};
+use crate::config::LogFileConfig;
 use crate::error::Error;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tracing_appender::non_blocking::NonBlockingBuilder;
-use tracing_appender::rolling::{RollingFileAppender, Rotation};
 
 /// The parts of a log file's path that name all its files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,8 +131,7 @@ fn directory_of(path: &Path) -> PathBuf {
     }
 }
 
-/// Opens the log file for writing (creating its directory) behind the batching, non-blocking
-/// writer.
+/// Opens the log file for writing (creating its directory) behind the batching writer thread.
 pub(crate) fn open(config: &LogFileConfig) -> Result<Arc<FileSink>, Error> {
     let path = config.path.as_deref().unwrap_or(Path::new(""));
     let name = LogFileName::of(path).ok_or_else(|| Error::LogFile {
@@ -154,29 +152,46 @@ pub(crate) fn open(config: &LogFileConfig) -> Result<Arc<FileSink>, Error> {
         )));
     }
     std::fs::create_dir_all(&name.directory).map_err(failed)?;
-    let mut builder = RollingFileAppender::builder()
-        .rotation(match config.rotation {
-            LogRotation::Never => Rotation::NEVER,
-            LogRotation::Hourly => Rotation::HOURLY,
-            LogRotation::Daily => Rotation::DAILY,
-        })
-        .filename_prefix(&name.prefix);
-    if let Some(suffix) = &name.suffix {
-        builder = builder.filename_suffix(suffix);
+    let file = RollingFile::open(
+        name.directory.clone(),
+        name.prefix.clone(),
+        name.suffix.clone(),
+        config.rotation,
+        config.max_files,
+    )
+    .map_err(failed)?;
+    FileSink::start(file).map_err(failed)
+}
+
+/// The value of `O_NONBLOCK` where it is known here.
+#[cfg(unix)]
+pub(super) fn o_nonblock() -> Option<i32> {
+    if cfg!(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    )) {
+        Some(0x0004)
+    } else if cfg!(all(
+        any(target_os = "linux", target_os = "android"),
+        any(
+            target_arch = "x86",
+            target_arch = "x86_64",
+            target_arch = "arm",
+            target_arch = "aarch64",
+            target_arch = "riscv64",
+            target_arch = "powerpc64",
+            target_arch = "s390x",
+            target_arch = "loongarch64"
+        )
+    )) {
+        Some(0o4000)
+    } else {
+        None
     }
-    if let Some(n) = config.max_files {
-        builder = builder.max_log_files(n.max(1));
-    }
-    let appender = builder
-        .build(&name.directory)
-        .map_err(|e| failed(std::io::Error::other(e)))?;
-    // Messages are batches of up to 64 KiB (see sink.rs), so a short queue is plenty.
-    let (writer, guard) = NonBlockingBuilder::default()
-        .buffered_lines_limit(256)
-        .lossy(true)
-        .thread_name("unitel-log-writer")
-        .finish(appender);
-    Ok(FileSink::new(writer, guard))
 }
 
 /// Whether whatever is at the log file path (nothing yet is fine) can be opened for writing
@@ -184,7 +199,7 @@ pub(crate) fn open(config: &LogFileConfig) -> Result<Arc<FileSink>, Error> {
 /// a named pipe that has a reader right now. Opening a pipe without a reader blocks until one
 /// comes, so that is refused, as are a directory, a socket and a block device. The error
 /// says what the path is.
-fn check_openable(path: &Path) -> Result<(), &'static str> {
+pub(super) fn check_openable(path: &Path) -> Result<(), &'static str> {
     let Ok(metadata) = std::fs::metadata(path) else {
         return Ok(());
     };
@@ -204,33 +219,7 @@ fn check_openable(path: &Path) -> Result<(), &'static str> {
         if file_type.is_fifo() {
             // A non-blocking open for writing fails at once (ENXIO) when no reader has the
             // pipe open; where the flag's value is not known here, every pipe is refused.
-            let o_nonblock = if cfg!(any(
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "freebsd",
-                target_os = "netbsd",
-                target_os = "openbsd",
-                target_os = "dragonfly"
-            )) {
-                Some(0x0004)
-            } else if cfg!(all(
-                any(target_os = "linux", target_os = "android"),
-                any(
-                    target_arch = "x86",
-                    target_arch = "x86_64",
-                    target_arch = "arm",
-                    target_arch = "aarch64",
-                    target_arch = "riscv64",
-                    target_arch = "powerpc64",
-                    target_arch = "s390x",
-                    target_arch = "loongarch64"
-                )
-            )) {
-                Some(0o4000)
-            } else {
-                None
-            };
-            let has_reader = o_nonblock.is_some_and(|flag| {
+            let has_reader = o_nonblock().is_some_and(|flag| {
                 std::fs::OpenOptions::new()
                     .write(true)
                     .custom_flags(flag)

@@ -17,6 +17,7 @@ mod encode;
 mod files;
 mod read;
 mod records;
+mod rolling;
 mod scan;
 mod sink;
 mod span_records;

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What only shutdown needs of the pipeline, beside the running state.
 #[derive(Debug)]
@@ -34,12 +34,16 @@ impl Pipeline {
     /// another (the log file). Each OTLP part leaves what it said in `outcomes` as it ends.
     fn flush_and_close(&self, state: &State, timeout: Duration, outcomes: &Mutex<Vec<Outcome>>) {
         let done = |outcome: Outcome| crate::sync::lock(outcomes).push(outcome);
+        // The file finishes a little before the timeout, so that what it could not write is
+        // counted before shutdown reads the counters.
+        let margin = (timeout / 10).min(Duration::from_millis(100));
+        let file_deadline = Instant::now() + timeout.saturating_sub(margin);
         // The scope joins every part.
         std::thread::scope(|s| {
             if let Some(file) = &self.file {
                 spawn_or_run(s, move || {
-                    // Hands over the last batch and writes out every queued line.
-                    file.close();
+                    // Writes out every queued line it can by the deadline, and counts the rest.
+                    file.close(file_deadline);
                 });
             }
             if let Some(tp) = &state.tracer_provider {
@@ -168,6 +172,10 @@ fn shut_down(pipeline: &Arc<Pipeline>, state: &'static State) -> Result<(), Erro
             });
         }
     }
+    // A part that gave up at its deadline (the log file finishes a little early) timed out.
+    timed_out |= lost
+        .iter()
+        .any(|l| l.reason == DropReason::ShutdownTimeout.as_str());
     // An SDK error for a signal whose losses are already listed adds nothing.
     errors.retain(|(signal, _)| !lost.iter().any(|l| l.signal == *signal));
     if lost.is_empty() && errors.is_empty() && !timed_out {

@@ -937,3 +937,5 @@ fn nan_and_infinite_fields_are_written_as_the_format_says() {
         assert_eq!(get("one"), 1.5, "{name}");
     }
 }
+
+mod file_faults;

@@ -1,0 +1,438 @@
+//! The log file as the writer thread sees it: the file open now, rolled over by the clock and
+//! reopened when its path stops naming it.
+//!
+//! File names and pruning are tracing-appender's (`RollingFileAppender`), which this replaces
+//! so that the writer sees every write error and can tell when the file was deleted:
+//! `prefix.suffix` without rotation, `prefix.2026-11-21-05.suffix` hourly and
+//! `prefix.2026-11-21.suffix` daily (UTC), and with a maximum of `n` files, before a new file is
+//! created the oldest files whose names start with the prefix and end with the suffix are
+//! deleted so that `n - 1` remain.
+
+use crate::config::LogRotation;
+use crate::diagnostics::report_once;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A write to a pipe of at most this many bytes is atomic: all of it or none of it (POSIX
+/// `PIPE_BUF`). Writes to a pipe are whole lines up to this size, so when one blocks for ever
+/// the writer knows exactly which lines went through.
+const PIPE_ATOMIC_BYTES: usize = 4096;
+
+/// The rolling log file.
+#[derive(Debug)]
+pub(super) struct RollingFile {
+    directory: PathBuf,
+    prefix: String,
+    suffix: Option<String>,
+    rotation: LogRotation,
+    max_files: Option<usize>,
+    open: Option<OpenFile>,
+}
+
+#[derive(Debug)]
+struct OpenFile {
+    file: File,
+    path: PathBuf,
+    /// Device and inode of `file`, to compare with what `path` names now.
+    identity: Option<(u64, u64)>,
+    /// The rotation period the file belongs to.
+    period: u64,
+    /// A regular file (a cut line can be taken back), not a pipe or a device.
+    regular: bool,
+    /// The largest write: [`PIPE_ATOMIC_BYTES`] on a pipe, unbounded otherwise.
+    chunk: usize,
+    /// The last write stopped inside a line that could not be taken back: the next write
+    /// starts with a newline, so the cut line never runs into the next one.
+    cut: bool,
+}
+
+/// What the writer thread learns of a write as it goes.
+pub(super) trait Progress {
+    /// `stretch` of the batch has reached the file, and more is to come.
+    fn written(&self, stretch: &[u8]);
+    /// The whole batch has reached the file.
+    fn all_written(&self);
+    /// Whether shutdown gave up on the writer and counted what is left: write no more.
+    fn abandoned(&self) -> bool;
+}
+
+/// How long the writer waits before trying again to write to a full pipe.
+const PIPE_RETRY: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// A write that did not go through: the error, and where in the batch the first line that
+/// is not (wholly) in the file starts.
+#[derive(Debug)]
+pub(super) struct WriteError {
+    pub(super) error: io::Error,
+    pub(super) unwritten_from: usize,
+}
+
+impl RollingFile {
+    /// Opens the current file (creating the directory), after deleting old files when a
+    /// maximum is set, as tracing-appender does when it is built.
+    pub(super) fn open(
+        directory: PathBuf,
+        prefix: String,
+        suffix: Option<String>,
+        rotation: LogRotation,
+        max_files: Option<usize>,
+    ) -> io::Result<RollingFile> {
+        let mut file = RollingFile {
+            directory,
+            prefix,
+            suffix,
+            rotation,
+            max_files: max_files.map(|n| n.max(1)),
+            open: None,
+        };
+        file.prune();
+        file.open = Some(file.create(SystemTime::now())?);
+        Ok(file)
+    }
+
+    /// The path of the file written now (for messages).
+    pub(super) fn current_path(&self) -> PathBuf {
+        match &self.open {
+            Some(open) => open.path.clone(),
+            None => self
+                .directory
+                .join(self.file_name(self.period(SystemTime::now()))),
+        }
+    }
+
+    /// Writes `batch` (whole lines) to the current file: rolls over first when the period
+    /// changed, and reopens the file when its path no longer names it (deleted, or renamed
+    /// away) or it could not be opened before. `Ok(true)` when the file was reopened.
+    /// `progress` is told each stretch of `batch` as it reaches the file.
+    pub(super) fn write_batch(
+        &mut self,
+        batch: &[u8],
+        progress: &dyn Progress,
+    ) -> Result<bool, WriteError> {
+        let failed = |error| WriteError {
+            error,
+            unwritten_from: 0,
+        };
+        let now = SystemTime::now();
+        let period = self.period(now);
+        let mut reopened = false;
+        match &self.open {
+            Some(open) if open.period == period => {
+                if !open.still_named() {
+                    self.open = None;
+                    self.open = Some(self.create(now).map_err(failed)?);
+                    reopened = true;
+                }
+            }
+            Some(_) => {
+                self.open = None;
+                self.prune();
+                self.open = Some(self.create(now).map_err(failed)?);
+            }
+            None => {
+                self.open = Some(self.create(now).map_err(failed)?);
+                reopened = true;
+            }
+        }
+        let Some(open) = self.open.as_mut() else {
+            return Err(failed(io::Error::other("the log file is not open")));
+        };
+        open.write_lines(batch, progress)?;
+        Ok(reopened)
+    }
+
+    fn period(&self, now: SystemTime) -> u64 {
+        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        match self.rotation {
+            LogRotation::Never => 0,
+            LogRotation::Hourly => secs / 3600,
+            LogRotation::Daily => secs / 86_400,
+        }
+    }
+
+    /// tracing-appender's name for the file of `period`.
+    fn file_name(&self, period: u64) -> String {
+        let date = match self.rotation {
+            LogRotation::Never => None,
+            LogRotation::Hourly => Some((period * 3600, 13)),
+            LogRotation::Daily => Some((period * 86_400, 10)),
+        }
+        .map(|(secs, len)| {
+            let mut text = String::with_capacity(27);
+            crate::format::time::write_rfc3339(
+                &mut text,
+                UNIX_EPOCH + std::time::Duration::from_secs(secs),
+            );
+            // `2026-11-21T05:...` → `2026-11-21` or `2026-11-21-05`.
+            text.truncate(len);
+            text.replace('T', "-")
+        });
+        let mut name = self.prefix.clone();
+        for part in date.iter().chain(self.suffix.iter()) {
+            name.push('.');
+            name.push_str(part);
+        }
+        name
+    }
+
+    /// Opens (creating it, and its directory when that is gone) the file for `now`.
+    fn create(&self, now: SystemTime) -> io::Result<OpenFile> {
+        let period = self.period(now);
+        let path = self.directory.join(self.file_name(period));
+        if let Err(problem) = super::files::check_openable(&path) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is {problem}", path.display()),
+            ));
+        }
+        let mut options = OpenOptions::new();
+        options.append(true).create(true);
+        // A pipe is written without blocking, so that shutdown can give up on a reader that
+        // never reads and know exactly which lines went through.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+            let pipe = std::fs::metadata(&path).is_ok_and(|m| m.file_type().is_fifo());
+            if let Some(flag) = super::files::o_nonblock().filter(|_| pipe) {
+                options.custom_flags(flag);
+            }
+        }
+        let file = options.open(&path).or_else(|_| {
+            std::fs::create_dir_all(&self.directory)?;
+            options.open(&path)
+        })?;
+        let metadata = file.metadata()?;
+        let regular = metadata.is_file();
+        #[cfg(unix)]
+        let (identity, pipe) = {
+            use std::os::unix::fs::{FileTypeExt, MetadataExt};
+            (
+                Some((metadata.dev(), metadata.ino())),
+                metadata.file_type().is_fifo(),
+            )
+        };
+        #[cfg(not(unix))]
+        let (identity, pipe) = (None, false);
+        Ok(OpenFile {
+            file,
+            path,
+            identity,
+            period,
+            regular,
+            chunk: if pipe { PIPE_ATOMIC_BYTES } else { usize::MAX },
+            cut: false,
+        })
+    }
+
+    /// Deletes the oldest files of this log so that `max_files - 1` remain (room for the one
+    /// about to be created), as tracing-appender does.
+    fn prune(&self) {
+        let Some(max_files) = self.max_files else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(&self.directory) else {
+            return;
+        };
+        let mut files: Vec<(SystemTime, PathBuf)> = entries
+            .filter_map(|entry| {
+                let entry = entry.ok()?;
+                let metadata = entry.metadata().ok()?;
+                if !metadata.is_file() {
+                    return None;
+                }
+                let name = entry.file_name();
+                let name = name.to_str()?;
+                if !name.starts_with(self.prefix.as_str())
+                    || self
+                        .suffix
+                        .as_deref()
+                        .is_some_and(|suffix| !name.ends_with(suffix))
+                {
+                    return None;
+                }
+                let created = metadata.created().or_else(|_| metadata.modified()).ok()?;
+                Some((created, entry.path()))
+            })
+            .collect();
+        if files.len() < max_files {
+            return;
+        }
+        files.sort();
+        for (_, path) in files.iter().take(files.len() - (max_files - 1)) {
+            if let Err(error) = std::fs::remove_file(path) {
+                report_once(&format!("log file prune {}", path.display()), &|| {
+                    format!(
+                        "could not delete the old log file {}: {error}",
+                        path.display()
+                    )
+                });
+            }
+        }
+    }
+}
+
+impl OpenFile {
+    /// Whether the path still names this file (not deleted, not renamed away and replaced).
+    fn still_named(&self) -> bool {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            match std::fs::metadata(&self.path) {
+                Ok(now) => self.identity == Some((now.dev(), now.ino())),
+                Err(error) => error.kind() != io::ErrorKind::NotFound,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = self.identity;
+            self.path.exists()
+        }
+    }
+
+    /// Writes whole lines; on an error, takes a cut line back out of a regular file (or
+    /// marks it, to be ended by the next write) and says where the unwritten lines start.
+    fn write_lines(&mut self, batch: &[u8], progress: &dyn Progress) -> Result<(), WriteError> {
+        if self.cut {
+            if let Err(error) = write_fully(&mut self.file, b"\n", progress) {
+                return Err(WriteError {
+                    error,
+                    unwritten_from: 0,
+                });
+            }
+            self.cut = false;
+        }
+        let mut done = 0;
+        while done < batch.len() {
+            if progress.abandoned() {
+                // Shutdown counted the rest as not written: it must not reach the file.
+                let error = io::Error::other("shutdown's timeout ran out");
+                return Err(self.cut_at(batch, done, error));
+            }
+            let end = chunk_end(batch, done, self.chunk);
+            match self.file.write(&batch[done..end]) {
+                Ok(0) => return Err(self.cut_at(batch, done, io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    if done + n >= batch.len() {
+                        progress.all_written();
+                    } else {
+                        progress.written(&batch[done..done + n]);
+                    }
+                    done += n;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                // A pipe opened non-blocking is full: wait for its reader, unless shutdown
+                // gave up on it (a write blocked in the kernel could not be given up).
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    if progress.abandoned() {
+                        return Err(self.cut_at(batch, done, error));
+                    }
+                    std::thread::sleep(PIPE_RETRY);
+                }
+                Err(error) => return Err(self.cut_at(batch, done, error)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The write of `batch` stopped at `done` with `error`: the line `done` falls in is lost.
+    fn cut_at(&mut self, batch: &[u8], done: usize, error: io::Error) -> WriteError {
+        let line_start = batch[..done]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let partial = (done - line_start) as u64;
+        if partial > 0 {
+            let taken_back = self.regular
+                && self
+                    .file
+                    .metadata()
+                    .and_then(|m| self.file.set_len(m.len().saturating_sub(partial)))
+                    .is_ok();
+            self.cut = !taken_back;
+        }
+        WriteError {
+            error,
+            unwritten_from: line_start,
+        }
+    }
+}
+
+/// Where the next write from `start` ends: whole lines of at most `limit` bytes together (a
+/// longer line alone), or the rest of the batch when there is no limit.
+fn chunk_end(batch: &[u8], start: usize, limit: usize) -> usize {
+    if batch.len() - start <= limit {
+        return batch.len();
+    }
+    let window = &batch[start..start + limit];
+    match window.iter().rposition(|&b| b == b'\n') {
+        Some(i) => start + i + 1,
+        None => batch[start + limit..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(batch.len(), |i| start + limit + i + 1),
+    }
+}
+
+fn write_fully(file: &mut File, mut bytes: &[u8], progress: &dyn Progress) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match file.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock && !progress.abandoned() => {
+                std::thread::sleep(PIPE_RETRY);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rolling(rotation: LogRotation, suffix: Option<&str>) -> RollingFile {
+        RollingFile {
+            directory: "logs".into(),
+            prefix: "orders".into(),
+            suffix: suffix.map(str::to_owned),
+            rotation,
+            max_files: None,
+            open: None,
+        }
+    }
+
+    #[test]
+    fn names_files_as_tracing_appender_does() {
+        // 2026-11-21T05:23:30Z
+        let time = UNIX_EPOCH + std::time::Duration::from_secs(1_795_238_610);
+        let name = |rotation, suffix| {
+            let file = rolling(rotation, suffix);
+            file.file_name(file.period(time))
+        };
+        assert_eq!(name(LogRotation::Never, Some("log")), "orders.log");
+        assert_eq!(name(LogRotation::Never, None), "orders");
+        assert_eq!(
+            name(LogRotation::Hourly, Some("log")),
+            "orders.2026-11-21-05.log"
+        );
+        assert_eq!(
+            name(LogRotation::Daily, Some("log")),
+            "orders.2026-11-21.log"
+        );
+        assert_eq!(name(LogRotation::Daily, None), "orders.2026-11-21");
+    }
+
+    #[test]
+    fn pipe_writes_are_whole_lines_within_the_atomic_size() {
+        let batch = b"aaa\nbbbb\ncc\n";
+        assert_eq!(chunk_end(batch, 0, usize::MAX), batch.len());
+        assert_eq!(chunk_end(batch, 0, 9), 9);
+        assert_eq!(chunk_end(batch, 0, 8), 4);
+        assert_eq!(chunk_end(batch, 4, 2), 9, "a longer line goes whole");
+        assert_eq!(chunk_end(batch, 9, 2), batch.len());
+    }
+}
