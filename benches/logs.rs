@@ -1,5 +1,5 @@
-//! A correlated JSON log line inside a span, into the JSON log file (tracing-appender's
-//! non-blocking writer), against `tracing::info!` through tracing-subscriber's JSON formatter
+//! A correlated JSON log line inside a span, into the JSON log file (unitel's batching writer
+//! thread), against `tracing::info!` through tracing-subscriber's JSON formatter
 //! into the same kind of writer, without ids.
 //!
 //! And the console line (`console_line`): the same calls with the console on. Console lines go

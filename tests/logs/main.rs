@@ -467,8 +467,8 @@ fn a_stuck_log_file_drops_and_counts_lines_without_blocking() {
             .expect("count")
             .parse()
             .expect("n");
-        // Nothing reads the file, so the writer holds at most its queues (about 32 MiB of
-        // lines); everything past that is dropped, and every dropped line is counted.
+        // Nothing reads the file, so the writer holds at most its queue (16 MiB of lines);
+        // everything past that is dropped, and every dropped line is counted.
         assert!(lost > written / 4, "dropped {lost} of {written}");
         return;
     }
