@@ -197,11 +197,7 @@ fn a_pipe_nobody_reads_counts_what_shutdown_left_unwritten_and_prints_nothing() 
     use std::io::Read;
     let dir = tempfile::tempdir().expect("tempdir");
     let fifo = dir.path().join("app.log");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("run mkfifo");
-    assert!(made.success(), "mkfifo failed: {made}");
+    support::mkfifo(&fifo);
     let mut reader = support::fifo_reader(&fifo);
     let guard = unitel::configure_telemetry(
         TelemetryConfig::new()
@@ -257,11 +253,7 @@ fn a_pipe_whose_reader_went_away_counts_lines_until_a_reader_is_back() {
     use std::io::Read;
     let dir = tempfile::tempdir().expect("tempdir");
     let fifo = dir.path().join("app.log");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("run mkfifo");
-    assert!(made.success(), "mkfifo failed: {made}");
+    support::mkfifo(&fifo);
     // Reads what is in the pipe until it holds 100 lines of `message` (or 10 s passed).
     let read_100 = |reader: &mut std::fs::File, message: &str| {
         let mut bytes = Vec::new();

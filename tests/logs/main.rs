@@ -415,11 +415,7 @@ fn a_pipe_nothing_reads_or_a_directory_as_log_file_is_a_startup_error() {
     let name = "a_pipe_nothing_reads_or_a_directory_as_log_file_is_a_startup_error";
     let dir = tempfile::tempdir().expect("tempdir");
     if std::env::var("UNITEL_CHILD").as_deref() != Ok(name) {
-        let made = std::process::Command::new("mkfifo")
-            .arg(dir.path().join("pipe.log"))
-            .status()
-            .expect("run mkfifo");
-        assert!(made.success(), "mkfifo failed: {made}");
+        support::mkfifo(&dir.path().join("pipe.log"));
         std::fs::create_dir(dir.path().join("dir.log")).expect("mkdir dir.log");
     }
     if let Some(out) = support::child_in(name, &[], dir.path()) {
@@ -474,11 +470,7 @@ fn a_stuck_log_file_drops_and_counts_lines_without_blocking() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let fifo = dir.path().join("app.log");
-    let status = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("mkfifo");
-    assert!(status.success());
+    support::mkfifo(&fifo);
     // The file is a pipe with a reader that never reads: the writer thread blocks once the
     // pipe's buffer is full.
     let _reader = support::fifo_reader(&fifo);

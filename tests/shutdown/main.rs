@@ -382,11 +382,7 @@ fn shutdown_gives_up_after_the_timeout_when_the_file_is_stuck() {
     }
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("app.log");
-    let status = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("run mkfifo");
-    assert!(status.success(), "mkfifo failed");
+    support::mkfifo(&fifo);
     // A reader that never reads: the FIFO has a reader, and writes block once it is full.
     let _reader = support::fifo_reader(&fifo);
     let timeout = Duration::from_millis(300);

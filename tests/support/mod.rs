@@ -45,6 +45,15 @@ pub fn run_child_with_stderr(name: &str, env: &[(&str, &str)]) -> Option<(String
     Some((stdout, String::from_utf8_lossy(&out.stderr).into_owned()))
 }
 
+/// Makes a named pipe at `path` (with `mkfifo`), failing the test if it cannot.
+pub fn mkfifo(path: &std::path::Path) {
+    let made = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo {} failed: {made}", path.display());
+}
+
 /// Opens the named pipe at `path` for reading without blocking (`O_NONBLOCK` is 0o4000 on
 /// Linux) and never reads it: a log file written there blocks once the pipe is full. Open it
 /// before the log file is, so the pipe has a reader when `configure_telemetry` checks.
