@@ -12,6 +12,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod robust;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -427,7 +429,11 @@ fn scrape_has_the_seed_names_and_values() {
             t,
             &samples,
             "unitel_dropped_total",
-            &[("signal", "metrics"), ("reason", reason), ("output", output)],
+            &[
+                ("signal", "metrics"),
+                ("reason", reason),
+                ("output", output),
+            ],
         );
         assert!(
             matching(
