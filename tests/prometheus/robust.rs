@@ -476,6 +476,23 @@ fn a_blocked_callback_does_not_hold_up_scrapes() {
     let second = second.expect("the second scrape got no answer while the callback is blocked");
     assert_slow(&second, "second scrape");
 
+    // Connections beyond the bound (8) are answered 503 at once, not queued.
+    let held: Vec<_> = (0..8)
+        .map(|_| std::thread::spawn(move || http_get(addr, "/metrics", &timeout)))
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let excess = http_get(addr, "/metrics", &timeout)
+        .expect("a scrape beyond the connection bound got no answer");
+    assert_eq!(excess.status, 503, "{excess:?}");
+    assert!(excess.body.contains("too many"), "{excess:?}");
+    for held in held {
+        let response = held.join().expect("scrape thread");
+        assert_slow(
+            &response.expect("a held scrape got no answer"),
+            "held scrape",
+        );
+    }
+
     // prometheus_text() gives up too (after 10 s), well before the callback returns.
     let text = rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(30), unitel::prometheus_text())

@@ -261,12 +261,11 @@ fn busy(mut stream: TcpStream) {
              answered 503 at once"
         )
     });
-    // Take what has arrived of the request, so that closing does not reset the connection.
-    if stream.set_nonblocking(true).is_ok() {
-        let mut buf = [0u8; 4096];
-        let _ = stream.read(&mut buf);
-        let _ = stream.set_nonblocking(false);
-    }
+    // Take the request (one read, waiting briefly), so that closing with it unread does not
+    // reset the connection before the client reads the answer.
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut buf = [0u8; 4096];
+    let _ = stream.read(&mut buf);
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let body = "too many concurrent requests to /metrics; try again\n";
     let _ = write_response(
