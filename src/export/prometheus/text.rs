@@ -361,16 +361,8 @@ fn series(attributes: &[(String, String)], scope: &[(String, String)], value: Va
     let mut grouped: BTreeMap<String, Vec<(&str, &str)>> = BTreeMap::new();
     let mut renamed = false;
     for (key, value) in &original {
-        let name = label_name(key);
-        if name != key.replace('.', "_") {
-            renamed = true;
-            report_once(&format!("prometheus-label:{key}"), &|| {
-                format!(
-                    "attribute key {key:?} is not a valid Prometheus label name or is one the \
-                     exposition reserves; it is exposed as {name:?}"
-                )
-            });
-        }
+        let (name, changed) = exposed_key(key);
+        renamed |= changed;
         grouped.entry(name).or_default().push((key, value));
     }
     let mut labels = Vec::with_capacity(grouped.len() + scope.len());
@@ -394,6 +386,37 @@ fn series(attributes: &[(String, String)], scope: &[(String, String)], value: Va
         renamed,
         value,
     }
+}
+
+/// The label name of an attribute key, and whether it changed beyond `.` → `_` (then reported
+/// once). Remembered for the collection (each runs on a thread of its own): a key is looked at
+/// once, not once per series.
+fn exposed_key(key: &str) -> (String, bool) {
+    thread_local! {
+        static SEEN: std::cell::RefCell<HashMap<String, (String, bool)>> =
+            std::cell::RefCell::new(HashMap::new());
+    }
+    SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        if let Some(known) = seen.get(key) {
+            return known.clone();
+        }
+        let name = label_name(key);
+        let changed = name != key.replace('.', "_");
+        if changed {
+            report_once(&format!("prometheus-label:{key}"), &|| {
+                format!(
+                    "attribute key {key:?} is not a valid Prometheus label name or is one the \
+                     exposition reserves; it is exposed as {name:?}"
+                )
+            });
+        }
+        if seen.len() >= 10_000 {
+            seen.clear();
+        }
+        seen.insert(key.to_owned(), (name.clone(), changed));
+        (name, changed)
+    })
 }
 
 /// The instrumentation scope's labels: `otel_scope_name`, `otel_scope_version`,
