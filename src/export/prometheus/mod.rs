@@ -222,7 +222,12 @@ pub(super) fn serve(_registry: Registry, addr: SocketAddr) -> Result<SocketAddr,
         .name("unitel-prometheus".into())
         .spawn(move || {
             let active = Arc::new(AtomicUsize::new(0));
-            for stream in listener.incoming().flatten() {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else {
+                    // Out of file descriptors, say: try again shortly rather than spin.
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                };
                 if active.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
                     active.fetch_sub(1, Ordering::AcqRel);
                     busy(stream);
