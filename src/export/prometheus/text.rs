@@ -64,6 +64,8 @@ struct Series {
     original: Vec<(String, String)>,
     /// Whether any attribute key had to change beyond `.` → `_`.
     renamed: bool,
+    /// Whether any attribute key changed at all (then two series may have become one).
+    mapped: bool,
     value: Value,
 }
 
@@ -77,6 +79,8 @@ struct Family {
     kind: Kind,
     help: String,
     series: Vec<Series>,
+    /// Whether several instruments (of several scopes) make up this family.
+    merged: bool,
 }
 
 impl Family {
@@ -115,7 +119,7 @@ pub(super) fn render(metrics: &ResourceMetrics) -> String {
         .map(|(k, v)| (k.as_str().to_owned(), v.to_string()))
         .collect();
     if !resource.is_empty() {
-        let series = series(&resource, &[], Value::Scalar(1.0));
+        let series = series(resource, &[], Value::Scalar(1.0));
         taken.insert(
             "target_info".to_owned(),
             "the resource (target_info)".to_owned(),
@@ -128,6 +132,7 @@ pub(super) fn render(metrics: &ResourceMetrics) -> String {
                 kind: Kind::Gauge,
                 help: "Target metadata".to_owned(),
                 series: vec![series],
+                merged: false,
             },
         ));
     }
@@ -154,6 +159,7 @@ pub(super) fn render(metrics: &ResourceMetrics) -> String {
                         into.help = family.help;
                     }
                     into.series.extend(family.series);
+                    into.merged = true;
                 }
             }
         }
@@ -214,7 +220,11 @@ pub(super) fn render(metrics: &ResourceMetrics) -> String {
         for n in occupied(&name, family.kind) {
             taken.insert(n, what.clone());
         }
-        dedupe(&name, &mut family.series);
+        // One instrument's series have distinct attributes: only changed keys or several
+        // instruments can make two of them equal.
+        if family.merged || family.series.iter().any(|s| s.mapped) {
+            dedupe(&name, &mut family.series);
+        }
         families.push((name, family));
     }
 
@@ -269,6 +279,7 @@ fn family(metric: &Metric, scope: &[(String, String)]) -> Option<Family> {
         kind,
         help: metric.description().to_owned(),
         series,
+        merged: false,
     })
 }
 
@@ -310,7 +321,7 @@ fn points<T: AsF64>(
                 .data_points()
                 .map(|p| {
                     let value = Value::Scalar(p.value().as_f64());
-                    series(&attributes(p.attributes()), scope, value)
+                    series(attributes(p.attributes()), scope, value)
                 })
                 .collect(),
         ),
@@ -323,7 +334,7 @@ fn points<T: AsF64>(
             sum.data_points()
                 .map(|p| {
                     let value = Value::Scalar(p.value().as_f64());
-                    series(&attributes(p.attributes()), scope, value)
+                    series(attributes(p.attributes()), scope, value)
                 })
                 .collect(),
         ),
@@ -346,7 +357,7 @@ fn points<T: AsF64>(
                         sum: p.sum().as_f64(),
                         count: p.count(),
                     };
-                    series(&attributes(p.attributes()), scope, value)
+                    series(attributes(p.attributes()), scope, value)
                 })
                 .collect(),
         ),
@@ -355,35 +366,58 @@ fn points<T: AsF64>(
 }
 
 /// A series: the attributes under valid label names, then the scope's labels.
-fn series(attributes: &[(String, String)], scope: &[(String, String)], value: Value) -> Series {
-    let mut original = attributes.to_vec();
+fn series(mut original: Vec<(String, String)>, scope: &[(String, String)], value: Value) -> Series {
     original.sort();
-    let mut grouped: BTreeMap<String, Vec<(&str, &str)>> = BTreeMap::new();
     let mut renamed = false;
-    for (key, value) in &original {
-        let (name, changed) = exposed_key(key);
-        renamed |= changed;
-        grouped.entry(name).or_default().push((key, value));
+    let mut mapped = false;
+    let mut named: Vec<(String, usize)> = original
+        .iter()
+        .enumerate()
+        .map(|(i, (key, _))| {
+            let (name, changed) = exposed_key(key);
+            renamed |= changed;
+            mapped |= name != *key;
+            (name, i)
+        })
+        .collect();
+    if mapped {
+        // By name, then in the order of the original keys.
+        named.sort();
     }
-    let mut labels = Vec::with_capacity(grouped.len() + scope.len());
-    for (name, values) in grouped {
-        if values.len() > 1 {
-            report_once(&format!("prometheus-label-join:{name}"), &|| {
-                let keys: Vec<&str> = values.iter().map(|(k, _)| *k).collect();
+    let mut labels = Vec::with_capacity(named.len() + scope.len());
+    let mut i = 0;
+    while i < named.len() {
+        let mut j = i + 1;
+        while j < named.len() && named[j].0 == named[i].0 {
+            j += 1;
+        }
+        let value = if j - i == 1 {
+            original[named[i].1].1.clone()
+        } else {
+            let group = &named[i..j];
+            report_once(&format!("prometheus-label-join:{}", named[i].0), &|| {
+                let keys: Vec<&str> = group.iter().map(|(_, k)| original[*k].0.as_str()).collect();
                 format!(
-                    "attribute keys {keys:?} are all exposed as the label {name:?}: their \
-                     values are joined with ';'"
+                    "attribute keys {keys:?} are all exposed as the label {:?}: their values \
+                     are joined with ';'",
+                    group[0].0
                 )
             });
-        }
-        let joined = values.iter().map(|(_, v)| *v).collect::<Vec<_>>().join(";");
-        labels.push((name, joined));
+            group
+                .iter()
+                .map(|(_, k)| original[*k].1.as_str())
+                .collect::<Vec<_>>()
+                .join(";")
+        };
+        labels.push((std::mem::take(&mut named[i].0), value));
+        i = j;
     }
     labels.extend(scope.iter().cloned());
     Series {
         labels,
         original,
         renamed,
+        mapped,
         value,
     }
 }
