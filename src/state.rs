@@ -25,9 +25,9 @@ pub(crate) struct State {
     pub(crate) logs: LogOutputs,
     /// The `tracing` dispatcher, asked which log levels its filter lets through.
     pub(crate) dispatch: Option<Dispatch>,
-    /// The registry the Prometheus reader fills, for `prometheus_text()`.
+    /// Whether the Prometheus reader is installed, for `prometheus_text()`.
     #[cfg(feature = "prometheus")]
-    pub(crate) prometheus: Option<prometheus::Registry>,
+    pub(crate) prometheus: bool,
     /// Where `/metrics` is served, when it is.
     pub(crate) prometheus_addr: Option<std::net::SocketAddr>,
     /// Which contexts cross process boundaries (`OTEL_PROPAGATORS`).
@@ -68,7 +68,7 @@ impl State {
             logs: LogOutputs::default(),
             dispatch: None,
             #[cfg(feature = "prometheus")]
-            prometheus: None,
+            prometheus: false,
             prometheus_addr: None,
             propagators: Propagators::default(),
         }

@@ -34,9 +34,9 @@ pub(crate) struct Exports {
     pub(crate) logger_provider: Option<SdkLoggerProvider>,
     /// `OTEL_LOGS_EXPORTER=console`: the correlated console lines, whatever `with_console` says.
     pub(crate) console_logs: bool,
-    /// The registry the Prometheus reader fills.
+    /// Whether the Prometheus reader is installed.
     #[cfg(feature = "prometheus")]
-    pub(crate) prometheus: Option<::prometheus::Registry>,
+    pub(crate) prometheus: bool,
     /// Where `/metrics` is served, if anywhere.
     pub(crate) prometheus_addr: Option<std::net::SocketAddr>,
     /// Kept alive as long as the pipeline: the exporters' I/O runs on it.
@@ -150,13 +150,13 @@ pub(crate) fn build(
             Exporter::Prometheus => {
                 #[cfg(feature = "prometheus")]
                 {
-                    let (registry, reader) = prometheus::reader()?;
+                    let reader = prometheus::reader();
                     let addr = settings
                         .prometheus
                         .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 9464)));
-                    exports.prometheus_addr = Some(prometheus::serve(registry.clone(), addr)?);
+                    exports.prometheus_addr = Some(prometheus::serve(addr)?);
                     meter = meter.with_reader(reader);
-                    exports.prometheus = Some(registry);
+                    exports.prometheus = true;
                 }
                 #[cfg(not(feature = "prometheus"))]
                 return Err(feature_missing(

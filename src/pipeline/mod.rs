@@ -195,7 +195,7 @@ fn build(mut config: TelemetryConfig) -> Result<(State, Pipeline), Error> {
     );
     #[cfg(feature = "prometheus")]
     {
-        state.prometheus = exports.prometheus.take();
+        state.prometheus = exports.prometheus;
     }
     state.prometheus_addr = exports.prometheus_addr.take();
     state.propagators = config.propagators();

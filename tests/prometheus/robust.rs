@@ -543,3 +543,62 @@ fn a_blocked_callback_does_not_hold_up_scrapes() {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+// ----- 12. the cardinality limit, seen at a scrape -----
+
+#[test]
+fn an_instrument_past_its_cardinality_limit_is_said_once_and_the_scrape_stays_valid() {
+    if let Some(stderr) = in_child(
+        "robust::an_instrument_past_its_cardinality_limit_is_said_once_and_the_scrape_stays_valid",
+    ) {
+        let said: Vec<_> = stderr
+            .lines()
+            .filter(|l| l.contains("attribute sets"))
+            .collect();
+        assert_eq!(said.len(), 1, "{stderr}");
+        assert!(said[0].contains("\"per_user\"") && said[0].contains("more than 3"));
+        return;
+    }
+    let guard = configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_metric_cardinality_limit(3)
+            .with_prometheus(([127, 0, 0, 1], 0)),
+    )
+    .expect("configure_telemetry");
+    let addr = guard.prometheus_addr().expect("prometheus_addr");
+    let telemetry = get_telemetry("limits");
+    for user in 0..10 {
+        telemetry
+            .counter("per_user")
+            .add(1, &[("user", user.to_string())]);
+    }
+    let limited = || {
+        dropped_at(
+            Output::Pipeline,
+            Signal::Metrics,
+            DropReason::CardinalityLimit,
+        )
+    };
+    let text = checked_scrape(addr);
+    let samples = parse_exposition(&text);
+    // Three series keep their user; the other seven measurements are summed in the overflow
+    // series.
+    assert_value(
+        &text,
+        &samples,
+        "per_user_total",
+        &[("otel_metric_overflow", "true")],
+        7.0,
+    );
+    assert_eq!(matching(&samples, "per_user_total", &[]).len(), 4, "{text}");
+    // Two scrapes, one instrument: counted once.
+    assert_eq!(limited(), 1);
+    assert_value(
+        &text,
+        &samples,
+        "unitel_dropped_total",
+        &[("reason", "cardinality_limit"), ("output", "pipeline")],
+        1.0,
+    );
+}

@@ -15,7 +15,6 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Temporality};
-use prometheus::Registry;
 use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -64,9 +63,9 @@ impl MetricReader for PullReader {
     }
 }
 
-/// The reader to register with the meter provider, and the registry that stands for its
-/// exposition in the pipeline's state.
-pub(super) fn reader() -> Result<(Registry, PullReader), Error> {
+/// The reader to register with the meter provider; its exposition becomes the one
+/// `/metrics` and `prometheus_text()` serve.
+pub(super) fn reader() -> PullReader {
     let reader = Arc::new(
         ManualReader::builder()
             .with_temporality(Temporality::Cumulative)
@@ -77,7 +76,7 @@ pub(super) fn reader() -> Result<(Registry, PullReader), Error> {
         running: Mutex::new(None),
     });
     *crate::sync::lock(&CURRENT) = Some(exposition);
-    Ok((Registry::new(), PullReader(reader)))
+    PullReader(reader)
 }
 
 /// Collects the reader and renders the text, one collection at a time.
@@ -188,6 +187,7 @@ impl Exposition {
         self.reader
             .collect(&mut metrics)
             .map_err(|e| e.to_string())?;
+        crate::metrics::note_overflow(&metrics);
         Ok(text::render(&metrics).into())
     }
 
@@ -211,7 +211,7 @@ fn say(why: &Unavailable) {
 
 /// Binds `addr` now (a taken port is a start-up error) and serves `GET /metrics` from threads
 /// of its own; returns the address bound.
-pub(super) fn serve(_registry: Registry, addr: SocketAddr) -> Result<SocketAddr, Error> {
+pub(super) fn serve(addr: SocketAddr) -> Result<SocketAddr, Error> {
     let exposition = current().ok_or_else(|| Error::Prometheus {
         addr,
         source: std::io::Error::other("the Prometheus reader was not created"),
@@ -366,7 +366,7 @@ fn answer(exposition: &Arc<Exposition>, mut stream: TcpStream) {
 /// # }
 /// ```
 pub fn prometheus_text() -> PrometheusText {
-    let enabled = state::active().is_some_and(|s| s.prometheus.is_some());
+    let enabled = state::active().is_some_and(|s| s.prometheus);
     let collection = if enabled {
         current().map(|e| e.collection())
     } else {
