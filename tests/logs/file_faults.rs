@@ -118,11 +118,7 @@ fn a_full_disk_counts_every_line_it_could_not_write_and_says_so_once() {
 fn a_deleted_log_directory_or_a_renamed_file_is_created_again() {
     let name = "file_faults::a_deleted_log_directory_or_a_renamed_file_is_created_again";
     if let Some((_, stderr)) = support::run_child_with_stderr(name, &[]) {
-        assert_eq!(
-            stderr.matches("was deleted or renamed away").count(),
-            1,
-            "said once on stderr:\n{stderr}"
-        );
+        support::assert_said_once(&stderr, "was deleted or renamed away");
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -183,11 +179,7 @@ fn a_pipe_nobody_reads_counts_what_shutdown_left_unwritten_and_prints_nothing() 
             !stdout.contains("logging worker") && !stdout.contains("Failed to"),
             "nothing on stdout but the test's own lines:\n{stdout}"
         );
-        assert_eq!(
-            stderr.matches("before shutdown's timeout").count(),
-            1,
-            "said once on stderr:\n{stderr}"
-        );
+        support::assert_said_once(&stderr, "before shutdown's timeout");
         println!(
             "{}",
             support::marked(&stdout, "WRITTEN").unwrap_or_default()
@@ -243,11 +235,7 @@ fn a_pipe_nobody_reads_counts_what_shutdown_left_unwritten_and_prints_nothing() 
 fn a_pipe_whose_reader_went_away_counts_lines_until_a_reader_is_back() {
     let name = "file_faults::a_pipe_whose_reader_went_away_counts_lines_until_a_reader_is_back";
     if let Some((_, stderr)) = support::run_child_with_stderr(name, &[]) {
-        assert_eq!(
-            stderr.matches("cannot write the JSON log file").count(),
-            1,
-            "said once on stderr:\n{stderr}"
-        );
+        support::assert_said_once(&stderr, "cannot write the JSON log file");
         return;
     }
     use std::io::Read;

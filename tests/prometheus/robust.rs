@@ -224,11 +224,7 @@ fn reserved_label_keys_are_renamed_and_the_target_stays_up() {
     if let Some(stderr) =
         in_child("robust::reserved_label_keys_are_renamed_and_the_target_stays_up")
     {
-        assert_eq!(
-            stderr.matches("attribute key \"le\"").count(),
-            1,
-            "the renamed key `le` should be reported once:\n{stderr}"
-        );
+        support::assert_said_once(&stderr, "attribute key \"le\"");
         return;
     }
     let (_guard, addr) = configure_with_prometheus("prom-reserved");
@@ -373,11 +369,7 @@ fn a_counter_and_a_gauge_of_one_name_are_both_exposed() {
 #[test]
 fn keys_equal_once_made_valid_keep_their_values() {
     if let Some(stderr) = in_child("robust::keys_equal_once_made_valid_keep_their_values") {
-        assert_eq!(
-            stderr.matches("collide_hits_total: the series").count(),
-            1,
-            "the left-out series should be reported once, by metric:\n{stderr}"
-        );
+        support::assert_said_once(&stderr, "collide_hits_total: the series");
         return;
     }
     let (_guard, addr) = configure_with_prometheus("prom-keys");
@@ -433,11 +425,7 @@ fn assert_slow(response: &support::Response, what: &str) {
 #[test]
 fn a_blocked_callback_does_not_hold_up_scrapes() {
     if let Some(stderr) = in_child("robust::a_blocked_callback_does_not_hold_up_scrapes") {
-        assert_eq!(
-            stderr.matches("callback is slow or blocked").count(),
-            1,
-            "the slow collection should be reported once:\n{stderr}"
-        );
+        support::assert_said_once(&stderr, "callback is slow or blocked");
         return;
     }
     let rt = tokio::runtime::Builder::new_current_thread()

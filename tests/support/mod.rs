@@ -45,6 +45,15 @@ pub fn run_child_with_stderr(name: &str, env: &[(&str, &str)]) -> Option<(String
     Some((stdout, String::from_utf8_lossy(&out.stderr).into_owned()))
 }
 
+/// Asserts that `needle` is in `stderr` exactly once: a problem the crate says once.
+pub fn assert_said_once(stderr: &str, needle: &str) {
+    let said = stderr.matches(needle).count();
+    assert_eq!(
+        said, 1,
+        "{needle:?} said {said} times on stderr, not once:\n{stderr}"
+    );
+}
+
 /// Makes a named pipe at `path` (with `mkfifo`), failing the test if it cannot.
 pub fn mkfifo(path: &std::path::Path) {
     let made = Command::new("mkfifo")
