@@ -67,6 +67,7 @@ pub(crate) struct LogFileConfig {
 /// | rotation | [`with_log_rotation`](Self::with_log_rotation) | — | never |
 /// | files kept | [`with_max_log_files`](Self::with_max_log_files) | — | all |
 /// | log filter | [`with_log_filter`](Self::with_log_filter) | `RUST_LOG` | `info` |
+/// | tracing-opentelemetry's extras on `tracing` spans | [`with_tracing_span_extras`](Self::with_tracing_span_extras) | — | off |
 /// | shutdown timeout | [`with_shutdown_timeout`](Self::with_shutdown_timeout) | — | 5 s |
 /// | OTLP (all signals) | [`with_otlp`](Self::with_otlp), [`with_otlp_endpoint`](Self::with_otlp_endpoint) | `OTEL_EXPORTER_OTLP_*` | no endpoint: nothing pushed |
 /// | OTLP per signal | [`with_otlp_traces`](Self::with_otlp_traces), [`with_otlp_metrics`](Self::with_otlp_metrics), [`with_otlp_logs`](Self::with_otlp_logs) | `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_*` | the generic settings |
@@ -109,6 +110,9 @@ pub struct TelemetryConfig {
     pub(crate) json_sinks: JsonSinks,
     /// `OTEL_PROPAGATORS`; `None` keeps the default (tracecontext, baggage).
     pub(crate) env_propagators: Option<Vec<Propagator>>,
+    /// tracing-opentelemetry's extras on `tracing` spans and events (see
+    /// [`TelemetryConfig::with_tracing_span_extras`]).
+    pub(crate) tracing_span_extras: bool,
 }
 
 /// Values set through the builder; they override whatever the environment says.
@@ -251,6 +255,24 @@ impl TelemetryConfig {
     /// How many rotated log files are kept; older ones are deleted (default: all).
     pub fn with_max_log_files(mut self, max_files: usize) -> Self {
         self.log_file.get_or_insert_with(Default::default).max_files = Some(max_files);
+        self
+    }
+
+    /// Whether `tracing` spans (from `#[tracing::instrument]` and libraries) carry
+    /// tracing-opentelemetry's extras, as they do with its defaults. Off by default, because
+    /// they more than double the cost of such a span and of an event inside one:
+    ///
+    /// - on each span, its code location (`code.file.path`, `code.module.name`,
+    ///   `code.line.number`), the thread it started on (`thread.id`, `thread.name`), and the
+    ///   time it was entered and not (`busy_ns`, `idle_ns`);
+    /// - every event inside a `tracing` span copied onto the span as a span event (with its
+    ///   fields, level, target and code location). Off, only ERROR events are: they still mark
+    ///   the span as failed and record an error field as an `exception` event. Every event
+    ///   still becomes a log record carrying the span's trace and span ids, whichever this is.
+    ///
+    /// The span's `target` attribute, its fields, its parent and its ids are the same either way.
+    pub fn with_tracing_span_extras(mut self, enabled: bool) -> Self {
+        self.tracing_span_extras = enabled;
         self
     }
 

@@ -165,11 +165,17 @@ fn build(mut config: TelemetryConfig) -> Result<(State, Pipeline), Error> {
     let meter_provider = meter_builder.build();
     crate::export::register_self_metrics(&meter_provider);
 
+    let extras = config.tracing_span_extras;
     let otel_layer = {
         use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::Layer as _;
         tracing_opentelemetry::layer()
             .with_tracer(tracer_provider.tracer(TRACING_SCOPE))
             .with_error_records_to_exceptions(true)
+            .with_location(extras)
+            .with_threads(extras)
+            .with_tracked_inactivity(extras)
+            .with_filter(SpanEvents { all: extras })
     };
     let subscriber = tracing_subscriber::registry()
         .with(Suppressed)
@@ -235,11 +241,116 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Suppressed {
     }
 }
 
+/// Which events tracing-opentelemetry copies onto their span as span events: all of them with
+/// [`TelemetryConfig::with_tracing_span_extras`], otherwise only ERROR events (they mark the
+/// span as failed). Spans always pass. Every event is still a log record (the `EventLayer`).
+#[derive(Debug, Clone, Copy)]
+struct SpanEvents {
+    all: bool,
+}
+
+impl SpanEvents {
+    fn wants(self, meta: &tracing::Metadata<'_>) -> bool {
+        self.all || !meta.is_event() || *meta.level() == tracing::Level::ERROR
+    }
+}
+
+impl<S> tracing_subscriber::layer::Filter<S> for SpanEvents {
+    fn enabled(
+        &self,
+        meta: &tracing::Metadata<'_>,
+        _: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        self.wants(meta)
+    }
+
+    fn callsite_enabled(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if self.wants(meta) {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+}
+
+/// The level filter: an [`EnvFilter`], told of spans only when a directive names one
+/// (`[span]`, `[{field}]`). Otherwise it does not need them, and `EnvFilter` would still take
+/// a lock on every new, entered, exited and closed span.
+#[derive(Debug)]
+struct LogLevelFilter {
+    filter: EnvFilter,
+    spans: bool,
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogLevelFilter {
+    fn register_callsite(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing_subscriber::Layer::<S>::register_callsite(&self.filter, meta)
+    }
+
+    fn enabled(
+        &self,
+        meta: &tracing::Metadata<'_>,
+        cx: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        tracing_subscriber::Layer::<S>::enabled(&self.filter, meta, cx)
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        tracing_subscriber::Layer::<S>::max_level_hint(&self.filter)
+    }
+
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        cx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if self.spans {
+            self.filter.on_new_span(attrs, id, cx);
+        }
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        cx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if self.spans {
+            self.filter.on_record(id, values, cx);
+        }
+    }
+
+    fn on_enter(&self, id: &tracing::span::Id, cx: tracing_subscriber::layer::Context<'_, S>) {
+        if self.spans {
+            self.filter.on_enter(id, cx);
+        }
+    }
+
+    fn on_exit(&self, id: &tracing::span::Id, cx: tracing_subscriber::layer::Context<'_, S>) {
+        if self.spans {
+            self.filter.on_exit(id, cx);
+        }
+    }
+
+    fn on_close(&self, id: tracing::span::Id, cx: tracing_subscriber::layer::Context<'_, S>) {
+        if self.spans {
+            self.filter.on_close(id, cx);
+        }
+    }
+}
+
 /// Parses `RUST_LOG`-syntax `directives` given by `setting`, stricter than `EnvFilter`: each
 /// directive is trimmed, and a bare directive (no `=`) must be a level (`info`, `WARN`, `3`)
 /// or plainly a target (`my_crate::db`, `[span]`). `EnvFilter` alone reads `garbage` or
 /// `  info  ` as a target at TRACE, which silently turns off every other log line.
-fn log_filter(setting: &'static str, directives: &str) -> Result<EnvFilter, Error> {
+fn log_filter(setting: &'static str, directives: &str) -> Result<LogLevelFilter, Error> {
     use tracing_subscriber::filter::{LevelFilter, ParseError};
     let invalid = |source: ParseError| Error::InvalidLogFilter {
         setting,
@@ -260,8 +371,13 @@ fn log_filter(setting: &'static str, directives: &str) -> Result<EnvFilter, Erro
                 .map_err(|e| invalid(ParseError::from(e)))?;
         }
     }
-    EnvFilter::builder()
+    let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .parse(trimmed.join(","))
-        .map_err(invalid)
+        .map_err(invalid)?;
+    Ok(LogLevelFilter {
+        filter,
+        // Span names and field values are both written in brackets.
+        spans: directives.contains('['),
+    })
 }

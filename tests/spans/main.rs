@@ -532,3 +532,106 @@ fn span_records_carry_the_kind_and_a_duration_matching_start_and_end() {
     assert!(client >= Duration::from_millis(9), "client span {client:?}");
     assert!(server > client, "the server span holds the client span");
 }
+
+/// tracing-opentelemetry's per-span extras, off unless `with_tracing_span_extras(true)`.
+const TRACING_EXTRAS: &[&str] = &[
+    "code.file.path",
+    "code.module.name",
+    "code.line.number",
+    "thread.id",
+    "thread.name",
+    "busy_ns",
+    "idle_ns",
+];
+
+#[test]
+fn tracing_spans_keep_their_fields_and_errors_but_no_extras_by_default() {
+    let capture = capture();
+    {
+        let span = tracing::info_span!("lean handler", user = 7);
+        let _entered = span.enter();
+        tracing::info!(rows = 3, "lean rows loaded");
+        tracing::error!("lean charge failed");
+    }
+    let span = capture.span("lean handler").expect("span");
+    for key in TRACING_EXTRAS {
+        assert!(span.attr(key).is_none(), "{key}: {:?}", span.attributes);
+    }
+    assert_eq!(span.attr("user"), Some(&Value::I64(7)));
+    assert!(span.attr("target").is_some(), "{:?}", span.attributes);
+    // The ERROR event still fails the span and is on it; the INFO event is a log line only.
+    assert!(
+        matches!(span.status, Status::Error { .. }),
+        "{:?}",
+        span.status
+    );
+    assert_eq!(span.events.len(), 1, "{:?}", span.events);
+    // tracing-opentelemetry names a span event after the event's message.
+    assert_eq!(span.events[0].0, "lean charge failed", "{:?}", span.events);
+    for message in ["lean rows loaded", "lean charge failed"] {
+        let log = capture.log(message).expect(message);
+        assert_eq!(log.trace_id.as_deref(), Some(span.trace_id.as_str()));
+        assert_eq!(log.span_id.as_deref(), Some(span.span_id.as_str()));
+    }
+}
+
+/// Keeps every span that ends.
+#[derive(Debug, Default, Clone)]
+struct Ended(std::sync::Arc<std::sync::Mutex<Vec<unitel::opentelemetry_sdk::trace::SpanData>>>);
+
+impl unitel::opentelemetry_sdk::trace::SpanProcessor for Ended {
+    fn on_start(
+        &self,
+        _: &mut unitel::opentelemetry_sdk::trace::Span,
+        _: &unitel::opentelemetry::Context,
+    ) {
+    }
+    fn on_end(&self, span: unitel::opentelemetry_sdk::trace::SpanData) {
+        if let Ok(mut spans) = self.0.lock() {
+            spans.push(span);
+        }
+    }
+    fn force_flush(&self) -> unitel::opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(
+        &self,
+        _: std::time::Duration,
+    ) -> unitel::opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+}
+
+#[test]
+fn tracing_span_extras_come_back_when_asked_for() {
+    if support::in_parent("tracing_span_extras_come_back_when_asked_for", &[]) {
+        return;
+    }
+    let ended = Ended::default();
+    let _guard = unitel::configure_telemetry(
+        unitel::TelemetryConfig::new()
+            .with_console(false)
+            .with_tracing_span_extras(true)
+            .with_span_processor(ended.clone()),
+    )
+    .expect("configure");
+    {
+        let span = tracing::info_span!("full handler", user = 7);
+        let _entered = span.enter();
+        tracing::info!(rows = 3, "rows loaded");
+    }
+    let spans = ended.0.lock().unwrap();
+    let span = spans
+        .iter()
+        .find(|s| s.name == "full handler")
+        .expect("span");
+    let keys: Vec<&str> = span.attributes.iter().map(|kv| kv.key.as_str()).collect();
+    for key in TRACING_EXTRAS {
+        // The test thread is named, so `thread.name` is there too.
+        assert!(keys.contains(key), "{key}: {keys:?}");
+    }
+    assert!(keys.contains(&"user"), "{keys:?}");
+    let events: Vec<_> = span.events.iter().collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].name, "rows loaded", "{events:?}");
+}
