@@ -35,6 +35,14 @@ fn logs(c: &mut Criterion) {
             b.iter(|| tracing::info!(status = 200, "request handled"))
         });
     }
+    {
+        // The common case in a service: an event inside a `tracing` span (from
+        // `#[tracing::instrument]` or a library), through unitel's subscriber.
+        let _span = tracing::info_span!("request").entered();
+        g.bench_function("facade tracing::info! in tracing span (correlated)", |b| {
+            b.iter(|| tracing::info!(status = 200, "request handled"))
+        });
+    }
     let file = std::fs::File::create(dir.path().join("bare.log")).expect("file");
     let (writer, _writer_guard) = tracing_appender::non_blocking(file);
     let bare = tracing_subscriber::registry()

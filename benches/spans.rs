@@ -1,12 +1,13 @@
 //! Spans exported through a batch processor with a discarding exporter: the facade's `trace()`
-//! against the same span through the bare tracing-opentelemetry stack. No JSON file here; see
-//! `spans_file` for the span record's cost.
+//! and a `#[tracing::instrument]` span through unitel's subscriber, against the same spans
+//! through the bare tracing-opentelemetry stack, with its default extras (`bare`) and without
+//! them (`bare lean`). No JSON file here; see `spans_file` for the span record's cost.
 
 #![allow(missing_docs)]
 
 mod common;
 
-use common::Position;
+use common::{Bare, Position};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn spans(c: &mut Criterion) {
@@ -21,8 +22,19 @@ fn spans(c: &mut Criterion) {
     let mut g = c.benchmark_group("span");
     common::facade_spans(&mut g, &telemetry, "facade", Position::Root);
     common::facade_spans(&mut g, &telemetry, "facade", Position::Child);
-    let sampler = opentelemetry_sdk::trace::Sampler::AlwaysOn;
-    common::bare_spans(&mut g, sampler, "bare", &[Position::Root, Position::Child]);
+    // `#[tracing::instrument]` spans through unitel's own (global) subscriber.
+    common::instrumented_spans(&mut g, "unitel tracing", Position::Root);
+    common::instrumented_spans(&mut g, "unitel tracing", Position::Child);
+    let sampler = || opentelemetry_sdk::trace::Sampler::AlwaysOn;
+    let both = [Position::Root, Position::Child];
+    for bare in [Bare::Default, Bare::Lean] {
+        common::bare_spans_as(&mut g, sampler(), bare, bare.label(), &both);
+        common::with_bare(sampler(), bare, || {
+            for position in both {
+                common::instrumented_spans(&mut g, bare.label(), position);
+            }
+        });
+    }
     g.finish();
 }
 

@@ -35,15 +35,87 @@ pub fn discarding_processor() -> BatchSpanProcessor {
     BatchSpanProcessor::builder(Discard).build()
 }
 
+/// How the bare stack's tracing-opentelemetry layer is set up.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Bare {
+    /// tracing-opentelemetry's defaults, as its docs show: every span also carries its code
+    /// location (`code.file.path`, `code.module.name`, `code.line.number`), the thread
+    /// (`thread.id`, `thread.name`), `target`, and `busy_ns` / `idle_ns` (eight attributes
+    /// the facade's span does not have), and every event in a span becomes a span event.
+    Default,
+    /// The same with location, threads, target and busy/idle tracking switched off: the span
+    /// carries only what the caller gave it, like the facade's.
+    Lean,
+}
+
+impl Bare {
+    /// The label benches print for this stack.
+    pub fn label(self) -> &'static str {
+        match self {
+            Bare::Default => "bare",
+            Bare::Lean => "bare lean",
+        }
+    }
+}
+
 /// The bare stack: a tracing subscriber with tracing-opentelemetry over an SDK provider.
 pub fn bare_stack(sampler: Sampler) -> (impl tracing::Subscriber + Send + Sync, SdkTracerProvider) {
+    bare_stack_as(sampler, Bare::Default)
+}
+
+/// [`bare_stack`] with its layer set up as `bare` says.
+pub fn bare_stack_as(
+    sampler: Sampler,
+    bare: Bare,
+) -> (impl tracing::Subscriber + Send + Sync, SdkTracerProvider) {
     let provider = SdkTracerProvider::builder()
         .with_sampler(sampler)
         .with_span_processor(discarding_processor())
         .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bare")));
+    let mut layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("bare"));
+    if bare == Bare::Lean {
+        layer = layer
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_tracked_inactivity(false);
+    }
+    let subscriber = tracing_subscriber::registry().with(layer);
     (subscriber, provider)
+}
+
+/// Runs `f` with the bare stack set up as `bare` as this thread's default subscriber.
+pub fn with_bare<R>(sampler: Sampler, bare: Bare, f: impl FnOnce() -> R) -> R {
+    let (subscriber, _provider) = bare_stack_as(sampler, bare);
+    tracing::subscriber::with_default(subscriber, f)
+}
+
+/// A span as `#[tracing::instrument]` makes it, without arguments.
+#[tracing::instrument]
+#[inline(never)]
+pub fn instrumented_0() {
+    black_box(());
+}
+
+/// A span as `#[tracing::instrument]` makes it, its three arguments as fields.
+#[tracing::instrument]
+#[inline(never)]
+pub fn instrumented_3(a: i64, b: i64, c: i64) {
+    black_box((a, b, c));
+}
+
+/// The `#[tracing::instrument]` cases (0 and 3 fields) under `label/<position>/..`, through
+/// whatever subscriber is the default for this thread.
+pub fn instrumented_spans(g: &mut BenchmarkGroup<'_, WallTime>, label: &str, position: Position) {
+    let _parent =
+        matches!(position, Position::Child).then(|| tracing::info_span!("parent").entered());
+    let at = position.name();
+    g.bench_function(format!("{label}/{at}/instrument 0 attrs"), |b| {
+        b.iter(instrumented_0)
+    });
+    g.bench_function(format!("{label}/{at}/instrument 3 attrs"), |b| {
+        b.iter(|| instrumented_3(black_box(1), 2, 3))
+    });
 }
 
 pub fn criterion() -> Criterion {
@@ -100,7 +172,18 @@ pub fn bare_spans(
     label: &str,
     positions: &[Position],
 ) {
-    let (bare, _provider) = bare_stack(sampler);
+    bare_spans_as(g, sampler, Bare::Default, label, positions);
+}
+
+/// [`bare_spans`] through the bare stack set up as `bare`.
+pub fn bare_spans_as(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    sampler: Sampler,
+    bare: Bare,
+    label: &str,
+    positions: &[Position],
+) {
+    let (bare, _provider) = bare_stack_as(sampler, bare);
     tracing::subscriber::with_default(bare, || {
         for &position in positions {
             let _parent = matches!(position, Position::Child)
