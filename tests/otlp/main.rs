@@ -1069,3 +1069,69 @@ fn what_a_throttling_collector_leaves_at_the_timeout_is_counted_once() {
         assert_eq!(queued + other, N, "{signal:?} counted twice");
     }
 }
+
+// ----- the default queue -----
+
+/// A burst the default queues hold: more than the specification's 2048, fewer than unitel's
+/// 16384.
+const BURST: u64 = 10_000;
+
+/// A burst of 10,000 spans and log records, recorded faster than any collector takes them (this
+/// one never answers), waits in the default queues instead of being dropped as queue full; what
+/// shutdown then cannot deliver is counted as still queued, every item once.
+#[test]
+fn a_burst_of_ten_thousand_fits_the_default_queues() {
+    let name = "a_burst_of_ten_thousand_fits_the_default_queues";
+    if let Some(stdout) = support::run_child(name, &[]) {
+        let counts: Vec<u64> = support::marked(&stdout, "COUNTS")
+            .expect("counts")
+            .split(' ')
+            .map(|n| n.parse().expect("number"))
+            .collect();
+        let [spans_full, logs_full, spans_left, spans_failed, logs_left, logs_failed] = counts[..]
+        else {
+            panic!("six counts: {counts:?}")
+        };
+        assert_eq!((spans_full, logs_full), (0, 0), "queue full: {counts:?}");
+        assert_eq!(spans_left + spans_failed, BURST, "spans: {counts:?}");
+        assert_eq!(logs_left + logs_failed, BURST, "logs: {counts:?}");
+        return;
+    }
+    // Accepts connections, never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let guard = configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_otlp_endpoint(format!("http://{addr}"))
+            .with_shutdown_timeout(Duration::from_millis(300)),
+    )
+    .expect("configure");
+    let telemetry = get_telemetry("burst");
+    for _ in 0..BURST {
+        let _span = telemetry.trace("burst");
+        telemetry.log_info("line");
+    }
+    use unitel::{dropped_at, DropReason, Output, Signal};
+    let count = |signal, reason| dropped_at(Output::Otlp, signal, reason);
+    let full = (
+        count(Signal::Spans, DropReason::QueueFull),
+        count(Signal::Logs, DropReason::QueueFull),
+    );
+    let _ = guard.shutdown();
+    println!(
+        "\nCOUNTS {} {} {} {} {} {}",
+        full.0,
+        full.1,
+        count(Signal::Spans, DropReason::ShutdownTimeout),
+        count(Signal::Spans, DropReason::ExportFailed),
+        count(Signal::Logs, DropReason::ShutdownTimeout),
+        count(Signal::Logs, DropReason::ExportFailed),
+    );
+}
