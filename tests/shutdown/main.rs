@@ -446,8 +446,9 @@ fn silent_collector() -> std::net::SocketAddr {
     addr
 }
 
-/// Spans and log records recorded into queues of 2048 that a silent collector never drains:
-/// some are refused at the full queue, the rest are still queued at shutdown.
+/// Spans and log records recorded into queues of 2048 (set below; the default is larger) that a
+/// silent collector never drains: some are refused at the full queue, the rest are still queued
+/// at shutdown.
 const FLOOD: u64 = 3000;
 
 #[test]
@@ -466,6 +467,10 @@ fn what_a_silent_collector_leaves_queued_is_counted_and_said_once_on_drop() {
         assert!(
             spans_left > 0 && logs_left > 0,
             "nothing counted as still queued at the timeout: {counts:?}"
+        );
+        assert!(
+            spans_full > 0 && logs_full > 0,
+            "nothing refused at the full queue of 2048: {counts:?}"
         );
         // Every span and record is accounted for: the collector received none.
         assert_eq!(
@@ -495,6 +500,8 @@ fn what_a_silent_collector_leaves_queued_is_counted_and_said_once_on_drop() {
         TelemetryConfig::new()
             .with_console(false)
             .with_otlp_endpoint(format!("http://{addr}"))
+            .with_batch_span_processor(unitel::BatchSettings::new().with_max_queue_size(2048))
+            .with_batch_log_processor(unitel::BatchSettings::new().with_max_queue_size(2048))
             .with_shutdown_timeout(Duration::from_millis(500)),
     )
     .expect("configure");
