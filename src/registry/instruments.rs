@@ -94,7 +94,7 @@ impl<I: SdkInstrument> InstrumentCell<I> {
         name: Cow<'static, str>,
         options: InstrumentOptions,
     ) -> &'static Self {
-        let rejected = invalid(&name, &options, I::KIND == "histogram").map(Rejected::Invalid);
+        let rejected = invalid(&name, &options, I::BUCKETED).map(Rejected::Invalid);
         Self::leak(component, name, options, rejected)
     }
 
@@ -221,6 +221,8 @@ pub(crate) enum Instrument {
 pub(crate) trait SdkInstrument: Sized + Send + Sync + 'static {
     /// The kind, as messages name it: `counter`, `up-down counter`, `histogram`, `gauge`.
     const KIND: &'static str;
+    /// Whether the instrument uses bucket boundaries (a histogram), so they must be valid.
+    const BUCKETED: bool;
     fn wrap(cell: &'static InstrumentCell<Self>) -> Instrument;
     fn unwrap(instrument: Instrument) -> Option<&'static InstrumentCell<Self>>;
     /// The one instrument handed out, without lookup, while telemetry is disabled for good.
@@ -228,9 +230,11 @@ pub(crate) trait SdkInstrument: Sized + Send + Sync + 'static {
 }
 
 macro_rules! sdk_instrument {
-    ($($ty:ty => $variant:ident, $kind:literal),* $(,)?) => {$(
+    ($($ty:ty => $variant:ident, $kind:literal, $bucketed:literal),* $(,)?) => {
+    $(
         impl SdkInstrument for $ty {
             const KIND: &'static str = $kind;
+            const BUCKETED: bool = $bucketed;
             #[inline]
             fn wrap(cell: &'static InstrumentCell<Self>) -> Instrument {
                 Instrument::$variant(cell)
@@ -248,25 +252,23 @@ macro_rules! sdk_instrument {
                 &NOOP
             }
         }
-    )*};
+    )*
+        impl Instrument {
+            /// The kind of the cached instrument, as messages name it.
+            fn kind(self) -> &'static str {
+                match self {
+                    $(Instrument::$variant(_) => <$ty as SdkInstrument>::KIND,)*
+                }
+            }
+        }
+    };
 }
 
 sdk_instrument! {
-    otel::Counter<u64> => Counter, "counter",
-    otel::UpDownCounter<i64> => UpDownCounter, "up-down counter",
-    otel::Histogram<f64> => Histogram, "histogram",
-    otel::Gauge<f64> => Gauge, "gauge",
-}
-
-impl Instrument {
-    fn kind(self) -> &'static str {
-        match self {
-            Instrument::Counter(_) => "counter",
-            Instrument::UpDownCounter(_) => "up-down counter",
-            Instrument::Histogram(_) => "histogram",
-            Instrument::Gauge(_) => "gauge",
-        }
-    }
+    otel::Counter<u64> => Counter, "counter", false,
+    otel::UpDownCounter<i64> => UpDownCounter, "up-down counter", false,
+    otel::Histogram<f64> => Histogram, "histogram", true,
+    otel::Gauge<f64> => Gauge, "gauge", false,
 }
 
 /// `component`'s instrument `name` of kind `I`, made with `options` if it does not exist yet.
