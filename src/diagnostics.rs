@@ -203,6 +203,12 @@ pub fn dropped_at(output: Output, signal: Signal, reason: DropReason) -> u64 {
     slot(output, signal, reason).load(Ordering::Relaxed)
 }
 
+/// Counts `n` dropped items without a word: for losses that something else reports (what
+/// shutdown leaves behind is named in its error, or in the guard's one line).
+pub(crate) fn count(output: Output, signal: Signal, reason: DropReason, n: u64) {
+    slot(output, signal, reason).fetch_add(n, Ordering::Relaxed);
+}
+
 /// Counts `n` dropped items and, the first time `reported` is seen unset, describes the
 /// problem on standard error. For the paths that drop under load (full queues, failed exports):
 /// each call site owns its `reported` flag, so there is no lock and no allocation per drop.
@@ -215,23 +221,24 @@ pub(crate) fn drop_counted(
     reported: &std::sync::atomic::AtomicBool,
     message: &dyn Fn() -> String,
 ) {
-    slot(output, signal, reason).fetch_add(n, Ordering::Relaxed);
+    count(output, signal, reason, n);
     if !reported.load(Ordering::Relaxed) && !reported.swap(true, Ordering::Relaxed) {
         eprintln!("unitel: {} (reported once)", message());
     }
 }
 
-/// Counts one dropped item and describes the problem on standard error the first time this
+/// Counts `n` dropped items and describes the problem on standard error the first time this
 /// `key` is seen (bad input, where the key names the instrument or value at fault).
 #[cold]
 pub(crate) fn drop_once(
     output: Output,
     signal: Signal,
     reason: DropReason,
+    n: u64,
     key: &str,
     message: &dyn Fn() -> String,
 ) {
-    slot(output, signal, reason).fetch_add(1, Ordering::Relaxed);
+    count(output, signal, reason, n);
     report_once(key, message);
 }
 
@@ -247,7 +254,7 @@ pub(crate) fn drop_first(
     message: &dyn Fn() -> String,
 ) {
     if report_once(key, message) {
-        slot(output, signal, reason).fetch_add(1, Ordering::Relaxed);
+        count(output, signal, reason, 1);
     }
 }
 

@@ -53,6 +53,7 @@ fn invalid_value(name: &str, value: f64, what: &str) {
         Output::Pipeline,
         Signal::Metrics,
         DropReason::InvalidInput,
+        1,
         &format!("value:{name}:{what}"),
         &|| {
             format!("instrument {name:?}: dropped {what} value {value}; further ones are counted in unitel::dropped(Metrics, InvalidInput)")
@@ -325,6 +326,7 @@ fn call_guarded(name: &str, callback: impl FnOnce()) {
         Output::Pipeline,
         Signal::Metrics,
         DropReason::CallbackPanicked,
+        1,
         &format!("callback_panicked:{name}"),
         &|| {
             format!(

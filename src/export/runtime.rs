@@ -10,7 +10,7 @@
 //! every span or log record that cannot be queued is dropped *and counted* (the SDK's own drop
 //! counts are private).
 
-use crate::diagnostics::{drop_counted, DropReason, Output, Signal};
+use crate::diagnostics::{count, drop_counted, DropReason, Output, Signal};
 use opentelemetry::Context;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord};
@@ -64,19 +64,9 @@ impl ExportRuntime {
     /// item is taken from its counter once, so an export that finishes later counts nothing
     /// more.
     pub(crate) fn count_still_queued(&self) {
-        let said = AtomicBool::new(true);
         for (signal, in_flight) in crate::sync::lock(&self.queues).iter() {
             let n = in_flight.swap(0, Ordering::Relaxed);
-            if n > 0 {
-                drop_counted(
-                    Output::Otlp,
-                    *signal,
-                    DropReason::ShutdownTimeout,
-                    n as u64,
-                    &said,
-                    &String::new,
-                );
-            }
+            count(Output::Otlp, *signal, DropReason::ShutdownTimeout, n as u64);
         }
     }
 

@@ -16,7 +16,7 @@
 //! counts what is still unwritten then (`ShutdownTimeout`), even when a write never returns.
 
 use super::rolling::{Progress, RollingFile};
-use crate::diagnostics::{drop_counted, report_once, DropReason, Output, Signal};
+use crate::diagnostics::{count, drop_counted, report_once, DropReason, Output, Signal};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -173,23 +173,13 @@ impl FileSink {
         queue.full.clear();
         queue.bytes = 0;
         drop(queue);
-        if lost > 0 {
-            static REPORTED: AtomicBool = AtomicBool::new(false);
-            drop_counted(
-                Output::LogFile,
-                Signal::Logs,
-                DropReason::ShutdownTimeout,
-                lost,
-                &REPORTED,
-                &|| {
-                    format!(
-                        "{lost} lines were not written to the JSON log file {} before shutdown's \
-                         timeout (the disk or the pipe's reader is stuck)",
-                        shared.path.display()
-                    )
-                },
-            );
-        }
+        // Counted without a word: shutdown names it in its error, or in the guard's one line.
+        count(
+            Output::LogFile,
+            Signal::Logs,
+            DropReason::ShutdownTimeout,
+            lost,
+        );
     }
 }
 

@@ -227,6 +227,7 @@ fn invalid(field: &'static str, message: &dyn Fn() -> String) {
         Output::Pipeline,
         Signal::Spans,
         DropReason::InvalidInput,
+        1,
         field,
         message,
     );

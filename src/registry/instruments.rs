@@ -197,6 +197,7 @@ pub(crate) fn check_name(component: &Component, name: &str, options: &Instrument
             Output::Pipeline,
             Signal::Metrics,
             DropReason::InvalidInput,
+            1,
             &format!("name:{}:{name}", component.name()),
             &|| {
                 format!(

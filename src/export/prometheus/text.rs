@@ -189,21 +189,20 @@ pub(super) fn render(metrics: &ResourceMetrics) -> String {
                 .iter()
                 .find_map(|n| taken.get(n).cloned())
                 .unwrap_or_default();
-            for _ in &family.series {
-                drop_once(
-                    Output::Prometheus,
-                    Signal::Metrics,
-                    DropReason::NameConflict,
-                    &format!("prometheus-name:{}:{}", family.kind.as_str(), family.source),
-                    &|| {
-                        format!(
-                            "{what} cannot be exposed to Prometheus as {wanted}: the name is \
-                             taken by {holder}; its series are left out of the exposition \
-                             (counted once per series per collection as name_conflict)"
-                        )
-                    },
-                );
-            }
+            drop_once(
+                Output::Prometheus,
+                Signal::Metrics,
+                DropReason::NameConflict,
+                family.series.len() as u64,
+                &format!("prometheus-name:{}:{}", family.kind.as_str(), family.source),
+                &|| {
+                    format!(
+                        "{what} cannot be exposed to Prometheus as {wanted}: the name is \
+                         taken by {holder}; its series are left out of the exposition \
+                         (counted once per series per collection as name_conflict)"
+                    )
+                },
+            );
             continue;
         };
         if family.kind == Kind::Counter && name == family.base && !name.ends_with("_total") {
@@ -252,6 +251,7 @@ fn dedupe(name: &str, series: &mut Vec<Series>) {
             Output::Prometheus,
             Signal::Metrics,
             DropReason::NameConflict,
+            1,
             &format!("prometheus-series:{name}"),
             &|| {
                 format!(
