@@ -25,10 +25,7 @@ pub(crate) struct State {
     pub(crate) logs: LogOutputs,
     /// The `tracing` dispatcher, asked which log levels its filter lets through.
     pub(crate) dispatch: Option<Dispatch>,
-    /// Whether the Prometheus reader is installed, for `prometheus_text()`.
-    #[cfg(feature = "prometheus")]
-    pub(crate) prometheus: bool,
-    /// Where `/metrics` is served, when it is.
+    /// Where `/metrics` is served, when it is (then `prometheus_text()` answers too).
     pub(crate) prometheus_addr: Option<std::net::SocketAddr>,
     /// Which contexts cross process boundaries (`OTEL_PROPAGATORS`).
     pub(crate) propagators: Propagators,
@@ -67,8 +64,6 @@ impl State {
             meter_provider: None,
             logs: LogOutputs::default(),
             dispatch: None,
-            #[cfg(feature = "prometheus")]
-            prometheus: false,
             prometheus_addr: None,
             propagators: Propagators::default(),
         }

@@ -34,10 +34,8 @@ pub(crate) struct Exports {
     pub(crate) logger_provider: Option<SdkLoggerProvider>,
     /// `OTEL_LOGS_EXPORTER=console`: the correlated console lines, whatever `with_console` says.
     pub(crate) console_logs: bool,
-    /// Whether the Prometheus reader is installed.
-    #[cfg(feature = "prometheus")]
-    pub(crate) prometheus: bool,
-    /// Where `/metrics` is served, if anywhere.
+    /// Where `/metrics` is served, if anywhere: set exactly when the Prometheus reader is
+    /// installed.
     pub(crate) prometheus_addr: Option<std::net::SocketAddr>,
     /// Kept alive as long as the pipeline: the exporters' I/O runs on it.
     #[cfg(feature = "otlp")]
@@ -156,7 +154,6 @@ pub(crate) fn build(
                         .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 9464)));
                     exports.prometheus_addr = Some(prometheus::serve(addr)?);
                     meter = meter.with_reader(reader);
-                    exports.prometheus = true;
                 }
                 #[cfg(not(feature = "prometheus"))]
                 return Err(feature_missing(

@@ -199,10 +199,6 @@ fn build(mut config: TelemetryConfig) -> Result<(State, Pipeline), Error> {
         logs,
         Dispatch::new(subscriber),
     );
-    #[cfg(feature = "prometheus")]
-    {
-        state.prometheus = exports.prometheus;
-    }
     state.prometheus_addr = exports.prometheus_addr.take();
     state.propagators = config.propagators();
     let pipeline = Pipeline {

@@ -366,7 +366,7 @@ fn answer(exposition: &Arc<Exposition>, mut stream: TcpStream) {
 /// # }
 /// ```
 pub fn prometheus_text() -> PrometheusText {
-    let enabled = state::active().is_some_and(|s| s.prometheus);
+    let enabled = state::active().is_some_and(|s| s.prometheus_addr.is_some());
     let collection = if enabled {
         current().map(|e| e.collection())
     } else {
