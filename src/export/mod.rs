@@ -148,11 +148,11 @@ pub(crate) fn build(
             Exporter::Prometheus => {
                 #[cfg(feature = "prometheus")]
                 {
-                    let reader = prometheus::reader();
+                    let (reader, exposition) = prometheus::reader();
                     let addr = settings
                         .prometheus
                         .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 9464)));
-                    exports.prometheus_addr = Some(prometheus::serve(addr)?);
+                    exports.prometheus_addr = Some(prometheus::serve(exposition, addr)?);
                     meter = meter.with_reader(reader);
                 }
                 #[cfg(not(feature = "prometheus"))]

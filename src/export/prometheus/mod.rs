@@ -8,19 +8,19 @@
 
 mod text;
 
+use crate::config::SharedMetricReader;
 use crate::diagnostics::report_once;
 use crate::error::Error;
 use crate::state;
-use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::reader::MetricReader;
-use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Temporality};
+use opentelemetry_sdk::metrics::{ManualReader, Temporality};
 use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -37,35 +37,9 @@ fn current() -> Option<Arc<Exposition>> {
     crate::sync::lock(&CURRENT).clone()
 }
 
-/// The reader registered with the meter provider: cumulative, collected at each scrape.
-#[derive(Debug, Clone)]
-pub(super) struct PullReader(Arc<ManualReader>);
-
-impl MetricReader for PullReader {
-    fn register_pipeline(&self, pipeline: Weak<Pipeline>) {
-        self.0.register_pipeline(pipeline)
-    }
-
-    fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
-        self.0.collect(rm)
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.0.force_flush()
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.0.shutdown_with_timeout(timeout)
-    }
-
-    fn temporality(&self, _kind: InstrumentKind) -> Temporality {
-        Temporality::Cumulative
-    }
-}
-
-/// The reader to register with the meter provider; its exposition becomes the one
-/// `/metrics` and `prometheus_text()` serve.
-pub(super) fn reader() -> PullReader {
+/// The reader to register with the meter provider (cumulative, collected at each scrape),
+/// and its exposition, which becomes the one `/metrics` and `prometheus_text()` serve.
+pub(super) fn reader() -> (SharedMetricReader, Arc<Exposition>) {
     let reader = Arc::new(
         ManualReader::builder()
             .with_temporality(Temporality::Cumulative)
@@ -75,13 +49,13 @@ pub(super) fn reader() -> PullReader {
         reader: reader.clone(),
         running: Mutex::new(None),
     });
-    *crate::sync::lock(&CURRENT) = Some(exposition);
-    PullReader(reader)
+    *crate::sync::lock(&CURRENT) = Some(exposition.clone());
+    (SharedMetricReader(reader), exposition)
 }
 
 /// Collects the reader and renders the text, one collection at a time.
 #[derive(Debug)]
-struct Exposition {
+pub(super) struct Exposition {
     reader: Arc<ManualReader>,
     /// The collection under way, shared by every request that arrives while it runs.
     running: Mutex<Option<Arc<Collection>>>,
@@ -211,11 +185,7 @@ fn say(why: &Unavailable) {
 
 /// Binds `addr` now (a taken port is a start-up error) and serves `GET /metrics` from threads
 /// of its own; returns the address bound.
-pub(super) fn serve(addr: SocketAddr) -> Result<SocketAddr, Error> {
-    let exposition = current().ok_or_else(|| Error::Prometheus {
-        addr,
-        source: std::io::Error::other("the Prometheus reader was not created"),
-    })?;
+pub(super) fn serve(exposition: Arc<Exposition>, addr: SocketAddr) -> Result<SocketAddr, Error> {
     let listener = TcpListener::bind(addr).map_err(|source| Error::Prometheus { addr, source })?;
     let bound = listener.local_addr().unwrap_or(addr);
     std::thread::Builder::new()
