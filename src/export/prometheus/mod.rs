@@ -93,12 +93,12 @@ struct Collection {
 
 #[derive(Debug, Default)]
 struct CollectionState {
-    result: Option<Result<Arc<str>, String>>,
+    result: Option<Result<Arc<str>, Unavailable>>,
     wakers: Vec<Waker>,
 }
 
 impl Collection {
-    fn finish(&self, result: Result<Arc<str>, String>) {
+    fn finish(&self, result: Result<Arc<str>, Unavailable>) {
         let wakers = {
             let mut state = crate::sync::lock(&self.state);
             state.result = Some(result);
@@ -117,11 +117,7 @@ impl Collection {
             .done
             .wait_timeout_while(state, wait, |s| s.result.is_none())
             .unwrap_or_else(|p| p.into_inner());
-        match &state.result {
-            Some(Ok(text)) => Ok(text.clone()),
-            Some(Err(why)) => Err(Unavailable::Failed(why.clone())),
-            None => Err(Unavailable::Slow(wait)),
-        }
+        state.result.clone().unwrap_or(Err(Unavailable::Slow(wait)))
     }
 }
 
@@ -140,7 +136,9 @@ impl Exposition {
             .spawn(move || {
                 let result =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| this.collect_text()))
-                        .unwrap_or_else(|_| Err("rendering panicked".to_owned()));
+                        .unwrap_or_else(|_| {
+                            Err(Unavailable::Failed("rendering panicked".to_owned()))
+                        });
                 // Requests from now on start a new collection.
                 let mut running = crate::sync::lock(&this.running);
                 if running.as_ref().is_some_and(|r| Arc::ptr_eq(r, &filled)) {
@@ -151,36 +149,39 @@ impl Exposition {
             });
         match spawned {
             Ok(_) => *running = Some(collection.clone()),
-            Err(e) => collection.finish(Err(format!("cannot start a thread: {e}"))),
+            Err(e) => collection.finish(Err(Unavailable::Failed(format!(
+                "cannot start a thread: {e}"
+            )))),
         }
         collection
     }
 
-    fn collect_text(&self) -> Result<Arc<str>, String> {
+    fn collect_text(&self) -> Result<Arc<str>, Unavailable> {
         let mut metrics = ResourceMetrics::default();
         self.reader
             .collect(&mut metrics)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Unavailable::Failed(e.to_string()))?;
         crate::metrics::note_overflow(&metrics);
         Ok(text::render(&metrics).into())
     }
 
     /// The text of a collection, waiting for it at most `wait`.
     fn text(self: &Arc<Self>, wait: Duration) -> Result<Arc<str>, Unavailable> {
-        let result = self.collection().wait(wait);
-        if let Err(why) = &result {
-            say(why);
-        }
-        result
+        ready(self.collection().wait(wait))
     }
 }
 
-fn say(why: &Unavailable) {
-    let key = match why {
-        Unavailable::Slow(_) => "prometheus-slow",
-        Unavailable::Failed(_) => "prometheus-failed",
-    };
-    report_once(key, &|| why.message());
+/// What a request gets once it stops waiting; why there is no text is said once on standard
+/// error.
+fn ready(result: Result<Arc<str>, Unavailable>) -> Result<Arc<str>, Unavailable> {
+    if let Err(why) = &result {
+        let key = match why {
+            Unavailable::Slow(_) => "prometheus-slow",
+            Unavailable::Failed(_) => "prometheus-failed",
+        };
+        report_once(key, &|| why.message());
+    }
+    result
 }
 
 /// Binds `addr` now (a taken port is a start-up error) and serves `GET /metrics` from threads
@@ -367,28 +368,21 @@ impl Future for PrometheusText {
             return Poll::Ready(None);
         };
         let mut state = crate::sync::lock(&collection.state);
-        match &state.result {
-            Some(Ok(text)) => return Poll::Ready(Some(text.to_string())),
-            Some(Err(why)) => {
-                let why = Unavailable::Failed(why.clone());
+        let result = match state.result.clone() {
+            Some(result) => result,
+            None if Instant::now() >= this.deadline => Err(Unavailable::Slow(DEFAULT_WAIT)),
+            None => {
+                state.wakers.retain(|w| !w.will_wake(cx.waker()));
+                state.wakers.push(cx.waker().clone());
                 drop(state);
-                say(&why);
-                return Poll::Ready(None);
+                if !this.timer_set {
+                    this.timer_set = timer::wake_at(this.deadline, cx.waker().clone());
+                }
+                return Poll::Pending;
             }
-            None => {}
-        }
-        if Instant::now() >= this.deadline {
-            drop(state);
-            say(&Unavailable::Slow(DEFAULT_WAIT));
-            return Poll::Ready(None);
-        }
-        state.wakers.retain(|w| !w.will_wake(cx.waker()));
-        state.wakers.push(cx.waker().clone());
+        };
         drop(state);
-        if !this.timer_set {
-            this.timer_set = timer::wake_at(this.deadline, cx.waker().clone());
-        }
-        Poll::Pending
+        Poll::Ready(ready(result).ok().map(|text| text.to_string()))
     }
 }
 
