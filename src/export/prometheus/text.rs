@@ -111,6 +111,7 @@ fn occupied(name: &str, kind: Kind) -> Vec<String> {
 pub(super) fn render(metrics: &ResourceMetrics) -> String {
     let mut families: Vec<(String, Family)> = Vec::new();
     let mut taken: HashMap<String, String> = HashMap::new();
+    let mut keys = Keys::new();
 
     // The resource, as `target_info`.
     let resource: Vec<(String, String)> = metrics
@@ -119,7 +120,7 @@ pub(super) fn render(metrics: &ResourceMetrics) -> String {
         .map(|(k, v)| (k.as_str().to_owned(), v.to_string()))
         .collect();
     if !resource.is_empty() {
-        let series = series(resource, &[], Value::Scalar(1.0));
+        let series = series(&mut keys, resource, &[], Value::Scalar(1.0));
         taken.insert(
             "target_info".to_owned(),
             "the resource (target_info)".to_owned(),
@@ -146,7 +147,7 @@ pub(super) fn render(metrics: &ResourceMetrics) -> String {
     for scope_metrics in scopes {
         let scope = scope_labels(scope_metrics.scope());
         for metric in scope_metrics.metrics() {
-            let Some(family) = family(metric, &scope) else {
+            let Some(family) = family(&mut keys, metric, &scope) else {
                 continue;
             };
             match merged.entry((family.base.clone(), family.kind)) {
@@ -267,11 +268,11 @@ fn dedupe(name: &str, series: &mut Vec<Series>) {
 }
 
 /// The family of one instrument, `None` for kinds Prometheus has no text form for.
-fn family(metric: &Metric, scope: &[(String, String)]) -> Option<Family> {
+fn family(keys: &mut Keys, metric: &Metric, scope: &[(String, String)]) -> Option<Family> {
     let (kind, series) = match metric.data() {
-        AggregatedMetrics::F64(data) => points(data, scope),
-        AggregatedMetrics::I64(data) => points(data, scope),
-        AggregatedMetrics::U64(data) => points(data, scope),
+        AggregatedMetrics::F64(data) => points(keys, data, scope),
+        AggregatedMetrics::I64(data) => points(keys, data, scope),
+        AggregatedMetrics::U64(data) => points(keys, data, scope),
     }?;
     Some(Family {
         base: metric_name(metric.name(), metric.unit()),
@@ -311,6 +312,7 @@ fn attributes<'a>(kvs: impl Iterator<Item = &'a KeyValue>) -> Vec<(String, Strin
 }
 
 fn points<T: AsF64>(
+    keys: &mut Keys,
     data: &MetricData<T>,
     scope: &[(String, String)],
 ) -> Option<(Kind, Vec<Series>)> {
@@ -321,7 +323,7 @@ fn points<T: AsF64>(
                 .data_points()
                 .map(|p| {
                     let value = Value::Scalar(p.value().as_f64());
-                    series(attributes(p.attributes()), scope, value)
+                    series(keys, attributes(p.attributes()), scope, value)
                 })
                 .collect(),
         ),
@@ -334,7 +336,7 @@ fn points<T: AsF64>(
             sum.data_points()
                 .map(|p| {
                     let value = Value::Scalar(p.value().as_f64());
-                    series(attributes(p.attributes()), scope, value)
+                    series(keys, attributes(p.attributes()), scope, value)
                 })
                 .collect(),
         ),
@@ -357,7 +359,7 @@ fn points<T: AsF64>(
                         sum: p.sum().as_f64(),
                         count: p.count(),
                     };
-                    series(attributes(p.attributes()), scope, value)
+                    series(keys, attributes(p.attributes()), scope, value)
                 })
                 .collect(),
         ),
@@ -366,7 +368,12 @@ fn points<T: AsF64>(
 }
 
 /// A series: the attributes under valid label names, then the scope's labels.
-fn series(mut original: Vec<(String, String)>, scope: &[(String, String)], value: Value) -> Series {
+fn series(
+    keys: &mut Keys,
+    mut original: Vec<(String, String)>,
+    scope: &[(String, String)],
+    value: Value,
+) -> Series {
     original.sort();
     let mut renamed = false;
     let mut mapped = false;
@@ -374,7 +381,7 @@ fn series(mut original: Vec<(String, String)>, scope: &[(String, String)], value
         .iter()
         .enumerate()
         .map(|(i, (key, _))| {
-            let (name, changed) = exposed_key(key);
+            let (name, changed) = exposed_key(keys, key);
             renamed |= changed;
             mapped |= name != *key;
             (name, i)
@@ -422,35 +429,28 @@ fn series(mut original: Vec<(String, String)>, scope: &[(String, String)], value
     }
 }
 
+/// The label names of the attribute keys seen in one collection, and whether each changed
+/// beyond `.` → `_`: a key is looked at once, not once per series.
+type Keys = HashMap<String, (String, bool)>;
+
 /// The label name of an attribute key, and whether it changed beyond `.` → `_` (then reported
-/// once). Remembered for the collection (each runs on a thread of its own): a key is looked at
-/// once, not once per series.
-fn exposed_key(key: &str) -> (String, bool) {
-    thread_local! {
-        static SEEN: std::cell::RefCell<HashMap<String, (String, bool)>> =
-            std::cell::RefCell::new(HashMap::new());
+/// once).
+fn exposed_key(keys: &mut Keys, key: &str) -> (String, bool) {
+    if let Some(known) = keys.get(key) {
+        return known.clone();
     }
-    SEEN.with(|seen| {
-        let mut seen = seen.borrow_mut();
-        if let Some(known) = seen.get(key) {
-            return known.clone();
-        }
-        let name = label_name(key);
-        let changed = name != key.replace('.', "_");
-        if changed {
-            report_once(&format!("prometheus-label:{key}"), &|| {
-                format!(
-                    "attribute key {key:?} is not a valid Prometheus label name or is one the \
-                     exposition reserves; it is exposed as {name:?}"
-                )
-            });
-        }
-        if seen.len() >= 10_000 {
-            seen.clear();
-        }
-        seen.insert(key.to_owned(), (name.clone(), changed));
-        (name, changed)
-    })
+    let name = label_name(key);
+    let changed = name != key.replace('.', "_");
+    if changed {
+        report_once(&format!("prometheus-label:{key}"), &|| {
+            format!(
+                "attribute key {key:?} is not a valid Prometheus label name or is one the \
+                 exposition reserves; it is exposed as {name:?}"
+            )
+        });
+    }
+    keys.insert(key.to_owned(), (name.clone(), changed));
+    (name, changed)
 }
 
 /// The instrumentation scope's labels: `otel_scope_name`, `otel_scope_version`,
