@@ -469,10 +469,7 @@ fn scope_labels(scope: &InstrumentationScope) -> Vec<(String, String)> {
         if matches!(key, "name" | "version" | "schema_url") {
             continue;
         }
-        let name: String = format!("{SCOPE_PREFIX}{key}")
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
+        let name = format!("{SCOPE_PREFIX}{}", label_chars(key));
         attributes
             .entry(name)
             .or_default()
@@ -486,12 +483,16 @@ fn scope_labels(scope: &InstrumentationScope) -> Vec<(String, String)> {
     labels
 }
 
-/// A valid Prometheus label name for an attribute key that no label of the exposition uses.
-pub(super) fn label_name(key: &str) -> String {
-    let mapped: String = key
-        .chars()
+/// `s` with every character outside `[a-zA-Z0-9_]` turned into `_`.
+fn label_chars(s: &str) -> String {
+    s.chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
+        .collect()
+}
+
+/// A valid Prometheus label name for an attribute key that no label of the exposition uses.
+fn label_name(key: &str) -> String {
+    let mapped = label_chars(key);
     let b = mapped.as_bytes();
     if b.is_empty() {
         "key_empty".to_owned()
