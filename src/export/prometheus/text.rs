@@ -57,9 +57,11 @@ enum Value {
 }
 
 #[derive(Debug)]
-struct Series {
-    /// Label names and values as exposed: the attributes' (sorted), then the scope's.
+struct Series<'a> {
+    /// The attributes' label names and values as exposed, sorted by name.
     labels: Vec<(String, String)>,
+    /// The instrumentation scope's labels, sorted by name, built once per scope.
+    scope: &'a [(String, String)],
     /// The attributes as given, sorted: names the series in messages, breaks ties.
     original: Vec<(String, String)>,
     /// Whether any attribute key had to change beyond `.` → `_`.
@@ -71,19 +73,19 @@ struct Series {
 
 /// One instrument (of one scope), or several of one name and kind (of several scopes).
 #[derive(Debug)]
-struct Family {
+struct Family<'a> {
     /// The Prometheus name before any `_total`.
     base: String,
     /// The instrument's name as given, for messages.
     source: String,
     kind: Kind,
     help: String,
-    series: Vec<Series>,
+    series: Vec<Series<'a>>,
     /// Whether several instruments (of several scopes) make up this family.
     merged: bool,
 }
 
-impl Family {
+impl Family<'_> {
     /// The names this family may take, best first.
     fn candidates(&self) -> Vec<String> {
         if self.kind == Kind::Counter && !self.base.ends_with("_total") {
@@ -109,6 +111,12 @@ fn occupied(name: &str, kind: Kind) -> Vec<String> {
 
 /// The text exposition of `metrics`.
 pub(super) fn render(metrics: &ResourceMetrics) -> String {
+    let mut scopes: Vec<_> = metrics.scope_metrics().collect();
+    scopes.sort_by(|a, b| {
+        (a.scope().name(), a.scope().version()).cmp(&(b.scope().name(), b.scope().version()))
+    });
+    let scope_labels: Vec<Vec<(String, String)>> =
+        scopes.iter().map(|s| scope_labels(s.scope())).collect();
     let mut families: Vec<(String, Family)> = Vec::new();
     let mut taken: HashMap<String, String> = HashMap::new();
     let mut keys = Keys::new();
@@ -139,15 +147,10 @@ pub(super) fn render(metrics: &ResourceMetrics) -> String {
     }
 
     // Every instrument, merged with those of the same name and kind in other scopes.
-    let mut scopes: Vec<_> = metrics.scope_metrics().collect();
-    scopes.sort_by(|a, b| {
-        (a.scope().name(), a.scope().version()).cmp(&(b.scope().name(), b.scope().version()))
-    });
     let mut merged: BTreeMap<(String, Kind), Family> = BTreeMap::new();
-    for scope_metrics in scopes {
-        let scope = scope_labels(scope_metrics.scope());
+    for (scope_metrics, scope) in scopes.iter().zip(&scope_labels) {
         for metric in scope_metrics.metrics() {
-            let Some(family) = family(&mut keys, metric, &scope) else {
+            let Some(family) = family(&mut keys, metric, scope) else {
                 continue;
             };
             match merged.entry((family.base.clone(), family.kind)) {
@@ -243,7 +246,7 @@ fn dedupe(name: &str, series: &mut Vec<Series>) {
     });
     let mut seen = HashSet::new();
     series.retain(|s| {
-        let mut key = s.labels.clone();
+        let mut key: Vec<_> = s.labels.iter().chain(s.scope).cloned().collect();
         key.sort();
         if seen.insert(key) {
             return true;
@@ -268,7 +271,11 @@ fn dedupe(name: &str, series: &mut Vec<Series>) {
 }
 
 /// The family of one instrument, `None` for kinds Prometheus has no text form for.
-fn family(keys: &mut Keys, metric: &Metric, scope: &[(String, String)]) -> Option<Family> {
+fn family<'a>(
+    keys: &mut Keys,
+    metric: &Metric,
+    scope: &'a [(String, String)],
+) -> Option<Family<'a>> {
     let (kind, series) = match metric.data() {
         AggregatedMetrics::F64(data) => points(keys, data, scope),
         AggregatedMetrics::I64(data) => points(keys, data, scope),
@@ -311,11 +318,11 @@ fn attributes<'a>(kvs: impl Iterator<Item = &'a KeyValue>) -> Vec<(String, Strin
         .collect()
 }
 
-fn points<T: AsF64>(
+fn points<'a, T: AsF64>(
     keys: &mut Keys,
     data: &MetricData<T>,
-    scope: &[(String, String)],
-) -> Option<(Kind, Vec<Series>)> {
+    scope: &'a [(String, String)],
+) -> Option<(Kind, Vec<Series<'a>>)> {
     Some(match data {
         MetricData::Gauge(gauge) => (
             Kind::Gauge,
@@ -367,13 +374,13 @@ fn points<T: AsF64>(
     })
 }
 
-/// A series: the attributes under valid label names, then the scope's labels.
-fn series(
+/// A series: the attributes under valid label names, and the scope's labels.
+fn series<'a>(
     keys: &mut Keys,
     mut original: Vec<(String, String)>,
-    scope: &[(String, String)],
+    scope: &'a [(String, String)],
     value: Value,
-) -> Series {
+) -> Series<'a> {
     original.sort();
     let mut renamed = false;
     let mut mapped = false;
@@ -391,7 +398,7 @@ fn series(
         // By name, then in the order of the original keys.
         named.sort();
     }
-    let mut labels = Vec::with_capacity(named.len() + scope.len());
+    let mut labels = Vec::with_capacity(named.len());
     let mut i = 0;
     while i < named.len() {
         let mut j = i + 1;
@@ -419,9 +426,9 @@ fn series(
         labels.push((std::mem::take(&mut named[i].0), value));
         i = j;
     }
-    labels.extend(scope.iter().cloned());
     Series {
         labels,
+        scope,
         original,
         renamed,
         mapped,
@@ -453,7 +460,7 @@ fn exposed_key(keys: &mut Keys, key: &str) -> (String, bool) {
     (name, changed)
 }
 
-/// The instrumentation scope's labels: `otel_scope_name`, `otel_scope_version`,
+/// The instrumentation scope's labels, sorted by name: `otel_scope_name`, `otel_scope_version`,
 /// `otel_scope_schema_url` and `otel_scope_<attribute>`.
 fn scope_labels(scope: &InstrumentationScope) -> Vec<(String, String)> {
     let mut labels = vec![(format!("{SCOPE_PREFIX}name"), scope.name().to_owned())];
@@ -480,6 +487,7 @@ fn scope_labels(scope: &InstrumentationScope) -> Vec<(String, String)> {
             labels.push((name, values.join(";")));
         }
     }
+    labels.sort();
     labels
 }
 
@@ -606,7 +614,7 @@ fn encode(out: &mut String, name: &str, family: &Family) {
     let _ = writeln!(out, "# TYPE {name} {}", family.kind.as_str());
     for series in &family.series {
         match &series.value {
-            Value::Scalar(v) => sample(out, name, "", &series.labels, None, *v),
+            Value::Scalar(v) => sample(out, name, "", series, None, *v),
             Value::Histogram {
                 buckets,
                 sum,
@@ -614,18 +622,11 @@ fn encode(out: &mut String, name: &str, family: &Family) {
             } => {
                 for (bound, n) in buckets {
                     let le = float(*bound);
-                    sample(out, name, "_bucket", &series.labels, Some(&le), *n as f64);
+                    sample(out, name, "_bucket", series, Some(&le), *n as f64);
                 }
-                sample(
-                    out,
-                    name,
-                    "_bucket",
-                    &series.labels,
-                    Some("+Inf"),
-                    *count as f64,
-                );
-                sample(out, name, "_sum", &series.labels, None, *sum);
-                sample(out, name, "_count", &series.labels, None, *count as f64);
+                sample(out, name, "_bucket", series, Some("+Inf"), *count as f64);
+                sample(out, name, "_sum", series, None, *sum);
+                sample(out, name, "_count", series, None, *count as f64);
             }
         }
     }
@@ -635,17 +636,19 @@ fn sample(
     out: &mut String,
     name: &str,
     suffix: &str,
-    labels: &[(String, String)],
+    series: &Series,
     le: Option<&str>,
     value: f64,
 ) {
     out.push_str(name);
     out.push_str(suffix);
-    if !labels.is_empty() || le.is_some() {
+    if !series.labels.is_empty() || !series.scope.is_empty() || le.is_some() {
         out.push('{');
         let le = le.map(|le| ("le", le));
-        let all = labels
+        let all = series
+            .labels
             .iter()
+            .chain(series.scope)
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .chain(le);
         for (i, (n, v)) in all.enumerate() {
