@@ -20,7 +20,7 @@
 use crate::diagnostics::{drop_once, report_once, DropReason, Output, Signal};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 /// Label names the exposition itself uses: a user key of that name gets `key_` before it.
@@ -238,36 +238,46 @@ pub(super) fn render(metrics: &ResourceMetrics) -> String {
     out
 }
 
-/// Leaves out the series whose labels equal an earlier one's: the series whose keys needed no
-/// change comes first.
+/// Leaves out the series whose labels equal another's, keeping the one whose keys needed no
+/// change. A series' labels are in a fixed order (the attributes' by name, then the scope's by
+/// name), so equal label sets are equal lists.
 fn dedupe(name: &str, series: &mut Vec<Series>) {
     series.sort_by(|a, b| {
-        (a.renamed, &a.original, &a.labels).cmp(&(b.renamed, &b.original, &b.labels))
+        (&a.labels, a.scope, a.renamed, &a.original).cmp(&(
+            &b.labels,
+            b.scope,
+            b.renamed,
+            &b.original,
+        ))
     });
-    let mut seen = HashSet::new();
-    series.retain(|s| {
-        let mut key: Vec<_> = s.labels.iter().chain(s.scope).cloned().collect();
-        key.sort();
-        if seen.insert(key) {
-            return true;
+    let mut left_out = 0u64;
+    let mut first = Vec::new();
+    series.dedup_by(|later, kept| {
+        let same = later.labels == kept.labels && later.scope == kept.scope;
+        if same {
+            if left_out == 0 {
+                first = std::mem::take(&mut later.original);
+            }
+            left_out += 1;
         }
+        same
+    });
+    if left_out > 0 {
         drop_once(
             Output::Prometheus,
             Signal::Metrics,
             DropReason::NameConflict,
-            1,
+            left_out,
             &format!("prometheus-series:{name}"),
             &|| {
                 format!(
-                    "{name}: the series with attributes {:?} has the same labels as another \
+                    "{name}: the series with attributes {first:?} has the same labels as another \
                      once its keys are made valid label names; it is left out of the exposition \
-                     (counted once per collection as name_conflict)",
-                    s.original
+                     (counted once per collection as name_conflict)"
                 )
             },
         );
-        false
-    });
+    }
 }
 
 /// The family of one instrument, `None` for kinds Prometheus has no text form for.
