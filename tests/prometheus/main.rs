@@ -607,6 +607,29 @@ fn counters_named_with_and_without_total_keep_the_scrape_valid() {
     assert!(text.contains("\njobs_total{queue=\"default\""), "{text}");
 }
 
+#[test]
+fn integer_sums_past_2_pow_53_are_exposed_exactly() {
+    if support::run_child("integer_sums_past_2_pow_53_are_exposed_exactly", &[]).is_some() {
+        return;
+    }
+    let (_guard, addr) = configure_with_prometheus("prom-big");
+    let telemetry = get_telemetry("big");
+    // 2^53 + 1 is the first integer an f64 cannot hold.
+    telemetry
+        .counter("big.bytes")
+        .add(9_007_199_254_740_993, ());
+    telemetry
+        .up_down_counter("big.balance")
+        .add(-9_007_199_254_740_993, ());
+    let text = scrape(addr);
+    for want in [
+        "big_bytes_total{otel_scope_name=\"big\"} 9007199254740993\n",
+        "big_balance{otel_scope_name=\"big\"} -9007199254740993\n",
+    ] {
+        assert!(text.contains(want), "no {want:?} in the scrape:\n{text}");
+    }
+}
+
 /// promtool's exit code (0 clean, 3 style lints only, 1 unparseable) and its report.
 fn promtool_code(promtool: &Path, text: &str) -> (Option<i32>, String) {
     let mut child = Command::new(promtool)

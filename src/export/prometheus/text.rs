@@ -45,13 +45,21 @@ impl Kind {
     }
 }
 
+/// A sample value as the instrument gave it: integers stay exact past 2^53.
+#[derive(Debug, Clone, Copy)]
+enum Number {
+    F64(f64),
+    I64(i64),
+    U64(u64),
+}
+
 #[derive(Debug)]
 enum Value {
-    Scalar(f64),
+    Scalar(Number),
     Histogram {
         /// Upper bounds with cumulative counts, `+Inf` not included.
         buckets: Vec<(f64, u64)>,
-        sum: f64,
+        sum: Number,
         count: u64,
     },
 }
@@ -128,7 +136,7 @@ pub(super) fn render(metrics: &ResourceMetrics) -> String {
         .map(|(k, v)| (k.as_str().to_owned(), v.to_string()))
         .collect();
     if !resource.is_empty() {
-        let series = series(&mut keys, resource, &[], Value::Scalar(1.0));
+        let series = series(&mut keys, resource, &[], Value::Scalar(Number::U64(1)));
         taken.insert(
             "target_info".to_owned(),
             "the resource (target_info)".to_owned(),
@@ -301,25 +309,25 @@ fn family<'a>(
     })
 }
 
-trait AsF64: Copy {
-    fn as_f64(self) -> f64;
+trait AsNumber: Copy {
+    fn as_number(self) -> Number;
 }
 
-impl AsF64 for f64 {
-    fn as_f64(self) -> f64 {
-        self
+impl AsNumber for f64 {
+    fn as_number(self) -> Number {
+        Number::F64(self)
     }
 }
 
-impl AsF64 for i64 {
-    fn as_f64(self) -> f64 {
-        self as f64
+impl AsNumber for i64 {
+    fn as_number(self) -> Number {
+        Number::I64(self)
     }
 }
 
-impl AsF64 for u64 {
-    fn as_f64(self) -> f64 {
-        self as f64
+impl AsNumber for u64 {
+    fn as_number(self) -> Number {
+        Number::U64(self)
     }
 }
 
@@ -328,7 +336,7 @@ fn attributes<'a>(kvs: impl Iterator<Item = &'a KeyValue>) -> Vec<(String, Strin
         .collect()
 }
 
-fn points<'a, T: AsF64>(
+fn points<'a, T: AsNumber>(
     keys: &mut Keys,
     data: &MetricData<T>,
     scope: &'a [(String, String)],
@@ -339,7 +347,7 @@ fn points<'a, T: AsF64>(
             gauge
                 .data_points()
                 .map(|p| {
-                    let value = Value::Scalar(p.value().as_f64());
+                    let value = Value::Scalar(p.value().as_number());
                     series(keys, attributes(p.attributes()), scope, value)
                 })
                 .collect(),
@@ -352,7 +360,7 @@ fn points<'a, T: AsF64>(
             },
             sum.data_points()
                 .map(|p| {
-                    let value = Value::Scalar(p.value().as_f64());
+                    let value = Value::Scalar(p.value().as_number());
                     series(keys, attributes(p.attributes()), scope, value)
                 })
                 .collect(),
@@ -373,7 +381,7 @@ fn points<'a, T: AsF64>(
                         .collect();
                     let value = Value::Histogram {
                         buckets,
-                        sum: p.sum().as_f64(),
+                        sum: p.sum().as_number(),
                         count: p.count(),
                     };
                     series(keys, attributes(p.attributes()), scope, value)
@@ -631,37 +639,31 @@ fn encode(out: &mut String, name: &str, family: &Family) {
                 count,
             } => {
                 for (bound, n) in buckets {
-                    let le = float(*bound);
-                    sample(out, name, "_bucket", series, Some(&le), *n as f64);
+                    sample(out, name, "_bucket", series, Some(*bound), Number::U64(*n));
                 }
-                sample(out, name, "_bucket", series, Some("+Inf"), *count as f64);
+                let count = Number::U64(*count);
+                sample(out, name, "_bucket", series, Some(f64::INFINITY), count);
                 sample(out, name, "_sum", series, None, *sum);
-                sample(out, name, "_count", series, None, *count as f64);
+                sample(out, name, "_count", series, None, count);
             }
         }
     }
 }
 
+/// One sample line; `le` is a bucket's upper bound.
 fn sample(
     out: &mut String,
     name: &str,
     suffix: &str,
     series: &Series,
-    le: Option<&str>,
-    value: f64,
+    le: Option<f64>,
+    value: Number,
 ) {
     out.push_str(name);
     out.push_str(suffix);
     if !series.labels.is_empty() || !series.scope.is_empty() || le.is_some() {
         out.push('{');
-        let le = le.map(|le| ("le", le));
-        let all = series
-            .labels
-            .iter()
-            .chain(series.scope)
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .chain(le);
-        for (i, (n, v)) in all.enumerate() {
+        for (i, (n, v)) in series.labels.iter().chain(series.scope).enumerate() {
             if i > 0 {
                 out.push(',');
             }
@@ -677,23 +679,35 @@ fn sample(
             }
             out.push('"');
         }
+        if let Some(le) = le {
+            if !series.labels.is_empty() || !series.scope.is_empty() {
+                out.push(',');
+            }
+            out.push_str("le=\"");
+            write_float(out, le);
+            out.push('"');
+        }
         out.push('}');
     }
     out.push(' ');
-    out.push_str(&float(value));
+    match value {
+        Number::F64(v) => write_float(out, v),
+        Number::I64(n) => crate::format::write_i64(out, n),
+        Number::U64(n) => crate::format::write_u64(out, n),
+    }
     out.push('\n');
 }
 
-/// A sample value or bucket bound as Prometheus writes it.
-fn float(v: f64) -> String {
+/// Appends a sample value or bucket bound as Prometheus writes it.
+fn write_float(out: &mut String, v: f64) {
     if v.is_nan() {
-        "NaN".to_owned()
+        out.push_str("NaN");
     } else if v == f64::INFINITY {
-        "+Inf".to_owned()
+        out.push_str("+Inf");
     } else if v == f64::NEG_INFINITY {
-        "-Inf".to_owned()
+        out.push_str("-Inf");
     } else {
-        v.to_string()
+        let _ = write!(out, "{v}");
     }
 }
 
