@@ -1056,98 +1056,219 @@ fn finite_values(json: &serde_json::Value) -> Vec<f64> {
         .unwrap_or_default()
 }
 
+/// A real Prometheus server scraping `target`; killed when dropped, as is the app it scrapes
+/// when that runs in a child process of its own.
+struct Scraper {
+    server: Killed,
+    addr: SocketAddr,
+    target: SocketAddr,
+    log_path: PathBuf,
+    /// The scraped app and its output, when it is a child process.
+    app: Option<(Killed, Arc<Mutex<Vec<String>>>)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Scraper {
+    /// Starts the server (scrape interval and timeout `interval`, e.g. "2s") and waits until it
+    /// is ready.
+    fn start(target: SocketAddr, interval: &str) -> Scraper {
+        Scraper::launch(target, interval, None)
+    }
+
+    /// [`Scraper::start`] for an app in a child process (`spawn_app`): its exit fails the test
+    /// too, and its output is shown with the server's log.
+    fn start_for_app(
+        app: Killed,
+        target: SocketAddr,
+        output: Arc<Mutex<Vec<String>>>,
+        interval: &str,
+    ) -> Scraper {
+        Scraper::launch(target, interval, Some((app, output)))
+    }
+
+    fn launch(
+        target: SocketAddr,
+        interval: &str,
+        app: Option<(Killed, Arc<Mutex<Vec<String>>>)>,
+    ) -> Scraper {
+        let prometheus = prometheus_binary();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 scrape_configs:\n  - job_name: unitel-app\n    scrape_interval: {interval}\n    \
+                 scrape_timeout: {interval}\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .expect("write prometheus.yml");
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let log_path = dir.path().join("prometheus.log");
+        let log_file = std::fs::File::create(&log_path).expect("prometheus log file");
+        let child = Command::new(&prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log_file.try_clone().expect("clone log file")))
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", prometheus.display()));
+        let mut scraper = Scraper {
+            server: Killed {
+                what: "prometheus",
+                child,
+            },
+            addr,
+            target,
+            log_path,
+            app,
+            _dir: dir,
+        };
+        let started = Instant::now();
+        loop {
+            scraper.running();
+            if http_get(addr, "/-/ready", &[]).is_ok_and(|r| r.status == 200) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "prometheus not ready on {addr} within 30 s\n{}",
+                scraper.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        scraper
+    }
+
+    /// The server's log, and the app's output when it is a child.
+    fn log(&self) -> String {
+        let mut log = format!(
+            "--- prometheus log\n{}",
+            std::fs::read_to_string(&self.log_path).unwrap_or_default()
+        );
+        if let Some((_, output)) = &self.app {
+            log.push_str("\n--- app output\n");
+            log.push_str(&output.lock().unwrap().join("\n"));
+        }
+        log
+    }
+
+    /// Fails the test if the server, or the app when it is a child, has exited.
+    fn running(&mut self) {
+        let log = self.log();
+        self.server.assert_running(&|| log.clone());
+        if let Some((app, _)) = &mut self.app {
+            app.assert_running(&|| log.clone());
+        }
+    }
+
+    /// The target's health and last error once it has been scraped (waits up to 30 s).
+    fn health(&mut self) -> (String, String) {
+        let started = Instant::now();
+        loop {
+            self.running();
+            if let Ok(json) = prometheus_json(self.addr, "/api/v1/targets") {
+                let target = json["data"]["activeTargets"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|t| {
+                        t["scrapeUrl"]
+                            .as_str()
+                            .is_some_and(|u| u.contains(&self.target.to_string()))
+                    })
+                    .cloned();
+                if let Some(t) = target {
+                    let health = t["health"].as_str().unwrap_or_default().to_owned();
+                    if health != "unknown" {
+                        let error = t["lastError"].as_str().unwrap_or_default().to_owned();
+                        return (health, error);
+                    }
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "prometheus did not scrape {} within 30 s\n{}",
+                self.target,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Asserts that the target is up (its scrapes are accepted whole).
+    fn assert_up(&mut self) {
+        let (health, error) = self.health();
+        assert_eq!(
+            health,
+            "up",
+            "prometheus marks the target {health}: {error}\n{}",
+            self.log()
+        );
+    }
+
+    /// Asserts that every query has a finite result within 40 s; returns each query's answer.
+    fn assert_found<'q>(&mut self, queries: &[&'q str]) -> BTreeMap<&'q str, serde_json::Value> {
+        let started = Instant::now();
+        let mut answers = BTreeMap::new();
+        let mut pending: Vec<&str> = queries.to_vec();
+        let mut last = BTreeMap::new();
+        while !pending.is_empty() {
+            self.running();
+            pending.retain(|q| {
+                let path = format!("/api/v1/query?query={}", url_encode(q));
+                match prometheus_json(self.addr, &path) {
+                    Ok(json)
+                        if json["data"]["resultType"] == "vector"
+                            && !finite_values(&json).is_empty() =>
+                    {
+                        answers.insert(*q, json);
+                        false
+                    }
+                    Ok(json) => {
+                        last.insert(*q, json.to_string());
+                        true
+                    }
+                    Err(e) => {
+                        last.insert(*q, e);
+                        true
+                    }
+                }
+            });
+            if pending.is_empty() {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(40) {
+                let (health, error) = self.health();
+                let names = prometheus_json(self.addr, "/api/v1/label/__name__/values")
+                    .map(|j| j["data"].to_string())
+                    .unwrap_or_else(|e| e);
+                panic!(
+                    "prometheus has no finite result for {pending:?} (target {health} {error})\n\
+                     metric names it has: {names}\nlast answers: {last:#?}\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        answers
+    }
+}
+
 #[test]
 fn real_prometheus_scrapes_the_app() {
     if std::env::var("UNITEL_CHILD").as_deref() == Ok(APP_TEST) {
         app_body();
         return;
     }
-    let prometheus = prometheus_binary();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (mut app, app_addr, app_output) = spawn_app();
-
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: unitel-app\n    scrape_interval: 1s\n    \
-             scrape_timeout: 1s\n    static_configs:\n      - targets: ['{app_addr}']\n"
-        ),
-    )
-    .expect("write prometheus.yml");
-    let port = free_port();
-    let prom_addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let log_path = dir.path().join("prometheus.log");
-    let log_file = std::fs::File::create(&log_path).expect("prometheus log file");
-    let child = Command::new(&prometheus)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address={prom_addr}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(
-            log_file.try_clone().expect("clone log file handle"),
-        ))
-        .stderr(Stdio::from(log_file))
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", prometheus.display()));
-    let mut server = Killed {
-        what: "prometheus",
-        child,
-    };
-    let log = || {
-        format!(
-            "--- prometheus log\n{}\n--- app output\n{}",
-            std::fs::read_to_string(&log_path).unwrap_or_default(),
-            app_output.lock().unwrap().join("\n")
-        )
-    };
-
-    // Ready, and scraping the app.
-    let started = Instant::now();
-    loop {
-        server.assert_running(&log);
-        app.assert_running(&log);
-        if http_get(prom_addr, "/-/ready", &[]).is_ok_and(|r| r.status == 200) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "prometheus not ready on {prom_addr} within 20 s\n{}",
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let mut last = String::new();
-    loop {
-        server.assert_running(&log);
-        app.assert_running(&log);
-        if let Ok(json) = prometheus_json(prom_addr, "/api/v1/targets") {
-            let up = json["data"]["activeTargets"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|t| {
-                    t["health"] == "up"
-                        && t["scrapeUrl"]
-                            .as_str()
-                            .is_some_and(|u| u.contains(&app_addr.to_string()))
-                });
-            if up {
-                break;
-            }
-            last = json.to_string();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the app's target is not up in prometheus; last /api/v1/targets: {last}\n{}",
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let (app, app_addr, app_output) = spawn_app();
+    let mut prometheus = Scraper::start_for_app(app, app_addr, app_output, "1s");
+    prometheus.assert_up();
 
     // PromQL over what was scraped.
     let queries = [
@@ -1162,58 +1283,21 @@ fn real_prometheus_scrapes_the_app() {
         r#"fastworker_queue_size{queue="default",priority="high"}"#,
         r#"fastworker_tasks_completed_total{task_name="send_email",priority="high"}"#,
     ];
-    let mut answers: BTreeMap<&str, String> = BTreeMap::new();
-    let mut pending: Vec<&str> = queries.to_vec();
-    let queries_started = Instant::now();
-    while !pending.is_empty() {
-        server.assert_running(&log);
-        app.assert_running(&log);
-        pending.retain(|query| {
-            let path = format!("/api/v1/query?query={}", url_encode(query));
-            match prometheus_json(prom_addr, &path) {
-                Ok(json) => {
-                    let found = json["status"] == "success"
-                        && json["data"]["resultType"] == "vector"
-                        && !finite_values(&json).is_empty();
-                    answers.insert(query, json.to_string());
-                    !found
-                }
-                Err(e) => {
-                    answers.insert(query, e);
-                    true
-                }
-            }
-        });
-        if pending.is_empty() {
-            break;
-        }
-        if queries_started.elapsed() > Duration::from_secs(40) {
-            let names = prometheus_json(prom_addr, "/api/v1/label/__name__/values")
-                .map(|j| j["data"].to_string())
-                .unwrap_or_else(|e| e);
-            panic!(
-                "no finite result within 40 s for {pending:?}\nmetric names prometheus has: \
-                 {names}\nlast answers: {answers:#?}\n{}",
-                log()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let answers = prometheus.assert_found(&queries);
 
     // The values make sense for what the app records.
-    let answer = |q: &str| -> serde_json::Value { serde_json::from_str(&answers[q]).unwrap() };
-    let rate = finite_values(&answer(queries[0]));
+    let rate = finite_values(&answers[queries[0]]);
     assert!(
         rate.iter().any(|&v| v > 0.0),
         "rate of submitted tasks is not positive: {rate:?}"
     );
-    let p95 = finite_values(&answer(queries[1]));
+    let p95 = finite_values(&answers[queries[1]]);
     // Durations 0.05..0.95 s, evenly: the 95th percentile is in the (0.5, 1] bucket.
     assert!(
         p95.iter().all(|&v| v > 0.5 && v <= 1.0),
         "p95 task duration outside the (0.5, 1] bucket: {p95:?}"
     );
-    let posts = answer(queries[2]);
+    let posts = &answers[queries[2]];
     assert!(
         posts["data"]["result"]
             .as_array()
@@ -1224,22 +1308,22 @@ fn real_prometheus_scrapes_the_app() {
         "requests_total lacks its scope or job labels: {posts}"
     );
     assert!(
-        finite_values(&answer(queries[3])).iter().all(|&v| v >= 1.0),
+        finite_values(&answers[queries[3]])
+            .iter()
+            .all(|&v| v >= 1.0),
         "request_duration_ms_bucket{{le=\"100\"}} should count the 50 ms requests: {}",
         answers[queries[3]]
     );
-    let average = finite_values(&answer(queries[5]));
+    let average = finite_values(&answers[queries[5]]);
     assert!(
         average.iter().all(|&v| v > 0.05 && v < 0.95),
         "average task duration outside 0.05..0.95 s: {average:?}"
     );
-    let failed = finite_values(&answer(queries[4]));
+    let failed = finite_values(&answers[queries[4]]);
     assert!(
         failed.iter().all(|&v| v > 0.0) && !failed.is_empty(),
         "no failure rate: {failed:?}"
     );
-    drop(server);
-    drop(app);
 }
 
 #[test]
