@@ -1325,39 +1325,3 @@ fn real_prometheus_scrapes_the_app() {
         "no failure rate: {failed:?}"
     );
 }
-
-#[test]
-fn renamed_labels_that_collide_keep_the_scrape_valid() {
-    let promtool_path = promtool();
-    let path = promtool_path.to_string_lossy().into_owned();
-    if support::run_child(
-        "renamed_labels_that_collide_keep_the_scrape_valid",
-        &[("UNITEL_TEST_PROMTOOL", &path)],
-    )
-    .is_some()
-    {
-        return;
-    }
-    let (_guard, addr) = configure_with_prometheus("prom-label-collision");
-    let telemetry = get_telemetry("collide");
-    // `a:b` becomes `a_b`: the two series are then the same one, and one label set must win.
-    telemetry.counter("hits").add(1, &[("a:b", "1")]);
-    telemetry.counter("hits").add(2, &[("a_b", "1")]);
-    // Within one series, `x:y` and `x_y` both become `x_y`.
-    telemetry
-        .counter("pairs")
-        .add(3, &[("x:y", "1"), ("x_y", "2")]);
-    let text = scrape(addr);
-    let (ok, report) = promtool_check(&promtool_path, &text);
-    assert!(ok, "{report}\n--- scrape\n{text}");
-    let hits = text
-        .lines()
-        .filter(|l| l.starts_with("hits_total{"))
-        .count();
-    assert_eq!(hits, 1, "{text}");
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("pairs_total{") && l.contains("x_y=")),
-        "{text}"
-    );
-}
