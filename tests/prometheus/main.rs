@@ -704,15 +704,12 @@ fn a_panicking_callback_costs_only_its_own_gauge() {
     assert!(dropped(Signal::Metrics, DropReason::CallbackPanicked) >= 3);
     // ... and the crate's own counter says so too (unitel_dropped_total reads the counts at
     // the start of each collection: at least the two scrapes' panics by now).
-    let reported = samples
-        .iter()
-        .find(|s| {
-            s.name == "unitel_dropped_total"
-                && s.labels.get("signal").map(String::as_str) == Some("metrics")
-                && s.labels.get("reason").map(String::as_str) == Some("callback_panicked")
-        })
-        .map(|s| s.value)
-        .unwrap_or_else(|| panic!("no unitel_dropped_total for callback_panicked:\n{text}"));
+    let reported = value(
+        &text,
+        &samples,
+        "unitel_dropped_total",
+        &[("signal", "metrics"), ("reason", "callback_panicked")],
+    );
     assert!(reported >= 2.0, "{reported}");
     guard
         .shutdown()

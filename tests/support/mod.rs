@@ -25,12 +25,18 @@ pub fn child(name: &str, env: &[(&str, &str)]) -> Option<Output> {
 /// that one test (a misspelt name cannot pass by running nothing), passed, and printed no panic
 /// message from any thread; returns its stdout. In the child: `None`; the caller runs the body.
 pub fn run_child(name: &str, env: &[(&str, &str)]) -> Option<String> {
+    run_child_saying(name, env).map(|(stdout, _)| stdout)
+}
+
+/// [`run_child`] that returns the child's stderr too, for what the crate says there: its
+/// stdout and stderr in the parent, `None` in the child.
+pub fn run_child_saying(name: &str, env: &[(&str, &str)]) -> Option<(String, String)> {
     let (stdout, stderr) = run_child_with_stderr(name, env)?;
     assert!(
         !stderr.contains("panicked"),
         "child {name} panicked somewhere:\n{stderr}"
     );
-    Some(stdout)
+    Some((stdout, stderr))
 }
 
 /// [`run_child`] for a child whose panics are the test (a panicking callback the crate must
