@@ -930,7 +930,7 @@ fn the_quickstart_exports_to_the_collector_named_by_the_environment() {
 // ----- shutdown against a collector that refuses or fails: every signal's loss is named -----
 
 /// Records spans, log records and a counter for a collector at `addr` that fails every export,
-/// shuts down, and checks that the error names traces, metrics and logs, each with the count
+/// shuts down, and checks that the error names spans, metrics and logs, each with the count
 /// `dropped_at` holds.
 fn shutdown_names_every_signal_that_lost_data(addr: &str) {
     use unitel::{dropped_at, BatchSettings, DropReason, Output, Signal};
@@ -955,16 +955,21 @@ fn shutdown_names_every_signal_that_lost_data(addr: &str) {
     let err = guard.shutdown().expect_err("every export failed");
     let message = err.to_string();
     println!("\nMESSAGE {message}");
-    for (name, signal) in [
-        ("traces", Signal::Spans),
-        ("metrics", Signal::Metrics),
-        ("logs", Signal::Logs),
-    ] {
+    let unitel::Error::Shutdown { lost, .. } = &err else {
+        panic!("{err:?}")
+    };
+    for signal in [Signal::Spans, Signal::Metrics, Signal::Logs] {
+        let name = signal.as_str();
         let n = dropped_at(Output::Otlp, signal, DropReason::ExportFailed);
         assert!(n > 0, "no {name} counted as failed: {message}");
         assert!(
             message.contains(&format!("{name}: {n} failed to export (")),
             "{name} and its {n} failed items not named: {message}"
+        );
+        assert!(
+            lost.iter().any(|l| (l.signal, l.output, l.reason, l.count)
+                == (signal, Output::Otlp, DropReason::ExportFailed, n)),
+            "{name}: no entry of {n} failed to export in {lost:#?}"
         );
     }
     assert_eq!(
@@ -1059,7 +1064,7 @@ fn what_a_throttling_collector_leaves_at_the_timeout_is_counted_once() {
     }
     let message = result.expect_err("the collector took nothing").to_string();
     assert!(
-        message.contains("traces: ") && message.contains("logs: "),
+        message.contains("spans: ") && message.contains("logs: "),
         "{message}"
     );
     // The retries go on after shutdown gave up; when they fail, nothing is counted twice.
