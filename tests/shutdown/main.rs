@@ -329,16 +329,9 @@ fn shutdown_timeout_is_respected_on_current_thread_runtime() {
     ) {
         return;
     }
-    // A collector that accepts connections and never answers: the flush cannot finish, so the
-    // timeout is what ends the shutdown.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            held.push(stream);
-        }
-    });
+    // A collector that never answers: the flush cannot finish, so the timeout is what ends
+    // the shutdown.
+    let addr = support::fault_collector(0);
     let dir = tempfile::tempdir().unwrap();
     let guard = configure_telemetry(
         TelemetryConfig::new()
@@ -433,19 +426,6 @@ fn shutdown_gives_up_after_the_timeout_when_the_file_is_stuck() {
 
 // ----- what shutdown loses is counted and said -----
 
-/// A collector that accepts connections and never answers. Returns its address.
-fn silent_collector() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            held.push(stream);
-        }
-    });
-    addr
-}
-
 /// Spans and log records recorded into queues of 2048 (set below; the default is larger) that a
 /// silent collector never drains: some are refused at the full queue, the rest are still queued
 /// at shutdown.
@@ -495,7 +475,7 @@ fn what_a_silent_collector_leaves_queued_is_counted_and_said_once_on_drop() {
         }
         return;
     }
-    let addr = silent_collector();
+    let addr = support::fault_collector(0);
     let guard = configure_telemetry(
         TelemetryConfig::new()
             .with_console(false)
@@ -536,7 +516,7 @@ fn shutdown_async_lets_the_runtime_run_other_tasks_while_it_waits() {
         );
         return;
     }
-    let addr = silent_collector();
+    let addr = support::fault_collector(0);
     let timeout = Duration::from_millis(1000);
     let guard = configure_telemetry(
         TelemetryConfig::new()
