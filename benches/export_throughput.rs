@@ -28,11 +28,17 @@
 
 #![allow(missing_docs)]
 
+#[path = "../tests/otlp/rotel.rs"]
+mod rotel;
+
+mod common;
+
+use rotel::Rotel;
+
 use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::trace::{Span as _, TraceContextExt as _, Tracer as _, TracerProvider as _};
 use opentelemetry::KeyValue;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -62,7 +68,8 @@ fn main() {
         .split(',')
         .map(str::to_owned)
         .collect();
-    let rotel = Rotel::start();
+    // Bounded by `timeout` in case this process is killed; stopped when `rotel` drops.
+    let rotel = rotel::start("basic", &["traces", "logs"], Duration::from_secs(3600));
     println!(
         "export throughput: {THREADS} threads, {secs} s per run, rotel {} / {}; cores: {}",
         rotel.http,
@@ -169,7 +176,7 @@ fn run(
     rate: u64,
     secs: u64,
 ) -> Outcome {
-    let before = rotel.received();
+    let before = received(rotel);
     let out = Command::new(std::env::current_exe().expect("bench executable"))
         .env(CHILD, config)
         .env("UNITEL_TPUT_RATE", rate.to_string())
@@ -207,14 +214,14 @@ fn run(
         println!("   {config} at {rate}/s failed: {}", out.status);
     }
     // Wait until rotel has taken in everything it is going to.
-    let mut last = rotel.received();
+    let mut last = received(rotel);
     let mut stable_since = Instant::now();
     let start = Instant::now();
     while stable_since.elapsed() < Duration::from_millis(1500)
         && start.elapsed() < Duration::from_secs(30)
     {
         std::thread::sleep(Duration::from_millis(100));
-        let now = rotel.received();
+        let now = received(rotel);
         if now != last {
             last = now;
             stable_since = Instant::now();
@@ -262,114 +269,26 @@ fn run(
 
 // ----- the collector -----
 
-struct Rotel {
-    grpc: String,
-    http: String,
-    log: PathBuf,
-    child: std::process::Child,
-}
-
-impl Drop for Rotel {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Rotel {
-    fn start() -> Rotel {
-        let agent = Command::new("python3")
-            .args([
-                "-c",
-                "import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), 'rotel-agent'))",
-            ])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .filter(|p| Path::new(p).exists())
-            .expect("rotel is not installed (pip install rotel)");
-        let port = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .expect("free port")
+/// Spans and log records rotel received so far: the sum of the `spans=N` and `logs=N` of its
+/// `Received traces.` / `Received logs.` lines.
+fn received(rotel: &Rotel) -> (u64, u64) {
+    let (mut spans, mut logs) = (0, 0);
+    for line in rotel.output().lines() {
+        let count = |key: &str| {
+            line.rfind(key).and_then(|i| {
+                line[i + key.len()..]
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+            })
         };
-        let (grpc, http) = (
-            format!("127.0.0.1:{}", port()),
-            format!("127.0.0.1:{}", port()),
-        );
-        let dir = std::env::temp_dir().join(format!("unitel-tput-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("rotel dir");
-        let log = dir.join("rotel.log");
-        let out = std::fs::File::create(&log).expect("rotel log");
-        // Bounded by `timeout` in case this process is killed.
-        let child = Command::new("timeout")
-            .arg("3600")
-            .arg(&agent)
-            .args([
-                "start",
-                "--otlp-grpc-endpoint",
-                &grpc,
-                "--otlp-http-endpoint",
-                &http,
-            ])
-            .args(["--exporter", "blackhole"])
-            .args(["--debug-log", "traces", "--debug-log", "logs"])
-            .args(["--debug-log-verbosity", "basic", "--pid-file"])
-            .arg(dir.join("rotel.pid"))
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start rotel");
-        let rotel = Rotel {
-            grpc,
-            http,
-            log,
-            child,
-        };
-        let start = Instant::now();
-        while !std::fs::read_to_string(&rotel.log)
-            .unwrap_or_default()
-            .contains("Starting Rotel")
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "rotel did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        if line.contains("Received traces") {
+            spans += count(" spans=").unwrap_or(0);
+        } else if line.contains("Received logs") {
+            logs += count(" logs=").unwrap_or(0);
         }
-        rotel
     }
-
-    /// Spans and log records received so far: the sum of the `spans=N` and `logs=N` of its
-    /// `Received traces.` / `Received logs.` lines.
-    fn received(&self) -> (u64, u64) {
-        let raw = std::fs::read(&self.log).unwrap_or_default();
-        let text = String::from_utf8_lossy(&raw);
-        let (mut spans, mut logs) = (0, 0);
-        for line in text.lines() {
-            let count = |key: &str| {
-                line.rfind(key).and_then(|i| {
-                    line[i + key.len()..]
-                        .split(|c: char| !c.is_ascii_digit())
-                        .next()
-                        .and_then(|n| n.parse::<u64>().ok())
-                })
-            };
-            if line.contains("Received traces") {
-                spans += count(" spans=")
-                    .or_else(|| count("spans\u{1b}[0m\u{1b}[2m=\u{1b}[0m"))
-                    .unwrap_or(0);
-            } else if line.contains("Received logs") {
-                logs += count(" logs=")
-                    .or_else(|| count("logs\u{1b}[0m\u{1b}[2m=\u{1b}[0m"))
-                    .unwrap_or(0);
-            }
-        }
-        (spans, logs)
-    }
+    (spans, logs)
 }
 
 // ----- the child: one configuration at one rate -----
@@ -453,19 +372,14 @@ fn unitel_child(rate: u64, duration: Duration) -> ChildResult {
     });
     let cpu = export_threads_cpu_ns();
     let _ = guard.shutdown();
+    // The OTLP output drops for these three reasons only (`Output::reasons` in
+    // src/diagnostics.rs; `DropReason` has no public list), and it is the only output here.
     let dropped = |signal| {
-        use unitel::DropReason::*;
-        [
-            InvalidInput,
-            QueueFull,
-            ExportFailed,
-            CallbackPanicked,
-            WriteFailed,
-            ShutdownTimeout,
-        ]
-        .iter()
-        .map(|&r| unitel::dropped(signal, r))
-        .sum::<u64>()
+        use unitel::DropReason::{ExportFailed, QueueFull, ShutdownTimeout};
+        [QueueFull, ExportFailed, ShutdownTimeout]
+            .into_iter()
+            .map(|r| unitel::dropped_at(unitel::Output::Otlp, signal, r))
+            .sum::<u64>()
     };
     (
         n,
@@ -708,24 +622,7 @@ impl opentelemetry_sdk::trace::SpanExporter for Capture {
 
 /// CPU time of the export threads alive now (`unitel-*`, `OpenTelemetry*`), in ns.
 fn export_threads_cpu_ns() -> u64 {
-    let mut total = 0;
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    for task in tasks.flatten() {
-        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if !(name.starts_with("unitel-") || name.starts_with("OpenTelemetry")) {
-            continue;
-        }
-        if let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) {
-            total += stat
-                .split_whitespace()
-                .next()
-                .and_then(|n| n.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    total
+    common::threads_cpu_ns(&["unitel-", "OpenTelemetry"]).unwrap_or(0)
 }
 
 /// Peak resident memory of this process, in kB.

@@ -14,7 +14,6 @@ mod common;
 use criterion::{black_box, criterion_group, Criterion};
 use std::io::{BufRead as _, Write as _};
 use std::time::{Duration, Instant};
-use tracing_subscriber::layer::SubscriberExt;
 
 fn logs(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -43,10 +42,7 @@ fn logs(c: &mut Criterion) {
             b.iter(|| tracing::info!(status = 200, "request handled"))
         });
     }
-    let file = std::fs::File::create(dir.path().join("bare.log")).expect("file");
-    let (writer, _writer_guard) = tracing_appender::non_blocking(file);
-    let bare = tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().json().with_writer(writer));
+    let (bare, _writer_guard) = common::bare_json_subscriber(&dir.path().join("bare.log"));
     tracing::subscriber::with_default(bare, || {
         let _span = tracing::info_span!("request").entered();
         g.bench_function("tracing-subscriber JSON line in span (no ids)", |b| {

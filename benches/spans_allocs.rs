@@ -16,7 +16,6 @@ mod common;
 
 use common::Bare;
 use std::hint::black_box;
-use tracing_subscriber::layer::SubscriberExt;
 
 /// The cases, by name.
 const CASES: &[&str] = &[
@@ -91,10 +90,7 @@ fn main() {
             run(&mut || tracing::info!(status = 200, "request handled"));
         }
         "bare-json-line" => {
-            let file = std::fs::File::create(dir.path().join("bare.log")).expect("file");
-            let (writer, _writer_guard) = tracing_appender::non_blocking(file);
-            let bare = tracing_subscriber::registry()
-                .with(tracing_subscriber::fmt::layer().json().with_writer(writer));
+            let (bare, _writer_guard) = common::bare_json_subscriber(&dir.path().join("bare.log"));
             tracing::subscriber::with_default(bare, || {
                 let _span = tracing::info_span!("request").entered();
                 run(&mut || tracing::info!(status = 200, "request handled"));

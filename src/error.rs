@@ -1,5 +1,6 @@
 //! The crate's one public error type.
 
+use crate::diagnostics::{DropReason, Output, Signal};
 use std::path::PathBuf;
 
 /// Everything that can go wrong while configuring or shutting down telemetry, or reading its
@@ -107,7 +108,7 @@ pub enum Error {
     /// [`dropped_at`](crate::dropped_at).
     ///
     /// Its message names each signal that lost data, with counts and causes, e.g. `shutdown
-    /// lost data: traces: 2006 still queued for export at the 5s timeout, 12 failed to export
+    /// lost data: spans: 2006 still queued for export at the 5s timeout, 12 failed to export
     /// (connection refused); logs: ...`.
     #[error("{}", shutdown_message(*timeout, *timed_out, lost, failures))]
     Shutdown {
@@ -117,10 +118,9 @@ pub enum Error {
         timed_out: bool,
         /// What was lost while shutting down: one entry per signal, output and reason.
         lost: Vec<Lost>,
-        /// What went wrong for a signal that lost nothing counted: `(signal, what)`, the
-        /// signal being `traces`, `metrics` or `logs`, e.g. `("metrics", "still flushing at
-        /// the 5s timeout")`.
-        failures: Vec<(&'static str, String)>,
+        /// What went wrong for a signal that lost nothing counted, e.g. `(Signal::Metrics,
+        /// ShutdownFailure::StillFlushing)`: a metric export still running at the timeout.
+        failures: Vec<(Signal, ShutdownFailure)>,
     },
     /// A line is not a record of the log-file format (`docs/log-format.md`).
     #[error("not a unitel log record: {reason}")]
@@ -145,18 +145,19 @@ pub enum Error {
 }
 
 /// Items of one signal lost at shutdown by one output for one reason: an entry of
-/// [`Error::Shutdown`].
+/// [`Error::Shutdown`], and what [`dropped_at`](crate::dropped_at)`(output, signal, reason)`
+/// grew by while shutting down.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Lost {
-    /// `traces`, `metrics` or `logs`.
-    pub signal: &'static str,
-    /// The output that lost them, as in `unitel_dropped_total`: `otlp`, `log_file`, ...
-    pub output: &'static str,
-    /// Why, as in `unitel_dropped_total`: `shutdown_timeout` (still queued when the timeout
-    /// ran out), `export_failed`, `write_failed`, ...
-    pub reason: &'static str,
-    /// How many items: spans, metric data points or log records.
+    /// Spans, metric data points or log records.
+    pub signal: Signal,
+    /// The output that lost them: [`Output::Otlp`] or [`Output::LogFile`].
+    pub output: Output,
+    /// Why: [`DropReason::ShutdownTimeout`] (still queued when the timeout ran out),
+    /// [`DropReason::ExportFailed`], [`DropReason::WriteFailed`], ...
+    pub reason: DropReason,
+    /// How many items.
     pub count: u64,
     /// What the exporter or the file system said, when known.
     pub cause: Option<String>,
@@ -166,16 +167,18 @@ impl Lost {
     /// `2006 still queued for export at the 5s timeout`, `12 failed to export (cause)`.
     fn describe(&self, timeout: std::time::Duration) -> String {
         let what = match (self.reason, self.output) {
-            ("shutdown_timeout", "otlp") => {
+            (DropReason::ShutdownTimeout, Output::Otlp) => {
                 format!("still queued for export at the {timeout:?} timeout")
             }
-            ("shutdown_timeout", "log_file") => {
+            (DropReason::ShutdownTimeout, Output::LogFile) => {
                 format!("still queued for the log file at the {timeout:?} timeout")
             }
-            ("export_failed", _) => "failed to export".to_owned(),
-            ("write_failed", _) => "could not be written to the log file".to_owned(),
-            ("queue_full", output) => format!("dropped at the full {output} queue"),
-            (reason, output) => format!("dropped by {output} ({reason})"),
+            (DropReason::ExportFailed, _) => "failed to export".to_owned(),
+            (DropReason::WriteFailed, _) => "could not be written to the log file".to_owned(),
+            (DropReason::QueueFull, output) => {
+                format!("dropped at the full {} queue", output.as_str())
+            }
+            (reason, output) => format!("dropped by {} ({})", output.as_str(), reason.as_str()),
         };
         match &self.cause {
             Some(cause) => format!("{} {what} ({cause})", self.count),
@@ -184,30 +187,51 @@ impl Lost {
     }
 }
 
+/// How shutting one signal's exporter down went wrong, when it lost nothing counted: an entry
+/// of [`Error::Shutdown`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShutdownFailure {
+    /// It was still flushing when the shutdown timeout ran out (a metric export still running
+    /// is not a queue, so its data points are not counted).
+    #[error("still flushing at the shutdown timeout")]
+    StillFlushing,
+    /// It failed: the SDK's error.
+    #[error("failed to flush")]
+    Failed(#[source] opentelemetry_sdk::error::OTelSdkError),
+}
+
 /// [`Error::Shutdown`]'s message: each signal that lost data, then failures that lost nothing
-/// counted, then the timeout if nothing else says it.
+/// counted, then the timeout if nothing else says it. The failures' causes are written out:
+/// one error cannot hold several as its `source()`.
 fn shutdown_message(
     timeout: std::time::Duration,
     timed_out: bool,
     lost: &[Lost],
-    failures: &[(&'static str, String)],
+    failures: &[(Signal, ShutdownFailure)],
 ) -> String {
     let mut parts = Vec::new();
-    for signal in ["traces", "metrics", "logs"] {
+    for signal in [Signal::Spans, Signal::Metrics, Signal::Logs] {
         let losses: Vec<String> = lost
             .iter()
             .filter(|l| l.signal == signal)
             .map(|l| l.describe(timeout))
             .collect();
         if !losses.is_empty() {
-            parts.push(format!("{signal}: {}", losses.join(", ")));
+            parts.push(format!("{}: {}", signal.as_str(), losses.join(", ")));
         }
     }
-    for (signal, error) in failures {
-        parts.push(format!("{signal}: {error}"));
+    for (signal, failure) in failures {
+        let what = match failure {
+            ShutdownFailure::StillFlushing => format!("still flushing at the {timeout:?} timeout"),
+            ShutdownFailure::Failed(err) => format!("failed to flush ({err})"),
+        };
+        parts.push(format!("{}: {what}", signal.as_str()));
     }
-    let says_timeout = lost.iter().any(|l| l.reason == "shutdown_timeout")
-        || failures.iter().any(|(_, what)| what.contains("timeout"));
+    let says_timeout = lost.iter().any(|l| l.reason == DropReason::ShutdownTimeout)
+        || failures
+            .iter()
+            .any(|(_, f)| matches!(f, ShutdownFailure::StillFlushing));
     let mut message = if lost.is_empty() {
         "telemetry shutdown".to_owned()
     } else {
@@ -231,7 +255,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn lost(signal: &'static str, output: &'static str, reason: &'static str, n: u64) -> Lost {
+    fn lost(signal: Signal, output: Output, reason: DropReason, n: u64) -> Lost {
         Lost {
             signal,
             output,
@@ -243,24 +267,53 @@ mod tests {
 
     #[test]
     fn the_shutdown_message_names_each_signal_with_counts_and_causes() {
-        let mut failed = lost("traces", "otlp", "export_failed", 12);
+        let mut failed = lost(Signal::Spans, Output::Otlp, DropReason::ExportFailed, 12);
         failed.cause = Some("connection refused".into());
         let err = Error::Shutdown {
             timeout: Duration::from_secs(5),
             timed_out: true,
             lost: vec![
-                lost("logs", "otlp", "shutdown_timeout", 1536),
-                lost("traces", "otlp", "shutdown_timeout", 2006),
+                lost(
+                    Signal::Logs,
+                    Output::Otlp,
+                    DropReason::ShutdownTimeout,
+                    1536,
+                ),
+                lost(
+                    Signal::Spans,
+                    Output::Otlp,
+                    DropReason::ShutdownTimeout,
+                    2006,
+                ),
                 failed,
-                lost("logs", "log_file", "write_failed", 3),
+                lost(Signal::Logs, Output::LogFile, DropReason::WriteFailed, 3),
             ],
-            failures: vec![("metrics", "still flushing at the 5s timeout".into())],
+            failures: vec![(Signal::Metrics, ShutdownFailure::StillFlushing)],
         };
         assert_eq!(
             err.to_string(),
-            "shutdown lost data: traces: 2006 still queued for export at the 5s timeout, \
+            "shutdown lost data: spans: 2006 still queued for export at the 5s timeout, \
              12 failed to export (connection refused); logs: 1536 still queued for export at the \
              5s timeout, 3 could not be written to the log file; metrics: still flushing at the 5s timeout"
+        );
+    }
+
+    #[test]
+    fn a_failure_keeps_the_sdk_error_as_its_source_and_the_message_says_it() {
+        let failure = ShutdownFailure::Failed(
+            opentelemetry_sdk::error::OTelSdkError::InternalFailure("broken pipe".into()),
+        );
+        let source = std::error::Error::source(&failure).map(|s| s.to_string());
+        assert!(source.is_some_and(|s| s.contains("broken pipe")));
+        let err = Error::Shutdown {
+            timeout: Duration::from_secs(5),
+            timed_out: false,
+            lost: vec![],
+            failures: vec![(Signal::Logs, failure)],
+        };
+        assert_eq!(
+            err.to_string(),
+            "telemetry shutdown: logs: failed to flush (Operation failed: broken pipe)"
         );
     }
 

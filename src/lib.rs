@@ -104,7 +104,7 @@ pub use crate::config::{
     Sampler, TelemetryConfig,
 };
 pub use crate::diagnostics::{dropped, dropped_at, DropReason, Output, Signal};
-pub use crate::error::{Error, Lost};
+pub use crate::error::{Error, Lost, ShutdownFailure};
 #[cfg(feature = "prometheus")]
 pub use crate::export::{prometheus_text, PrometheusText};
 pub use crate::handle::{get_telemetry, UnifiedTelemetry};

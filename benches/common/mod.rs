@@ -232,16 +232,45 @@ pub fn histogram_count(
 /// CPU time used so far by the threads of this process that are alive, in µs (Linux:
 /// `/proc/self/task/*/schedstat`); `None` elsewhere.
 pub fn process_cpu_us() -> Option<f64> {
+    threads_cpu_ns(&[]).map(|ns| ns as f64 / 1e3)
+}
+
+/// CPU time used so far by the threads of this process that are alive and whose name starts
+/// with one of `prefixes` (every thread when it is empty), in ns (Linux:
+/// `/proc/self/task/*/schedstat`); `None` elsewhere.
+pub fn threads_cpu_ns(prefixes: &[&str]) -> Option<u64> {
     let mut total_ns: u64 = 0;
     for task in std::fs::read_dir("/proc/self/task").ok()? {
         let Ok(task) = task else { continue };
+        if !prefixes.is_empty() {
+            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if !prefixes.iter().any(|p| name.starts_with(p)) {
+                continue;
+            }
+        }
         // A thread may have ended since the listing.
         let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
             continue;
         };
         total_ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
     }
-    Some(total_ns as f64 / 1e3)
+    Some(total_ns)
+}
+
+/// The bare JSON-line log: tracing-subscriber's JSON format through tracing-appender's
+/// non-blocking writer into `path`, as a service without unitel writes one. Keep the guard
+/// while it is in use.
+pub fn bare_json_subscriber(
+    path: &std::path::Path,
+) -> (
+    impl tracing::Subscriber + Send + Sync,
+    tracing_appender::non_blocking::WorkerGuard,
+) {
+    let file = std::fs::File::create(path).expect("bare log file");
+    let (writer, guard) = tracing_appender::non_blocking(file);
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().json().with_writer(writer));
+    (subscriber, guard)
 }
 
 /// The median of `samples` (sorted in place); `None` when there are none.

@@ -40,6 +40,10 @@ pub(crate) struct Exports {
     /// Kept alive as long as the pipeline: the exporters' I/O runs on it.
     #[cfg(feature = "otlp")]
     runtime: Option<std::sync::Arc<runtime::ExportRuntime>>,
+    /// The admission counters of the OTLP span and log queues: what each still holds (queued,
+    /// or in an export that has not finished).
+    #[cfg(feature = "otlp")]
+    queues: Vec<(Signal, std::sync::Arc<std::sync::atomic::AtomicUsize>)>,
 }
 
 #[cfg(any(not(feature = "otlp"), not(feature = "prometheus")))]
@@ -75,7 +79,7 @@ pub(crate) fn build(
                     otlp::resolve(Signal::Spans, &settings.traces, &settings.otlp, explicit)?
                 {
                     let rt = exports.runtime()?;
-                    let in_flight = std::sync::Arc::default();
+                    let in_flight = exports.queue(Signal::Spans);
                     let mut exporter =
                         otlp::span_exporter(&target, &rt, std::sync::Arc::clone(&in_flight))?;
                     exporter.timeout = settings.bsp.export_timeout;
@@ -181,7 +185,7 @@ pub(crate) fn build(
                     otlp::resolve(Signal::Logs, &settings.logs, &settings.otlp, explicit)?
                 {
                     let rt = exports.runtime()?;
-                    let in_flight = std::sync::Arc::default();
+                    let in_flight = exports.queue(Signal::Logs);
                     let mut exporter =
                         otlp::log_exporter(&target, &rt, std::sync::Arc::clone(&in_flight))?;
                     exporter.timeout = settings.blrp.export_timeout;
@@ -222,12 +226,14 @@ pub(crate) fn build(
 }
 
 impl Exports {
-    /// At shutdown: counts what the OTLP span and log queues still hold as lost
-    /// (`ShutdownTimeout`), once.
+    /// At shutdown: counts everything the OTLP span and log queues still hold as lost
+    /// (`ShutdownTimeout`), silently (shutdown's error or line says it). Each item is taken from
+    /// its counter once, so an export that finishes later counts nothing more.
     pub(crate) fn count_still_queued(&self) {
         #[cfg(feature = "otlp")]
-        if let Some(rt) = &self.runtime {
-            rt.count_still_queued();
+        for (signal, in_flight) in &self.queues {
+            let n = in_flight.swap(0, std::sync::atomic::Ordering::Relaxed);
+            crate::diagnostics::count(Output::Otlp, *signal, DropReason::ShutdownTimeout, n as u64);
         }
     }
 
@@ -255,6 +261,15 @@ impl Exports {
         })?;
         self.runtime = Some(rt.clone());
         Ok(rt)
+    }
+
+    /// A new admission counter for `signal`'s export queue, kept so that
+    /// [`count_still_queued`](Self::count_still_queued) counts what it holds at shutdown.
+    fn queue(&mut self, signal: Signal) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+        let in_flight = std::sync::Arc::default();
+        self.queues
+            .push((signal, std::sync::Arc::clone(&in_flight)));
+        in_flight
     }
 }
 

@@ -163,9 +163,6 @@ fn build<E>(
         signal: signal.otlp_name(),
         source: Box::new(source),
     })?;
-    if let Some(in_flight) = &in_flight {
-        runtime.track(signal, Arc::clone(in_flight));
-    }
     Ok(OnRuntime {
         inner,
         runtime: runtime.clone(),

@@ -10,7 +10,7 @@
 //! every span or log record that cannot be queued is dropped *and counted* (the SDK's own drop
 //! counts are private).
 
-use crate::diagnostics::{count, drop_counted, DropReason, Output, Signal};
+use crate::diagnostics::{drop_counted, DropReason, Output, Signal};
 use opentelemetry::Context;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord};
@@ -29,8 +29,6 @@ use std::time::Duration;
 #[derive(Debug)]
 pub(crate) struct ExportRuntime {
     runtime: tokio::runtime::Runtime,
-    /// The admission counters of the span and log export queues: what each still holds.
-    queues: Mutex<Vec<(Signal, Arc<AtomicUsize>)>>,
     /// Per signal, why its last export failed (for the shutdown error).
     failures: [Mutex<Option<String>>; 3],
 }
@@ -48,26 +46,8 @@ impl ExportRuntime {
             .build()?;
         Ok(Arc::new(ExportRuntime {
             runtime,
-            queues: Mutex::default(),
             failures: Default::default(),
         }))
-    }
-
-    /// Remembers `in_flight`, the admission counter of `signal`'s export queue, so that
-    /// [`count_still_queued`](Self::count_still_queued) can count what it holds at shutdown.
-    pub(crate) fn track(&self, signal: Signal, in_flight: Arc<AtomicUsize>) {
-        crate::sync::lock(&self.queues).push((signal, in_flight));
-    }
-
-    /// Counts everything the export queues still hold (queued, or in an export that has not
-    /// finished) as lost: `ShutdownTimeout`, silently (shutdown's error or line says it). Each
-    /// item is taken from its counter once, so an export that finishes later counts nothing
-    /// more.
-    pub(crate) fn count_still_queued(&self) {
-        for (signal, in_flight) in crate::sync::lock(&self.queues).iter() {
-            let n = in_flight.swap(0, Ordering::Relaxed);
-            count(Output::Otlp, *signal, DropReason::ShutdownTimeout, n as u64);
-        }
     }
 
     /// Why the last export of `signal` failed, if one did.
@@ -137,7 +117,9 @@ impl<E> OnRuntime<E> {
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
                     Some(held.saturating_sub(items))
                 })
-                .map_or(0, |held| held.min(items)),
+                // The closure never refuses: `Ok` always holds what was there before.
+                .unwrap_or_else(|held| held)
+                .min(items),
             None => items,
         };
         if let Err(err) = result {

@@ -2,13 +2,16 @@
 //! what that lost.
 
 use crate::diagnostics::{dropped_at, DropReason, Output, Signal};
-use crate::error::{Error, Lost};
+use crate::error::{Error, Lost, ShutdownFailure};
 use crate::export::Exports;
 use crate::logfile::FileSink;
 use crate::state::{self, State};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -25,97 +28,146 @@ pub(crate) struct Pipeline {
     pub(crate) shutdown_timeout: Duration,
 }
 
-/// What one OTLP part of the pipeline (`traces`, `metrics`, `logs`) said when it was shut down.
-type Outcome = (&'static str, OTelSdkResult);
+/// A provider that flushes and closes its exporters: one OTLP part of the pipeline.
+trait Part: Sync {
+    fn close(&self, timeout: Duration) -> OTelSdkResult;
+}
+
+impl Part for SdkTracerProvider {
+    fn close(&self, timeout: Duration) -> OTelSdkResult {
+        self.shutdown_with_timeout(timeout)
+    }
+}
+
+impl Part for SdkMeterProvider {
+    fn close(&self, timeout: Duration) -> OTelSdkResult {
+        self.shutdown_with_timeout(timeout)
+    }
+}
+
+impl Part for SdkLoggerProvider {
+    fn close(&self, timeout: Duration) -> OTelSdkResult {
+        self.shutdown_with_timeout(timeout)
+    }
+}
+
+/// What each part said when it was shut down, by signal: `None` while it has not finished.
+type Outcomes = Mutex<Vec<(Signal, Option<OTelSdkResult>)>>;
 
 impl Pipeline {
+    /// The parts shutdown closes and waits for, by signal.
+    fn parts<'a>(&'a self, state: &'a State) -> Vec<(Signal, &'a dyn Part)> {
+        let parts: [(Signal, Option<&dyn Part>); 3] = [
+            (
+                Signal::Spans,
+                state.tracer_provider.as_ref().map(|p| p as _),
+            ),
+            (
+                Signal::Metrics,
+                state.meter_provider.as_ref().map(|p| p as _),
+            ),
+            (Signal::Logs, self.logger_provider.as_ref().map(|p| p as _)),
+        ];
+        parts
+            .into_iter()
+            .filter_map(|(signal, part)| Some((signal, part?)))
+            .collect()
+    }
+
+    /// One unfinished outcome per part, for [`flush_and_close`](Self::flush_and_close) to fill.
+    fn outcomes(&self, state: &State) -> Outcomes {
+        Mutex::new(
+            self.parts(state)
+                .into_iter()
+                .map(|(signal, _)| (signal, None))
+                .collect(),
+        )
+    }
+
     /// Flushes and closes every part at once, each on a thread of its own and bounded by
     /// `timeout`, so that one stuck part (a collector that never answers) cannot hold back
-    /// another (the log file). Each OTLP part leaves what it said in `outcomes` as it ends.
-    fn flush_and_close(&self, state: &State, timeout: Duration, outcomes: &Mutex<Vec<Outcome>>) {
-        let done = |outcome: Outcome| crate::sync::lock(outcomes).push(outcome);
+    /// another (the log file). Each part leaves what it said in `outcomes` as it ends; one that
+    /// panics says so.
+    fn flush_and_close(&self, state: &State, timeout: Duration, outcomes: &Outcomes) {
         // The file finishes a little before the timeout, so that what it could not write is
         // counted before shutdown reads the counters.
         let margin = (timeout / 10).min(Duration::from_millis(100));
         let file_deadline = Instant::now() + timeout.saturating_sub(margin);
         // The scope joins every part.
         std::thread::scope(|s| {
+            let spawn = |builder: std::thread::Builder, run| builder.spawn_scoped(s, run).map(drop);
             if let Some(file) = &self.file {
-                spawn_or_run(s, move || {
-                    // Writes out every queued line it can by the deadline, and counts the rest.
-                    file.close(file_deadline);
-                });
+                // Writes out every queued line it can by the deadline, and counts the rest.
+                on_thread_or_here(move || file.close(file_deadline), spawn);
             }
-            if let Some(tp) = &state.tracer_provider {
-                spawn_or_run(s, move || {
-                    done(("traces", tp.shutdown_with_timeout(timeout)))
-                });
-            }
-            if let Some(mp) = &state.meter_provider {
-                spawn_or_run(s, move || {
-                    done(("metrics", mp.shutdown_with_timeout(timeout)))
-                });
-            }
-            if let Some(lp) = &self.logger_provider {
-                spawn_or_run(s, move || done(("logs", lp.shutdown_with_timeout(timeout))));
+            for (signal, part) in self.parts(state) {
+                let close = move || {
+                    let said = catch_unwind(AssertUnwindSafe(|| part.close(timeout)))
+                        .unwrap_or_else(|_| {
+                            Err(OTelSdkError::InternalFailure(
+                                "the exporter panicked while shutting down".into(),
+                            ))
+                        });
+                    let mut outcomes = crate::sync::lock(outcomes);
+                    if let Some((_, outcome)) = outcomes.iter_mut().find(|(s, _)| *s == signal) {
+                        *outcome = Some(said);
+                    }
+                };
+                on_thread_or_here(close, spawn);
             }
         })
     }
-
-    /// The OTLP parts shutdown waits for.
-    fn parts(&self, state: &State) -> Vec<&'static str> {
-        let mut parts = Vec::new();
-        if state.tracer_provider.is_some() {
-            parts.push("traces");
-        }
-        if state.meter_provider.is_some() {
-            parts.push("metrics");
-        }
-        if self.logger_provider.is_some() {
-            parts.push("logs");
-        }
-        parts
-    }
 }
 
-/// Runs `f` on a scoped thread, or here if no thread can be started. A panic in `f` is caught
-/// (shutdown must not take the application down): that part then reports nothing.
-fn spawn_or_run<'scope>(
-    s: &'scope std::thread::Scope<'scope, '_>,
-    f: impl FnOnce() + Send + 'scope,
+/// Runs `f` on a `unitel-shutdown` thread that `spawn` starts (scoped or not), or here if no
+/// thread can be started: `f` waits in a shared slot until one of the two takes it. A panic in
+/// `f` is caught: shutdown must not take the application down.
+fn on_thread_or_here<'f>(
+    f: impl FnOnce() + Send + 'f,
+    spawn: impl FnOnce(std::thread::Builder, Box<dyn FnOnce() + Send + 'f>) -> std::io::Result<()>,
 ) {
-    // Shared, so that it can still run here when the thread does not start.
-    let f = Arc::new(Mutex::new(Some(f)));
-    let on_thread = Arc::clone(&f);
-    let run = |f: &Mutex<Option<_>>| {
-        if let Some(f) = crate::sync::lock(f).take() {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    fn take_and_run(slot: &Mutex<Option<impl FnOnce()>>) {
+        let f = crate::sync::lock(slot).take();
+        if let Some(f) = f {
+            let _ = catch_unwind(AssertUnwindSafe(f));
         }
-    };
-    let spawned = std::thread::Builder::new()
-        .name("unitel-shutdown".into())
-        .spawn_scoped(s, move || run(&on_thread));
-    if spawned.is_err() {
-        run(&f);
+    }
+    let slot = Arc::new(Mutex::new(Some(f)));
+    let on_thread = Arc::clone(&slot);
+    let builder = std::thread::Builder::new().name("unitel-shutdown".into());
+    if spawn(builder, Box::new(move || take_and_run(&on_thread))).is_err() {
+        take_and_run(&slot);
     }
 }
 
-/// The drop counters of the outputs that deliver (OTLP, the log file), per signal and
-/// reason. What is dropped before any output (a callback's panic in the final collection) or
-/// in the Prometheus exposition is not shutdown's loss, and was said where it happened.
-struct Counts(Vec<(Output, Signal, DropReason, u64)>);
+/// The drop counters of the outputs that deliver (OTLP, the log file), for every signal and
+/// reason, in the order of [`Counts::slots`]. What is dropped before any output (a callback's
+/// panic in the final collection) or in the Prometheus exposition is not shutdown's loss, and
+/// was said where it happened.
+struct Counts(Vec<u64>);
 
 impl Counts {
+    /// Every counter read, in a fixed order.
+    fn slots() -> impl Iterator<Item = (Output, Signal, DropReason)> {
+        [Output::Otlp, Output::LogFile]
+            .into_iter()
+            .flat_map(|output| {
+                [Signal::Spans, Signal::Metrics, Signal::Logs]
+                    .into_iter()
+                    .flat_map(move |signal| {
+                        DropReason::ALL
+                            .into_iter()
+                            .map(move |reason| (output, signal, reason))
+                    })
+            })
+    }
+
     fn now() -> Counts {
-        let mut counts = Vec::new();
-        for output in [Output::Otlp, Output::LogFile] {
-            for signal in [Signal::Spans, Signal::Metrics, Signal::Logs] {
-                for reason in DropReason::ALL {
-                    counts.push((output, signal, reason, dropped_at(output, signal, reason)));
-                }
-            }
-        }
-        Counts(counts)
+        Counts(
+            Counts::slots()
+                .map(|(output, signal, reason)| dropped_at(output, signal, reason))
+                .collect(),
+        )
     }
 }
 
@@ -125,67 +177,63 @@ impl Counts {
 fn shut_down(pipeline: &Arc<Pipeline>, state: &'static State) -> Result<(), Error> {
     let timeout = pipeline.shutdown_timeout;
     let before = Counts::now();
-    let outcomes = Arc::new(Mutex::new(Vec::new()));
+    let outcomes = Arc::new(pipeline.outcomes(state));
     let (tx, rx) = std::sync::mpsc::channel();
     let (worker, left) = (Arc::clone(pipeline), Arc::clone(&outcomes));
     // On its own thread: whatever an exporter does, the caller waits at most `timeout`,
-    // and a caller on a runtime thread never blocks the thread an exporter needs.
-    let mut timed_out = match std::thread::Builder::new()
-        .name("unitel-shutdown".into())
-        .spawn(move || {
+    // and a caller on a runtime thread never blocks the thread an exporter needs. Run here
+    // when no thread starts, it has sent before the wait below.
+    on_thread_or_here(
+        move || {
             worker.flush_and_close(state, timeout, &left);
             let _ = tx.send(());
-        }) {
-        Ok(_) => rx.recv_timeout(timeout).is_err(),
-        Err(_) => {
-            pipeline.flush_and_close(state, timeout, &outcomes);
-            false
-        }
-    };
-    let outcomes = std::mem::take(&mut *crate::sync::lock(&outcomes));
-    let mut errors = Vec::new();
-    for part in pipeline.parts(state) {
-        match outcomes.iter().find(|(name, _)| *name == part) {
-            Some((_, Ok(()))) => {}
-            Some((_, Err(OTelSdkError::Timeout(_)))) | None => {
+        },
+        |builder, run| builder.spawn(run).map(drop),
+    );
+    let mut timed_out = rx.recv_timeout(timeout).is_err();
+    let mut failures = Vec::new();
+    for (signal, outcome) in crate::sync::lock(&outcomes).iter_mut() {
+        match outcome.take() {
+            Some(Ok(())) => {}
+            Some(Err(OTelSdkError::Timeout(_))) | None => {
                 timed_out = true;
-                errors.push((part, format!("still flushing at the {timeout:?} timeout")));
+                failures.push((*signal, ShutdownFailure::StillFlushing));
             }
-            Some((_, Err(err))) => errors.push((part, format!("failed to flush ({err})"))),
+            Some(Err(err)) => failures.push((*signal, ShutdownFailure::Failed(err))),
         }
     }
     // Whatever is still queued now will never be sent.
     pipeline.exports.count_still_queued();
     let after = Counts::now();
     let mut lost = Vec::new();
-    for (&(output, signal, reason, was), &(_, _, _, is)) in before.0.iter().zip(&after.0) {
+    for ((output, signal, reason), (&was, &is)) in
+        Counts::slots().zip(before.0.iter().zip(&after.0))
+    {
         if is > was {
             let cause = (output == Output::Otlp && reason == DropReason::ExportFailed)
                 .then(|| pipeline.exports.last_failure(signal))
                 .flatten();
             lost.push(Lost {
-                signal: signal.otlp_name(),
-                output: output.as_str(),
-                reason: reason.as_str(),
+                signal,
+                output,
+                reason,
                 count: is - was,
                 cause,
             });
         }
     }
     // A part that gave up at its deadline (the log file finishes a little early) timed out.
-    timed_out |= lost
-        .iter()
-        .any(|l| l.reason == DropReason::ShutdownTimeout.as_str());
+    timed_out |= lost.iter().any(|l| l.reason == DropReason::ShutdownTimeout);
     // An SDK error for a signal whose losses are already listed adds nothing.
-    errors.retain(|(signal, _)| !lost.iter().any(|l| l.signal == *signal));
-    if lost.is_empty() && errors.is_empty() && !timed_out {
+    failures.retain(|(signal, _)| !lost.iter().any(|l| l.signal == *signal));
+    if lost.is_empty() && failures.is_empty() && !timed_out {
         return Ok(());
     }
     Err(Error::Shutdown {
         timeout,
         timed_out,
         lost,
-        failures: errors,
+        failures,
     })
 }
 
@@ -265,21 +313,7 @@ impl TelemetryGuard {
                 waker.wake();
             }
         };
-        // Only moved into the thread if it starts; otherwise run here.
-        let work = Arc::new(Mutex::new(Some(work)));
-        let on_thread = Arc::clone(&work);
-        let spawned = std::thread::Builder::new()
-            .name("unitel-shutdown".into())
-            .spawn(move || {
-                if let Some(work) = crate::sync::lock(&on_thread).take() {
-                    work();
-                }
-            });
-        if spawned.is_err() {
-            if let Some(work) = crate::sync::lock(&work).take() {
-                work();
-            }
-        }
+        on_thread_or_here(work, |builder, run| builder.spawn(run).map(drop));
         Pending { slot }
     }
 }

@@ -646,39 +646,6 @@ fn no_endpoint_starts_no_exporter() {
 
 // ----- faults: a collector that answers 503, or never answers -----
 
-/// A fake collector for fault injection: answers every request with `status`, or never
-/// answers when `status` is 0. Returns its address.
-fn fault_collector(status: u16) -> String {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut stream = stream;
-                let mut buf = [0u8; 65536];
-                let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-                while let Ok(n) = stream.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    if status != 0 {
-                        let _ = write!(
-                            stream,
-                            "HTTP/1.1 {status} Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                        );
-                        return;
-                    }
-                }
-                if status == 0 {
-                    std::thread::sleep(Duration::from_secs(60));
-                }
-            });
-        }
-    });
-    addr
-}
-
 #[test]
 fn a_failing_collector_costs_nothing_but_counted_drops() {
     if let Some(out) = support::child("a_failing_collector_costs_nothing_but_counted_drops", &[]) {
@@ -690,7 +657,7 @@ fn a_failing_collector_costs_nothing_but_counted_drops() {
         assert!(failed >= 10, "failed exports counted: {failed}");
         return;
     }
-    let addr = fault_collector(503);
+    let addr = support::fault_collector(503);
     let guard = configure_telemetry(
         TelemetryConfig::new()
             .with_console(false)
@@ -725,7 +692,7 @@ fn a_silent_collector_cannot_hold_shutdown_past_its_timeout() {
         support::assert_ok(&out);
         return;
     }
-    let addr = fault_collector(0);
+    let addr = support::fault_collector(0);
     let guard = configure_telemetry(
         TelemetryConfig::new()
             .with_console(false)
@@ -845,7 +812,7 @@ fn a_full_queue_drops_and_counts_instead_of_blocking() {
         assert!(logs >= 150, "logs dropped for a full queue: {logs}");
         return;
     }
-    let addr = fault_collector(0);
+    let addr = support::fault_collector(0);
     let guard = configure_telemetry(
         TelemetryConfig::from_env()
             .with_console(false)
@@ -930,7 +897,7 @@ fn the_quickstart_exports_to_the_collector_named_by_the_environment() {
 // ----- shutdown against a collector that refuses or fails: every signal's loss is named -----
 
 /// Records spans, log records and a counter for a collector at `addr` that fails every export,
-/// shuts down, and checks that the error names traces, metrics and logs, each with the count
+/// shuts down, and checks that the error names spans, metrics and logs, each with the count
 /// `dropped_at` holds.
 fn shutdown_names_every_signal_that_lost_data(addr: &str) {
     use unitel::{dropped_at, BatchSettings, DropReason, Output, Signal};
@@ -955,16 +922,21 @@ fn shutdown_names_every_signal_that_lost_data(addr: &str) {
     let err = guard.shutdown().expect_err("every export failed");
     let message = err.to_string();
     println!("\nMESSAGE {message}");
-    for (name, signal) in [
-        ("traces", Signal::Spans),
-        ("metrics", Signal::Metrics),
-        ("logs", Signal::Logs),
-    ] {
+    let unitel::Error::Shutdown { lost, .. } = &err else {
+        panic!("{err:?}")
+    };
+    for signal in [Signal::Spans, Signal::Metrics, Signal::Logs] {
+        let name = signal.as_str();
         let n = dropped_at(Output::Otlp, signal, DropReason::ExportFailed);
         assert!(n > 0, "no {name} counted as failed: {message}");
         assert!(
             message.contains(&format!("{name}: {n} failed to export (")),
             "{name} and its {n} failed items not named: {message}"
+        );
+        assert!(
+            lost.iter().any(|l| (l.signal, l.output, l.reason, l.count)
+                == (signal, Output::Otlp, DropReason::ExportFailed, n)),
+            "{name}: no entry of {n} failed to export in {lost:#?}"
         );
     }
     assert_eq!(
@@ -1012,7 +984,7 @@ fn shutdown_against_a_collector_answering_503_names_every_signal_with_counts() {
         assert!(message.contains("503"), "{message}");
         return;
     }
-    shutdown_names_every_signal_that_lost_data(&fault_collector(503));
+    shutdown_names_every_signal_that_lost_data(&support::fault_collector(503));
 }
 
 #[test]
@@ -1026,7 +998,7 @@ fn what_a_throttling_collector_leaves_at_the_timeout_is_counted_once() {
     const N: u64 = 300;
     // 429 without Retry-After: each batch is retried with backoff (about 1 s in all), longer
     // than the shutdown timeout.
-    let addr = fault_collector(429);
+    let addr = support::fault_collector(429);
     let later = Duration::from_secs(60);
     let guard = configure_telemetry(
         TelemetryConfig::new()
@@ -1059,7 +1031,7 @@ fn what_a_throttling_collector_leaves_at_the_timeout_is_counted_once() {
     }
     let message = result.expect_err("the collector took nothing").to_string();
     assert!(
-        message.contains("traces: ") && message.contains("logs: "),
+        message.contains("spans: ") && message.contains("logs: "),
         "{message}"
     );
     // The retries go on after shutdown gave up; when they fail, nothing is counted twice.
@@ -1097,15 +1069,7 @@ fn a_burst_of_ten_thousand_fits_the_default_queues() {
         assert_eq!(logs_left + logs_failed, BURST, "logs: {counts:?}");
         return;
     }
-    // Accepts connections, never answers.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            held.push(stream);
-        }
-    });
+    let addr = support::fault_collector(0);
     let guard = configure_telemetry(
         TelemetryConfig::new()
             .with_console(false)

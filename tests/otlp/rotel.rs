@@ -1,6 +1,9 @@
 //! The real collector: rotel, started by scripts/test.sh (or, when the tests run without it, by
 //! this module), printing what it receives with `--debug-log-verbosity detailed`. This parses
 //! that output into spans, metric points and log records.
+//!
+//! `benches/export_throughput.rs` includes this file too (`#[path]`), for [`start`]: it uses
+//! nothing but the standard library.
 
 #![allow(unreachable_pub, dead_code)]
 
@@ -15,8 +18,21 @@ pub struct Rotel {
     pub grpc: String,
     pub http: String,
     log: PathBuf,
-    /// The rotel this module started (ends by its `timeout` when the tests are done).
-    _own: Option<std::sync::Mutex<std::process::Child>>,
+    /// The `timeout` running the rotel this module started: stopped on drop, and bounded by
+    /// its lifetime should this process end without dropping it.
+    own: Option<std::sync::Mutex<std::process::Child>>,
+}
+
+impl Drop for Rotel {
+    fn drop(&mut self) {
+        if let Some(own) = &self.own {
+            let mut timeout = own.lock().unwrap_or_else(|e| e.into_inner());
+            // TERM, which `timeout` passes on to rotel; a kill would end `timeout` alone and
+            // leave rotel running. (rotel writes its pid file only when it daemonizes.)
+            let _ = Command::new("kill").arg(timeout.id().to_string()).status();
+            let _ = timeout.wait();
+        }
+    }
 }
 
 impl Rotel {
@@ -40,10 +56,14 @@ impl Rotel {
                     grpc,
                     http,
                     log: log.into(),
-                    _own: None,
+                    own: None,
                 };
             }
-            start_own()
+            start(
+                "detailed",
+                &["traces", "metrics", "logs"],
+                Duration::from_secs(300),
+            )
         })
     }
 
@@ -73,7 +93,12 @@ impl Rotel {
     }
 }
 
-fn start_own() -> Rotel {
+/// Starts a rotel of this process's own on two free loopback ports, printing the `signals` it
+/// receives (`traces`, `metrics`, `logs`) at `verbosity` (`basic`: a line per batch with its
+/// count; `detailed`: every item) into its log, and returns once it listens. It runs under
+/// `timeout`, so it ends after `lifetime` even if this process dies; dropping the returned
+/// `Rotel` stops it.
+pub fn start(verbosity: &str, signals: &[&str], lifetime: Duration) -> Rotel {
     let agent = Command::new("python3")
         .args([
             "-c",
@@ -84,7 +109,7 @@ fn start_own() -> Rotel {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .filter(|p| std::path::Path::new(p).exists())
-        .expect("rotel is not installed: run scripts/test.sh, which installs and starts it");
+        .expect("rotel is not installed: run scripts/test.sh, which installs and starts it (or pip install rotel)");
     let port = || {
         std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -100,7 +125,7 @@ fn start_own() -> Rotel {
     let log = dir.join("rotel.log");
     let out = std::fs::File::create(&log).expect("rotel log");
     let child = Command::new("timeout")
-        .arg("300")
+        .arg(lifetime.as_secs().to_string())
         .arg(&agent)
         .args([
             "start",
@@ -110,16 +135,8 @@ fn start_own() -> Rotel {
             &http,
         ])
         .args(["--exporter", "blackhole"])
-        .args([
-            "--debug-log",
-            "traces",
-            "--debug-log",
-            "metrics",
-            "--debug-log",
-            "logs",
-        ])
-        .args(["--debug-log-verbosity", "detailed", "--pid-file"])
-        .arg(dir.join("rotel.pid"))
+        .args(signals.iter().flat_map(|s| ["--debug-log", s]))
+        .args(["--debug-log-verbosity", verbosity])
         .stdout(out.try_clone().expect("log"))
         .stderr(out)
         .stdin(Stdio::null())
@@ -129,7 +146,7 @@ fn start_own() -> Rotel {
         grpc,
         http,
         log,
-        _own: Some(std::sync::Mutex::new(child)),
+        own: Some(std::sync::Mutex::new(child)),
     };
     let start = Instant::now();
     while !rotel.output().contains("Starting Rotel") {

@@ -329,16 +329,9 @@ fn shutdown_timeout_is_respected_on_current_thread_runtime() {
     ) {
         return;
     }
-    // A collector that accepts connections and never answers: the flush cannot finish, so the
-    // timeout is what ends the shutdown.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            held.push(stream);
-        }
-    });
+    // A collector that never answers: the flush cannot finish, so the timeout is what ends
+    // the shutdown.
+    let addr = support::fault_collector(0);
     let dir = tempfile::tempdir().unwrap();
     let guard = configure_telemetry(
         TelemetryConfig::new()
@@ -433,19 +426,6 @@ fn shutdown_gives_up_after_the_timeout_when_the_file_is_stuck() {
 
 // ----- what shutdown loses is counted and said -----
 
-/// A collector that accepts connections and never answers. Returns its address.
-fn silent_collector() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            held.push(stream);
-        }
-    });
-    addr
-}
-
 /// Spans and log records recorded into queues of 2048 (set below; the default is larger) that a
 /// silent collector never drains: some are refused at the full queue, the rest are still queued
 /// at shutdown.
@@ -488,14 +468,14 @@ fn what_a_silent_collector_leaves_queued_is_counted_and_said_once_on_drop() {
         let line = said[0];
         assert!(line.starts_with("unitel: shutdown lost data: "), "{line}");
         for expected in [
-            format!("traces: {spans_left} still queued for export at the 500ms timeout"),
+            format!("spans: {spans_left} still queued for export at the 500ms timeout"),
             format!("logs: {logs_left} still queued for export at the 500ms timeout"),
         ] {
             assert!(line.contains(&expected), "{expected:?} not in {line:?}");
         }
         return;
     }
-    let addr = silent_collector();
+    let addr = support::fault_collector(0);
     let guard = configure_telemetry(
         TelemetryConfig::new()
             .with_console(false)
@@ -536,7 +516,7 @@ fn shutdown_async_lets_the_runtime_run_other_tasks_while_it_waits() {
         );
         return;
     }
-    let addr = silent_collector();
+    let addr = support::fault_collector(0);
     let timeout = Duration::from_millis(1000);
     let guard = configure_telemetry(
         TelemetryConfig::new()
@@ -589,4 +569,79 @@ fn shutdown_async_lets_the_runtime_run_other_tasks_while_it_waits() {
     );
     drop(guard);
     drop(rt);
+}
+
+/// A span processor whose shutdown panics (an application's own processor with a bug).
+#[derive(Debug)]
+struct PanicsAtShutdown;
+
+impl unitel::opentelemetry_sdk::trace::SpanProcessor for PanicsAtShutdown {
+    fn on_start(
+        &self,
+        _span: &mut unitel::opentelemetry_sdk::trace::Span,
+        _cx: &unitel::opentelemetry::Context,
+    ) {
+    }
+
+    fn on_end(&self, _span: unitel::opentelemetry_sdk::trace::SpanData) {}
+
+    fn force_flush(&self) -> unitel::opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(
+        &self,
+        _timeout: Duration,
+    ) -> unitel::opentelemetry_sdk::error::OTelSdkResult {
+        panic!("a bug in the processor")
+    }
+}
+
+/// A part whose shutdown panics is named as failed, with the SDK error as its source, at once:
+/// not as still flushing at a timeout it never waited for.
+#[test]
+fn a_part_that_panics_at_shutdown_is_reported_failed_not_still_flushing() {
+    let name = "a_part_that_panics_at_shutdown_is_reported_failed_not_still_flushing";
+    // The processor's panic is the test: only that one may be said.
+    if let Some((_, stderr)) = support::run_child_with_stderr(name, &[]) {
+        support::assert_said_once(&stderr, "panicked at");
+        return;
+    }
+    let timeout = Duration::from_secs(3);
+    let guard = configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_span_processor(PanicsAtShutdown)
+            .with_shutdown_timeout(timeout),
+    )
+    .expect("configure");
+    drop(get_telemetry("panics").trace("span"));
+    let started = Instant::now();
+    let result = guard.shutdown();
+    assert!(started.elapsed() < timeout, "{:?}", started.elapsed());
+    match &result {
+        Err(Error::Shutdown {
+            timed_out: false,
+            lost,
+            failures,
+            ..
+        }) if lost.is_empty() => {
+            let [(unitel::Signal::Spans, failure @ unitel::ShutdownFailure::Failed(_))] =
+                &failures[..]
+            else {
+                panic!("{failures:?}")
+            };
+            let source = std::error::Error::source(failure).map(|s| s.to_string());
+            assert!(
+                source.as_deref().is_some_and(|s| s.contains("panicked")),
+                "{source:?}"
+            );
+            assert_eq!(
+                result.as_ref().map_err(|e| e.to_string()).unwrap_err(),
+                "telemetry shutdown: spans: failed to flush (Operation failed: the exporter \
+                 panicked while shutting down)"
+            );
+        }
+        other => panic!("expected a failed shutdown, not a timeout: {other:?}"),
+    }
 }

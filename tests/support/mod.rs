@@ -429,3 +429,35 @@ pub fn assert_child_of(
         parent.name
     );
 }
+
+/// A fake collector for fault injection: answers every request with `status`, or never
+/// answers when `status` is 0. Returns its address.
+pub fn fault_collector(status: u16) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 65536];
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if status != 0 {
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 {status} Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        );
+                        return;
+                    }
+                }
+                if status == 0 {
+                    std::thread::sleep(Duration::from_secs(60));
+                }
+            });
+        }
+    });
+    addr
+}
