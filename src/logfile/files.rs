@@ -163,37 +163,6 @@ pub(crate) fn open(config: &LogFileConfig) -> Result<Arc<FileSink>, Error> {
     FileSink::start(file).map_err(failed)
 }
 
-/// The value of `O_NONBLOCK` where it is known here.
-#[cfg(unix)]
-pub(super) fn o_nonblock() -> Option<i32> {
-    if cfg!(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly"
-    )) {
-        Some(0x0004)
-    } else if cfg!(all(
-        any(target_os = "linux", target_os = "android"),
-        any(
-            target_arch = "x86",
-            target_arch = "x86_64",
-            target_arch = "arm",
-            target_arch = "aarch64",
-            target_arch = "riscv64",
-            target_arch = "powerpc64",
-            target_arch = "s390x",
-            target_arch = "loongarch64"
-        )
-    )) {
-        Some(0o4000)
-    } else {
-        None
-    }
-}
-
 /// Whether whatever is at the log file path (nothing yet is fine) can be opened for writing
 /// without waiting for ever: a regular file, a character device (`/dev/null`, a terminal) or
 /// a named pipe that has a reader right now. Opening a pipe without a reader blocks until one
@@ -218,14 +187,12 @@ pub(super) fn check_openable(path: &Path) -> Result<(), &'static str> {
         }
         if file_type.is_fifo() {
             // A non-blocking open for writing fails at once (ENXIO) when no reader has the
-            // pipe open; where the flag's value is not known here, every pipe is refused.
-            let has_reader = o_nonblock().is_some_and(|flag| {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .custom_flags(flag)
-                    .open(path)
-                    .is_ok()
-            });
+            // pipe open.
+            let has_reader = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(path)
+                .is_ok();
             return if has_reader {
                 Ok(())
             } else {

@@ -195,8 +195,8 @@ impl RollingFile {
         {
             use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
             let pipe = std::fs::metadata(&path).is_ok_and(|m| m.file_type().is_fifo());
-            if let Some(flag) = super::files::o_nonblock().filter(|_| pipe) {
-                options.custom_flags(flag);
+            if pipe {
+                options.custom_flags(libc::O_NONBLOCK);
             }
         }
         let file = options.open(&path).or_else(|_| {

@@ -169,7 +169,7 @@ fn a_deleted_log_directory_or_a_renamed_file_is_created_again() {
     );
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 #[test]
 fn a_pipe_nobody_reads_counts_what_shutdown_left_unwritten_and_prints_nothing() {
     let name =
@@ -237,7 +237,7 @@ fn a_pipe_nobody_reads_counts_what_shutdown_left_unwritten_and_prints_nothing() 
     println!("\nWRITTEN {written} SHUTDOWN_TIMEOUT {left}");
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 #[test]
 fn a_pipe_whose_reader_went_away_counts_lines_until_a_reader_is_back() {
     let name = "file_faults::a_pipe_whose_reader_went_away_counts_lines_until_a_reader_is_back";

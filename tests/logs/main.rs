@@ -450,7 +450,7 @@ fn a_pipe_nothing_reads_or_a_directory_as_log_file_is_a_startup_error() {
     }
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 #[test]
 fn a_stuck_log_file_drops_and_counts_lines_without_blocking() {
     let name = "a_stuck_log_file_drops_and_counts_lines_without_blocking";
