@@ -145,12 +145,6 @@ pub(crate) fn open(config: &LogFileConfig) -> Result<Arc<FileSink>, Error> {
         directory: name.directory.clone(),
         source,
     };
-    if let Err(problem) = check_openable(path) {
-        return Err(failed(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{} is {problem}", path.display()),
-        )));
-    }
     std::fs::create_dir_all(&name.directory).map_err(failed)?;
     let file = RollingFile::open(
         name.directory.clone(),
@@ -161,55 +155,6 @@ pub(crate) fn open(config: &LogFileConfig) -> Result<Arc<FileSink>, Error> {
     )
     .map_err(failed)?;
     FileSink::start(file).map_err(failed)
-}
-
-/// Whether whatever is at the log file path (nothing yet is fine) can be opened for writing
-/// without waiting for ever: a regular file, a character device (`/dev/null`, a terminal) or
-/// a named pipe that has a reader right now. Opening a pipe without a reader blocks until one
-/// comes, so that is refused, as are a directory, a socket and a block device. The error
-/// says what the path is.
-pub(super) fn check_openable(path: &Path) -> Result<(), &'static str> {
-    let Ok(metadata) = std::fs::metadata(path) else {
-        return Ok(());
-    };
-    let file_type = metadata.file_type();
-    if file_type.is_file() {
-        return Ok(());
-    }
-    if file_type.is_dir() {
-        return Err("a directory, not a file: name a file (it is created when missing)");
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-        if file_type.is_char_device() {
-            return Ok(());
-        }
-        if file_type.is_fifo() {
-            // A non-blocking open for writing fails at once (ENXIO) when no reader has the
-            // pipe open.
-            let has_reader = std::fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(path)
-                .is_ok();
-            return if has_reader {
-                Ok(())
-            } else {
-                Err(
-                    "a named pipe (FIFO) that nothing reads: opening it would wait for a reader \
-                     for ever; start the reader first, or name a regular file",
-                )
-            };
-        }
-        if file_type.is_socket() {
-            return Err("a socket, not a file: name a regular file");
-        }
-        if file_type.is_block_device() {
-            return Err("a block device, not a file: name a regular file");
-        }
-    }
-    Err("not a regular file: name a regular file")
 }
 
 /// The files of the log at `path`, oldest first: for a log file path such as

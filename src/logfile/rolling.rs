@@ -177,33 +177,52 @@ impl RollingFile {
         name
     }
 
-    /// Opens (creating it, and its directory when that is gone) the file for `now`.
+    /// Opens (creating it, and its directory when that is gone) the file for `now`: a regular
+    /// file, a character device (`/dev/null`, a terminal) or a named pipe that a reader has
+    /// open. A pipe without a reader, a directory, a socket or a block device is an error that
+    /// says what the path is.
     fn create(&self, now: SystemTime) -> io::Result<OpenFile> {
         let period = self.period(now);
         let path = self.directory.join(self.file_name(period));
-        if let Err(problem) = super::files::check_openable(&path) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{} is {problem}", path.display()),
-            ));
-        }
         let mut options = OpenOptions::new();
         options.append(true).create(true);
-        // A pipe is written without blocking, so that shutdown can give up on a reader that
-        // never reads and know exactly which lines went through.
+        // Non-blocking (no effect on a regular file): opening a pipe fails at once (ENXIO)
+        // when nothing reads it instead of waiting for a reader, and a full pipe is retried,
+        // so that shutdown can give up on a reader that never reads and know exactly which
+        // lines went through.
         #[cfg(unix)]
         {
-            use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-            let pipe = std::fs::metadata(&path).is_ok_and(|m| m.file_type().is_fifo());
-            if pipe {
-                options.custom_flags(libc::O_NONBLOCK);
-            }
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(libc::O_NONBLOCK);
         }
-        let file = options.open(&path).or_else(|_| {
-            std::fs::create_dir_all(&self.directory)?;
-            options.open(&path)
+        let opened = match options.open(&path) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&self.directory)?;
+                options.open(&path)
+            }
+            opened => opened,
+        };
+        let refused = |what: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is {what}", path.display()),
+            )
+        };
+        let file = opened.map_err(|error| {
+            // What is at the path is looked at only to say why it could not be opened.
+            #[cfg(unix)]
+            let unread_pipe = error.raw_os_error() == Some(libc::ENXIO);
+            #[cfg(not(unix))]
+            let unread_pipe = false;
+            match std::fs::metadata(&path) {
+                Ok(m) => not_a_log_file(m.file_type(), unread_pipe).map_or(error, refused),
+                Err(_) => error,
+            }
         })?;
         let metadata = file.metadata()?;
+        if let Some(what) = not_a_log_file(metadata.file_type(), false) {
+            return Err(refused(what));
+        }
         let regular = metadata.is_file();
         #[cfg(unix)]
         let (identity, pipe) = {
@@ -357,6 +376,33 @@ impl OpenFile {
             unwritten_from: line_start,
         }
     }
+}
+
+/// Why a file of `file_type` is not one to write the log to, when it is not: a directory, a
+/// socket, a block device, or a named pipe that nothing reads (`unread_pipe`: opening it
+/// failed with ENXIO).
+fn not_a_log_file(file_type: std::fs::FileType, unread_pipe: bool) -> Option<&'static str> {
+    if file_type.is_dir() {
+        return Some("a directory, not a file: name a file (it is created when missing)");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() && unread_pipe {
+            return Some(
+                "a named pipe (FIFO) that nothing reads: opening it would wait for a reader \
+                 for ever; start the reader first, or name a regular file",
+            );
+        }
+        if file_type.is_socket() {
+            return Some("a socket, not a file: name a regular file");
+        }
+        if file_type.is_block_device() {
+            return Some("a block device, not a file: name a regular file");
+        }
+    }
+    let _ = unread_pipe;
+    None
 }
 
 /// Where the next write from `start` ends: whole lines of at most `limit` bytes together (a

@@ -450,6 +450,59 @@ fn a_pipe_nothing_reads_or_a_directory_as_log_file_is_a_startup_error() {
     }
 }
 
+/// A reader that opened the pipe the ordinary way (`cat app.log`, a log shipper), waiting in
+/// `open` before the application starts: start-up does not take the pipe away from it (no
+/// open-and-close to look for a reader, after which it would read the end of the pipe and
+/// exit), and it gets every line. Many other files in the directory, listed when old log
+/// files are pruned, keep start-up busy long enough for the reader to read.
+#[cfg(unix)]
+#[test]
+fn a_pipe_whose_reader_waits_in_open_gets_the_lines() {
+    let name = "a_pipe_whose_reader_waits_in_open_gets_the_lines";
+    if support::run_child(name, &[]).is_some() {
+        return;
+    }
+    use std::io::Read;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("app.log");
+    support::mkfifo(&fifo);
+    for i in 0..5000 {
+        std::fs::write(dir.path().join(format!("other-{i}.txt")), "").expect("write a file");
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reading = fifo.clone();
+    std::thread::spawn(move || {
+        // Blocks until a writer opens the pipe, then reads until every writer closed it.
+        let mut text = String::new();
+        let read = std::fs::File::open(&reading).and_then(|mut f| f.read_to_string(&mut text));
+        let _ = tx.send(read.map(|_| text));
+    });
+    // Let the reader get into `open`.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let guard = unitel::configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_log_file(&fifo)
+            .with_max_log_files(2),
+    )
+    .expect("start-up with a reader waiting on the pipe");
+    let telemetry = get_telemetry("shipper");
+    for i in 0..100 {
+        telemetry.log_info_with("shipped", &[("i", i)]);
+    }
+    guard.shutdown().expect("shutdown");
+    let text = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the reader got to the end of the pipe")
+        .expect("read the pipe");
+    let shipped = text
+        .lines()
+        .filter_map(|line| unitel::logfile::parse_line(line).ok())
+        .filter(|record| record.as_log().is_some_and(|l| l.message == "shipped"))
+        .count();
+    assert_eq!(shipped, 100, "the reader got every line:\n{text}");
+}
+
 #[cfg(unix)]
 #[test]
 fn a_stuck_log_file_drops_and_counts_lines_without_blocking() {
