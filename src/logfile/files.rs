@@ -131,7 +131,8 @@ fn directory_of(path: &Path) -> PathBuf {
     }
 }
 
-/// Opens the log file for writing (creating its directory) behind the batching writer thread.
+/// Opens the log file for writing behind the batching writer thread (`RollingFile::open` creates
+/// the directory when missing).
 pub(crate) fn open(config: &LogFileConfig) -> Result<Arc<FileSink>, Error> {
     let path = config.path.as_deref().unwrap_or(Path::new(""));
     let name = LogFileName::of(path).ok_or_else(|| Error::LogFile {
@@ -145,7 +146,6 @@ pub(crate) fn open(config: &LogFileConfig) -> Result<Arc<FileSink>, Error> {
         directory: name.directory.clone(),
         source,
     };
-    std::fs::create_dir_all(&name.directory).map_err(failed)?;
     let file = RollingFile::open(
         name.directory.clone(),
         name.prefix.clone(),
