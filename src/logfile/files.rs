@@ -15,15 +15,15 @@ use std::sync::Arc;
 
 /// The parts of a log file's path that name all its files.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct LogFileName {
-    directory: PathBuf,
-    prefix: String,
-    suffix: Option<String>,
+pub(super) struct LogFileName {
+    pub(super) directory: PathBuf,
+    pub(super) prefix: String,
+    pub(super) suffix: Option<String>,
 }
 
 impl LogFileName {
     /// Splits `path`; `None` when it has no file name.
-    fn of(path: &Path) -> Option<LogFileName> {
+    pub(super) fn of(path: &Path) -> Option<LogFileName> {
         let directory = directory_of(path);
         let prefix = path
             .file_stem()
@@ -60,6 +60,29 @@ impl LogFileName {
                 !date.is_empty() && date.bytes().all(|b| b.is_ascii_digit() || b == b'-')
             })
     }
+
+    /// This log's files in its directory (logrotate's copies included), oldest first.
+    pub(super) fn files(&self) -> std::io::Result<Vec<PathBuf>> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.directory)?
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
+            .map(|entry| entry.path())
+            .filter(|file| {
+                file.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|file_name| self.names(file_name))
+            })
+            .collect();
+        sort_by_age(&mut files);
+        Ok(files)
+    }
+}
+
+/// Whether `path` is a copy logrotate left (`orders.log.1`, `orders.log-20261121`,
+/// `orders.log.2.gz`, `orders.2026-11-21.log.gz`), not a file this crate writes.
+pub(super) fn is_rotated_copy(path: &Path) -> bool {
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    Rotated::of(file_name).is_copy(file_name)
 }
 
 /// A file name with what logrotate adds taken off: `.gz`, then a number (`.1`) or a date
@@ -146,14 +169,7 @@ pub(crate) fn open(config: &LogFileConfig) -> Result<Arc<FileSink>, Error> {
         directory: name.directory.clone(),
         source,
     };
-    let file = RollingFile::open(
-        name.directory.clone(),
-        name.prefix.clone(),
-        name.suffix.clone(),
-        config.rotation,
-        config.max_files,
-    )
-    .map_err(failed)?;
+    let file = RollingFile::open(name.clone(), config.rotation, config.max_files).map_err(failed)?;
     FileSink::start(file).map_err(failed)
 }
 
@@ -173,31 +189,17 @@ pub fn log_files(path: impl AsRef<Path>) -> std::io::Result<Vec<PathBuf>> {
         sort_by_age(&mut files);
         return Ok(files);
     }
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    if path.is_file() && Rotated::of(file_name).is_copy(file_name) {
+    if path.is_file() && is_rotated_copy(path) {
         return Ok(vec![path.to_path_buf()]);
     }
-    let (directory, name) = {
-        let name = LogFileName::of(path).ok_or_else(|| {
+    LogFileName::of(path)
+        .ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!("{} names no log file", path.display()),
             )
-        })?;
-        (name.directory.clone(), name)
-    };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&directory)?
-        .filter_map(Result::ok)
-        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
-        .map(|entry| entry.path())
-        .filter(|file| {
-            file.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|file_name| name.names(file_name))
-        })
-        .collect();
-    sort_by_age(&mut files);
-    Ok(files)
+        })?
+        .files()
 }
 
 /// Every file under `directory`, skipping hidden names (`.` first).

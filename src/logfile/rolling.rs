@@ -5,9 +5,10 @@
 //! so that the writer sees every write error and can tell when the file was deleted:
 //! `prefix.suffix` without rotation, `prefix.2026-11-21-05.suffix` hourly and
 //! `prefix.2026-11-21.suffix` daily (UTC), and with a maximum of `n` files, before a new file is
-//! created the oldest files whose names start with the prefix and end with the suffix are
-//! deleted so that `n - 1` remain.
+//! created the oldest of the log's files (`prefix.suffix` and `prefix.<date>.suffix`, in name
+//! order, which is time order; not logrotate's copies) are deleted so that `n - 1` remain.
 
+use super::files::{is_rotated_copy, LogFileName};
 use crate::config::LogRotation;
 use crate::diagnostics::report_once;
 use std::fs::{File, OpenOptions};
@@ -23,9 +24,7 @@ const PIPE_ATOMIC_BYTES: usize = 4096;
 /// The rolling log file.
 #[derive(Debug)]
 pub(super) struct RollingFile {
-    directory: PathBuf,
-    prefix: String,
-    suffix: Option<String>,
+    name: LogFileName,
     rotation: LogRotation,
     max_files: Option<usize>,
     open: Option<OpenFile>,
@@ -73,16 +72,12 @@ impl RollingFile {
     /// Opens the current file (creating the directory), after deleting old files when a
     /// maximum is set, as tracing-appender does when it is built.
     pub(super) fn open(
-        directory: PathBuf,
-        prefix: String,
-        suffix: Option<String>,
+        name: LogFileName,
         rotation: LogRotation,
         max_files: Option<usize>,
     ) -> io::Result<RollingFile> {
         let mut file = RollingFile {
-            directory,
-            prefix,
-            suffix,
+            name,
             rotation,
             max_files: max_files.map(|n| n.max(1)),
             open: None,
@@ -97,6 +92,7 @@ impl RollingFile {
         match &self.open {
             Some(open) => open.path.clone(),
             None => self
+                .name
                 .directory
                 .join(self.file_name(self.period(SystemTime::now()))),
         }
@@ -169,8 +165,8 @@ impl RollingFile {
             text.truncate(len);
             text.replace('T', "-")
         });
-        let mut name = self.prefix.clone();
-        for part in date.iter().chain(self.suffix.iter()) {
+        let mut name = self.name.prefix.clone();
+        for part in date.iter().chain(self.name.suffix.iter()) {
             name.push('.');
             name.push_str(part);
         }
@@ -183,7 +179,7 @@ impl RollingFile {
     /// says what the path is.
     fn create(&self, now: SystemTime) -> io::Result<OpenFile> {
         let period = self.period(now);
-        let path = self.directory.join(self.file_name(period));
+        let path = self.name.directory.join(self.file_name(period));
         let mut options = OpenOptions::new();
         options.append(true).create(true);
         // Non-blocking (no effect on a regular file): opening a pipe fails at once (ENXIO)
@@ -197,7 +193,7 @@ impl RollingFile {
         }
         let opened = match options.open(&path) {
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&self.directory)?;
+                std::fs::create_dir_all(&self.name.directory)?;
                 options.open(&path)
             }
             opened => opened,
@@ -246,40 +242,19 @@ impl RollingFile {
     }
 
     /// Deletes the oldest files of this log so that `max_files - 1` remain (room for the one
-    /// about to be created), as tracing-appender does.
+    /// about to be created), as tracing-appender does; logrotate's copies are left alone.
     fn prune(&self) {
         let Some(max_files) = self.max_files else {
             return;
         };
-        let Ok(entries) = std::fs::read_dir(&self.directory) else {
+        let Ok(mut files) = self.name.files() else {
             return;
         };
-        let mut files: Vec<(SystemTime, PathBuf)> = entries
-            .filter_map(|entry| {
-                let entry = entry.ok()?;
-                let metadata = entry.metadata().ok()?;
-                if !metadata.is_file() {
-                    return None;
-                }
-                let name = entry.file_name();
-                let name = name.to_str()?;
-                if !name.starts_with(self.prefix.as_str())
-                    || self
-                        .suffix
-                        .as_deref()
-                        .is_some_and(|suffix| !name.ends_with(suffix))
-                {
-                    return None;
-                }
-                let created = metadata.created().or_else(|_| metadata.modified()).ok()?;
-                Some((created, entry.path()))
-            })
-            .collect();
-        if files.len() < max_files {
+        files.retain(|path| !is_rotated_copy(path));
+        let Some(excess) = (files.len() + 1).checked_sub(max_files) else {
             return;
-        }
-        files.sort();
-        for (_, path) in files.iter().take(files.len() - (max_files - 1)) {
+        };
+        for path in files.iter().take(excess) {
             if let Err(error) = std::fs::remove_file(path) {
                 report_once(&format!("log file prune {}", path.display()), &|| {
                     format!(
@@ -442,9 +417,11 @@ mod tests {
 
     fn rolling(rotation: LogRotation, suffix: Option<&str>) -> RollingFile {
         RollingFile {
-            directory: "logs".into(),
-            prefix: "orders".into(),
-            suffix: suffix.map(str::to_owned),
+            name: LogFileName {
+                directory: "logs".into(),
+                prefix: "orders".into(),
+                suffix: suffix.map(str::to_owned),
+            },
             rotation,
             max_files: None,
             open: None,
@@ -470,6 +447,48 @@ mod tests {
             "orders.2026-11-21.log"
         );
         assert_eq!(name(LogRotation::Daily, None), "orders.2026-11-21");
+    }
+
+    #[test]
+    fn pruning_deletes_only_the_oldest_of_the_logs_own_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = [
+            "app.2026-11-19.log",
+            "app.2026-11-20.log",
+            "app.2026-11-21.log",
+            "application.log",
+            "app-audit.log",
+            "app.log.1",
+            "app.2026-11-18.log.gz",
+        ];
+        for name in names {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        let file = RollingFile {
+            name: LogFileName::of(&dir.path().join("app.log")).unwrap(),
+            rotation: LogRotation::Daily,
+            max_files: Some(3),
+            open: None,
+        };
+        file.prune();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "app-audit.log",
+                "app.2026-11-18.log.gz",
+                "app.2026-11-20.log",
+                "app.2026-11-21.log",
+                "app.log.1",
+                "application.log"
+            ],
+            "the newest two of the log's own files stay (room for a third), and no other file \
+             is touched"
+        );
     }
 
     #[test]
