@@ -169,7 +169,8 @@ pub(crate) fn open(config: &LogFileConfig) -> Result<Arc<FileSink>, Error> {
         directory: name.directory.clone(),
         source,
     };
-    let file = RollingFile::open(name.clone(), config.rotation, config.max_files).map_err(failed)?;
+    let file =
+        RollingFile::open(name.clone(), config.rotation, config.max_files).map_err(failed)?;
     FileSink::start(file).map_err(failed)
 }
 

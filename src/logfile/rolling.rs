@@ -14,6 +14,7 @@ use crate::diagnostics::report_once;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A write to a pipe of at most this many bytes is atomic: all of it or none of it (POSIX
@@ -47,14 +48,34 @@ struct OpenFile {
     cut: bool,
 }
 
-/// What the writer thread learns of a write as it goes.
-pub(super) trait Progress {
-    /// `stretch` of the batch has reached the file, and more is to come.
-    fn written(&self, stretch: &[u8]);
-    /// The whole batch has reached the file.
-    fn all_written(&self);
-    /// Whether shutdown gave up on the writer and counted what is left: write no more.
-    fn abandoned(&self) -> bool;
+/// What the writer thread tells of a write as it goes, and hears from shutdown.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Progress<'a> {
+    /// Lines of the batch not yet wholly in the file, lowered as they reach it.
+    pub(super) unwritten_lines: &'a AtomicU64,
+    /// Shutdown gave up on the writer and counted what is left: write no more.
+    pub(super) abandoned: &'a AtomicBool,
+}
+
+impl Progress<'_> {
+    /// `stretch` of the batch has reached the file.
+    fn written(self, stretch: &[u8]) {
+        let n = lines(stretch);
+        let _ = self
+            .unwritten_lines
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                Some(left.saturating_sub(n))
+            });
+    }
+
+    fn abandoned(self) -> bool {
+        self.abandoned.load(Ordering::Acquire)
+    }
+}
+
+/// The number of lines in `bytes` (each ends with a newline).
+pub(super) fn lines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 /// How long the writer waits before trying again to write to a full pipe.
@@ -105,7 +126,7 @@ impl RollingFile {
     pub(super) fn write_batch(
         &mut self,
         batch: &[u8],
-        progress: &dyn Progress,
+        progress: Progress<'_>,
     ) -> Result<bool, WriteError> {
         let failed = |error| WriteError {
             error,
@@ -287,31 +308,41 @@ impl OpenFile {
 
     /// Writes whole lines; on an error, takes a cut line back out of a regular file (or
     /// marks it, to be ended by the next write) and says where the unwritten lines start.
-    fn write_lines(&mut self, batch: &[u8], progress: &dyn Progress) -> Result<(), WriteError> {
+    fn write_lines(&mut self, batch: &[u8], progress: Progress<'_>) -> Result<(), WriteError> {
         if self.cut {
-            if let Err(error) = write_fully(&mut self.file, b"\n", progress) {
-                return Err(WriteError {
+            // Ends the line a failed write cut short: not a line of this batch.
+            self.write_all(b"\n", progress, false)
+                .map_err(|(_, error)| WriteError {
                     error,
                     unwritten_from: 0,
-                });
-            }
+                })?;
             self.cut = false;
         }
+        self.write_all(batch, progress, true)
+            .map_err(|(done, error)| self.cut_at(batch, done, error))
+    }
+
+    /// Writes all of `bytes` (whole lines, in chunks of at most `self.chunk`), waiting for
+    /// the reader of a full pipe until shutdown gives up; tells `progress` of each stretch that
+    /// reached the file when `count_lines`. On an error, how much was written, and the error.
+    fn write_all(
+        &mut self,
+        bytes: &[u8],
+        progress: Progress<'_>,
+        count_lines: bool,
+    ) -> Result<(), (usize, io::Error)> {
         let mut done = 0;
-        while done < batch.len() {
+        while done < bytes.len() {
             if progress.abandoned() {
                 // Shutdown counted the rest as not written: it must not reach the file.
-                let error = io::Error::other("shutdown's timeout ran out");
-                return Err(self.cut_at(batch, done, error));
+                return Err((done, io::Error::other("shutdown's timeout ran out")));
             }
-            let end = chunk_end(batch, done, self.chunk);
-            match self.file.write(&batch[done..end]) {
-                Ok(0) => return Err(self.cut_at(batch, done, io::ErrorKind::WriteZero.into())),
+            let end = chunk_end(bytes, done, self.chunk);
+            match self.file.write(&bytes[done..end]) {
+                Ok(0) => return Err((done, io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
-                    if done + n >= batch.len() {
-                        progress.all_written();
-                    } else {
-                        progress.written(&batch[done..done + n]);
+                    if count_lines {
+                        progress.written(&bytes[done..done + n]);
                     }
                     done += n;
                 }
@@ -320,11 +351,11 @@ impl OpenFile {
                 // gave up on it (a write blocked in the kernel could not be given up).
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     if progress.abandoned() {
-                        return Err(self.cut_at(batch, done, error));
+                        return Err((done, error));
                     }
                     std::thread::sleep(PIPE_RETRY);
                 }
-                Err(error) => return Err(self.cut_at(batch, done, error)),
+                Err(error) => return Err((done, error)),
             }
         }
         Ok(())
@@ -394,21 +425,6 @@ fn chunk_end(batch: &[u8], start: usize, limit: usize) -> usize {
             .position(|&b| b == b'\n')
             .map_or(batch.len(), |i| start + limit + i + 1),
     }
-}
-
-fn write_fully(file: &mut File, mut bytes: &[u8], progress: &dyn Progress) -> io::Result<()> {
-    while !bytes.is_empty() {
-        match file.write(bytes) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = &bytes[n..],
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock && !progress.abandoned() => {
-                std::thread::sleep(PIPE_RETRY);
-            }
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 //! renamed away), the writer recreates it. Closing waits for the writer until a deadline and
 //! counts what is still unwritten then (`ShutdownTimeout`), even when a write never returns.
 
-use super::rolling::{Progress, RollingFile};
+use super::rolling::{lines, Progress, RollingFile};
 use crate::diagnostics::{count, drop_counted, report_once, DropReason, Output, Signal};
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -218,7 +218,13 @@ impl Shared {
             waited = false;
             self.in_flight_lines.store(batch_lines, Ordering::Release);
             drop(queue);
-            let result = file.write_batch(&batch, self);
+            let result = file.write_batch(
+                &batch,
+                Progress {
+                    unwritten_lines: &self.in_flight_lines,
+                    abandoned: &self.abandoned,
+                },
+            );
             queue = crate::sync::lock(&self.queue);
             if queue.abandoned {
                 // `close` counted this batch already.
@@ -277,28 +283,4 @@ impl Shared {
             },
         );
     }
-}
-
-impl Progress for Shared {
-    fn all_written(&self) {
-        self.in_flight_lines.store(0, Ordering::Release);
-    }
-
-    fn written(&self, stretch: &[u8]) {
-        let n = lines(stretch);
-        let _ = self
-            .in_flight_lines
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
-                Some(left.saturating_sub(n))
-            });
-    }
-
-    fn abandoned(&self) -> bool {
-        self.abandoned.load(Ordering::Acquire)
-    }
-}
-
-/// The number of lines in `bytes` (each ends with a newline).
-fn lines(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|&&b| b == b'\n').count() as u64
 }
