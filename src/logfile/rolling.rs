@@ -75,7 +75,7 @@ impl Progress<'_> {
 
 /// The number of lines in `bytes` (each ends with a newline).
 pub(super) fn lines(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+    memchr::memchr_iter(b'\n', bytes).count() as u64
 }
 
 /// How long the writer waits before trying again to write to a full pipe.
@@ -363,10 +363,7 @@ impl OpenFile {
 
     /// The write of `batch` stopped at `done` with `error`: the line `done` falls in is lost.
     fn cut_at(&mut self, batch: &[u8], done: usize, error: io::Error) -> WriteError {
-        let line_start = batch[..done]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
+        let line_start = memchr::memrchr(b'\n', &batch[..done]).map_or(0, |i| i + 1);
         let partial = (done - line_start) as u64;
         if partial > 0 {
             let taken_back = self.regular
@@ -417,12 +414,9 @@ fn chunk_end(batch: &[u8], start: usize, limit: usize) -> usize {
     if batch.len() - start <= limit {
         return batch.len();
     }
-    let window = &batch[start..start + limit];
-    match window.iter().rposition(|&b| b == b'\n') {
+    match memchr::memrchr(b'\n', &batch[start..start + limit]) {
         Some(i) => start + i + 1,
-        None => batch[start + limit..]
-            .iter()
-            .position(|&b| b == b'\n')
+        None => memchr::memchr(b'\n', &batch[start + limit..])
             .map_or(batch.len(), |i| start + limit + i + 1),
     }
 }

@@ -51,7 +51,8 @@ struct Shared {
     done: Condvar,
     /// Lines of the batch being written that are not written yet.
     in_flight_lines: AtomicU64,
-    /// `close` gave up (as `Queue::abandoned`, readable while writing).
+    /// `close` gave up at its deadline and counted what was left: the writer must stop, and
+    /// recording calls are no-ops. Set under the queue's lock; read while writing too.
     abandoned: AtomicBool,
     /// The log file's path, for messages.
     path: PathBuf,
@@ -60,10 +61,8 @@ struct Shared {
 #[derive(Debug, Default)]
 struct Queue {
     filling: Vec<u8>,
-    /// Lines in `filling`, counted as they come (no scan under the lock).
-    filling_lines: u64,
-    /// Full batches, with their line counts.
-    full: VecDeque<(Vec<u8>, u64)>,
+    /// Full batches.
+    full: VecDeque<Vec<u8>>,
     spare: Vec<Vec<u8>>,
     /// Bytes not yet written: `filling`, `full` and the batch being written.
     bytes: usize,
@@ -71,8 +70,6 @@ struct Queue {
     closing: bool,
     /// The writer has written everything and stopped.
     finished: bool,
-    /// `close` gave up at its deadline and counted what was left: the writer must stop.
-    abandoned: bool,
 }
 
 impl FileSink {
@@ -98,7 +95,7 @@ impl FileSink {
     #[inline]
     pub(crate) fn write_line(&self, line: &[u8]) {
         let mut queue = crate::sync::lock(&self.shared.queue);
-        if queue.finished || queue.abandoned {
+        if queue.finished || self.shared.abandoned.load(Ordering::Acquire) {
             // Shut down: recording calls are no-ops from here on.
             return;
         }
@@ -128,12 +125,10 @@ impl FileSink {
                 .unwrap_or_else(|| Vec::with_capacity(BATCH_CAPACITY));
         }
         queue.filling.extend_from_slice(line);
-        queue.filling_lines += 1;
         queue.bytes += line.len();
         if queue.filling.len() >= BATCH_BYTES {
             let batch = std::mem::take(&mut queue.filling);
-            let lines = std::mem::take(&mut queue.filling_lines);
-            queue.full.push_back((batch, lines));
+            queue.full.push_back(batch);
             drop(queue);
             self.shared.wake.notify_one();
         }
@@ -148,7 +143,8 @@ impl FileSink {
         let mut queue = crate::sync::lock(&shared.queue);
         queue.closing = true;
         shared.wake.notify_all();
-        while !queue.finished && !queue.abandoned {
+        let abandoned = || shared.abandoned.load(Ordering::Acquire);
+        while !queue.finished && !abandoned() {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                 break;
             };
@@ -161,15 +157,14 @@ impl FileSink {
                 .map(|(guard, _)| guard)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
-        if queue.finished || queue.abandoned {
+        if queue.finished || abandoned() {
             return;
         }
-        queue.abandoned = true;
         shared.abandoned.store(true, Ordering::Release);
-        let queued = queue.filling_lines + queue.full.iter().map(|(_, n)| n).sum::<u64>();
+        // Lines are counted here only, when they are lost, so that recording one only copies it.
+        let queued = lines(&queue.filling) + queue.full.iter().map(|b| lines(b)).sum::<u64>();
         let lost = queued + shared.in_flight_lines.swap(0, Ordering::AcqRel);
         queue.filling = Vec::new();
-        queue.filling_lines = 0;
         queue.full.clear();
         queue.bytes = 0;
         drop(queue);
@@ -190,15 +185,14 @@ impl Shared {
         let mut queue = crate::sync::lock(&self.queue);
         let mut waited = false;
         loop {
-            if queue.abandoned {
+            if self.abandoned.load(Ordering::Acquire) {
                 return;
             }
-            let (batch, batch_lines) = match queue.full.pop_front() {
+            let batch = match queue.full.pop_front() {
                 Some(full) => full,
-                None if !queue.filling.is_empty() && (waited || queue.closing) => (
-                    std::mem::take(&mut queue.filling),
-                    std::mem::take(&mut queue.filling_lines),
-                ),
+                None if !queue.filling.is_empty() && (waited || queue.closing) => {
+                    std::mem::take(&mut queue.filling)
+                }
                 None if queue.closing => {
                     queue.finished = true;
                     drop(queue);
@@ -216,7 +210,9 @@ impl Shared {
                 }
             };
             waited = false;
-            self.in_flight_lines.store(batch_lines, Ordering::Release);
+            // Under the lock, so that `close` giving up counts these lines either as queued
+            // or as in flight.
+            self.in_flight_lines.store(lines(&batch), Ordering::Release);
             drop(queue);
             let result = file.write_batch(
                 &batch,
@@ -226,7 +222,7 @@ impl Shared {
                 },
             );
             queue = crate::sync::lock(&self.queue);
-            if queue.abandoned {
+            if self.abandoned.load(Ordering::Acquire) {
                 // `close` counted this batch already.
                 return;
             }
