@@ -171,7 +171,7 @@ pub(crate) fn open(config: &LogFileConfig) -> Result<Arc<FileSink>, Error> {
     };
     let file =
         RollingFile::open(name.clone(), config.rotation, config.max_files).map_err(failed)?;
-    FileSink::start(file).map_err(failed)
+    FileSink::start(file, path.to_path_buf()).map_err(failed)
 }
 
 /// The files of the log at `path`, oldest first: for a log file path such as

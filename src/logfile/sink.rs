@@ -54,7 +54,7 @@ struct Shared {
     /// `close` gave up at its deadline and counted what was left: the writer must stop, and
     /// recording calls are no-ops. Set under the queue's lock; read while writing too.
     abandoned: AtomicBool,
-    /// The log file's path, for messages.
+    /// The configured log file path (without a rotation's date), for messages.
     path: PathBuf,
 }
 
@@ -73,15 +73,15 @@ struct Queue {
 }
 
 impl FileSink {
-    /// Starts the writer thread for `file`.
-    pub(super) fn start(file: RollingFile) -> std::io::Result<Arc<FileSink>> {
+    /// Starts the writer thread for `file`, configured as `path`.
+    pub(super) fn start(file: RollingFile, path: PathBuf) -> std::io::Result<Arc<FileSink>> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             done: Condvar::new(),
             in_flight_lines: AtomicU64::new(0),
             abandoned: AtomicBool::new(false),
-            path: file.current_path(),
+            path,
         });
         let writer = shared.clone();
         std::thread::Builder::new()
