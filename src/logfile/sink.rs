@@ -61,8 +61,11 @@ struct Shared {
 #[derive(Debug, Default)]
 struct Queue {
     filling: Vec<u8>,
-    /// Full batches.
-    full: VecDeque<Vec<u8>>,
+    /// Lines in `filling`, counted as they come: `close` must count what is left at once
+    /// when it gives up at its deadline, not scan up to 16 MiB then.
+    filling_lines: u64,
+    /// Full batches, with their line counts.
+    full: VecDeque<(Vec<u8>, u64)>,
     spare: Vec<Vec<u8>>,
     /// Bytes not yet written: `filling`, `full` and the batch being written.
     bytes: usize,
@@ -125,10 +128,12 @@ impl FileSink {
                 .unwrap_or_else(|| Vec::with_capacity(BATCH_CAPACITY));
         }
         queue.filling.extend_from_slice(line);
+        queue.filling_lines += 1;
         queue.bytes += line.len();
         if queue.filling.len() >= BATCH_BYTES {
             let batch = std::mem::take(&mut queue.filling);
-            queue.full.push_back(batch);
+            let lines = std::mem::take(&mut queue.filling_lines);
+            queue.full.push_back((batch, lines));
             drop(queue);
             self.shared.wake.notify_one();
         }
@@ -161,10 +166,10 @@ impl FileSink {
             return;
         }
         shared.abandoned.store(true, Ordering::Release);
-        // Lines are counted here only, when they are lost, so that recording one only copies it.
-        let queued = lines(&queue.filling) + queue.full.iter().map(|b| lines(b)).sum::<u64>();
+        let queued = queue.filling_lines + queue.full.iter().map(|(_, n)| n).sum::<u64>();
         let lost = queued + shared.in_flight_lines.swap(0, Ordering::AcqRel);
         queue.filling = Vec::new();
+        queue.filling_lines = 0;
         queue.full.clear();
         queue.bytes = 0;
         drop(queue);
@@ -188,11 +193,12 @@ impl Shared {
             if self.abandoned.load(Ordering::Acquire) {
                 return;
             }
-            let batch = match queue.full.pop_front() {
+            let (batch, batch_lines) = match queue.full.pop_front() {
                 Some(full) => full,
-                None if !queue.filling.is_empty() && (waited || queue.closing) => {
-                    std::mem::take(&mut queue.filling)
-                }
+                None if !queue.filling.is_empty() && (waited || queue.closing) => (
+                    std::mem::take(&mut queue.filling),
+                    std::mem::take(&mut queue.filling_lines),
+                ),
                 None if queue.closing => {
                     queue.finished = true;
                     drop(queue);
@@ -210,9 +216,7 @@ impl Shared {
                 }
             };
             waited = false;
-            // Under the lock, so that `close` giving up counts these lines either as queued
-            // or as in flight.
-            self.in_flight_lines.store(lines(&batch), Ordering::Release);
+            self.in_flight_lines.store(batch_lines, Ordering::Release);
             drop(queue);
             let result = file.write_batch(
                 &batch,
