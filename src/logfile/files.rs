@@ -15,15 +15,15 @@ use std::sync::Arc;
 
 /// The parts of a log file's path that name all its files.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct LogFileName {
-    directory: PathBuf,
-    prefix: String,
-    suffix: Option<String>,
+pub(super) struct LogFileName {
+    pub(super) directory: PathBuf,
+    pub(super) prefix: String,
+    pub(super) suffix: Option<String>,
 }
 
 impl LogFileName {
     /// Splits `path`; `None` when it has no file name.
-    fn of(path: &Path) -> Option<LogFileName> {
+    pub(super) fn of(path: &Path) -> Option<LogFileName> {
         let directory = directory_of(path);
         let prefix = path
             .file_stem()
@@ -60,6 +60,29 @@ impl LogFileName {
                 !date.is_empty() && date.bytes().all(|b| b.is_ascii_digit() || b == b'-')
             })
     }
+
+    /// This log's files in its directory (logrotate's copies included), oldest first.
+    pub(super) fn files(&self) -> std::io::Result<Vec<PathBuf>> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.directory)?
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
+            .map(|entry| entry.path())
+            .filter(|file| {
+                file.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|file_name| self.names(file_name))
+            })
+            .collect();
+        sort_by_age(&mut files);
+        Ok(files)
+    }
+}
+
+/// Whether `path` is a copy logrotate left (`orders.log.1`, `orders.log-20261121`,
+/// `orders.log.2.gz`, `orders.2026-11-21.log.gz`), not a file this crate writes.
+pub(super) fn is_rotated_copy(path: &Path) -> bool {
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    Rotated::of(file_name).is_copy(file_name)
 }
 
 /// A file name with what logrotate adds taken off: `.gz`, then a number (`.1`) or a date
@@ -131,7 +154,8 @@ fn directory_of(path: &Path) -> PathBuf {
     }
 }
 
-/// Opens the log file for writing (creating its directory) behind the batching writer thread.
+/// Opens the log file for writing behind the batching writer thread (`RollingFile::open` creates
+/// the directory when missing).
 pub(crate) fn open(config: &LogFileConfig) -> Result<Arc<FileSink>, Error> {
     let path = config.path.as_deref().unwrap_or(Path::new(""));
     let name = LogFileName::of(path).ok_or_else(|| Error::LogFile {
@@ -145,104 +169,9 @@ pub(crate) fn open(config: &LogFileConfig) -> Result<Arc<FileSink>, Error> {
         directory: name.directory.clone(),
         source,
     };
-    if let Err(problem) = check_openable(path) {
-        return Err(failed(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{} is {problem}", path.display()),
-        )));
-    }
-    std::fs::create_dir_all(&name.directory).map_err(failed)?;
-    let file = RollingFile::open(
-        name.directory.clone(),
-        name.prefix.clone(),
-        name.suffix.clone(),
-        config.rotation,
-        config.max_files,
-    )
-    .map_err(failed)?;
-    FileSink::start(file).map_err(failed)
-}
-
-/// The value of `O_NONBLOCK` where it is known here.
-#[cfg(unix)]
-pub(super) fn o_nonblock() -> Option<i32> {
-    if cfg!(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly"
-    )) {
-        Some(0x0004)
-    } else if cfg!(all(
-        any(target_os = "linux", target_os = "android"),
-        any(
-            target_arch = "x86",
-            target_arch = "x86_64",
-            target_arch = "arm",
-            target_arch = "aarch64",
-            target_arch = "riscv64",
-            target_arch = "powerpc64",
-            target_arch = "s390x",
-            target_arch = "loongarch64"
-        )
-    )) {
-        Some(0o4000)
-    } else {
-        None
-    }
-}
-
-/// Whether whatever is at the log file path (nothing yet is fine) can be opened for writing
-/// without waiting for ever: a regular file, a character device (`/dev/null`, a terminal) or
-/// a named pipe that has a reader right now. Opening a pipe without a reader blocks until one
-/// comes, so that is refused, as are a directory, a socket and a block device. The error
-/// says what the path is.
-pub(super) fn check_openable(path: &Path) -> Result<(), &'static str> {
-    let Ok(metadata) = std::fs::metadata(path) else {
-        return Ok(());
-    };
-    let file_type = metadata.file_type();
-    if file_type.is_file() {
-        return Ok(());
-    }
-    if file_type.is_dir() {
-        return Err("a directory, not a file: name a file (it is created when missing)");
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-        if file_type.is_char_device() {
-            return Ok(());
-        }
-        if file_type.is_fifo() {
-            // A non-blocking open for writing fails at once (ENXIO) when no reader has the
-            // pipe open; where the flag's value is not known here, every pipe is refused.
-            let has_reader = o_nonblock().is_some_and(|flag| {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .custom_flags(flag)
-                    .open(path)
-                    .is_ok()
-            });
-            return if has_reader {
-                Ok(())
-            } else {
-                Err(
-                    "a named pipe (FIFO) that nothing reads: opening it would wait for a reader \
-                     for ever; start the reader first, or name a regular file",
-                )
-            };
-        }
-        if file_type.is_socket() {
-            return Err("a socket, not a file: name a regular file");
-        }
-        if file_type.is_block_device() {
-            return Err("a block device, not a file: name a regular file");
-        }
-    }
-    Err("not a regular file: name a regular file")
+    let file =
+        RollingFile::open(name.clone(), config.rotation, config.max_files).map_err(failed)?;
+    FileSink::start(file, path.to_path_buf()).map_err(failed)
 }
 
 /// The files of the log at `path`, oldest first: for a log file path such as
@@ -261,31 +190,17 @@ pub fn log_files(path: impl AsRef<Path>) -> std::io::Result<Vec<PathBuf>> {
         sort_by_age(&mut files);
         return Ok(files);
     }
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    if path.is_file() && Rotated::of(file_name).is_copy(file_name) {
+    if path.is_file() && is_rotated_copy(path) {
         return Ok(vec![path.to_path_buf()]);
     }
-    let (directory, name) = {
-        let name = LogFileName::of(path).ok_or_else(|| {
+    LogFileName::of(path)
+        .ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!("{} names no log file", path.display()),
             )
-        })?;
-        (name.directory.clone(), name)
-    };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&directory)?
-        .filter_map(Result::ok)
-        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
-        .map(|entry| entry.path())
-        .filter(|file| {
-            file.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|file_name| name.names(file_name))
-        })
-        .collect();
-    sort_by_age(&mut files);
-    Ok(files)
+        })?
+        .files()
 }
 
 /// Every file under `directory`, skipping hidden names (`.` first).

@@ -5,14 +5,16 @@
 //! so that the writer sees every write error and can tell when the file was deleted:
 //! `prefix.suffix` without rotation, `prefix.2026-11-21-05.suffix` hourly and
 //! `prefix.2026-11-21.suffix` daily (UTC), and with a maximum of `n` files, before a new file is
-//! created the oldest files whose names start with the prefix and end with the suffix are
-//! deleted so that `n - 1` remain.
+//! created the oldest of the log's files (`prefix.suffix` and `prefix.<date>.suffix`, in name
+//! order, which is time order; not logrotate's copies) are deleted so that `n - 1` remain.
 
+use super::files::{is_rotated_copy, LogFileName};
 use crate::config::LogRotation;
 use crate::diagnostics::report_once;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A write to a pipe of at most this many bytes is atomic: all of it or none of it (POSIX
@@ -23,9 +25,7 @@ const PIPE_ATOMIC_BYTES: usize = 4096;
 /// The rolling log file.
 #[derive(Debug)]
 pub(super) struct RollingFile {
-    directory: PathBuf,
-    prefix: String,
-    suffix: Option<String>,
+    name: LogFileName,
     rotation: LogRotation,
     max_files: Option<usize>,
     open: Option<OpenFile>,
@@ -48,14 +48,34 @@ struct OpenFile {
     cut: bool,
 }
 
-/// What the writer thread learns of a write as it goes.
-pub(super) trait Progress {
-    /// `stretch` of the batch has reached the file, and more is to come.
-    fn written(&self, stretch: &[u8]);
-    /// The whole batch has reached the file.
-    fn all_written(&self);
-    /// Whether shutdown gave up on the writer and counted what is left: write no more.
-    fn abandoned(&self) -> bool;
+/// What the writer thread tells of a write as it goes, and hears from shutdown.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Progress<'a> {
+    /// Lines of the batch not yet wholly in the file, lowered as they reach it.
+    pub(super) unwritten_lines: &'a AtomicU64,
+    /// Shutdown gave up on the writer and counted what is left: write no more.
+    pub(super) abandoned: &'a AtomicBool,
+}
+
+impl Progress<'_> {
+    /// `stretch` of the batch has reached the file.
+    fn written(self, stretch: &[u8]) {
+        let n = lines(stretch);
+        let _ = self
+            .unwritten_lines
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                Some(left.saturating_sub(n))
+            });
+    }
+
+    fn abandoned(self) -> bool {
+        self.abandoned.load(Ordering::Acquire)
+    }
+}
+
+/// The number of lines in `bytes` (each ends with a newline).
+pub(super) fn lines(bytes: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', bytes).count() as u64
 }
 
 /// How long the writer waits before trying again to write to a full pipe.
@@ -73,16 +93,12 @@ impl RollingFile {
     /// Opens the current file (creating the directory), after deleting old files when a
     /// maximum is set, as tracing-appender does when it is built.
     pub(super) fn open(
-        directory: PathBuf,
-        prefix: String,
-        suffix: Option<String>,
+        name: LogFileName,
         rotation: LogRotation,
         max_files: Option<usize>,
     ) -> io::Result<RollingFile> {
         let mut file = RollingFile {
-            directory,
-            prefix,
-            suffix,
+            name,
             rotation,
             max_files: max_files.map(|n| n.max(1)),
             open: None,
@@ -97,6 +113,7 @@ impl RollingFile {
         match &self.open {
             Some(open) => open.path.clone(),
             None => self
+                .name
                 .directory
                 .join(self.file_name(self.period(SystemTime::now()))),
         }
@@ -109,7 +126,7 @@ impl RollingFile {
     pub(super) fn write_batch(
         &mut self,
         batch: &[u8],
-        progress: &dyn Progress,
+        progress: Progress<'_>,
     ) -> Result<bool, WriteError> {
         let failed = |error| WriteError {
             error,
@@ -169,41 +186,60 @@ impl RollingFile {
             text.truncate(len);
             text.replace('T', "-")
         });
-        let mut name = self.prefix.clone();
-        for part in date.iter().chain(self.suffix.iter()) {
+        let mut name = self.name.prefix.clone();
+        for part in date.iter().chain(self.name.suffix.iter()) {
             name.push('.');
             name.push_str(part);
         }
         name
     }
 
-    /// Opens (creating it, and its directory when that is gone) the file for `now`.
+    /// Opens (creating it, and its directory when that is gone) the file for `now`: a regular
+    /// file, a character device (`/dev/null`, a terminal) or a named pipe that a reader has
+    /// open. A pipe without a reader, a directory, a socket or a block device is an error that
+    /// says what the path is.
     fn create(&self, now: SystemTime) -> io::Result<OpenFile> {
         let period = self.period(now);
-        let path = self.directory.join(self.file_name(period));
-        if let Err(problem) = super::files::check_openable(&path) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{} is {problem}", path.display()),
-            ));
-        }
+        let path = self.name.directory.join(self.file_name(period));
         let mut options = OpenOptions::new();
         options.append(true).create(true);
-        // A pipe is written without blocking, so that shutdown can give up on a reader that
-        // never reads and know exactly which lines went through.
+        // Non-blocking (no effect on a regular file): opening a pipe fails at once (ENXIO)
+        // when nothing reads it instead of waiting for a reader, and a full pipe is retried,
+        // so that shutdown can give up on a reader that never reads and know exactly which
+        // lines went through.
         #[cfg(unix)]
         {
-            use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-            let pipe = std::fs::metadata(&path).is_ok_and(|m| m.file_type().is_fifo());
-            if let Some(flag) = super::files::o_nonblock().filter(|_| pipe) {
-                options.custom_flags(flag);
-            }
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(libc::O_NONBLOCK);
         }
-        let file = options.open(&path).or_else(|_| {
-            std::fs::create_dir_all(&self.directory)?;
-            options.open(&path)
+        let opened = match options.open(&path) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&self.name.directory)?;
+                options.open(&path)
+            }
+            opened => opened,
+        };
+        let refused = |what: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is {what}", path.display()),
+            )
+        };
+        let file = opened.map_err(|error| {
+            // What is at the path is looked at only to say why it could not be opened.
+            #[cfg(unix)]
+            let unread_pipe = error.raw_os_error() == Some(libc::ENXIO);
+            #[cfg(not(unix))]
+            let unread_pipe = false;
+            match std::fs::metadata(&path) {
+                Ok(m) => not_a_log_file(m.file_type(), unread_pipe).map_or(error, refused),
+                Err(_) => error,
+            }
         })?;
         let metadata = file.metadata()?;
+        if let Some(what) = not_a_log_file(metadata.file_type(), false) {
+            return Err(refused(what));
+        }
         let regular = metadata.is_file();
         #[cfg(unix)]
         let (identity, pipe) = {
@@ -227,40 +263,19 @@ impl RollingFile {
     }
 
     /// Deletes the oldest files of this log so that `max_files - 1` remain (room for the one
-    /// about to be created), as tracing-appender does.
+    /// about to be created), as tracing-appender does; logrotate's copies are left alone.
     fn prune(&self) {
         let Some(max_files) = self.max_files else {
             return;
         };
-        let Ok(entries) = std::fs::read_dir(&self.directory) else {
+        let Ok(mut files) = self.name.files() else {
             return;
         };
-        let mut files: Vec<(SystemTime, PathBuf)> = entries
-            .filter_map(|entry| {
-                let entry = entry.ok()?;
-                let metadata = entry.metadata().ok()?;
-                if !metadata.is_file() {
-                    return None;
-                }
-                let name = entry.file_name();
-                let name = name.to_str()?;
-                if !name.starts_with(self.prefix.as_str())
-                    || self
-                        .suffix
-                        .as_deref()
-                        .is_some_and(|suffix| !name.ends_with(suffix))
-                {
-                    return None;
-                }
-                let created = metadata.created().or_else(|_| metadata.modified()).ok()?;
-                Some((created, entry.path()))
-            })
-            .collect();
-        if files.len() < max_files {
+        files.retain(|path| !is_rotated_copy(path));
+        let Some(excess) = (files.len() + 1).checked_sub(max_files) else {
             return;
-        }
-        files.sort();
-        for (_, path) in files.iter().take(files.len() - (max_files - 1)) {
+        };
+        for path in files.iter().take(excess) {
             if let Err(error) = std::fs::remove_file(path) {
                 report_once(&format!("log file prune {}", path.display()), &|| {
                     format!(
@@ -293,31 +308,41 @@ impl OpenFile {
 
     /// Writes whole lines; on an error, takes a cut line back out of a regular file (or
     /// marks it, to be ended by the next write) and says where the unwritten lines start.
-    fn write_lines(&mut self, batch: &[u8], progress: &dyn Progress) -> Result<(), WriteError> {
+    fn write_lines(&mut self, batch: &[u8], progress: Progress<'_>) -> Result<(), WriteError> {
         if self.cut {
-            if let Err(error) = write_fully(&mut self.file, b"\n", progress) {
-                return Err(WriteError {
+            // Ends the line a failed write cut short: not a line of this batch.
+            self.write_all(b"\n", progress, false)
+                .map_err(|(_, error)| WriteError {
                     error,
                     unwritten_from: 0,
-                });
-            }
+                })?;
             self.cut = false;
         }
+        self.write_all(batch, progress, true)
+            .map_err(|(done, error)| self.cut_at(batch, done, error))
+    }
+
+    /// Writes all of `bytes` (whole lines, in chunks of at most `self.chunk`), waiting for
+    /// the reader of a full pipe until shutdown gives up; tells `progress` of each stretch that
+    /// reached the file when `count_lines`. On an error, how much was written, and the error.
+    fn write_all(
+        &mut self,
+        bytes: &[u8],
+        progress: Progress<'_>,
+        count_lines: bool,
+    ) -> Result<(), (usize, io::Error)> {
         let mut done = 0;
-        while done < batch.len() {
+        while done < bytes.len() {
             if progress.abandoned() {
                 // Shutdown counted the rest as not written: it must not reach the file.
-                let error = io::Error::other("shutdown's timeout ran out");
-                return Err(self.cut_at(batch, done, error));
+                return Err((done, io::Error::other("shutdown's timeout ran out")));
             }
-            let end = chunk_end(batch, done, self.chunk);
-            match self.file.write(&batch[done..end]) {
-                Ok(0) => return Err(self.cut_at(batch, done, io::ErrorKind::WriteZero.into())),
+            let end = chunk_end(bytes, done, self.chunk);
+            match self.file.write(&bytes[done..end]) {
+                Ok(0) => return Err((done, io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
-                    if done + n >= batch.len() {
-                        progress.all_written();
-                    } else {
-                        progress.written(&batch[done..done + n]);
+                    if count_lines {
+                        progress.written(&bytes[done..done + n]);
                     }
                     done += n;
                 }
@@ -326,11 +351,11 @@ impl OpenFile {
                 // gave up on it (a write blocked in the kernel could not be given up).
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     if progress.abandoned() {
-                        return Err(self.cut_at(batch, done, error));
+                        return Err((done, error));
                     }
                     std::thread::sleep(PIPE_RETRY);
                 }
-                Err(error) => return Err(self.cut_at(batch, done, error)),
+                Err(error) => return Err((done, error)),
             }
         }
         Ok(())
@@ -338,10 +363,7 @@ impl OpenFile {
 
     /// The write of `batch` stopped at `done` with `error`: the line `done` falls in is lost.
     fn cut_at(&mut self, batch: &[u8], done: usize, error: io::Error) -> WriteError {
-        let line_start = batch[..done]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
+        let line_start = memchr::memrchr(b'\n', &batch[..done]).map_or(0, |i| i + 1);
         let partial = (done - line_start) as u64;
         if partial > 0 {
             let taken_back = self.regular
@@ -359,35 +381,44 @@ impl OpenFile {
     }
 }
 
+/// Why a file of `file_type` is not one to write the log to, when it is not: a directory, a
+/// socket, a block device, or a named pipe that nothing reads (`unread_pipe`: opening it
+/// failed with ENXIO).
+fn not_a_log_file(file_type: std::fs::FileType, unread_pipe: bool) -> Option<&'static str> {
+    if file_type.is_dir() {
+        return Some("a directory, not a file: name a file (it is created when missing)");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() && unread_pipe {
+            return Some(
+                "a named pipe (FIFO) that nothing reads: opening it would wait for a reader \
+                 for ever; start the reader first, or name a regular file",
+            );
+        }
+        if file_type.is_socket() {
+            return Some("a socket, not a file: name a regular file");
+        }
+        if file_type.is_block_device() {
+            return Some("a block device, not a file: name a regular file");
+        }
+    }
+    let _ = unread_pipe;
+    None
+}
+
 /// Where the next write from `start` ends: whole lines of at most `limit` bytes together (a
 /// longer line alone), or the rest of the batch when there is no limit.
 fn chunk_end(batch: &[u8], start: usize, limit: usize) -> usize {
     if batch.len() - start <= limit {
         return batch.len();
     }
-    let window = &batch[start..start + limit];
-    match window.iter().rposition(|&b| b == b'\n') {
+    match memchr::memrchr(b'\n', &batch[start..start + limit]) {
         Some(i) => start + i + 1,
-        None => batch[start + limit..]
-            .iter()
-            .position(|&b| b == b'\n')
+        None => memchr::memchr(b'\n', &batch[start + limit..])
             .map_or(batch.len(), |i| start + limit + i + 1),
     }
-}
-
-fn write_fully(file: &mut File, mut bytes: &[u8], progress: &dyn Progress) -> io::Result<()> {
-    while !bytes.is_empty() {
-        match file.write(bytes) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = &bytes[n..],
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock && !progress.abandoned() => {
-                std::thread::sleep(PIPE_RETRY);
-            }
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -396,9 +427,11 @@ mod tests {
 
     fn rolling(rotation: LogRotation, suffix: Option<&str>) -> RollingFile {
         RollingFile {
-            directory: "logs".into(),
-            prefix: "orders".into(),
-            suffix: suffix.map(str::to_owned),
+            name: LogFileName {
+                directory: "logs".into(),
+                prefix: "orders".into(),
+                suffix: suffix.map(str::to_owned),
+            },
             rotation,
             max_files: None,
             open: None,
@@ -424,6 +457,48 @@ mod tests {
             "orders.2026-11-21.log"
         );
         assert_eq!(name(LogRotation::Daily, None), "orders.2026-11-21");
+    }
+
+    #[test]
+    fn pruning_deletes_only_the_oldest_of_the_logs_own_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = [
+            "app.2026-11-19.log",
+            "app.2026-11-20.log",
+            "app.2026-11-21.log",
+            "application.log",
+            "app-audit.log",
+            "app.log.1",
+            "app.2026-11-18.log.gz",
+        ];
+        for name in names {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        let file = RollingFile {
+            name: LogFileName::of(&dir.path().join("app.log")).unwrap(),
+            rotation: LogRotation::Daily,
+            max_files: Some(3),
+            open: None,
+        };
+        file.prune();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "app-audit.log",
+                "app.2026-11-18.log.gz",
+                "app.2026-11-20.log",
+                "app.2026-11-21.log",
+                "app.log.1",
+                "application.log"
+            ],
+            "the newest two of the log's own files stay (room for a third), and no other file \
+             is touched"
+        );
     }
 
     #[test]

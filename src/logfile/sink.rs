@@ -15,7 +15,7 @@
 //! renamed away), the writer recreates it. Closing waits for the writer until a deadline and
 //! counts what is still unwritten then (`ShutdownTimeout`), even when a write never returns.
 
-use super::rolling::{Progress, RollingFile};
+use super::rolling::{lines, Progress, RollingFile};
 use crate::diagnostics::{count, drop_counted, report_once, DropReason, Output, Signal};
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -51,16 +51,18 @@ struct Shared {
     done: Condvar,
     /// Lines of the batch being written that are not written yet.
     in_flight_lines: AtomicU64,
-    /// `close` gave up (as `Queue::abandoned`, readable while writing).
+    /// `close` gave up at its deadline and counted what was left: the writer must stop, and
+    /// recording calls are no-ops. Set under the queue's lock; read while writing too.
     abandoned: AtomicBool,
-    /// The log file's path, for messages.
+    /// The configured log file path (without a rotation's date), for messages.
     path: PathBuf,
 }
 
 #[derive(Debug, Default)]
 struct Queue {
     filling: Vec<u8>,
-    /// Lines in `filling`, counted as they come (no scan under the lock).
+    /// Lines in `filling`, counted as they come: `close` must count what is left at once
+    /// when it gives up at its deadline, not scan up to 16 MiB then.
     filling_lines: u64,
     /// Full batches, with their line counts.
     full: VecDeque<(Vec<u8>, u64)>,
@@ -71,20 +73,18 @@ struct Queue {
     closing: bool,
     /// The writer has written everything and stopped.
     finished: bool,
-    /// `close` gave up at its deadline and counted what was left: the writer must stop.
-    abandoned: bool,
 }
 
 impl FileSink {
-    /// Starts the writer thread for `file`.
-    pub(super) fn start(file: RollingFile) -> std::io::Result<Arc<FileSink>> {
+    /// Starts the writer thread for `file`, configured as `path`.
+    pub(super) fn start(file: RollingFile, path: PathBuf) -> std::io::Result<Arc<FileSink>> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             done: Condvar::new(),
             in_flight_lines: AtomicU64::new(0),
             abandoned: AtomicBool::new(false),
-            path: file.current_path(),
+            path,
         });
         let writer = shared.clone();
         std::thread::Builder::new()
@@ -98,7 +98,7 @@ impl FileSink {
     #[inline]
     pub(crate) fn write_line(&self, line: &[u8]) {
         let mut queue = crate::sync::lock(&self.shared.queue);
-        if queue.finished || queue.abandoned {
+        if queue.finished || self.shared.abandoned.load(Ordering::Acquire) {
             // Shut down: recording calls are no-ops from here on.
             return;
         }
@@ -148,7 +148,8 @@ impl FileSink {
         let mut queue = crate::sync::lock(&shared.queue);
         queue.closing = true;
         shared.wake.notify_all();
-        while !queue.finished && !queue.abandoned {
+        let abandoned = || shared.abandoned.load(Ordering::Acquire);
+        while !queue.finished && !abandoned() {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                 break;
             };
@@ -161,10 +162,9 @@ impl FileSink {
                 .map(|(guard, _)| guard)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
-        if queue.finished || queue.abandoned {
+        if queue.finished || abandoned() {
             return;
         }
-        queue.abandoned = true;
         shared.abandoned.store(true, Ordering::Release);
         let queued = queue.filling_lines + queue.full.iter().map(|(_, n)| n).sum::<u64>();
         let lost = queued + shared.in_flight_lines.swap(0, Ordering::AcqRel);
@@ -190,7 +190,7 @@ impl Shared {
         let mut queue = crate::sync::lock(&self.queue);
         let mut waited = false;
         loop {
-            if queue.abandoned {
+            if self.abandoned.load(Ordering::Acquire) {
                 return;
             }
             let (batch, batch_lines) = match queue.full.pop_front() {
@@ -218,9 +218,15 @@ impl Shared {
             waited = false;
             self.in_flight_lines.store(batch_lines, Ordering::Release);
             drop(queue);
-            let result = file.write_batch(&batch, self);
+            let result = file.write_batch(
+                &batch,
+                Progress {
+                    unwritten_lines: &self.in_flight_lines,
+                    abandoned: &self.abandoned,
+                },
+            );
             queue = crate::sync::lock(&self.queue);
-            if queue.abandoned {
+            if self.abandoned.load(Ordering::Acquire) {
                 // `close` counted this batch already.
                 return;
             }
@@ -277,28 +283,4 @@ impl Shared {
             },
         );
     }
-}
-
-impl Progress for Shared {
-    fn all_written(&self) {
-        self.in_flight_lines.store(0, Ordering::Release);
-    }
-
-    fn written(&self, stretch: &[u8]) {
-        let n = lines(stretch);
-        let _ = self
-            .in_flight_lines
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
-                Some(left.saturating_sub(n))
-            });
-    }
-
-    fn abandoned(&self) -> bool {
-        self.abandoned.load(Ordering::Acquire)
-    }
-}
-
-/// The number of lines in `bytes` (each ends with a newline).
-fn lines(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|&&b| b == b'\n').count() as u64
 }

@@ -114,6 +114,34 @@ fn a_full_disk_counts_every_line_it_could_not_write_and_says_so_once() {
     println!("\nIN_FILE {in_file} WRITE_FAILED {failed}");
 }
 
+/// `/dev/full` fails every write with `No space left on device`, as a full disk does, and needs
+/// neither root nor a mount: every line is counted as a write failure, and that is said once.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_device_whose_writes_all_fail_counts_every_line_and_says_so_once() {
+    let name = "file_faults::a_device_whose_writes_all_fail_counts_every_line_and_says_so_once";
+    if let Some((_, stderr)) = support::run_child_with_stderr(name, &[]) {
+        support::assert_said_once(&stderr, "cannot write the JSON log file");
+        assert!(stderr.contains("No space left on device"), "{stderr}");
+        return;
+    }
+    let guard = unitel::configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_log_file("/dev/full"),
+    )
+    .expect("configure");
+    let telemetry = get_telemetry("full");
+    let total: u64 = 1_000;
+    for i in 0..total {
+        telemetry.log_info_with("full", &[("i", i)]);
+    }
+    let _ = guard.shutdown();
+    let failed = dropped_at(Output::LogFile, Signal::Logs, DropReason::WriteFailed);
+    assert_eq!(failed, total, "every line counted as a write failure");
+    assert_eq!(dropped_by_the_file(), total, "and for no other reason");
+}
+
 #[test]
 fn a_deleted_log_directory_or_a_renamed_file_is_created_again() {
     let name = "file_faults::a_deleted_log_directory_or_a_renamed_file_is_created_again";
@@ -169,7 +197,7 @@ fn a_deleted_log_directory_or_a_renamed_file_is_created_again() {
     );
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 #[test]
 fn a_pipe_nobody_reads_counts_what_shutdown_left_unwritten_and_prints_nothing() {
     let name =
@@ -237,7 +265,7 @@ fn a_pipe_nobody_reads_counts_what_shutdown_left_unwritten_and_prints_nothing() 
     println!("\nWRITTEN {written} SHUTDOWN_TIMEOUT {left}");
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 #[test]
 fn a_pipe_whose_reader_went_away_counts_lines_until_a_reader_is_back() {
     let name = "file_faults::a_pipe_whose_reader_went_away_counts_lines_until_a_reader_is_back";

@@ -69,15 +69,15 @@ pub fn mkfifo(path: &std::path::Path) {
     assert!(made.success(), "mkfifo {} failed: {made}", path.display());
 }
 
-/// Opens the named pipe at `path` for reading without blocking (`O_NONBLOCK` is 0o4000 on
-/// Linux) and never reads it: a log file written there blocks once the pipe is full. Open it
-/// before the log file is, so the pipe has a reader when `configure_telemetry` checks.
-#[cfg(target_os = "linux")]
+/// Opens the named pipe at `path` for reading without blocking and never reads it: a log file
+/// written there finds the pipe full once it holds what the kernel buffers. Open it before the
+/// log file is, so the pipe has a reader when `configure_telemetry` opens it.
+#[cfg(unix)]
 pub fn fifo_reader(path: &std::path::Path) -> std::fs::File {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(0o4000)
+        .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .expect("open fifo for reading")
 }
