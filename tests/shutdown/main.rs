@@ -364,7 +364,7 @@ fn shutdown_timeout_is_respected_on_current_thread_runtime() {
 
 /// A log file whose writes block forever (a FIFO nobody reads): flushing cannot finish, and
 /// shutdown must give up after the configured timeout and say so.
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 #[test]
 fn shutdown_gives_up_after_the_timeout_when_the_file_is_stuck() {
     if support::in_parent(
