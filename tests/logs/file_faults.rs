@@ -215,7 +215,6 @@ fn a_pipe_nobody_reads_counts_what_shutdown_left_unwritten_and_prints_nothing() 
         );
         return;
     }
-    use std::io::Read;
     let dir = tempfile::tempdir().expect("tempdir");
     let fifo = dir.path().join("app.log");
     support::mkfifo(&fifo);
@@ -245,16 +244,7 @@ fn a_pipe_nobody_reads_counts_what_shutdown_left_unwritten_and_prints_nothing() 
         "the shutdown error does not name the {left} lines: {err}"
     );
     // Only now is the pipe read: what is in it is what was written.
-    let mut bytes = Vec::new();
-    let mut chunk = [0u8; 65536];
-    loop {
-        match reader.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(e) => panic!("read the pipe: {e}"),
-        }
-    }
+    let bytes = support::read_available(&mut reader);
     let written = records_with_message(&String::from_utf8_lossy(&bytes), "stall");
     assert!(written > 0, "{written} written, {left} left");
     assert_eq!(

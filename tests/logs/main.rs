@@ -508,7 +508,6 @@ fn a_stuck_log_file_drops_and_counts_lines_without_blocking() {
     if support::run_child(name, &[]).is_some() {
         return;
     }
-    use std::io::Read;
     let dir = tempfile::tempdir().expect("tempdir");
     let fifo = dir.path().join("app.log");
     support::mkfifo(&fifo);
@@ -536,16 +535,7 @@ fn a_stuck_log_file_drops_and_counts_lines_without_blocking() {
         "logging never waits for the file: {took:?}"
     );
     let _ = guard.shutdown();
-    let mut bytes = Vec::new();
-    let mut chunk = [0u8; 65536];
-    loop {
-        match reader.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(e) => panic!("read the pipe: {e}"),
-        }
-    }
+    let bytes = support::read_available(&mut reader);
     let in_pipe = String::from_utf8_lossy(&bytes)
         .lines()
         .filter_map(|line| unitel::logfile::parse_line(line).ok())

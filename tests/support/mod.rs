@@ -60,6 +60,22 @@ pub fn assert_said_once(stderr: &str, needle: &str) {
     );
 }
 
+/// Everything a non-blocking reader (a [`fifo_reader`]) can read now, without waiting.
+#[cfg(unix)]
+pub fn read_available(reader: &mut std::fs::File) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("read the pipe: {e}"),
+        }
+    }
+    bytes
+}
+
 /// Makes a named pipe at `path` (with `mkfifo`), failing the test if it cannot.
 pub fn mkfifo(path: &std::path::Path) {
     let made = Command::new("mkfifo")
