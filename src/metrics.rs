@@ -3,6 +3,7 @@
 
 use crate::attributes::Attributes;
 use crate::diagnostics::{drop_once, DropReason, Output, Signal};
+use crate::registry::exemplars;
 use crate::registry::{check_name, Component, InstrumentCell, InstrumentOptions, Observable};
 use crate::state;
 use opentelemetry::metrics::{self as otel, AsyncInstrument};
@@ -88,19 +89,21 @@ impl Counter {
     #[inline]
     pub fn add(&self, value: u64, attrs: impl Attributes) {
         if let Some(c) = self.sdk() {
-            attrs.with_slice(|kvs| c.add(value, kvs));
+            attrs.with_slice(|kvs| {
+                c.add(value, kvs);
+                self.0.exemplars.offer(value as f64, &[], || exemplars::key(kvs.iter()));
+            });
         }
     }
 
     /// A handle bound to one attribute set: its `add` skips the attribute lookup.
     pub fn bind(&self, attrs: impl Attributes) -> BoundCounter {
+        let mut kvs = Vec::new();
+        attrs.with_slice(|given| kvs.extend_from_slice(given));
         BoundCounter {
             counter: *self,
-            attrs: {
-                let mut v = Vec::new();
-                attrs.with_slice(|kvs| v.extend_from_slice(kvs));
-                v
-            },
+            key: exemplars::key(&kvs),
+            attrs: kvs,
             bound: Arc::new(OnceLock::new()),
         }
     }
@@ -120,6 +123,8 @@ impl Counter {
 #[derive(Debug, Clone)]
 pub struct BoundCounter {
     counter: Counter,
+    /// The exemplar key of `attrs`.
+    key: u64,
     attrs: Vec<opentelemetry::KeyValue>,
     bound: Arc<OnceLock<otel::BoundCounter<u64>>>,
 }
@@ -132,11 +137,16 @@ impl BoundCounter {
             return;
         }
         if let Some(bound) = self.bound.get() {
-            return bound.add(value);
-        }
-        if let Some(c) = self.counter.sdk() {
+            bound.add(value);
+        } else if let Some(c) = self.counter.sdk() {
             self.bound.get_or_init(|| c.bind(&self.attrs)).add(value);
+        } else {
+            return;
         }
+        self.counter
+            .0
+            .exemplars
+            .offer(value as f64, &[], || self.key);
     }
 }
 
@@ -170,8 +180,18 @@ impl Histogram {
             return;
         };
         if valid(&self.0.name, value, false) {
-            attrs.with_slice(|kvs| h.record(value, kvs));
+            attrs.with_slice(|kvs| {
+                h.record(value, kvs);
+                self.offer(value, || exemplars::key(kvs.iter()));
+            });
         }
+    }
+
+    /// Offers a measurement just recorded on the series `key` as an exemplar (kept inside a
+    /// sampled span); for instrumentation that records through [`sdk`](Self::sdk).
+    #[inline]
+    pub(crate) fn offer(&self, value: f64, key: impl FnOnce() -> u64) {
+        self.0.exemplars.offer(value, &self.0.bounds, key);
     }
 
     /// The SDK histogram, made on first use (name, unit, description, boundaries); `None`

@@ -9,6 +9,7 @@
 //! the component and the address of a `&'static str` name: no lock, no hash of the name, no
 //! reference count. Misses (and names built at run time) go to the component's map.
 
+use super::exemplars::{self, Exemplars};
 use super::Component;
 use crate::diagnostics::{drop_counted, drop_once, DropReason, Output, Signal};
 use crate::state;
@@ -53,6 +54,13 @@ impl InstrumentOptions {
     }
 }
 
+/// The SDK's histogram boundaries when none are given (opentelemetry_sdk's
+/// `DEFAULT_BOUNDARIES`, private there; the spec's default).
+const DEFAULT_BOUNDARIES: &[f64] = &[
+    0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 7500.0,
+    10000.0,
+];
+
 /// One instrument of a component: its name, options, and SDK instrument once made.
 pub(crate) struct InstrumentCell<I> {
     component: Arc<Component>,
@@ -63,6 +71,10 @@ pub(crate) struct InstrumentCell<I> {
     rejected: Option<Rejected>,
     /// Whether the first dropped measurement has been described.
     reported: AtomicBool,
+    /// The latest traced measurements of each series (counters and histograms offer them).
+    pub(crate) exemplars: Exemplars,
+    /// A histogram's bucket boundaries, as the SDK counts them; empty for other kinds.
+    pub(crate) bounds: Box<[f64]>,
 }
 
 /// Why an instrument records nothing.
@@ -104,14 +116,28 @@ impl<I: SdkInstrument> InstrumentCell<I> {
         options: InstrumentOptions,
         rejected: Option<Rejected>,
     ) -> &'static Self {
-        Box::leak(Box::new(InstrumentCell {
+        let bounds = match I::BUCKETED {
+            true => options
+                .boundaries
+                .as_deref()
+                .unwrap_or(DEFAULT_BOUNDARIES)
+                .into(),
+            false => Box::default(),
+        };
+        let cell: &'static Self = Box::leak(Box::new(InstrumentCell {
             component,
             name,
             options,
             sdk: OnceLock::new(),
             rejected,
             reported: AtomicBool::new(false),
-        }))
+            exemplars: Exemplars::default(),
+            bounds,
+        }));
+        if cell.rejected.is_none() {
+            exemplars::register(cell.component.name(), &cell.name, &cell.exemplars);
+        }
+        cell
     }
 }
 

@@ -2,6 +2,7 @@
 //! and logs need (its tracer and meter, made once telemetry runs; its instruments; its log
 //! level), and the instrument cache ([`instruments`]).
 
+pub(crate) mod exemplars;
 mod instruments;
 
 pub use self::instruments::InstrumentOptions;
