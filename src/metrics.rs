@@ -7,6 +7,7 @@ use crate::registry::exemplars;
 use crate::registry::{check_name, Component, InstrumentCell, InstrumentOptions, Observable};
 use crate::state;
 use opentelemetry::metrics::{self as otel, AsyncInstrument};
+use opentelemetry::Context;
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
@@ -182,16 +183,34 @@ impl Histogram {
         if valid(&self.0.name, value, false) {
             attrs.with_slice(|kvs| {
                 h.record(value, kvs);
-                self.offer(value, || exemplars::key(kvs.iter()));
+                self.offer_in(None, value, || exemplars::key(kvs.iter()));
             });
         }
     }
 
-    /// Offers a measurement just recorded on the series `key` as an exemplar (kept inside a
-    /// sampled span); for instrumentation that records through [`sdk`](Self::sdk).
+    /// [`record`](Self::record) for a measurement made in the span of `cx` (instrumentation
+    /// that records after its span ended): the exemplar names that span.
+    pub(crate) fn record_in(&self, cx: Option<&Context>, value: f64, attrs: impl Attributes) {
+        let Some(h) = self.sdk() else {
+            return;
+        };
+        if valid(&self.0.name, value, false) {
+            attrs.with_slice(|kvs| {
+                h.record(value, kvs);
+                self.offer_in(cx, value, || exemplars::key(kvs.iter()));
+            });
+        }
+    }
+
+    /// Offers a measurement just recorded (through [`sdk`](Self::sdk), by instrumentation that
+    /// binds attribute sets itself) on the series `key` as an exemplar of the span of `cx`, or
+    /// of the current span.
     #[inline]
-    pub(crate) fn offer(&self, value: f64, key: impl FnOnce() -> u64) {
-        self.0.exemplars.offer(value, &self.0.bounds, key);
+    pub(crate) fn offer_in(&self, cx: Option<&Context>, value: f64, key: impl FnOnce() -> u64) {
+        match cx {
+            Some(cx) => self.0.exemplars.offer_in(cx, value, &self.0.bounds, key),
+            None => self.0.exemplars.offer(value, &self.0.bounds, key),
+        }
     }
 
     /// The SDK histogram, made on first use (name, unit, description, boundaries); `None`

@@ -13,6 +13,7 @@
 //! each operation ([`DbOperation::with_bound`]): a successful measurement then hashes no
 //! attributes.
 
+use crate::registry::exemplars;
 use crate::{get_telemetry, Attributes, Histogram, InstrumentOptions, UnifiedTelemetry};
 use opentelemetry::metrics::BoundHistogram;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _};
@@ -246,8 +247,19 @@ impl DbOperation {
         }
         span.end();
         match (error, &self.bound) {
-            (None, Some(bound)) => bound.0.record(elapsed),
-            _ => self.instruments.duration.record(
+            (None, Some(bound)) => {
+                bound.0.record(elapsed);
+                self.instruments.duration.offer_in(Some(&cx), elapsed, || {
+                    let attrs = DurationAttrs {
+                        target: &self.target,
+                        query: &self.query,
+                        error: None,
+                    };
+                    attrs.with_slice(|kvs| exemplars::key(kvs.iter()))
+                });
+            }
+            _ => self.instruments.duration.record_in(
+                Some(&cx),
                 elapsed,
                 DurationAttrs {
                     target: &self.target,

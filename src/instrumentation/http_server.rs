@@ -566,7 +566,8 @@ impl InFlight {
             return;
         };
         let settings = &self.settings;
-        settings.duration.record(
+        settings.duration.record_in(
+            self.cx.as_ref(),
             request.start.elapsed().as_secs_f64(),
             DurationAttrs {
                 request,

@@ -56,9 +56,33 @@ impl Exemplars {
     /// exemplar of the same bucket; for a counter (`bounds` empty), the series' one.
     #[inline]
     pub(crate) fn offer(&self, value: f64, bounds: &[f64], key: impl FnOnce() -> u64) {
-        let Some((trace_id, span_id)) = sampled_span() else {
-            return;
-        };
+        if let Some(ids) = Context::map_current(sampled) {
+            self.keep_new(ids, value, bounds, key);
+        }
+    }
+
+    /// [`offer`](Self::offer) for a measurement made in the span of `cx` (instrumentation
+    /// that records once its span has ended and is no longer current).
+    #[inline]
+    pub(crate) fn offer_in(
+        &self,
+        cx: &Context,
+        value: f64,
+        bounds: &[f64],
+        key: impl FnOnce() -> u64,
+    ) {
+        if let Some(ids) = sampled(cx) {
+            self.keep_new(ids, value, bounds, key);
+        }
+    }
+
+    fn keep_new(
+        &self,
+        (trace_id, span_id): (TraceId, SpanId),
+        value: f64,
+        bounds: &[f64],
+        key: impl FnOnce() -> u64,
+    ) {
         self.keep(
             Exemplar {
                 value,
@@ -118,14 +142,12 @@ fn bucket(bounds: &[f64], value: f64) -> usize {
     bounds.partition_point(|b| *b < value)
 }
 
-/// The trace and span ids of the current span when it is sampled.
+/// The trace and span ids of the span of `cx` when it is sampled.
 #[inline]
-fn sampled_span() -> Option<(TraceId, SpanId)> {
-    Context::map_current(|cx| {
-        let span = cx.span();
-        let sc = span.span_context();
-        sc.is_sampled().then(|| (sc.trace_id(), sc.span_id()))
-    })
+fn sampled(cx: &Context) -> Option<(TraceId, SpanId)> {
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_sampled().then(|| (sc.trace_id(), sc.span_id()))
 }
 
 /// The key of an attribute set, whatever the order of its attributes.
@@ -172,4 +194,114 @@ pub(crate) fn register(scope: &str, name: &str, exemplars: &'static Exemplars) {
 pub(crate) fn find(scope: &str, name: &str) -> Option<&'static Exemplars> {
     let index = index().read().unwrap_or_else(|e| e.into_inner());
     index.get(scope)?.get(name).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{TraceContextExt as _, Tracer as _, TracerProvider as _};
+    use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+
+    const BOUNDS: &[f64] = &[0.1, 0.5, 1.0];
+
+    fn in_span<R>(sampled: bool, f: impl FnOnce() -> R) -> (R, TraceId, SpanId) {
+        let sampler = if sampled {
+            Sampler::AlwaysOn
+        } else {
+            Sampler::AlwaysOff
+        };
+        let provider = SdkTracerProvider::builder().with_sampler(sampler).build();
+        let tracer = provider.tracer("test");
+        let cx = Context::current_with_span(tracer.start("op"));
+        let sc = cx.span().span_context().clone();
+        let _attached = cx.attach();
+        (f(), sc.trace_id(), sc.span_id())
+    }
+
+    fn kvs(route: &str) -> Vec<KeyValue> {
+        vec![
+            KeyValue::new("http.route", route.to_owned()),
+            KeyValue::new("status", 200),
+        ]
+    }
+
+    #[test]
+    fn a_key_ignores_order_and_tells_values_apart() {
+        let a = kvs("/a");
+        let reversed: Vec<KeyValue> = a.iter().rev().cloned().collect();
+        assert_eq!(key(&a), key(&reversed));
+        assert_ne!(key(&a), key(&kvs("/b")));
+        assert_ne!(
+            key(&[KeyValue::new("n", 1)]),
+            key(&[KeyValue::new("n", "1")])
+        );
+        assert_ne!(key(&[KeyValue::new("n", 1.0)]), key(&[KeyValue::new("n", 2.0)]));
+    }
+
+    #[test]
+    fn nothing_is_kept_outside_a_sampled_span() {
+        let e = Exemplars::default();
+        e.offer(0.3, BOUNDS, || key(&kvs("/a")));
+        in_span(false, || e.offer(0.3, BOUNDS, || key(&kvs("/a"))));
+        assert_eq!(e.of(kvs("/a").iter(), BOUNDS), vec![None; 4]);
+    }
+
+    #[test]
+    fn a_histogram_keeps_the_latest_per_bucket_with_its_span() {
+        let e = Exemplars::default();
+        let (_, t1, s1) = in_span(true, || e.offer(0.3, BOUNDS, || key(&kvs("/a"))));
+        let (_, t2, s2) = in_span(true, || e.offer(0.4, BOUNDS, || key(&kvs("/a"))));
+        let (_, t3, _) = in_span(true, || e.offer(7.0, BOUNDS, || key(&kvs("/a"))));
+        in_span(true, || e.offer(0.05, BOUNDS, || key(&kvs("/other"))));
+        let got = e.of(kvs("/a").iter().rev(), BOUNDS);
+        assert_eq!(got[0], None, "nothing measured at or below 0.1 on /a");
+        let second = got[1].expect("0.4 is in (0.1, 0.5]");
+        assert_eq!((second.value, second.trace_id, second.span_id), (0.4, t2, s2));
+        assert_ne!((t1, s1), (t2, s2));
+        assert_eq!(got[2], None);
+        let inf = got[3].expect("7 is in +Inf");
+        assert_eq!((inf.value, inf.trace_id), (7.0, t3));
+        // A value equal to a bound is in that bound's bucket, as the SDK counts it.
+        in_span(true, || e.offer(1.0, BOUNDS, || key(&kvs("/a"))));
+        assert_eq!(e.of(kvs("/a").iter(), BOUNDS)[2].map(|x| x.value), Some(1.0));
+        // Rendered with other bounds (a view), each bucket still gets its latest.
+        let coarse = e.of(kvs("/a").iter(), &[2.0]);
+        assert_eq!(coarse[0].map(|x| x.value), Some(1.0));
+        assert_eq!(coarse[1].map(|x| x.value), Some(7.0));
+    }
+
+    #[test]
+    fn a_counter_keeps_one_per_series() {
+        let e = Exemplars::default();
+        in_span(true, || e.offer(1.0, &[], || key(&kvs("/a"))));
+        let (_, t, s) = in_span(true, || e.offer(3.0, &[], || key(&kvs("/a"))));
+        let got = e.of(kvs("/a").iter(), &[]);
+        assert_eq!(got.len(), 1);
+        let only = got[0].expect("kept");
+        assert_eq!((only.value, only.trace_id, only.span_id), (3.0, t, s));
+    }
+
+    #[test]
+    fn series_past_the_limit_keep_none() {
+        let e = Exemplars::default();
+        in_span(true, || {
+            for i in 0..=MAX_SERIES {
+                e.offer(1.0, &[], || key(&[KeyValue::new("i", i as i64)]));
+            }
+        });
+        let first = e.of([KeyValue::new("i", 0)].iter(), &[]);
+        assert!(first[0].is_some());
+        let over = e.of([KeyValue::new("i", MAX_SERIES as i64)].iter(), &[]);
+        assert_eq!(over[0], None);
+    }
+
+    #[test]
+    fn the_index_finds_an_instrument_by_scope_and_name() {
+        static E: OnceLock<Exemplars> = OnceLock::new();
+        let e = E.get_or_init(Exemplars::default);
+        register("exemplar-test-scope", "latency", e);
+        assert!(find("exemplar-test-scope", "latency").is_some_and(|f| std::ptr::eq(f, e)));
+        assert!(find("exemplar-test-scope", "other").is_none());
+        assert!(find("other-scope", "latency").is_none());
+    }
 }

@@ -6,6 +6,7 @@
 //! database adapters do with `DbInstruments::bind`; what differs is only what the bindings are
 //! kept by: here the thread, since one client sees a few attribute sets again and again.
 
+use opentelemetry::Context;
 use crate::{Attributes, Histogram};
 use opentelemetry::metrics::{BoundHistogram, Histogram as SdkHistogram};
 use opentelemetry::{KeyValue, StringValue, Value};
@@ -72,11 +73,19 @@ impl Attributes for Measurement<'_> {
     }
 }
 
-/// Records `seconds` in `histogram` with `m`'s attributes.
-pub(super) fn record(histogram: Histogram, seconds: f64, m: &Measurement<'_>) {
+/// Records `seconds` in `histogram` with `m`'s attributes, measured in the span of `cx`.
+pub(super) fn record(
+    histogram: Histogram,
+    cx: Option<&Context>,
+    seconds: f64,
+    m: &Measurement<'_>,
+) {
     let Some(sdk) = sdk_histogram(histogram) else {
         return;
     };
+    histogram.offer_in(cx, seconds, || {
+        m.with_slice(|kvs| crate::registry::exemplars::key(kvs.iter()))
+    });
     let instrument = std::ptr::from_ref(histogram.0).addr();
     let cached = BOUND
         .try_with(|cache| match cache.try_borrow_mut() {

@@ -435,6 +435,7 @@ impl<'a> InFlight<'a> {
         }
         duration::record(
             self.settings.duration,
+            self.cx.as_ref(),
             self.start.elapsed().as_secs_f64(),
             &Measurement {
                 method: self.method.attr,
