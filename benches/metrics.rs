@@ -12,7 +12,9 @@ use opentelemetry::KeyValue;
 
 fn metrics(c: &mut Criterion) {
     let _guard = unitel::configure_telemetry(
-        unitel::TelemetryConfig::new()
+        // `from_env`: `OTEL_METRICS_EXEMPLAR_FILTER=always_off` runs the same cases without
+        // exemplars (the "histogram in a span" group says which).
+        unitel::TelemetryConfig::from_env()
             .with_console(false)
             .with_prometheus(([127, 0, 0, 1], 0)),
     )
@@ -90,6 +92,35 @@ fn metrics(c: &mut Criterion) {
     g.bench_function("held SDK histogram record/1 attr", |b| {
         b.iter(|| held_histogram.record(black_box(150.0), &[KeyValue::new("endpoint", "/api")]))
     });
+    g.finish();
+
+    // Inside a sampled span a facade measurement also keeps an exemplar (the span's ids, the
+    // value, the time); the held SDK histogram keeps none. Run once as is and once with
+    // OTEL_METRICS_EXEMPLAR_FILTER=always_off: each run's ratio to the SDK is the comparison.
+    let exemplars = match std::env::var("OTEL_METRICS_EXEMPLAR_FILTER").as_deref() {
+        Ok("always_off") => "exemplars off",
+        _ => "exemplars on",
+    };
+    let mut g = c.benchmark_group("histogram in a span");
+    {
+        let _span = telemetry.trace("request");
+        let histogram = telemetry.histogram("latency_in_span_ms");
+        g.bench_function(format!("facade held histogram record/1 attr, {exemplars}"), |b| {
+            b.iter(|| histogram.record(black_box(150.0), &[("endpoint", "/api")]))
+        });
+        g.bench_function("held SDK histogram record/1 attr", |b| {
+            b.iter(|| {
+                held_histogram.record(black_box(150.0), &[KeyValue::new("endpoint", "/api")])
+            })
+        });
+        let counter = telemetry.counter("requests_in_span");
+        g.bench_function(format!("facade held counter add/1 attr, {exemplars}"), |b| {
+            b.iter(|| counter.add(black_box(1), &[("endpoint", "/api")]))
+        });
+        g.bench_function("held SDK counter add/1 attr", |b| {
+            b.iter(|| held.add(black_box(1), &[KeyValue::new("endpoint", "/api")]))
+        });
+    }
     g.finish();
 
     let mut g = c.benchmark_group("gauge");

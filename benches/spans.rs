@@ -35,6 +35,26 @@ fn spans(c: &mut Criterion) {
             }
         });
     }
+    // The floor: a registry with the least an OpenTelemetry layer must do (common::floor),
+    // and a registry with no layer at all.
+    let (floor, _floor_provider) = common::floor::stack(sampler());
+    tracing::subscriber::with_default(floor, || {
+        for position in both {
+            common::instrumented_spans(&mut g, "floor layer", position);
+        }
+    });
+    tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+        for position in both {
+            common::instrumented_spans(&mut g, "registry only", position);
+        }
+    });
+    // The SDK alone, no `tracing`: start a span under the current context, attach it, end
+    // it; the work the facade's span cannot avoid.
+    let sdk = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_sampler(sampler())
+        .with_span_processor(common::discarding_processor())
+        .build();
+    common::sdk_spans(&mut g, &sdk, "sdk only", &both);
     g.finish();
 }
 

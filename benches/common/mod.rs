@@ -374,3 +374,151 @@ pub fn print_table(
         eprintln!();
     }
 }
+
+/// The least any OpenTelemetry layer for `tracing` has to do, as a floor to measure layers
+/// against: start an SDK span under the parent's context when the `tracing` span is made
+/// (fields as attributes), attach its context while entered, end it when closed. No
+/// `set_parent` after creation, no span events, no `otel.*` fields, no status: not a usable
+/// layer, only the cost of the work one cannot avoid.
+pub mod floor {
+    use opentelemetry::trace::{TraceContextExt as _, Tracer as _, TracerProvider as _};
+    use opentelemetry::{Context, ContextGuard, KeyValue};
+    use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
+    use std::cell::RefCell;
+    use tracing::span::{Attributes, Id};
+    use tracing_subscriber::layer::{Context as LayerContext, Layer, SubscriberExt as _};
+    use tracing_subscriber::registry::LookupSpan;
+
+    pub struct FloorLayer {
+        tracer: SdkTracer,
+    }
+
+    struct Started(Context);
+
+    thread_local! {
+        static GUARDS: RefCell<Vec<(Id, ContextGuard)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    struct Fields<'a>(&'a mut Vec<KeyValue>);
+
+    impl tracing::field::Visit for Fields<'_> {
+        fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+            self.0.push(KeyValue::new(field.name(), value));
+        }
+        fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+            self.0.push(KeyValue::new(field.name(), value.to_owned()));
+        }
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            self.0.push(KeyValue::new(field.name(), format!("{value:?}")));
+        }
+    }
+
+    impl<S> Layer<S> for FloorLayer
+    where
+        S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    {
+        fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
+            let Some(span) = ctx.span(id) else { return };
+            let parent_span = if attrs.is_root() {
+                None
+            } else if let Some(parent) = attrs.parent() {
+                ctx.span(parent)
+            } else {
+                ctx.lookup_current()
+            };
+            let parent = match parent_span {
+                Some(p) => p.extensions().get::<Started>().map(|s| s.0.clone()),
+                None if attrs.is_root() => Some(Context::new()),
+                None => None,
+            }
+            .unwrap_or_else(Context::current);
+            let mut fields = Vec::with_capacity(attrs.fields().len());
+            attrs.record(&mut Fields(&mut fields));
+            let otel = self
+                .tracer
+                .span_builder(attrs.metadata().name())
+                .with_attributes(fields)
+                .start_with_context(&self.tracer, &parent);
+            span.extensions_mut()
+                .insert(Started(parent.with_span(otel)));
+        }
+
+        fn on_enter(&self, id: &Id, ctx: LayerContext<'_, S>) {
+            let Some(span) = ctx.span(id) else { return };
+            let Some(cx) = span.extensions().get::<Started>().map(|s| s.0.clone()) else {
+                return;
+            };
+            let guard = cx.attach();
+            GUARDS.with(|g| g.borrow_mut().push((id.clone(), guard)));
+        }
+
+        fn on_exit(&self, id: &Id, _ctx: LayerContext<'_, S>) {
+            GUARDS.with(|g| {
+                let mut g = g.borrow_mut();
+                if let Some(at) = g.iter().rposition(|(i, _)| i == id) {
+                    drop(g.remove(at));
+                }
+            });
+        }
+
+        fn on_close(&self, id: Id, ctx: LayerContext<'_, S>) {
+            let Some(span) = ctx.span(&id) else { return };
+            let started = span.extensions_mut().remove::<Started>();
+            if let Some(Started(cx)) = started {
+                cx.span().end();
+            }
+        }
+    }
+
+    /// A registry with only [`FloorLayer`], over the same provider setup as the bare stack.
+    pub fn stack(sampler: Sampler) -> (impl tracing::Subscriber + Send + Sync, SdkTracerProvider) {
+        let provider = SdkTracerProvider::builder()
+            .with_sampler(sampler)
+            .with_span_processor(super::discarding_processor())
+            .build();
+        let layer = FloorLayer {
+            tracer: provider.tracer("floor"),
+        };
+        (tracing_subscriber::registry().with(layer), provider)
+    }
+}
+
+/// Spans straight through the OpenTelemetry API of `provider`, no `tracing`: started under
+/// the current context (0 or 3 attributes), attached, ended; under `label/<position>/..`.
+pub fn sdk_spans(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    provider: &SdkTracerProvider,
+    label: &str,
+    positions: &[Position],
+) {
+    use opentelemetry::trace::{TraceContextExt as _, Tracer as _};
+    use opentelemetry::{Context, KeyValue};
+    let tracer = provider.tracer("sdk");
+    let span = |attrs: Option<[KeyValue; 3]>| {
+        let mut builder = tracer.span_builder("op");
+        if let Some(attrs) = attrs {
+            builder = builder.with_attributes(attrs);
+        }
+        let cx = Context::current_with_span(builder.start(&tracer));
+        let guard = cx.clone().attach();
+        black_box(&guard);
+        drop(guard);
+        cx.span().end();
+    };
+    for &position in positions {
+        let _parent = matches!(position, Position::Child).then(|| {
+            Context::current_with_span(tracer.start("parent")).attach()
+        });
+        let at = position.name();
+        g.bench_function(format!("{label}/{at}/0 attrs"), |b| b.iter(|| span(None)));
+        g.bench_function(format!("{label}/{at}/3 attrs"), |b| {
+            b.iter(|| {
+                span(Some([
+                    KeyValue::new("a", 1),
+                    KeyValue::new("b", 2),
+                    KeyValue::new("c", 3),
+                ]))
+            })
+        });
+    }
+}

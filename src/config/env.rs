@@ -80,6 +80,19 @@ fn try_apply(config: &mut TelemetryConfig, get: &Get<'_>) -> Result<(), Error> {
         };
         config.sampler = Some(Sampler::from_env_name(v.trim(), ratio).ok_or_else(invalid)?);
     }
+    if let Some(v) = get("OTEL_METRICS_EXEMPLAR_FILTER") {
+        config.exemplars = Some(match v.trim().to_ascii_lowercase().as_str() {
+            "trace_based" => true,
+            "always_off" => false,
+            _ => {
+                return Err(Error::InvalidEnv {
+                    variable: "OTEL_METRICS_EXEMPLAR_FILTER",
+                    value: v,
+                    accepted: "trace_based (the default: exemplars of measurements made in a sampled span) or always_off (always_on is not supported: an exemplar without a trace leads nowhere)",
+                })
+            }
+        });
+    }
     if let Some(v) = get("OTEL_PROPAGATORS") {
         config.env_propagators = Some(parse_propagators(&v)?);
     }

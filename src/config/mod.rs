@@ -74,6 +74,7 @@ pub(crate) struct LogFileConfig {
 /// | exporters per signal | [`with_traces_exporter`](Self::with_traces_exporter), [`with_metrics_exporter`](Self::with_metrics_exporter), [`with_logs_exporter`](Self::with_logs_exporter) | `OTEL_TRACES_EXPORTER`, `OTEL_METRICS_EXPORTER`, `OTEL_LOGS_EXPORTER` | `otlp` when an endpoint is set |
 /// | metric push interval | [`with_metric_export_interval`](Self::with_metric_export_interval) | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | 60 s |
 /// | attribute sets per instrument | [`with_metric_cardinality_limit`](Self::with_metric_cardinality_limit) | — | 2000 |
+/// | exemplars on counters and histograms | [`with_exemplars`](Self::with_exemplars) | `OTEL_METRICS_EXEMPLAR_FILTER` (`trace_based`/`always_off`) | on (`trace_based`) |
 /// | span batching | [`with_batch_span_processor`](Self::with_batch_span_processor) | `OTEL_BSP_*` | see [`BatchSettings`] |
 /// | log batching | [`with_batch_log_processor`](Self::with_batch_log_processor) | `OTEL_BLRP_*` | see [`BatchSettings`] |
 /// | Prometheus `/metrics` | [`with_prometheus`](Self::with_prometheus) | `OTEL_METRICS_EXPORTER=prometheus`, `OTEL_EXPORTER_PROMETHEUS_HOST`/`_PORT` | off; `127.0.0.1:9464` when asked for |
@@ -96,6 +97,8 @@ pub struct TelemetryConfig {
     pub(crate) log_filter: Option<String>,
     pub(crate) shutdown_timeout: Option<Duration>,
     pub(crate) cardinality_limit: Option<usize>,
+    /// Whether counters and histograms keep exemplars (`None`: yes).
+    pub(crate) exemplars: Option<bool>,
     /// Export settings from the environment.
     pub(crate) env_export: ExportSettings,
     /// Export settings from the builder; they win over `env_export` field by field.
@@ -399,6 +402,16 @@ impl TelemetryConfig {
     /// 1 to 1,000,000; anything else is a start-up error.
     pub fn with_metric_cardinality_limit(mut self, limit: usize) -> Self {
         self.cardinality_limit = Some(limit);
+        self
+    }
+
+    /// Whether counters and histograms keep exemplars: for each series (and histogram bucket),
+    /// the value, time, trace id and span id of the latest measurement made inside a sampled
+    /// span, shown by Prometheus when it scrapes OpenMetrics. On by default (the spec's
+    /// `trace_based` filter); `OTEL_METRICS_EXEMPLAR_FILTER=always_off` or `false` here turns it
+    /// off. Outside a sampled span a measurement keeps nothing either way.
+    pub fn with_exemplars(mut self, enabled: bool) -> Self {
+        self.exemplars = Some(enabled);
         self
     }
 

@@ -152,6 +152,7 @@ fn build(mut config: TelemetryConfig) -> Result<(State, Pipeline), Error> {
             .cardinality_limit
             .unwrap_or(crate::metrics::DEFAULT_CARDINALITY_LIMIT),
     );
+    crate::registry::exemplars::set_enabled(config.exemplars.unwrap_or(true));
     for reader in std::mem::take(&mut config.metric_readers) {
         meter_builder = meter_builder.with_reader(reader);
     }

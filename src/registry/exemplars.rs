@@ -15,9 +15,18 @@ use crate::sync::lock;
 use opentelemetry::trace::{SpanId, TraceContextExt as _, TraceId};
 use opentelemetry::{Context, KeyValue, Value};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::SystemTime;
+
+/// Whether measurements offer exemplars ([`set_enabled`]).
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns exemplars on or off for the whole process (`TelemetryConfig::with_exemplars`).
+pub(crate) fn set_enabled(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Relaxed);
+}
 
 /// The most series of one instrument that keep exemplars (the SDK's default cardinality limit).
 pub(crate) const MAX_SERIES: usize = 2000;
@@ -38,26 +47,22 @@ pub(crate) struct Exemplar {
 /// The exemplars of one instrument, by series.
 #[derive(Debug, Default)]
 pub(crate) struct Exemplars {
-    /// The latest exemplars of each series, by [`key`]: one per bucket for a histogram (a few
-    /// per series, the most recent first), one for a counter.
-    series: Mutex<HashMap<u64, Series>>,
+    /// Each series' slots, by [`key`]: one per bucket of the instrument's bounds for a
+    /// histogram (the last `+Inf`), one for a counter.
+    series: Mutex<HashMap<u64, Box<[Option<Exemplar>]>, BuildHasherDefault<KeyHasher>>>,
 }
-
-/// The latest exemplars of one series, most recent first; a new one replaces those it makes
-/// redundant (see [`Exemplars::offer`]).
-type Series = Vec<Exemplar>;
-
-/// At most this many exemplars per series (a histogram's buckets beyond that share them).
-const PER_SERIES: usize = 16;
 
 impl Exemplars {
     /// Offers a measurement of `value` on the series `key` (computed only when kept): kept
-    /// when the current span is sampled. For a histogram with `bounds`, it replaces the
-    /// exemplar of the same bucket; for a counter (`bounds` empty), the series' one.
+    /// when the current span is sampled, in place of the one before it in the same bucket of
+    /// `bounds` (a histogram's; empty for a counter, which keeps one per series).
     #[inline]
     pub(crate) fn offer(&self, value: f64, bounds: &[f64], key: impl FnOnce() -> u64) {
+        if !ENABLED.load(Ordering::Relaxed) {
+            return;
+        }
         if let Some(ids) = Context::map_current(sampled) {
-            self.keep_new(ids, value, bounds, key);
+            self.keep(ids, value, bounds, key());
         }
     }
 
@@ -71,65 +76,53 @@ impl Exemplars {
         bounds: &[f64],
         key: impl FnOnce() -> u64,
     ) {
+        if !ENABLED.load(Ordering::Relaxed) {
+            return;
+        }
         if let Some(ids) = sampled(cx) {
-            self.keep_new(ids, value, bounds, key);
+            self.keep(ids, value, bounds, key());
         }
     }
 
-    fn keep_new(
-        &self,
-        (trace_id, span_id): (TraceId, SpanId),
-        value: f64,
-        bounds: &[f64],
-        key: impl FnOnce() -> u64,
-    ) {
-        self.keep(
-            Exemplar {
-                value,
-                time: SystemTime::now(),
-                trace_id,
-                span_id,
-            },
-            bounds,
-            key(),
-        );
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn keep(&self, exemplar: Exemplar, bounds: &[f64], key: u64) {
-        let mut series = lock(&self.series);
-        let len = series.len();
-        let kept = match series.get_mut(&key) {
-            Some(kept) => kept,
-            None if len >= MAX_SERIES => return,
-            None => series.entry(key).or_default(),
+    fn keep(&self, (trace_id, span_id): (TraceId, SpanId), value: f64, bounds: &[f64], key: u64) {
+        let exemplar = Exemplar {
+            value,
+            time: SystemTime::now(),
+            trace_id,
+            span_id,
         };
-        let at = bucket(bounds, exemplar.value);
-        kept.retain(|e| bucket(bounds, e.value) != at);
-        if kept.len() >= PER_SERIES {
-            kept.pop();
+        let at = bucket(bounds, value);
+        let mut series = lock(&self.series);
+        if let Some(slots) = series.get_mut(&key) {
+            if let Some(slot) = slots.get_mut(at) {
+                *slot = Some(exemplar);
+            }
+        } else if series.len() < MAX_SERIES {
+            let mut slots = vec![None; bounds.len() + 1].into_boxed_slice();
+            slots[at] = Some(exemplar);
+            series.insert(key, slots);
         }
-        kept.insert(0, exemplar);
     }
 
     /// The exemplars of the series with `attributes`, one per bucket of `bounds` (the data
     /// point's own boundaries; `len() + 1` buckets, the last `+Inf`), or a single one for a
-    /// counter (`bounds` empty): the latest measurement that falls in each.
+    /// counter (`bounds` empty): the latest kept measurement that falls in each.
     pub(crate) fn of<'a>(
         &self,
-        attributes: impl Iterator<Item = &'a KeyValue>,
+        attributes: impl IntoIterator<Item = &'a KeyValue>,
         bounds: &[f64],
     ) -> Vec<Option<Exemplar>> {
-        let mut buckets = vec![None; bounds.len() + 1];
+        let mut buckets: Vec<Option<Exemplar>> = vec![None; bounds.len() + 1];
         let series = lock(&self.series);
-        if let Some(kept) = series.get(&key(attributes)) {
-            // Most recent first: the first one seen in a bucket is its latest.
-            for e in kept {
-                let slot = &mut buckets[bucket(bounds, e.value)];
-                if slot.is_none() {
-                    *slot = Some(*e);
-                }
+        let Some(slots) = series.get(&key(attributes)) else {
+            return buckets;
+        };
+        // The same bounds as at record time (the usual case): slot for bucket. Otherwise (a
+        // view changed them) each kept one goes to the bucket its value falls in now.
+        for e in slots.iter().flatten() {
+            let slot = &mut buckets[bucket(bounds, e.value)];
+            if slot.is_none_or(|old| old.time <= e.time) {
+                *slot = Some(*e);
             }
         }
         buckets
@@ -142,35 +135,113 @@ fn bucket(bounds: &[f64], value: f64) -> usize {
     bounds.partition_point(|b| *b < value)
 }
 
-/// The trace and span ids of the span of `cx` when it is sampled.
-#[inline]
-fn sampled(cx: &Context) -> Option<(TraceId, SpanId)> {
-    let span = cx.span();
-    let sc = span.span_context();
-    sc.is_sampled().then(|| (sc.trace_id(), sc.span_id()))
-}
-
-/// The key of an attribute set, whatever the order of its attributes.
+/// The key of an attribute set, whatever the order of its attributes: the wrapping sum of
+/// each attribute's hash.
 pub(crate) fn key<'a>(attributes: impl IntoIterator<Item = &'a KeyValue>) -> u64 {
     attributes
         .into_iter()
         .map(|kv| {
-            let mut h = std::hash::DefaultHasher::new();
-            kv.key.as_str().hash(&mut h);
+            let mut h = FxHasher::default();
+            h.write(kv.key.as_str().as_bytes());
+            h.write_u8(0xff);
             hash_value(&kv.value, &mut h);
             h.finish()
         })
         .fold(0u64, u64::wrapping_add)
 }
 
-fn hash_value(value: &Value, h: &mut impl Hasher) {
+fn hash_value(value: &Value, h: &mut FxHasher) {
     match value {
-        Value::Bool(b) => (0u8, b).hash(h),
-        Value::I64(i) => (1u8, i).hash(h),
-        Value::F64(f) => (2u8, f.to_bits()).hash(h),
-        Value::String(s) => (3u8, s.as_str()).hash(h),
-        other => (4u8, other.to_string()).hash(h),
+        Value::Bool(b) => h.write_u64(u64::from(*b) | 1 << 8),
+        Value::I64(i) => {
+            h.write_u8(1);
+            h.write_u64(*i as u64);
+        }
+        Value::F64(f) => {
+            h.write_u8(2);
+            h.write_u64(f.to_bits());
+        }
+        Value::String(s) => {
+            h.write_u8(3);
+            h.write(s.as_str().as_bytes());
+        }
+        other => {
+            h.write_u8(4);
+            h.write(other.to_string().as_bytes());
+        }
     }
+}
+
+/// The rustc hasher: a multiply and a rotate per word. Attribute sets are the application's
+/// own, not an attacker's, and the key only finds an exemplar (a collision costs one).
+#[derive(Default)]
+struct FxHasher {
+    hash: u64,
+}
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word) ^ (rest.len() as u64) << 56);
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn finish(&self) -> u64 {
+        // A last mix, so that the sum of several attributes' hashes stays spread.
+        let h = self.hash;
+        (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (h >> 32)
+    }
+}
+
+/// The map of series takes [`key`]'s value as its hash.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.0 = i;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The trace and span ids of the span of `cx` when it is sampled.
+#[inline]
+fn sampled(cx: &Context) -> Option<(TraceId, SpanId)> {
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_sampled().then(|| (sc.trace_id(), sc.span_id()))
 }
 
 /// Scope name → instrument name → exemplars.
@@ -199,7 +270,7 @@ pub(crate) fn find(scope: &str, name: &str) -> Option<&'static Exemplars> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry::trace::{TraceContextExt as _, Tracer as _, TracerProvider as _};
+    use opentelemetry::trace::{Tracer as _, TracerProvider as _};
     use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 
     const BOUNDS: &[f64] = &[0.1, 0.5, 1.0];

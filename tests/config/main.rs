@@ -159,6 +159,27 @@ fn invalid_sampler_arg_names_the_variable() {
 }
 
 #[test]
+fn invalid_exemplar_filter_names_the_variable_and_what_is_accepted() {
+    if support::in_parent(
+        "invalid_exemplar_filter_names_the_variable_and_what_is_accepted",
+        &[],
+    ) {
+        return;
+    }
+    for value in ["always_on", "sometimes"] {
+        let err = configure_err(TelemetryConfig::from_vars([(
+            "OTEL_METRICS_EXEMPLAR_FILTER",
+            value,
+        )]));
+        let message = assert_invalid_env(&err, "OTEL_METRICS_EXEMPLAR_FILTER", value);
+        assert!(
+            message.contains("trace_based") && message.contains("always_off"),
+            "message does not list what is accepted: {message}"
+        );
+    }
+}
+
+#[test]
 fn invalid_sdk_disabled_names_the_variable() {
     if support::in_parent("invalid_sdk_disabled_names_the_variable", &[]) {
         return;
