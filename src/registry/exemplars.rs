@@ -49,8 +49,11 @@ pub(crate) struct Exemplar {
 pub(crate) struct Exemplars {
     /// Each series' slots, by [`key`]: one per bucket of the instrument's bounds for a
     /// histogram (the last `+Inf`), one for a counter.
-    series: Mutex<HashMap<u64, Box<[Option<Exemplar>]>, BuildHasherDefault<KeyHasher>>>,
+    series: Mutex<SeriesMap>,
 }
+
+/// Each series' slots by key, hashed by the key itself.
+type SeriesMap = HashMap<u64, Box<[Option<Exemplar>]>, BuildHasherDefault<KeyHasher>>;
 
 impl Exemplars {
     /// Offers a measurement of `value` on the series `key` (computed only when kept): kept
