@@ -105,18 +105,18 @@ fn metrics(c: &mut Criterion) {
     {
         let _span = telemetry.trace("request");
         let histogram = telemetry.histogram("latency_in_span_ms");
-        g.bench_function(format!("facade held histogram record/1 attr, {exemplars}"), |b| {
-            b.iter(|| histogram.record(black_box(150.0), &[("endpoint", "/api")]))
-        });
+        g.bench_function(
+            format!("facade held histogram record/1 attr, {exemplars}"),
+            |b| b.iter(|| histogram.record(black_box(150.0), &[("endpoint", "/api")])),
+        );
         g.bench_function("held SDK histogram record/1 attr", |b| {
-            b.iter(|| {
-                held_histogram.record(black_box(150.0), &[KeyValue::new("endpoint", "/api")])
-            })
+            b.iter(|| held_histogram.record(black_box(150.0), &[KeyValue::new("endpoint", "/api")]))
         });
         let counter = telemetry.counter("requests_in_span");
-        g.bench_function(format!("facade held counter add/1 attr, {exemplars}"), |b| {
-            b.iter(|| counter.add(black_box(1), &[("endpoint", "/api")]))
-        });
+        g.bench_function(
+            format!("facade held counter add/1 attr, {exemplars}"),
+            |b| b.iter(|| counter.add(black_box(1), &[("endpoint", "/api")])),
+        );
         g.bench_function("held SDK counter add/1 attr", |b| {
             b.iter(|| held.add(black_box(1), &[KeyValue::new("endpoint", "/api")]))
         });

@@ -14,6 +14,14 @@
 //! collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. The response names the trace id
 //! (also in the `x-trace-id` header). `UNITEL_SERVICE_ADDR` changes the address; Ctrl-C or
 //! SIGTERM stops it and flushes everything.
+//!
+//! Order 13 is the bad one: its inventory call is slow and fails, and checkout answers 500
+//! with an error log naming the cause. With `OTEL_METRICS_EXPORTER=prometheus` the service
+//! serves `/metrics` (the address is printed), and a Prometheus with
+//! `--enable-feature=exemplar-storage` follows the spike in
+//! `http_server_request_duration_seconds` to that request's trace id (an exemplar), which
+//! `unitel logs --trace <id> logs/service.log` turns into the trace with its error log:
+//! spike → trace → log.
 
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -45,7 +53,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
         config = config.with_service_name("service-example");
     }
-    let _guard = unitel::configure_telemetry(config)?;
+    let guard = unitel::configure_telemetry(config)?;
+    if let Some(metrics) = guard.prometheus_addr() {
+        println!("metrics on http://{metrics}/metrics");
+    }
     let addr: SocketAddr = std::env::var("UNITEL_SERVICE_ADDR")
         .unwrap_or_else(|_| "127.0.0.1:3000".to_owned())
         .parse()?;
@@ -88,7 +99,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// `GET /checkout/{order}`: asks inventory over HTTP, then queues the shipment.
-async fn checkout(State(app): State<App>, Path(order): Path<u64>) -> String {
+async fn checkout(
+    State(app): State<App>,
+    Path(order): Path<u64>,
+) -> Result<String, (http::StatusCode, String)> {
     let telemetry = get_telemetry("checkout");
     telemetry.log_info_with("checkout started", &[("order.id", order)]);
 
@@ -104,19 +118,44 @@ async fn checkout(State(app): State<App>, Path(order): Path<u64>) -> String {
     inject_trace_context(request.headers_mut());
     let stock = call
         .instrument(async {
-            match app.client.execute(request).await {
+            let response = app
+                .client
+                .execute(request)
+                .await
+                .and_then(|r| r.error_for_status());
+            let span = unitel::current_span();
+            match response {
                 Ok(response) => {
-                    let span = unitel::current_span();
                     span.set_attribute("http.response.status_code", response.status().as_u16());
-                    response.text().await.unwrap_or_default()
+                    Ok(response.text().await.unwrap_or_default())
                 }
                 Err(err) => {
-                    unitel::current_span().record_error(&err);
-                    String::new()
+                    if let Some(status) = err.status() {
+                        span.set_attribute("http.response.status_code", status.as_u16());
+                    }
+                    span.record_error(&err);
+                    Err(err)
                 }
             }
         })
         .await;
+    let stock = match stock {
+        Ok(stock) => stock,
+        Err(err) => {
+            // The error log carries the trace id and the cause; the server span gets status
+            // 500, and its duration lands in the latency histogram with this trace as exemplar.
+            telemetry.log_error_with_cause(
+                "checkout failed: inventory unavailable",
+                &err,
+                &[("order.id", order)],
+            );
+            let trace = unitel::current_trace_id().unwrap_or_default();
+            return Err((
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                format!("order {order}: inventory unavailable; trace {trace}\n"),
+            ));
+        }
+    };
 
     // The job: a producer span, its context in the envelope.
     let (producer, job) = telemetry
@@ -133,14 +172,19 @@ async fn checkout(State(app): State<App>, Path(order): Path<u64>) -> String {
         .await;
 
     let trace = unitel::current_trace_id().unwrap_or_default();
-    format!("order {order}: {stock}; trace {trace}\n")
+    Ok(format!("order {order}: {stock}; trace {trace}\n"))
 }
 
-/// `GET /inventory/{item}`: the callee, in the caller's trace.
-async fn inventory(Path(item): Path<u64>) -> String {
+/// `GET /inventory/{item}`: the callee, in the caller's trace. Item 13 is slow, then fails.
+async fn inventory(Path(item): Path<u64>) -> Result<String, http::StatusCode> {
     let telemetry = get_telemetry("inventory");
+    if item == 13 {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        telemetry.log_warning_with("stock lookup timed out", &[("item.id", item)]);
+        return Err(http::StatusCode::SERVICE_UNAVAILABLE);
+    }
     telemetry.log_info_with("stock checked", &[("item.id", item)]);
-    format!("{} in stock", item % 7 + 1)
+    Ok(format!("{} in stock", item % 7 + 1))
 }
 
 /// The worker: one consumer span per job, in the producer's trace.

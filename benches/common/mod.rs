@@ -409,7 +409,8 @@ pub mod floor {
             self.0.push(KeyValue::new(field.name(), value.to_owned()));
         }
         fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-            self.0.push(KeyValue::new(field.name(), format!("{value:?}")));
+            self.0
+                .push(KeyValue::new(field.name(), format!("{value:?}")));
         }
     }
 
@@ -506,9 +507,8 @@ pub fn sdk_spans(
         cx.span().end();
     };
     for &position in positions {
-        let _parent = matches!(position, Position::Child).then(|| {
-            Context::current_with_span(tracer.start("parent")).attach()
-        });
+        let _parent = matches!(position, Position::Child)
+            .then(|| Context::current_with_span(tracer.start("parent")).attach());
         let at = position.name();
         g.bench_function(format!("{label}/{at}/0 attrs"), |b| b.iter(|| span(None)));
         g.bench_function(format!("{label}/{at}/3 attrs"), |b| {

@@ -309,7 +309,10 @@ mod tests {
             key(&[KeyValue::new("n", 1)]),
             key(&[KeyValue::new("n", "1")])
         );
-        assert_ne!(key(&[KeyValue::new("n", 1.0)]), key(&[KeyValue::new("n", 2.0)]));
+        assert_ne!(
+            key(&[KeyValue::new("n", 1.0)]),
+            key(&[KeyValue::new("n", 2.0)])
+        );
     }
 
     #[test]
@@ -330,14 +333,20 @@ mod tests {
         let got = e.of(kvs("/a").iter().rev(), BOUNDS);
         assert_eq!(got[0], None, "nothing measured at or below 0.1 on /a");
         let second = got[1].expect("0.4 is in (0.1, 0.5]");
-        assert_eq!((second.value, second.trace_id, second.span_id), (0.4, t2, s2));
+        assert_eq!(
+            (second.value, second.trace_id, second.span_id),
+            (0.4, t2, s2)
+        );
         assert_ne!((t1, s1), (t2, s2));
         assert_eq!(got[2], None);
         let inf = got[3].expect("7 is in +Inf");
         assert_eq!((inf.value, inf.trace_id), (7.0, t3));
         // A value equal to a bound is in that bound's bucket, as the SDK counts it.
         in_span(true, || e.offer(1.0, BOUNDS, || key(&kvs("/a"))));
-        assert_eq!(e.of(kvs("/a").iter(), BOUNDS)[2].map(|x| x.value), Some(1.0));
+        assert_eq!(
+            e.of(kvs("/a").iter(), BOUNDS)[2].map(|x| x.value),
+            Some(1.0)
+        );
         // Rendered with other bounds (a view), each bucket still gets its latest.
         let coarse = e.of(kvs("/a").iter(), &[2.0]);
         assert_eq!(coarse[0].map(|x| x.value), Some(1.0));

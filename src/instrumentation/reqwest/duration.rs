@@ -6,9 +6,9 @@
 //! database adapters do with `DbInstruments::bind`; what differs is only what the bindings are
 //! kept by: here the thread, since one client sees a few attribute sets again and again.
 
-use opentelemetry::Context;
 use crate::{Attributes, Histogram};
 use opentelemetry::metrics::{BoundHistogram, Histogram as SdkHistogram};
+use opentelemetry::Context;
 use opentelemetry::{KeyValue, StringValue, Value};
 use smallvec::SmallVec;
 use std::cell::RefCell;
