@@ -494,11 +494,11 @@ fn paced(rate: u64, duration: Duration, record: impl Fn(u64) + Sync) -> (u64, Wi
                     }
                     let due = (elapsed.as_secs_f64() * per_thread) as u64;
                     if n >= due {
-                        // Ahead of schedule: wait for the next item's time.
-                        let next = Duration::from_secs_f64((n + 1) as f64 / per_thread);
-                        std::thread::sleep(
-                            next.saturating_sub(elapsed).min(Duration::from_millis(1)),
-                        );
+                        // Ahead of schedule: wait a millisecond, then record what fell due
+                        // (at 100,000/s, 25 items a thread). Waiting for each next item
+                        // instead woke every thread every ~90 µs, which cost 3.9 µs of CPU
+                        // per item on the cores the export and rotel need.
+                        std::thread::sleep(Duration::from_millis(1));
                         continue;
                     }
                     while n < due {
