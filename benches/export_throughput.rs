@@ -35,6 +35,9 @@
 //! and the machine's idle fraction (`/proc/stat`, idle + iowait) while the application threads
 //! were recording (for the ceiling: while it sent): whether a step was CPU-bound or had cores
 //! to spare. The highest rate with zero drops is the configuration's throughput.
+//!
+//! `UNITEL_TPUT_CHILD=pacing UNITEL_TPUT_RATE=100000` on the bench binary runs the pacer alone,
+//! recording nothing: its `app_cpu_ns` is the pacer's share of `app`.
 
 #![allow(missing_docs)]
 
