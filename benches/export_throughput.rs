@@ -22,9 +22,22 @@
 //! For each run it reports what was sent, dropped (unitel's counters; the bare SDK does not
 //! expose its own, so there dropped = sent − received) and received (rotel's debug log, one
 //! `spans=N` / `logs=N` line per batch it takes in), and checks sent − dropped − received = 0.
-//! It also reports the CPU time of the export threads (`unitel-*`, `OpenTelemetry*`) per
-//! exported item, read from `/proc/self/task/*/schedstat` just before shutdown, and the peak
-//! memory (`VmHWM`). The highest rate with zero drops is the configuration's throughput.
+//! It also reports the peak memory (`VmHWM`) and where the CPU went, per item received (span
+//! or log record), in three parts that add up to the run's cost:
+//!
+//! - `app`: the application threads recording (their own `/proc/thread-self/schedstat`, read
+//!   as each one finishes);
+//! - `export`: the export threads (`unitel-*`, `OpenTelemetry*`), read from
+//!   `/proc/self/task/*/schedstat` just before shutdown;
+//! - `rotel`: the collector process (utime + stime of `/proc/<pid>/stat`), read before the run
+//!   and after rotel has taken in everything it is going to;
+//!
+//! and the machine's idle fraction (`/proc/stat`, idle + iowait) while the application threads
+//! were recording (for the ceiling: while it sent): whether a step was CPU-bound or had cores
+//! to spare. The highest rate with zero drops is the configuration's throughput.
+//!
+//! `UNITEL_TPUT_CHILD=pacing UNITEL_TPUT_RATE=100000` on the bench binary runs the pacer alone,
+//! recording nothing: its `app_cpu_ns` is the pacer's share of `app`.
 
 #![allow(missing_docs)]
 
@@ -70,6 +83,7 @@ fn main() {
         .collect();
     // Bounded by `timeout` in case this process is killed; stopped when `rotel` drops.
     let rotel = rotel::start("basic", &["traces", "logs"], Duration::from_secs(3600));
+    let rotel_pid = agent_pid(&rotel);
     println!(
         "export throughput: {THREADS} threads, {secs} s per run, rotel {} / {}; cores: {}",
         rotel.http,
@@ -77,7 +91,7 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "{:<14} {:<8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>9} {:>7}",
+        "{:<14} {:<8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>5} {:>7}",
         "protocol",
         "config",
         "rate/s",
@@ -89,8 +103,15 @@ fn main() {
         "recv_lg",
         "spans/s",
         "logs/s",
-        "cpu_ns/it",
+        "app_ns",
+        "exp_ns",
+        "rot_ns",
+        "sum_ns",
+        "idle%",
         "hwm_MB"
+    );
+    println!(
+        "(CPU in ns per item received, span or log record; idle: the machine's, while recording)"
     );
     let want = |c: &str| filter.is_empty() || filter.iter().any(|f| c.contains(f.as_str()));
     for protocol in &protocols {
@@ -105,7 +126,7 @@ fn main() {
             }
             let mut highest = None;
             for &rate in &rates {
-                let r = run(&rotel, config, protocol, &endpoint, rate, secs);
+                let r = run(&rotel, rotel_pid, config, protocol, &endpoint, rate, secs);
                 if r.zero_drops() {
                     highest = Some(r.clone());
                 }
@@ -113,17 +134,21 @@ fn main() {
             best.push((config, highest));
         }
         if want("ceiling") {
-            let r = run(&rotel, "ceiling", protocol, &endpoint, 0, secs);
+            let r = run(&rotel, rotel_pid, "ceiling", protocol, &endpoint, 0, secs);
             best.push(("ceiling", Some(r)));
         }
         println!("-- {protocol}: highest rate with zero drops (received per second)");
         for (config, r) in best {
             match r {
                 Some(r) => println!(
-                    "   {config:<8} {:>9.0} spans/s {:>9.0} logs/s  export cpu {:>6.0} ns/item  VmHWM {:>6.1} MB",
+                    "   {config:<8} {:>9.0} spans/s {:>9.0} logs/s  cpu ns/item: app {:>5.0} + export {:>5.0} + rotel {:>5.0} = {:>5.0}  idle {:>4.1} %  VmHWM {:>6.1} MB",
                     r.received_spans as f64 / r.secs,
                     r.received_logs as f64 / r.secs,
-                    r.cpu_per_item(),
+                    r.per_item(r.app_cpu_ns),
+                    r.per_item(r.export_cpu_ns),
+                    r.per_item(r.rotel_cpu_ns),
+                    r.per_item(r.app_cpu_ns + r.export_cpu_ns + r.rotel_cpu_ns),
+                    r.idle_percent(),
                     r.hwm_kb as f64 / 1024.0
                 ),
                 None => println!("   {config:<8} no rate without drops"),
@@ -150,6 +175,11 @@ struct Outcome {
     received_spans: u64,
     received_logs: u64,
     export_cpu_ns: u64,
+    app_cpu_ns: u64,
+    rotel_cpu_ns: u64,
+    /// The machine's idle CPU time while recording, and all its CPUs' time, in `/proc/stat` ticks.
+    idle_ticks: u64,
+    total_ticks: u64,
     hwm_kb: u64,
     /// The bare SDK does not expose its drop counts: its drops are what did not arrive.
     counted: bool,
@@ -163,13 +193,19 @@ impl Outcome {
             && self.received_logs == self.sent_logs
     }
 
-    fn cpu_per_item(&self) -> f64 {
-        self.export_cpu_ns as f64 / (self.received_spans + self.received_logs).max(1) as f64
+    /// `cpu_ns` per item received.
+    fn per_item(&self, cpu_ns: u64) -> f64 {
+        cpu_ns as f64 / (self.received_spans + self.received_logs).max(1) as f64
+    }
+
+    fn idle_percent(&self) -> f64 {
+        100.0 * self.idle_ticks as f64 / self.total_ticks.max(1) as f64
     }
 }
 
 fn run(
     rotel: &Rotel,
+    rotel_pid: Option<u32>,
     config: &str,
     protocol: &str,
     endpoint: &str,
@@ -177,6 +213,7 @@ fn run(
     secs: u64,
 ) -> Outcome {
     let before = received(rotel);
+    let rotel_before = rotel_pid.and_then(process_cpu_ns);
     let out = Command::new(std::env::current_exe().expect("bench executable"))
         .env(CHILD, config)
         .env("UNITEL_TPUT_RATE", rate.to_string())
@@ -205,6 +242,9 @@ fn run(
             "dropped_spans" => o.dropped_spans = v,
             "dropped_logs" => o.dropped_logs = v,
             "export_cpu_ns" => o.export_cpu_ns = v,
+            "app_cpu_ns" => o.app_cpu_ns = v,
+            "idle_ticks" => o.idle_ticks = v,
+            "total_ticks" => o.total_ticks = v,
             "hwm_kb" => o.hwm_kb = v,
             "elapsed_ms" => o.secs = v as f64 / 1e3,
             _ => {}
@@ -227,6 +267,9 @@ fn run(
             stable_since = Instant::now();
         }
     }
+    if let (Some(a), Some(b)) = (rotel_before, rotel_pid.and_then(process_cpu_ns)) {
+        o.rotel_cpu_ns = b.saturating_sub(a);
+    }
     o.received_spans = last.0 - before.0;
     o.received_logs = last.1 - before.1;
     if config == "ceiling" {
@@ -240,7 +283,7 @@ fn run(
     let unaccounted_spans = o.sent_spans as i64 - o.dropped_spans as i64 - o.received_spans as i64;
     let unaccounted_logs = o.sent_logs as i64 - o.dropped_logs as i64 - o.received_logs as i64;
     println!(
-        "{:<14} {:<8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8.0} {:>8.0} {:>9.0} {:>7.1}{}",
+        "{:<14} {:<8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8.0} {:>8.0} {:>7.0} {:>7.0} {:>7.0} {:>7.0} {:>5.1} {:>7.1}{}",
         protocol,
         config,
         if rate == 0 {
@@ -256,7 +299,11 @@ fn run(
         o.received_logs,
         o.received_spans as f64 / o.secs,
         o.received_logs as f64 / o.secs,
-        o.cpu_per_item(),
+        o.per_item(o.app_cpu_ns),
+        o.per_item(o.export_cpu_ns),
+        o.per_item(o.rotel_cpu_ns),
+        o.per_item(o.app_cpu_ns + o.export_cpu_ns + o.rotel_cpu_ns),
+        o.idle_percent(),
         o.hwm_kb as f64 / 1024.0,
         if unaccounted_spans != 0 || unaccounted_logs != 0 {
             format!("  UNACCOUNTED: spans {unaccounted_spans}, logs {unaccounted_logs}")
@@ -291,39 +338,156 @@ fn received(rotel: &Rotel) -> (u64, u64) {
     (spans, logs)
 }
 
+/// The pid of the rotel-agent listening on `rotel.http` (it runs under `timeout`, whose
+/// command line names it too): the process whose program is rotel-agent.
+fn agent_pid(rotel: &Rotel) -> Option<u32> {
+    let pid = std::fs::read_dir("/proc").ok()?.find_map(|entry| {
+        let entry = entry.ok()?;
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        let mut args = cmdline.split(|&b| b == 0).map(String::from_utf8_lossy);
+        let agent = args.next()?.ends_with("rotel-agent");
+        (agent && args.any(|a| a == rotel.http.as_str())).then_some(pid)
+    });
+    if pid.is_none() {
+        println!("rotel-agent's pid not found: no rotel CPU figures");
+    }
+    pid
+}
+
+/// CPU time (utime + stime) process `pid` has used so far, in ns.
+fn process_cpu_ns(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the `(comm)`, which may hold spaces: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks * 1_000_000_000 / clock_ticks_per_sec())
+}
+
+/// `sysconf(_SC_CLK_TCK)`, from `getconf` (100 on every Linux this runs on).
+fn clock_ticks_per_sec() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .filter(|&t| t > 0)
+            .unwrap_or(100)
+    })
+}
+
+/// The machine's idle time (idle + iowait) so far, in ticks, and its number of CPUs
+/// (`/proc/stat`). The busy columns are not used: they are sampled at the timer tick, and in
+/// this VM a load that sleeps and wakes thousands of times a second is mostly missed by them
+/// (their sum fell a third short of the wall-clock time), while idle time is measured.
+fn machine_idle_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let mut lines = stat.lines();
+    let idle = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(4)
+        .take(2)
+        .filter_map(|t| t.parse::<u64>().ok())
+        .sum();
+    let cpus = lines
+        .take_while(|l| l.starts_with("cpu"))
+        .filter(|l| l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .count();
+    (idle, cpus as u64)
+}
+
 // ----- the child: one configuration at one rate -----
 
 fn child(config: &str) {
     let rate: u64 = env_or("UNITEL_TPUT_RATE", 50_000);
     let secs: u64 = env_or("UNITEL_TPUT_SECS", 30);
     let duration = Duration::from_secs(secs);
-    let (sent_spans, sent_logs, elapsed, cpu, dropped) = match config {
+    let (sent_spans, sent_logs, cpu, dropped, window) = match config {
         "unitel" => unitel_child(rate, duration),
         "bare" => bare_child(rate, duration),
         "ceiling" => ceiling_child(duration),
+        // By hand only: the pacing loop alone, recording nothing (its CPU is in `app`).
+        "pacing" => {
+            let (n, window) = paced(rate, duration, |i| {
+                std::hint::black_box(i);
+            });
+            (n, n, 0, (0, 0), window)
+        }
         other => panic!("unknown configuration {other}"),
     };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "sent_spans={sent_spans} sent_logs={sent_logs} dropped_spans={} dropped_logs={} export_cpu_ns={cpu} hwm_kb={} elapsed_ms={}",
+        "sent_spans={sent_spans} sent_logs={sent_logs} dropped_spans={} dropped_logs={} export_cpu_ns={cpu} app_cpu_ns={} idle_ticks={} total_ticks={} hwm_kb={} elapsed_ms={}",
         dropped.0,
         dropped.1,
+        window.app_cpu_ns,
+        window.idle_ticks,
+        window.total_ticks,
         hwm_kb(),
-        elapsed.as_millis()
+        window.elapsed.as_millis()
     );
 }
 
+/// The recording window: how long it took, the application threads' CPU, and the machine's
+/// idle CPU ticks over it and all its CPUs' ticks (CPUs × wall-clock time).
+#[derive(Debug)]
+struct Window {
+    elapsed: Duration,
+    app_cpu_ns: u64,
+    idle_ticks: u64,
+    total_ticks: u64,
+}
+
+impl Window {
+    /// Starts the window now: call [`WindowStart::end`] when it ends.
+    fn start() -> WindowStart {
+        clock_ticks_per_sec();
+        WindowStart(Instant::now(), machine_idle_ticks().0)
+    }
+}
+
+/// When a [`Window`] began, and the machine's idle CPU ticks then.
+struct WindowStart(Instant, u64);
+
+impl WindowStart {
+    /// Ends the window, whose application threads used `app_cpu_ns`.
+    fn end(self, app_cpu_ns: u64) -> Window {
+        let elapsed = self.0.elapsed();
+        let (idle, cpus) = machine_idle_ticks();
+        Window {
+            elapsed,
+            app_cpu_ns,
+            idle_ticks: idle.saturating_sub(self.1),
+            total_ticks: (elapsed.as_secs_f64() * (cpus * clock_ticks_per_sec()) as f64) as u64,
+        }
+    }
+}
+
+/// CPU time this thread has used so far, in ns (Linux).
+fn this_thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Runs `record` (one span with its log record) from [`THREADS`] threads at `rate` per second
-/// in all for `duration`; returns how many were recorded and how long it took.
-fn paced(rate: u64, duration: Duration, record: impl Fn(u64) + Sync) -> (u64, Duration) {
+/// in all for `duration`; returns how many were recorded and the window they took.
+fn paced(rate: u64, duration: Duration, record: impl Fn(u64) + Sync) -> (u64, Window) {
     let per_thread = rate as f64 / THREADS as f64;
     let start = Instant::now();
     let total = AtomicU64::new(0);
+    let cpu = AtomicU64::new(0);
+    let window = Window::start();
     std::thread::scope(|s| {
         for t in 0..THREADS {
             let record = &record;
-            let total = &total;
+            let (total, cpu) = (&total, &cpu);
             s.spawn(move || {
                 let mut n: u64 = 0;
                 loop {
@@ -333,11 +497,11 @@ fn paced(rate: u64, duration: Duration, record: impl Fn(u64) + Sync) -> (u64, Du
                     }
                     let due = (elapsed.as_secs_f64() * per_thread) as u64;
                     if n >= due {
-                        // Ahead of schedule: wait for the next item's time.
-                        let next = Duration::from_secs_f64((n + 1) as f64 / per_thread);
-                        std::thread::sleep(
-                            next.saturating_sub(elapsed).min(Duration::from_millis(1)),
-                        );
+                        // Ahead of schedule: wait a millisecond, then record what fell due
+                        // (at 100,000/s, 25 items a thread). Waiting for each next item
+                        // instead woke every thread every ~90 µs, which cost 3.9 µs of CPU
+                        // per item on the cores the export and rotel need.
+                        std::thread::sleep(Duration::from_millis(1));
                         continue;
                     }
                     while n < due {
@@ -346,20 +510,23 @@ fn paced(rate: u64, duration: Duration, record: impl Fn(u64) + Sync) -> (u64, Du
                     }
                 }
                 total.fetch_add(n, Ordering::Relaxed);
+                cpu.fetch_add(this_thread_cpu_ns(), Ordering::Relaxed);
             });
         }
     });
-    (total.into_inner(), start.elapsed())
+    let window = window.end(cpu.into_inner());
+    (total.into_inner(), window)
 }
 
-type ChildResult = (u64, u64, Duration, u64, (u64, u64));
+/// Spans and log records sent, export threads' CPU (ns), dropped (spans, logs), the window.
+type ChildResult = (u64, u64, u64, (u64, u64), Window);
 
 fn unitel_child(rate: u64, duration: Duration) -> ChildResult {
     let guard =
         unitel::configure_telemetry(unitel::TelemetryConfig::from_env().with_console(false))
             .expect("configure");
     let telemetry = unitel::get_telemetry("tput");
-    let (n, elapsed) = paced(rate, duration, |i| {
+    let (n, window) = paced(rate, duration, |i| {
         let _span = telemetry.trace_with(
             "work",
             &[
@@ -384,12 +551,12 @@ fn unitel_child(rate: u64, duration: Duration) -> ChildResult {
     (
         n,
         n,
-        elapsed,
         cpu,
         (
             dropped(unitel::Signal::Spans),
             dropped(unitel::Signal::Logs),
         ),
+        window,
     )
 }
 
@@ -508,7 +675,7 @@ fn bare_child(rate: u64, duration: Duration) -> ChildResult {
         .build();
     let tracer = tracer_provider.tracer("tput");
     let logger = logger_provider.logger("tput");
-    let (n, elapsed) = paced(rate, duration, |i| {
+    let (n, window) = paced(rate, duration, |i| {
         let mut span = tracer.start("work");
         span.set_attribute(KeyValue::new("item.id", i as i64));
         span.set_attribute(KeyValue::new("item.kind", "order"));
@@ -525,7 +692,7 @@ fn bare_child(rate: u64, duration: Duration) -> ChildResult {
     let cpu = export_threads_cpu_ns();
     let _ = tracer_provider.shutdown();
     let _ = logger_provider.shutdown();
-    (n, n, elapsed, cpu, (0, 0))
+    (n, n, cpu, (0, 0), window)
 }
 
 fn ceiling_child(duration: Duration) -> ChildResult {
@@ -561,7 +728,7 @@ fn ceiling_child(duration: Duration) -> ChildResult {
     let spans = Arc::new(spans);
     let logs = Arc::new(logs);
     let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
+    let window = Window::start();
     let (sent_spans, sent_logs) = rt.block_on(async {
         let mut tasks = Vec::new();
         for k in 0..4 {
@@ -602,9 +769,10 @@ fn ceiling_child(duration: Duration) -> ChildResult {
         }
         (s, l)
     });
-    let elapsed = start.elapsed();
+    // No application threads: the senders are the export threads.
+    let window = window.end(0);
     let cpu = export_threads_cpu_ns();
-    (sent_spans, sent_logs, elapsed, cpu, (0, 0))
+    (sent_spans, sent_logs, cpu, (0, 0), window)
 }
 
 #[derive(Debug)]
