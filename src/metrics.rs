@@ -91,7 +91,9 @@ impl Counter {
         if let Some(c) = self.sdk() {
             attrs.with_slice(|kvs| {
                 c.add(value, kvs);
-                self.0.exemplars.offer(value as f64, &[], || exemplars::key(kvs.iter()));
+                self.0
+                    .exemplars
+                    .offer(value as f64, &[], || exemplars::key(kvs.iter()));
             });
         }
     }

@@ -92,6 +92,7 @@ impl Exemplars {
     /// The exemplars of the series with `attributes`, one per bucket of `bounds` (the data
     /// point's own boundaries; `len() + 1` buckets, the last `+Inf`), or a single one for a
     /// counter (`bounds` empty): the latest measurement that falls in each.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) fn of<'a>(
         &self,
         attributes: impl Iterator<Item = &'a KeyValue>,
@@ -169,6 +170,7 @@ pub(crate) fn register(scope: &str, name: &str, exemplars: &'static Exemplars) {
 }
 
 /// The exemplars of instrument `name` of scope `scope`, if the crate keeps any for it.
+#[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
 pub(crate) fn find(scope: &str, name: &str) -> Option<&'static Exemplars> {
     let index = index().read().unwrap_or_else(|e| e.into_inner());
     index.get(scope)?.get(name).copied()
