@@ -111,6 +111,29 @@ impl Exemplars {
         }
         buckets
     }
+
+    /// The latest exemplar of each series of `keys` (see [`key`]; a counter's: [`of`](Self::of)
+    /// with no bounds). Looked up in batches, so that the lookups' cache misses overlap; the
+    /// lock is taken once per batch, never long.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub(crate) fn latest_each(&self, keys: &[u64]) -> Vec<Option<Exemplar>> {
+        let mut latest = Vec::with_capacity(keys.len());
+        for batch in keys.chunks(64) {
+            let series = lock(&self.series);
+            latest.extend(
+                batch
+                    .iter()
+                    .map(|key| series.get(key).and_then(|kept| kept.first().copied())),
+            );
+        }
+        latest
+    }
+
+    /// Whether any series keeps an exemplar (else the encoder need not look up each one).
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub(crate) fn is_empty(&self) -> bool {
+        lock(&self.series).is_empty()
+    }
 }
 
 /// The bucket of `value` among upper bounds `bounds` (a value equal to a bound is in that

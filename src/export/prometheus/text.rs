@@ -30,6 +30,7 @@ use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::UNIX_EPOCH;
 
 /// An exposition format.
@@ -125,9 +126,31 @@ struct Series<'a> {
     /// Whether any attribute key changed at all (then two series may have become one).
     mapped: bool,
     value: Value,
-    /// The exemplar of each bucket (a histogram's, `+Inf` last) or of the series (a counter);
-    /// empty when none is kept or the format has none.
-    exemplars: Vec<Option<Exemplar>>,
+    /// The exemplars of the series, when the format has them.
+    exemplars: Exemplified,
+}
+
+/// The exemplars of one series.
+#[derive(Debug, Default)]
+enum Exemplified {
+    /// None kept (or the format has none).
+    #[default]
+    None,
+    /// A counter's.
+    One(Exemplar),
+    /// A histogram's, one per bucket, `+Inf` last.
+    Buckets(Vec<Option<Exemplar>>),
+}
+
+impl Exemplified {
+    /// The exemplar of bucket `i` (a counter's is bucket 0).
+    fn get(&self, i: usize) -> Option<Exemplar> {
+        match self {
+            Exemplified::None => None,
+            Exemplified::One(e) => (i == 0).then_some(*e),
+            Exemplified::Buckets(buckets) => buckets.get(i).copied().flatten(),
+        }
+    }
 }
 
 /// One instrument (of one scope), or several of one name and kind (of several scopes).
@@ -221,7 +244,8 @@ pub(super) fn render(
         for metric in scope_metrics.metrics() {
             let exemplars = with_exemplars
                 .then(|| exemplars::find(scope_metrics.scope().name(), metric.name()))
-                .flatten();
+                .flatten()
+                .filter(|e| !e.is_empty());
             let Some(family) = family(&mut keys, metric, scope, exemplars) else {
                 continue;
             };
@@ -303,24 +327,35 @@ pub(super) fn render(
 
     formats
         .iter()
-        .map(|format| match format {
-            Format::Classic => {
-                let mut out = String::new();
-                for (name, family) in &families {
-                    encode(&mut out, name, family, None);
-                }
-                out
-            }
-            Format::OpenMetrics => {
-                let mut out = String::new();
-                for ((name, family), om) in families.iter().zip(openmetrics_families(&families)) {
-                    encode(&mut out, name, family, Some(&om));
-                }
-                out.push_str("# EOF\n");
-                out
-            }
+        .map(|format| {
+            // The last rendering's size, so that the text is not copied as it grows.
+            let size = &LAST_SIZE[format.index()];
+            let mut out = String::with_capacity(size.load(Ordering::Relaxed) / 8 * 9);
+            encode_all(&mut out, &families, *format);
+            size.store(out.len(), Ordering::Relaxed);
+            out
         })
         .collect()
+}
+
+/// The size of the last rendering in each format, by [`Format::index`].
+static LAST_SIZE: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// Appends `families`, named as given, in `format`.
+fn encode_all(out: &mut String, families: &[(String, Family)], format: Format) {
+    match format {
+        Format::Classic => {
+            for (name, family) in families {
+                encode(out, name, family, None);
+            }
+        }
+        Format::OpenMetrics => {
+            for ((name, family), om) in families.iter().zip(openmetrics_families(families)) {
+                encode(out, name, family, Some(&om));
+            }
+            out.push_str("# EOF\n");
+        }
+    }
 }
 
 /// Counts `n` series left out (when `count_drops`) and describes why once.
@@ -458,26 +493,6 @@ fn attributes<'a>(kvs: impl Iterator<Item = &'a KeyValue>) -> Vec<(String, Strin
         .collect()
 }
 
-/// The exemplars of the series with `attributes` (one per bucket of `bounds`, or one for a
-/// counter when `bounds` is empty), or none at all.
-fn exemplars_of<'a>(
-    exemplars: Option<&Exemplars>,
-    attributes: impl Iterator<Item = &'a KeyValue>,
-    bounds: &[f64],
-) -> Vec<Option<Exemplar>> {
-    match exemplars {
-        Some(exemplars) => {
-            let found = exemplars.of(attributes, bounds);
-            if found.iter().any(Option::is_some) {
-                found
-            } else {
-                Vec::new()
-            }
-        }
-        None => Vec::new(),
-    }
-}
-
 fn points<'a, T: AsNumber>(
     keys: &mut Keys,
     data: &MetricData<T>,
@@ -497,6 +512,17 @@ fn points<'a, T: AsNumber>(
         ),
         MetricData::Sum(sum) => {
             let monotonic = sum.is_monotonic();
+            let mut latest = match exemplars.filter(|_| monotonic) {
+                Some(e) => {
+                    let keys: Vec<u64> = sum
+                        .data_points()
+                        .map(|p| exemplars::key(p.attributes()))
+                        .collect();
+                    e.latest_each(&keys)
+                }
+                None => Vec::new(),
+            }
+            .into_iter();
             (
                 if monotonic {
                     Kind::Counter
@@ -507,8 +533,8 @@ fn points<'a, T: AsNumber>(
                     .map(|p| {
                         let value = Value::Scalar(p.value().as_number());
                         let mut series = series(keys, attributes(p.attributes()), scope, value);
-                        if monotonic {
-                            series.exemplars = exemplars_of(exemplars, p.attributes(), &[]);
+                        if let Some(Some(e)) = latest.next() {
+                            series.exemplars = Exemplified::One(e);
                         }
                         series
                     })
@@ -530,11 +556,16 @@ fn points<'a, T: AsNumber>(
                         })
                         .collect();
                     let found = match exemplars {
-                        Some(_) => {
+                        Some(e) => {
                             let bounds: Vec<f64> = p.bounds().collect();
-                            exemplars_of(exemplars, p.attributes(), &bounds)
+                            let found = e.of(p.attributes(), &bounds);
+                            if found.iter().any(Option::is_some) {
+                                Exemplified::Buckets(found)
+                            } else {
+                                Exemplified::None
+                            }
                         }
-                        None => Vec::new(),
+                        None => Exemplified::None,
                     };
                     let value = Value::Histogram {
                         buckets,
@@ -610,7 +641,7 @@ fn series<'a>(
         renamed,
         mapped,
         value,
-        exemplars: Vec::new(),
+        exemplars: Exemplified::None,
     }
 }
 
@@ -814,11 +845,7 @@ fn encode(out: &mut String, name: &str, family: &Family, om: Option<&OpenMetrics
     // Exemplars go on a counter's `_total` sample and on histogram buckets, in OpenMetrics only.
     let with_exemplars = om.is_some_and(|om| om.kind != "unknown");
     for series in &family.series {
-        let exemplar = |i: usize| {
-            with_exemplars
-                .then(|| series.exemplars.get(i).copied().flatten())
-                .flatten()
-        };
+        let exemplar = |i: usize| with_exemplars.then(|| series.exemplars.get(i)).flatten();
         match &series.value {
             Value::Scalar(v) => sample(out, name, "", series, None, *v, exemplar(0)),
             Value::Histogram {
@@ -907,14 +934,29 @@ fn write_number(out: &mut String, value: Number) {
 /// Appends ` # {trace_id="…",span_id="…"} value timestamp` (OpenMetrics; the timestamp in
 /// seconds, to the millisecond).
 fn write_exemplar(out: &mut String, e: &Exemplar) {
-    let _ = write!(
-        out,
-        " # {{trace_id=\"{}\",span_id=\"{}\"}} ",
-        e.trace_id, e.span_id
-    );
+    out.push_str(" # {trace_id=\"");
+    write_hex(out, &e.trace_id.to_bytes());
+    out.push_str("\",span_id=\"");
+    write_hex(out, &e.span_id.to_bytes());
+    out.push_str("\"} ");
     write_float(out, e.value);
     if let Ok(since) = e.time.duration_since(UNIX_EPOCH) {
-        let _ = write!(out, " {}.{:03}", since.as_secs(), since.subsec_millis());
+        out.push(' ');
+        crate::format::write_u64(out, since.as_secs());
+        let millis = since.subsec_millis();
+        out.push('.');
+        for digit in [millis / 100, millis / 10 % 10, millis % 10] {
+            out.push(char::from(b'0' + digit as u8));
+        }
+    }
+}
+
+/// Appends `bytes` as lowercase hex digits.
+fn write_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
 }
 
@@ -926,6 +968,10 @@ fn write_float(out: &mut String, v: f64) {
         out.push_str("+Inf");
     } else if v == f64::NEG_INFINITY {
         out.push_str("-Inf");
+    } else if v.fract() == 0.0 && v.abs() < 1e15 && (v != 0.0 || v.is_sign_positive()) {
+        // A whole number prints as the integer it is (as `{v}` would), without float
+        // formatting.
+        crate::format::write_i64(out, v as i64);
     } else {
         let _ = write!(out, "{v}");
     }
@@ -1151,6 +1197,26 @@ mod tests {
             ("é", "_"),
         ] {
             assert_eq!(label_name(key), want, "{key:?}");
+        }
+    }
+
+    #[test]
+    fn whole_floats_print_as_display_does() {
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            -3.0,
+            0.5,
+            1e14,
+            999_999_999_999_999.0,
+            1e15,
+            1e300,
+            2.5e-7,
+        ] {
+            let mut out = String::new();
+            write_float(&mut out, v);
+            assert_eq!(out, format!("{v}"), "{v:?}");
         }
     }
 
