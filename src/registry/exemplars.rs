@@ -110,6 +110,7 @@ impl Exemplars {
     /// The exemplars of the series with `attributes`, one per bucket of `bounds` (the data
     /// point's own boundaries; `len() + 1` buckets, the last `+Inf`), or a single one for a
     /// counter (`bounds` empty): the latest kept measurement that falls in each.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) fn of<'a>(
         &self,
         attributes: impl IntoIterator<Item = &'a KeyValue>,
@@ -129,6 +130,28 @@ impl Exemplars {
             }
         }
         buckets
+    }
+
+    /// The latest exemplar of each series of `keys` (see [`key`]; a counter's: [`of`](Self::of)
+    /// with no bounds). Looked up in batches, so that the lookups' cache misses overlap; the
+    /// lock is taken once per batch, never long.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub(crate) fn latest_each(&self, keys: &[u64]) -> Vec<Option<Exemplar>> {
+        let mut latest = Vec::with_capacity(keys.len());
+        for batch in keys.chunks(64) {
+            let series = lock(&self.series);
+            latest.extend(batch.iter().map(|key| {
+                let slots = series.get(key)?;
+                slots.iter().flatten().max_by_key(|e| e.time).copied()
+            }));
+        }
+        latest
+    }
+
+    /// Whether any series keeps an exemplar (else the encoder need not look up each one).
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub(crate) fn is_empty(&self) -> bool {
+        lock(&self.series).is_empty()
     }
 }
 
@@ -265,6 +288,7 @@ pub(crate) fn register(scope: &str, name: &str, exemplars: &'static Exemplars) {
 }
 
 /// The exemplars of instrument `name` of scope `scope`, if the crate keeps any for it.
+#[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
 pub(crate) fn find(scope: &str, name: &str) -> Option<&'static Exemplars> {
     let index = index().read().unwrap_or_else(|e| e.into_inner());
     index.get(scope)?.get(name).copied()

@@ -12,6 +12,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod openmetrics;
 mod robust;
 
 use std::collections::BTreeMap;
@@ -975,10 +976,17 @@ fn app_body() {
 
 /// Spawns the app; returns it, its address, and its output so far.
 fn spawn_app() -> (Killed, SocketAddr, Arc<Mutex<Vec<String>>>) {
+    spawn_app_of(APP_TEST)
+}
+
+/// Spawns test `test` as an app in a child process (it prints `ADDR <address>` once it
+/// serves `/metrics`, and stops when its stdin closes); returns it, its address, and its
+/// output so far.
+fn spawn_app_of(test: &str) -> (Killed, SocketAddr, Arc<Mutex<Vec<String>>>) {
     let exe = std::env::current_exe().expect("test binary path");
     let mut child = Command::new(exe)
-        .args([APP_TEST, "--exact", "--nocapture", "--test-threads=1"])
-        .env("UNITEL_CHILD", APP_TEST)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env("UNITEL_CHILD", test)
         .env_remove("OTEL_METRICS_EXPORTER")
         .env_remove("RUST_LOG")
         .stdin(Stdio::piped())
@@ -1069,7 +1077,7 @@ impl Scraper {
     /// Starts the server (scrape interval and timeout `interval`, e.g. "2s") and waits until it
     /// is ready.
     fn start(target: SocketAddr, interval: &str) -> Scraper {
-        Scraper::launch(target, interval, None)
+        Scraper::launch(target, interval, None, &[])
     }
 
     /// [`Scraper::start`] for an app in a child process (`spawn_app`): its exit fails the test
@@ -1080,13 +1088,26 @@ impl Scraper {
         output: Arc<Mutex<Vec<String>>>,
         interval: &str,
     ) -> Scraper {
-        Scraper::launch(target, interval, Some((app, output)))
+        Scraper::launch(target, interval, Some((app, output)), &[])
+    }
+
+    /// [`Scraper::start_for_app`] with more command-line arguments for the server (such as
+    /// `--enable-feature=exemplar-storage`).
+    fn start_for_app_with(
+        app: Killed,
+        target: SocketAddr,
+        output: Arc<Mutex<Vec<String>>>,
+        interval: &str,
+        args: &[&str],
+    ) -> Scraper {
+        Scraper::launch(target, interval, Some((app, output)), args)
     }
 
     fn launch(
         target: SocketAddr,
         interval: &str,
         app: Option<(Killed, Arc<Mutex<Vec<String>>>)>,
+        args: &[&str],
     ) -> Scraper {
         let prometheus = prometheus_binary();
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1110,6 +1131,7 @@ impl Scraper {
                 dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address={addr}"))
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log_file.try_clone().expect("clone log file")))
             .stderr(Stdio::from(log_file))
@@ -1207,6 +1229,68 @@ impl Scraper {
             "prometheus marks the target {health}: {error}\n{}",
             self.log()
         );
+    }
+
+    /// The exemplars Prometheus has for the series of `query` (`/api/v1/query_exemplars` over
+    /// the last hour), once `found` accepts them (waits up to 40 s); each is the series' labels
+    /// and the exemplar's labels, value and timestamp as the API gives them.
+    fn exemplars_until(
+        &mut self,
+        query: &str,
+        found: &dyn Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let started = Instant::now();
+        loop {
+            self.running();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock after 1970")
+                .as_secs();
+            let path = format!(
+                "/api/v1/query_exemplars?query={}&start={}&end={}",
+                url_encode(query),
+                now - 3600,
+                now + 60
+            );
+            let last = match prometheus_json(self.addr, &path) {
+                Ok(json) => {
+                    let exemplars: Vec<serde_json::Value> = json["data"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|series| {
+                            series["exemplars"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .map(|e| {
+                                    serde_json::json!({
+                                        "series": series["seriesLabels"],
+                                        "labels": e["labels"],
+                                        "value": e["value"],
+                                        "timestamp": e["timestamp"],
+                                    })
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                        .collect();
+                    if found(&exemplars) {
+                        return exemplars;
+                    }
+                    json.to_string()
+                }
+                Err(e) => e,
+            };
+            if started.elapsed() > Duration::from_secs(40) {
+                let (health, error) = self.health();
+                panic!(
+                    "prometheus has not the exemplars wanted for {query} (target {health} \
+                     {error})\nlast answer: {last}\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
     }
 
     /// Asserts that every query has a finite result within 40 s; returns each query's answer.

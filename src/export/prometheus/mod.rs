@@ -5,8 +5,14 @@
 //! At most one collection runs at a time; every scrape (and every `prometheus_text()`) that
 //! arrives while one runs shares its result. A scrape waits for it a bounded time: a blocked
 //! observable callback gets a 503 naming the cause, never a pile of waiting requests.
+//!
+//! A scrape that asks for OpenMetrics (`Accept: application/openmetrics-text`) gets it, with
+//! exemplars; everyone else the classic text. The collection thread renders each format that
+//! the requests sharing it asked for, once, from the same collected data.
 
 mod text;
+
+use text::Format;
 
 use crate::config::SharedMetricReader;
 use crate::diagnostics::report_once;
@@ -93,12 +99,26 @@ struct Collection {
 
 #[derive(Debug, Default)]
 struct CollectionState {
-    result: Option<Result<Arc<str>, Unavailable>>,
+    result: Option<Result<Arc<Rendered>, Unavailable>>,
     wakers: Vec<Waker>,
+    /// The formats asked for, by [`Format::index`]: each is rendered before the result is set.
+    wanted: [bool; 2],
+}
+
+/// The texts of one collection, by [`Format::index`]: those asked for.
+#[derive(Debug, Default)]
+struct Rendered([Option<Arc<str>>; 2]);
+
+impl Rendered {
+    fn text(&self, format: Format) -> Result<Arc<str>, Unavailable> {
+        self.0[format.index()]
+            .clone()
+            .ok_or_else(|| Unavailable::Failed("the format asked for was not rendered".into()))
+    }
 }
 
 impl Collection {
-    fn finish(&self, result: Result<Arc<str>, Unavailable>) {
+    fn finish(&self, result: Result<Arc<Rendered>, Unavailable>) {
         let wakers = {
             let mut state = crate::sync::lock(&self.state);
             state.result = Some(result);
@@ -110,35 +130,42 @@ impl Collection {
         }
     }
 
-    /// The result, waiting for it at most `wait`.
-    fn wait(&self, wait: Duration) -> Result<Arc<str>, Unavailable> {
+    /// The text in `format`, waiting for it at most `wait`.
+    fn wait(&self, wait: Duration, format: Format) -> Result<Arc<str>, Unavailable> {
         let state = crate::sync::lock(&self.state);
         let (state, _) = self
             .done
             .wait_timeout_while(state, wait, |s| s.result.is_none())
             .unwrap_or_else(|p| p.into_inner());
-        state.result.clone().unwrap_or(Err(Unavailable::Slow(wait)))
+        match &state.result {
+            Some(result) => result.clone().and_then(|r| r.text(format)),
+            None => Err(Unavailable::Slow(wait)),
+        }
     }
 }
 
 impl Exposition {
-    /// The collection under way, or a new one started on a thread of its own.
-    fn collection(self: &Arc<Self>) -> Arc<Collection> {
+    /// The collection under way, or a new one started on a thread of its own; either renders
+    /// `format` before it finishes.
+    fn collection(self: &Arc<Self>, format: Format) -> Arc<Collection> {
         let mut running = crate::sync::lock(&self.running);
         if let Some(collection) = running.as_ref() {
+            // Under the `running` lock: the collection thread checks what is wanted under it
+            // too, before it lets go of the collection.
+            crate::sync::lock(&collection.state).wanted[format.index()] = true;
             return collection.clone();
         }
         let collection = Arc::new(Collection::default());
+        crate::sync::lock(&collection.state).wanted[format.index()] = true;
         let this = self.clone();
         let filled = collection.clone();
         let spawned = std::thread::Builder::new()
             .name("unitel-prometheus-collect".into())
             .spawn(move || {
-                let result =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| this.collect_text()))
-                        .unwrap_or_else(|_| {
-                            Err(Unavailable::Failed("rendering panicked".to_owned()))
-                        });
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    this.collect_and_render(&filled)
+                }))
+                .unwrap_or_else(|_| Err(Unavailable::Failed("rendering panicked".to_owned())));
                 // Requests from now on start a new collection.
                 let mut running = crate::sync::lock(&this.running);
                 if running.as_ref().is_some_and(|r| Arc::ptr_eq(r, &filled)) {
@@ -156,18 +183,48 @@ impl Exposition {
         collection
     }
 
-    fn collect_text(&self) -> Result<Arc<str>, Unavailable> {
+    /// Collects once and renders every format asked for, including those asked for while it
+    /// rendered; lets go of `collection` (new requests start a new one) once nothing more is
+    /// asked for.
+    fn collect_and_render(
+        &self,
+        collection: &Arc<Collection>,
+    ) -> Result<Arc<Rendered>, Unavailable> {
         let mut metrics = ResourceMetrics::default();
         self.reader
             .collect(&mut metrics)
             .map_err(|e| Unavailable::Failed(e.to_string()))?;
         crate::metrics::note_overflow(&metrics);
-        Ok(text::render(&metrics).into())
+        let mut rendered = Rendered::default();
+        let mut first = true;
+        loop {
+            let missing: Vec<Format> = {
+                let mut running = crate::sync::lock(&self.running);
+                let wanted = crate::sync::lock(&collection.state).wanted;
+                let missing: Vec<Format> = Format::ALL
+                    .into_iter()
+                    .filter(|f| wanted[f.index()] && rendered.0[f.index()].is_none())
+                    .collect();
+                if missing.is_empty() {
+                    if running.as_ref().is_some_and(|r| Arc::ptr_eq(r, collection)) {
+                        *running = None;
+                    }
+                    return Ok(Arc::new(rendered));
+                }
+                missing
+            };
+            // Left-out series are counted once per collection: at its first rendering.
+            let texts = text::render(&metrics, &missing, first);
+            first = false;
+            for (format, text) in missing.into_iter().zip(texts) {
+                rendered.0[format.index()] = Some(text.into());
+            }
+        }
     }
 
-    /// The text of a collection, waiting for it at most `wait`.
-    fn text(self: &Arc<Self>, wait: Duration) -> Result<Arc<str>, Unavailable> {
-        ready(self.collection().wait(wait))
+    /// The text of a collection in `format`, waiting for it at most `wait`.
+    fn text(self: &Arc<Self>, wait: Duration, format: Format) -> Result<Arc<str>, Unavailable> {
+        ready(self.collection(format).wait(wait, format))
     }
 }
 
@@ -292,6 +349,49 @@ fn scrape_wait(head: &str) -> Duration {
     }
 }
 
+/// The format a request's `Accept` header asks for: OpenMetrics when an
+/// `application/openmetrics-text` range (any version) has the highest quality, ties going to
+/// a named type over a wildcard and then to the one listed first; the classic text otherwise
+/// (no header, `*/*`, `text/plain`, or OpenMetrics at `q=0`).
+fn negotiate(head: &str) -> Format {
+    let Some(accept) = head.lines().skip(1).find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim().eq_ignore_ascii_case("accept").then_some(value)
+    }) else {
+        return Format::Classic;
+    };
+    // (quality, named rather than a wildcard, earlier) of the best range for each format.
+    let mut best: [Option<(f64, bool, std::cmp::Reverse<usize>)>; 2] = [None, None];
+    for (position, range) in accept.split(',').enumerate() {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .map_or(1.0, |(_, v)| v.trim().parse::<f64>().unwrap_or(0.0));
+        if q.is_nan() || q <= 0.0 {
+            continue;
+        }
+        let (format, named) = match media.as_str() {
+            "application/openmetrics-text" => (Format::OpenMetrics, true),
+            "text/plain" => (Format::Classic, true),
+            "text/*" | "*/*" => (Format::Classic, false),
+            "application/*" => (Format::OpenMetrics, false),
+            _ => continue,
+        };
+        let rank = (q.min(1.0), named, std::cmp::Reverse(position));
+        let slot = &mut best[format.index()];
+        if slot.is_none_or(|b| rank > b) {
+            *slot = Some(rank);
+        }
+    }
+    match best {
+        [Some(classic), Some(om)] if om > classic => Format::OpenMetrics,
+        [None, Some(_)] => Format::OpenMetrics,
+        _ => Format::Classic,
+    }
+}
+
 fn answer(exposition: &Arc<Exposition>, mut stream: TcpStream) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
@@ -310,9 +410,10 @@ fn answer(exposition: &Arc<Exposition>, mut stream: TcpStream) {
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = path.split('?').next().unwrap_or("");
     let plain = "text/plain; charset=utf-8";
+    let format = negotiate(&head);
     let (status, content_type, body): (&str, &str, Arc<str>) = match (method, path) {
-        ("GET" | "HEAD", "/metrics") => match exposition.text(scrape_wait(&head)) {
-            Ok(text) => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", text),
+        ("GET" | "HEAD", "/metrics") => match exposition.text(scrape_wait(&head), format) {
+            Ok(text) => ("200 OK", format.content_type(), text),
             Err(why) => (
                 "503 Service Unavailable",
                 plain,
@@ -339,7 +440,7 @@ fn answer(exposition: &Arc<Exposition>, mut stream: TcpStream) {
 pub fn prometheus_text() -> PrometheusText {
     let enabled = state::active().is_some_and(|s| s.prometheus_addr.is_some());
     let collection = if enabled {
-        current().map(|e| e.collection())
+        current().map(|e| e.collection(Format::Classic))
     } else {
         None
     };
@@ -369,7 +470,7 @@ impl Future for PrometheusText {
         };
         let mut state = crate::sync::lock(&collection.state);
         let result = match state.result.clone() {
-            Some(result) => result,
+            Some(result) => result.and_then(|r| r.text(Format::Classic)),
             None if Instant::now() >= this.deadline => Err(Unavailable::Slow(DEFAULT_WAIT)),
             None => {
                 state.wakers.retain(|w| !w.will_wake(cx.waker()));
@@ -456,5 +557,58 @@ mod tests {
         assert_eq!(scrape_wait("GET /metrics HTTP/1.1\r\n\r\n"), DEFAULT_WAIT);
         let head = "GET /metrics HTTP/1.1\r\nX-Prometheus-Scrape-Timeout-Seconds: nan\r\n";
         assert_eq!(scrape_wait(head), DEFAULT_WAIT);
+    }
+
+    #[test]
+    fn accept_header_picks_the_format() {
+        let format = |accept: &str| {
+            negotiate(&format!(
+                "GET /metrics HTTP/1.1\r\nAccept: {accept}\r\n\r\n"
+            ))
+        };
+        // What Prometheus 2.x sends (v2.42 and earlier versions, and its scrape_protocols).
+        assert_eq!(
+            format("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            format("application/openmetrics-text; version=0.0.1,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            format("text/plain;version=0.0.4;q=1,*/*;q=0.1"),
+            Format::Classic
+        );
+        assert_eq!(format("application/openmetrics-text"), Format::OpenMetrics);
+        // Quality decides; a tie goes to a named type over a wildcard, then to the first.
+        assert_eq!(
+            format("application/openmetrics-text;q=0.4, text/plain;q=0.5"),
+            Format::Classic
+        );
+        assert_eq!(
+            format("text/plain;q=0.2, application/openmetrics-text;q=0.9"),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            format("*/*, application/openmetrics-text"),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            format("text/plain, application/openmetrics-text"),
+            Format::Classic
+        );
+        assert_eq!(
+            format("application/openmetrics-text, text/plain"),
+            Format::OpenMetrics
+        );
+        // Refused, absent or unknown: the classic text.
+        assert_eq!(format("application/openmetrics-text;q=0"), Format::Classic);
+        assert_eq!(format("*/*"), Format::Classic);
+        assert_eq!(format("application/json"), Format::Classic);
+        assert_eq!(negotiate("GET /metrics HTTP/1.1\r\n\r\n"), Format::Classic);
+        assert_eq!(
+            negotiate("GET /metrics HTTP/1.1\r\naccept: APPLICATION/OpenMetrics-Text\r\n\r\n"),
+            Format::OpenMetrics
+        );
     }
 }
