@@ -192,6 +192,10 @@ impl Histogram {
 
     /// [`record`](Self::record) for a measurement made in the span of `cx` (instrumentation
     /// that records after its span ended): the exemplar names that span.
+    #[cfg_attr(
+        not(any(feature = "tower", feature = "sqlx", feature = "redis")),
+        allow(dead_code)
+    )]
     pub(crate) fn record_in(&self, cx: Option<&Context>, value: f64, attrs: impl Attributes) {
         let Some(h) = self.sdk() else {
             return;

@@ -14,6 +14,7 @@ mod support;
 
 mod openmetrics;
 mod robust;
+mod spike;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
