@@ -252,3 +252,90 @@ fn real_prometheus_stores_the_exemplar_of_the_slow_request() {
         "{answers:#?}"
     );
 }
+
+/// Set while the test below holds its gauge's callback.
+static HELD: AtomicBool = AtomicBool::new(false);
+/// Collections that entered the held callback.
+static HELD_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[test]
+fn classic_and_openmetrics_scrapes_share_one_collection() {
+    if support::run_child(
+        "openmetrics::classic_and_openmetrics_scrapes_share_one_collection",
+        &[],
+    )
+    .is_some()
+    {
+        return;
+    }
+    let (_guard, addr) = configure_with_prometheus("prom-shared");
+    let telemetry = get_telemetry("shared");
+    telemetry.counter("shared.requests").add(1, ());
+    // Both want `clash_total`: the counter keeps it, the gauge is left out and counted once per
+    // collection, whatever the formats rendered from it.
+    telemetry.counter("clash_total").add(1, ());
+    get_telemetry("other").observable_gauge("clash_total", |g| g.observe(1.0, ()));
+    telemetry.observable_gauge("shared.held", |g| {
+        if HELD.load(Ordering::SeqCst) {
+            HELD_CALLS.fetch_add(1, Ordering::SeqCst);
+        }
+        let started = Instant::now();
+        while HELD.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        g.observe(1.0, ());
+    });
+    let _ = get(addr, None);
+    let conflicts = || {
+        unitel::dropped_at(
+            unitel::Output::Prometheus,
+            Signal::Metrics,
+            DropReason::NameConflict,
+        )
+    };
+    let before = conflicts();
+
+    // A classic scrape starts a collection that the callback holds; an OpenMetrics scrape
+    // arrives while it is held, and shares it.
+    HELD.store(true, Ordering::SeqCst);
+    let classic = std::thread::spawn(move || get(addr, None));
+    let started = Instant::now();
+    while HELD_CALLS.load(Ordering::SeqCst) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no collection started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let om = std::thread::spawn(move || get(addr, Some(PROMETHEUS_ACCEPT)));
+    std::thread::sleep(Duration::from_millis(300));
+    HELD.store(false, Ordering::SeqCst);
+    let classic = classic.join().expect("classic scrape");
+    let om = om.join().expect("openmetrics scrape");
+
+    assert_eq!(
+        HELD_CALLS.load(Ordering::SeqCst),
+        1,
+        "one collection for both"
+    );
+    assert_eq!(
+        classic.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert!(!classic.body.contains("# EOF"), "{}", classic.body);
+    assert_eq!(
+        om.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    assert!(om.body.ends_with("# EOF\n"), "{}", om.body);
+    assert_eq!(
+        samples_of(&classic.body),
+        samples_of(&om.body),
+        "one collection, the same samples"
+    );
+    assert_eq!(
+        conflicts() - before,
+        1,
+        "the left-out gauge is counted once for the shared collection"
+    );
+}

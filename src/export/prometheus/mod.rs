@@ -427,7 +427,9 @@ fn answer(exposition: &Arc<Exposition>, mut stream: TcpStream) {
 }
 
 /// The Prometheus exposition text of all metrics, collected and rendered on a unitel thread,
-/// for serving from your own router. `None` when Prometheus is not enabled, telemetry is not
+/// for serving from your own router. It is the classic text format (`text/plain;
+/// version=0.0.4`), without exemplars; the `/metrics` endpoint serves OpenMetrics with
+/// exemplars to scrapers that ask for it. `None` when Prometheus is not enabled, telemetry is not
 /// running, or the collection did not finish within 10 s (an observable callback is slow or
 /// blocked; said once on standard error).
 ///

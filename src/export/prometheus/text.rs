@@ -895,13 +895,17 @@ fn sample(
             }
             out.push_str(n);
             out.push_str("=\"");
-            for c in v.chars() {
-                match c {
-                    '\\' => out.push_str("\\\\"),
-                    '"' => out.push_str("\\\""),
-                    '\n' => out.push_str("\\n"),
-                    c => out.push(c),
+            if v.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
+                for c in v.chars() {
+                    match c {
+                        '\\' => out.push_str("\\\\"),
+                        '"' => out.push_str("\\\""),
+                        '\n' => out.push_str("\\n"),
+                        c => out.push(c),
+                    }
                 }
+            } else {
+                out.push_str(v);
             }
             out.push('"');
         }
@@ -951,13 +955,16 @@ fn write_exemplar(out: &mut String, e: &Exemplar) {
     }
 }
 
-/// Appends `bytes` as lowercase hex digits.
+/// Appends `bytes` (at most 16) as lowercase hex digits.
 fn write_hex(out: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    let mut hex = [0u8; 32];
+    for (pair, b) in hex.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
     }
+    let len = 2 * bytes.len().min(16);
+    out.push_str(std::str::from_utf8(&hex[..len]).unwrap_or_default());
 }
 
 /// Appends a sample value or bucket bound as Prometheus writes it.
