@@ -92,6 +92,8 @@ pub(crate) fn build(
                         config =
                             config.with_max_export_batch_size(n.min(settings.bsp.queue_size()));
                     }
+                    let exporter = runtime::Pipelined::new(exporter);
+                    let sending = std::sync::Arc::clone(&exporter.sending);
                     let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
                         .with_batch_config(config.build())
                         .build();
@@ -99,6 +101,11 @@ pub(crate) fn build(
                         inner: processor,
                         in_flight,
                         capacity: settings.bsp.queue_size(),
+                        sending: Some(sending),
+                        flush_timeout: settings
+                            .bsp
+                            .export_timeout
+                            .unwrap_or(runtime::DEFAULT_FLUSH_TIMEOUT),
                     });
                 }
                 #[cfg(not(feature = "otlp"))]
@@ -208,6 +215,8 @@ pub(crate) fn build(
                                 inner: processor,
                                 in_flight,
                                 capacity: settings.blrp.queue_size(),
+                                sending: None,
+                                flush_timeout: runtime::DEFAULT_FLUSH_TIMEOUT,
                             })
                             .build(),
                     );

@@ -21,7 +21,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter, SpanProcessor};
 use opentelemetry_sdk::Resource;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// unitel's own runtime for exporter I/O: one worker thread, named `unitel-export`, on which
@@ -220,6 +220,133 @@ impl<E: PushMetricExporter> PushMetricExporter for OnRuntime<E> {
     }
 }
 
+/// Span batches sent at once by one exporter. The SDK's batch processor hands over one batch
+/// and waits for it before it takes the next; [`Pipelined`] sends each on the export runtime
+/// and returns, so the next batch is encoded and sent while the collector answers the last.
+pub(crate) const SPAN_EXPORTS_IN_FLIGHT: usize = 4;
+
+/// How long a flush waits for the batches being sent when no export timeout is set (the
+/// spec's default export timeout).
+pub(crate) const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The batches an exporter is sending.
+#[derive(Debug, Default)]
+pub(crate) struct Sending {
+    count: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl Sending {
+    /// Takes a place, waiting while `max` batches are being sent (the batch processor then
+    /// waits, as it would for its own export: the queue in front of it fills, and counts).
+    fn start(&self, max: usize) {
+        let mut n = crate::sync::lock(&self.count);
+        while *n >= max {
+            n = self.changed.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+    }
+
+    fn done(&self) {
+        let mut n = crate::sync::lock(&self.count);
+        *n = n.saturating_sub(1);
+        self.changed.notify_all();
+    }
+
+    /// Waits until no batch is being sent, at most `timeout`; whether none is.
+    pub(crate) fn wait_idle(&self, timeout: Duration) -> bool {
+        let n = crate::sync::lock(&self.count);
+        let (n, _) = self
+            .changed
+            .wait_timeout_while(n, timeout, |n| *n > 0)
+            .unwrap_or_else(|e| e.into_inner());
+        *n == 0
+    }
+}
+
+/// A span exporter that sends each batch on the export runtime without waiting for the
+/// collector's answer, at most [`SPAN_EXPORTS_IN_FLIGHT`] at once. A batch is counted when it
+/// finishes (its queue places released, a failure counted as dropped); flushing
+/// ([`Admission`]'s `force_flush`) and shutdown wait for the batches being sent.
+#[derive(Debug)]
+pub(crate) struct Pipelined<E> {
+    inner: Arc<OnRuntime<E>>,
+    pub(crate) sending: Arc<Sending>,
+}
+
+impl<E> Pipelined<E> {
+    pub(crate) fn new(inner: OnRuntime<E>) -> Self {
+        Pipelined {
+            inner: Arc::new(inner),
+            sending: Arc::default(),
+        }
+    }
+}
+
+/// Finishes a batch sent by [`Pipelined`] when dropped: with its result, or as failed if the
+/// exporter panicked on the way.
+struct Sent<E> {
+    inner: Option<Arc<OnRuntime<E>>>,
+    sending: Arc<Sending>,
+    items: usize,
+    result: Option<OTelSdkResult>,
+}
+
+impl<E> Drop for Sent<E> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            let result = self.result.take().unwrap_or_else(|| {
+                Err(OTelSdkError::InternalFailure(
+                    "the exporter panicked".into(),
+                ))
+            });
+            inner.finished(Signal::Spans, self.items, &result);
+        }
+        // After the exporter's last reference here is gone: `set_resource` waits for this.
+        self.sending.done();
+    }
+}
+
+impl<E: SpanExporter + 'static> SpanExporter for Pipelined<E> {
+    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+        self.sending.start(SPAN_EXPORTS_IN_FLIGHT);
+        let mut sent = Sent {
+            inner: Some(Arc::clone(&self.inner)),
+            sending: Arc::clone(&self.sending),
+            items: batch.len(),
+            result: None,
+        };
+        let inner = Arc::clone(&self.inner);
+        self.inner.runtime.runtime.spawn(async move {
+            let result = with_timeout(inner.timeout, inner.inner.export(batch)).await;
+            drop(inner);
+            sent.result.replace(result);
+        });
+        std::future::ready(Ok(()))
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        let started = std::time::Instant::now();
+        let idle = self.sending.wait_idle(timeout);
+        let result = self
+            .inner
+            .shutdown_with_timeout(timeout.saturating_sub(started.elapsed()));
+        match idle {
+            true => result,
+            false => Err(OTelSdkError::Timeout(timeout)),
+        }
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        // Set when the provider is built, before any batch; a batch being sent holds the
+        // exporter, so wait for it if one is.
+        self.sending.wait_idle(Duration::from_secs(5));
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.set_resource(resource);
+        }
+    }
+}
+
 /// `a: b: b` → `a: b`: the grpc exporter renders an error's source chain after its message,
 /// which often repeats it.
 fn once_each(text: &str) -> String {
@@ -271,6 +398,10 @@ pub(crate) struct Admission<P> {
     pub(crate) inner: P,
     pub(crate) in_flight: Arc<AtomicUsize>,
     pub(crate) capacity: usize,
+    /// The batches its exporter is still sending after handing them over ([`Pipelined`]):
+    /// a flush waits for them, at most `flush_timeout`.
+    pub(crate) sending: Option<Arc<Sending>>,
+    pub(crate) flush_timeout: Duration,
 }
 
 impl<P> Admission<P> {
@@ -313,7 +444,13 @@ impl<P: SpanProcessor> SpanProcessor for Admission<P> {
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
+        let result = self.inner.force_flush();
+        match &self.sending {
+            Some(sending) if !sending.wait_idle(self.flush_timeout) => {
+                Err(OTelSdkError::Timeout(self.flush_timeout))
+            }
+            _ => result,
+        }
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
