@@ -205,6 +205,8 @@ pub(crate) fn build(
                         config =
                             config.with_max_export_batch_size(n.min(settings.blrp.queue_size()));
                     }
+                    let exporter = runtime::Pipelined::new(exporter);
+                    let sending = std::sync::Arc::clone(&exporter.sending);
                     let processor = opentelemetry_sdk::logs::BatchLogProcessor::builder(exporter)
                         .with_batch_config(config.build())
                         .build();
@@ -215,8 +217,11 @@ pub(crate) fn build(
                                 inner: processor,
                                 in_flight,
                                 capacity: settings.blrp.queue_size(),
-                                sending: None,
-                                flush_timeout: runtime::DEFAULT_FLUSH_TIMEOUT,
+                                sending: Some(sending),
+                                flush_timeout: settings
+                                    .blrp
+                                    .export_timeout
+                                    .unwrap_or(runtime::DEFAULT_FLUSH_TIMEOUT),
                             })
                             .build(),
                     );

@@ -11,7 +11,7 @@
 //! counts are private).
 
 use crate::diagnostics::{drop_counted, DropReason, Output, Signal};
-use opentelemetry::Context;
+use opentelemetry::{Context, InstrumentationScope};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
@@ -286,6 +286,7 @@ impl<E> Pipelined<E> {
 /// Finishes a batch sent by [`Pipelined`] when dropped: with its result, or as failed if the
 /// exporter panicked on the way.
 struct Sent<E> {
+    signal: Signal,
     inner: Option<Arc<OnRuntime<E>>>,
     sending: Arc<Sending>,
     items: usize,
@@ -300,7 +301,7 @@ impl<E> Drop for Sent<E> {
                     "the exporter panicked".into(),
                 ))
             });
-            inner.finished(Signal::Spans, self.items, &result);
+            inner.finished(self.signal, self.items, &result);
         }
         // After the exporter's last reference here is gone: `set_resource` waits for this.
         self.sending.done();
@@ -311,6 +312,7 @@ impl<E: SpanExporter + 'static> SpanExporter for Pipelined<E> {
     fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
         self.sending.start(SPAN_EXPORTS_IN_FLIGHT);
         let mut sent = Sent {
+            signal: Signal::Spans,
             inner: Some(Arc::clone(&self.inner)),
             sending: Arc::clone(&self.sending),
             items: batch.len(),
@@ -340,6 +342,54 @@ impl<E: SpanExporter + 'static> SpanExporter for Pipelined<E> {
     fn set_resource(&mut self, resource: &Resource) {
         // Set when the provider is built, before any batch; a batch being sent holds the
         // exporter, so wait for it if one is.
+        self.sending.wait_idle(Duration::from_secs(5));
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.set_resource(resource);
+        }
+    }
+}
+
+impl<E: LogExporter + 'static> LogExporter for Pipelined<E> {
+    fn export(&self, batch: LogBatch<'_>) -> impl Future<Output = OTelSdkResult> + Send {
+        // The SDK lends the batch for this call only: the records are copied to be sent after
+        // it returns (a clone each, far cheaper than waiting for the collector).
+        let owned: Vec<(SdkLogRecord, InstrumentationScope)> = batch
+            .iter()
+            .map(|(record, scope)| (record.clone(), scope.clone()))
+            .collect();
+        self.sending.start(SPAN_EXPORTS_IN_FLIGHT);
+        let mut sent = Sent {
+            signal: Signal::Logs,
+            inner: Some(Arc::clone(&self.inner)),
+            sending: Arc::clone(&self.sending),
+            items: owned.len(),
+            result: None,
+        };
+        let inner = Arc::clone(&self.inner);
+        self.inner.runtime.runtime.spawn(async move {
+            let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
+                owned.iter().map(|(r, s)| (r, s)).collect();
+            let result =
+                with_timeout(inner.timeout, inner.inner.export(LogBatch::new(&refs))).await;
+            drop(inner);
+            sent.result.replace(result);
+        });
+        std::future::ready(Ok(()))
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        let started = std::time::Instant::now();
+        let idle = self.sending.wait_idle(timeout);
+        let result = self
+            .inner
+            .shutdown_with_timeout(timeout.saturating_sub(started.elapsed()));
+        match idle {
+            true => result,
+            false => Err(OTelSdkError::Timeout(timeout)),
+        }
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
         self.sending.wait_idle(Duration::from_secs(5));
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.set_resource(resource);
@@ -470,7 +520,13 @@ impl<P: LogProcessor> LogProcessor for Admission<P> {
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
+        let result = self.inner.force_flush();
+        match &self.sending {
+            Some(sending) if !sending.wait_idle(self.flush_timeout) => {
+                Err(OTelSdkError::Timeout(self.flush_timeout))
+            }
+            _ => result,
+        }
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
