@@ -274,11 +274,63 @@ pub(crate) struct Pipelined<E> {
     pub(crate) sending: Arc<Sending>,
 }
 
-impl<E> Pipelined<E> {
+impl<E: Send + Sync + 'static> Pipelined<E> {
     pub(crate) fn new(inner: OnRuntime<E>) -> Self {
         Pipelined {
             inner: Arc::new(inner),
             sending: Arc::default(),
+        }
+    }
+
+    /// Sends a batch of `items` of `signal`: `export` (made with its own handle on the
+    /// exporter) runs on the export runtime, bounded by the export timeout, and the batch is
+    /// finished when it completes. Waits first while [`SPAN_EXPORTS_IN_FLIGHT`] are out.
+    fn send<F>(
+        &self,
+        signal: Signal,
+        items: usize,
+        export: impl FnOnce(Arc<OnRuntime<E>>) -> F,
+    ) -> std::future::Ready<OTelSdkResult>
+    where
+        F: Future<Output = OTelSdkResult> + Send + 'static,
+    {
+        self.sending.start(SPAN_EXPORTS_IN_FLIGHT);
+        let mut sent = Sent {
+            signal,
+            inner: Some(Arc::clone(&self.inner)),
+            sending: Arc::clone(&self.sending),
+            items,
+            result: None,
+        };
+        let fut = with_timeout(self.inner.timeout, export(Arc::clone(&self.inner)));
+        self.inner.runtime.runtime.spawn(async move {
+            sent.result.replace(fut.await);
+        });
+        std::future::ready(Ok(()))
+    }
+
+    /// Waits for the batches being sent, then shuts the exporter down with `shut`, all within
+    /// `timeout`.
+    fn shutdown_sent(
+        &self,
+        timeout: Duration,
+        shut: impl FnOnce(&OnRuntime<E>, Duration) -> OTelSdkResult,
+    ) -> OTelSdkResult {
+        let started = std::time::Instant::now();
+        let idle = self.sending.wait_idle(timeout);
+        let result = shut(&self.inner, timeout.saturating_sub(started.elapsed()));
+        match idle {
+            true => result,
+            false => Err(OTelSdkError::Timeout(timeout)),
+        }
+    }
+
+    /// Applies `set` to the exporter once no batch holds it (the provider sets the resource
+    /// when it is built, before any batch).
+    fn when_idle(&mut self, set: impl FnOnce(&mut OnRuntime<E>)) {
+        self.sending.wait_idle(Duration::from_secs(5));
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            set(inner);
         }
     }
 }
@@ -310,42 +362,17 @@ impl<E> Drop for Sent<E> {
 
 impl<E: SpanExporter + 'static> SpanExporter for Pipelined<E> {
     fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
-        self.sending.start(SPAN_EXPORTS_IN_FLIGHT);
-        let mut sent = Sent {
-            signal: Signal::Spans,
-            inner: Some(Arc::clone(&self.inner)),
-            sending: Arc::clone(&self.sending),
-            items: batch.len(),
-            result: None,
-        };
-        let inner = Arc::clone(&self.inner);
-        self.inner.runtime.runtime.spawn(async move {
-            let result = with_timeout(inner.timeout, inner.inner.export(batch)).await;
-            drop(inner);
-            sent.result.replace(result);
-        });
-        std::future::ready(Ok(()))
+        self.send(Signal::Spans, batch.len(), |inner| async move {
+            inner.inner.export(batch).await
+        })
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let started = std::time::Instant::now();
-        let idle = self.sending.wait_idle(timeout);
-        let result = self
-            .inner
-            .shutdown_with_timeout(timeout.saturating_sub(started.elapsed()));
-        match idle {
-            true => result,
-            false => Err(OTelSdkError::Timeout(timeout)),
-        }
+        self.shutdown_sent(timeout, SpanExporter::shutdown_with_timeout)
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        // Set when the provider is built, before any batch; a batch being sent holds the
-        // exporter, so wait for it if one is.
-        self.sending.wait_idle(Duration::from_secs(5));
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.set_resource(resource);
-        }
+        self.when_idle(|inner| SpanExporter::set_resource(inner, resource));
     }
 }
 
@@ -357,43 +384,19 @@ impl<E: LogExporter + 'static> LogExporter for Pipelined<E> {
             .iter()
             .map(|(record, scope)| (record.clone(), scope.clone()))
             .collect();
-        self.sending.start(SPAN_EXPORTS_IN_FLIGHT);
-        let mut sent = Sent {
-            signal: Signal::Logs,
-            inner: Some(Arc::clone(&self.inner)),
-            sending: Arc::clone(&self.sending),
-            items: owned.len(),
-            result: None,
-        };
-        let inner = Arc::clone(&self.inner);
-        self.inner.runtime.runtime.spawn(async move {
+        self.send(Signal::Logs, owned.len(), |inner| async move {
             let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
                 owned.iter().map(|(r, s)| (r, s)).collect();
-            let result =
-                with_timeout(inner.timeout, inner.inner.export(LogBatch::new(&refs))).await;
-            drop(inner);
-            sent.result.replace(result);
-        });
-        std::future::ready(Ok(()))
+            inner.inner.export(LogBatch::new(&refs)).await
+        })
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let started = std::time::Instant::now();
-        let idle = self.sending.wait_idle(timeout);
-        let result = self
-            .inner
-            .shutdown_with_timeout(timeout.saturating_sub(started.elapsed()));
-        match idle {
-            true => result,
-            false => Err(OTelSdkError::Timeout(timeout)),
-        }
+        self.shutdown_sent(timeout, LogExporter::shutdown_with_timeout)
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.sending.wait_idle(Duration::from_secs(5));
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.set_resource(resource);
-        }
+        self.when_idle(|inner| LogExporter::set_resource(inner, resource));
     }
 }
 
