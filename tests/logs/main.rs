@@ -834,36 +834,6 @@ fn an_error_field_is_shown_once_with_its_causes() {
     tracing::error!(error = &err as &dyn std::error::Error, "charge failed");
 }
 
-/// A span's name and attributes.
-type NamedAttributes = (String, Vec<unitel::KeyValue>);
-
-/// Keeps the attributes of every span that ends (the values OTLP exports).
-#[derive(Debug, Default, Clone)]
-struct SpanAttributes(std::sync::Arc<std::sync::Mutex<Vec<NamedAttributes>>>);
-
-impl unitel::opentelemetry_sdk::trace::SpanProcessor for SpanAttributes {
-    fn on_start(
-        &self,
-        _: &mut unitel::opentelemetry_sdk::trace::Span,
-        _: &unitel::opentelemetry::Context,
-    ) {
-    }
-    fn on_end(&self, span: unitel::opentelemetry_sdk::trace::SpanData) {
-        if let Ok(mut spans) = self.0.lock() {
-            spans.push((span.name.to_string(), span.attributes));
-        }
-    }
-    fn force_flush(&self) -> unitel::opentelemetry_sdk::error::OTelSdkResult {
-        Ok(())
-    }
-    fn shutdown_with_timeout(
-        &self,
-        _: std::time::Duration,
-    ) -> unitel::opentelemetry_sdk::error::OTelSdkResult {
-        Ok(())
-    }
-}
-
 #[test]
 fn nan_and_infinite_fields_are_written_as_the_format_says() {
     const NAME: &str = "nan_and_infinite_fields_are_written_as_the_format_says";
@@ -891,7 +861,7 @@ fn nan_and_infinite_fields_are_written_as_the_format_says() {
     ];
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
-    let spans = SpanAttributes::default();
+    let spans = support::EndedSpans::default();
     let guard = unitel::configure_telemetry(
         TelemetryConfig::new()
             .with_log_file(&path)
@@ -976,10 +946,11 @@ fn nan_and_infinite_fields_are_written_as_the_format_says() {
     // The spans keep the numbers themselves, for OTLP (a double, NaN and infinities included).
     let spans = spans.0.lock().unwrap().clone();
     for name in ["tracing float span", "unitel float span"] {
-        let (_, attributes) = spans
+        let attributes = &spans
             .iter()
-            .find(|(n, _)| n == name)
-            .unwrap_or_else(|| panic!("no span {name}: {spans:?}"));
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no span {name}: {spans:?}"))
+            .attributes;
         let get = |key: &str| match attributes.iter().find(|kv| kv.key.as_str() == key) {
             Some(unitel::KeyValue {
                 value: unitel::Value::F64(v),

@@ -1055,15 +1055,8 @@ const BURST: u64 = 10_000;
 fn a_burst_of_ten_thousand_fits_the_default_queues() {
     let name = "a_burst_of_ten_thousand_fits_the_default_queues";
     if let Some(stdout) = support::run_child(name, &[]) {
-        let counts: Vec<u64> = support::marked(&stdout, "COUNTS")
-            .expect("counts")
-            .split(' ')
-            .map(|n| n.parse().expect("number"))
-            .collect();
-        let [spans_full, logs_full, spans_left, spans_failed, logs_left, logs_failed] = counts[..]
-        else {
-            panic!("six counts: {counts:?}")
-        };
+        let counts = support::marked_counts::<6>(&stdout, "COUNTS");
+        let [spans_full, logs_full, spans_left, spans_failed, logs_left, logs_failed] = counts;
         assert_eq!((spans_full, logs_full), (0, 0), "queue full: {counts:?}");
         assert_eq!(spans_left + spans_failed, BURST, "spans: {counts:?}");
         assert_eq!(logs_left + logs_failed, BURST, "logs: {counts:?}");

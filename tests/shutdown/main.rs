@@ -435,15 +435,8 @@ const FLOOD: u64 = 3000;
 fn what_a_silent_collector_leaves_queued_is_counted_and_said_once_on_drop() {
     let name = "what_a_silent_collector_leaves_queued_is_counted_and_said_once_on_drop";
     if let Some((stdout, stderr)) = support::run_child_with_stderr(name, &[]) {
-        let counts: Vec<u64> = support::marked(&stdout, "COUNTS")
-            .expect("counts")
-            .split(' ')
-            .map(|n| n.parse().expect("number"))
-            .collect();
-        let [spans_left, spans_full, spans_failed, logs_left, logs_full, logs_failed] = counts[..]
-        else {
-            panic!("six counts: {counts:?}")
-        };
+        let counts = support::marked_counts::<6>(&stdout, "COUNTS");
+        let [spans_left, spans_full, spans_failed, logs_left, logs_full, logs_failed] = counts;
         assert!(
             spans_left > 0 && logs_left > 0,
             "nothing counted as still queued at the timeout: {counts:?}"

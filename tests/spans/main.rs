@@ -575,39 +575,12 @@ fn tracing_spans_keep_their_fields_and_errors_but_no_extras_by_default() {
     }
 }
 
-/// Keeps every span that ends.
-#[derive(Debug, Default, Clone)]
-struct Ended(std::sync::Arc<std::sync::Mutex<Vec<unitel::opentelemetry_sdk::trace::SpanData>>>);
-
-impl unitel::opentelemetry_sdk::trace::SpanProcessor for Ended {
-    fn on_start(
-        &self,
-        _: &mut unitel::opentelemetry_sdk::trace::Span,
-        _: &unitel::opentelemetry::Context,
-    ) {
-    }
-    fn on_end(&self, span: unitel::opentelemetry_sdk::trace::SpanData) {
-        if let Ok(mut spans) = self.0.lock() {
-            spans.push(span);
-        }
-    }
-    fn force_flush(&self) -> unitel::opentelemetry_sdk::error::OTelSdkResult {
-        Ok(())
-    }
-    fn shutdown_with_timeout(
-        &self,
-        _: std::time::Duration,
-    ) -> unitel::opentelemetry_sdk::error::OTelSdkResult {
-        Ok(())
-    }
-}
-
 #[test]
 fn tracing_span_extras_come_back_when_asked_for() {
     if support::in_parent("tracing_span_extras_come_back_when_asked_for", &[]) {
         return;
     }
-    let ended = Ended::default();
+    let ended = support::EndedSpans::default();
     let _guard = unitel::configure_telemetry(
         unitel::TelemetryConfig::new()
             .with_console(false)

@@ -265,6 +265,51 @@ pub fn marked(stdout: &str, marker: &str) -> Option<String> {
     })
 }
 
+/// The numbers after `marker` on its line of `stdout`, exactly `N` of them (panics otherwise,
+/// showing what was there).
+#[allow(dead_code)]
+pub fn marked_counts<const N: usize>(stdout: &str, marker: &str) -> [u64; N] {
+    let line = marked(stdout, marker).unwrap_or_else(|| panic!("no {marker} line in:\n{stdout}"));
+    let counts: Vec<u64> = line
+        .split_whitespace()
+        .map(|n| n.parse().unwrap_or_else(|_| panic!("{marker}: not a number in {line:?}")))
+        .collect();
+    counts
+        .try_into()
+        .unwrap_or_else(|c| panic!("{marker}: {N} numbers wanted, got {c:?}"))
+}
+
+/// Keeps every span that ends, for tests that configure telemetry themselves (with settings
+/// `unitel::testing::capture()` does not take).
+#[allow(dead_code)]
+#[derive(Debug, Default, Clone)]
+pub struct EndedSpans(
+    pub std::sync::Arc<std::sync::Mutex<Vec<unitel::opentelemetry_sdk::trace::SpanData>>>,
+);
+
+impl unitel::opentelemetry_sdk::trace::SpanProcessor for EndedSpans {
+    fn on_start(
+        &self,
+        _: &mut unitel::opentelemetry_sdk::trace::Span,
+        _: &unitel::opentelemetry::Context,
+    ) {
+    }
+    fn on_end(&self, span: unitel::opentelemetry_sdk::trace::SpanData) {
+        if let Ok(mut spans) = self.0.lock() {
+            spans.push(span);
+        }
+    }
+    fn force_flush(&self) -> unitel::opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(
+        &self,
+        _: std::time::Duration,
+    ) -> unitel::opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+}
+
 /// The quickstart example binary, built by `cargo test` beside the test binaries.
 pub fn example_binary() -> std::path::PathBuf {
     example_binary_named("quickstart")
