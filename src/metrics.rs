@@ -94,7 +94,7 @@ impl Counter {
                 c.add(value, kvs);
                 self.0
                     .exemplars
-                    .offer(value as f64, &[], || exemplars::key(kvs.iter()));
+                    .offer(None, value as f64, &[], || exemplars::key(kvs.iter()));
             });
         }
     }
@@ -149,7 +149,7 @@ impl BoundCounter {
         self.counter
             .0
             .exemplars
-            .offer(value as f64, &[], || self.key);
+            .offer(None, value as f64, &[], || self.key);
     }
 }
 
@@ -179,23 +179,13 @@ impl Histogram {
     /// Records `value`. NaN, infinities and negative values are dropped and counted.
     #[inline]
     pub fn record(&self, value: f64, attrs: impl Attributes) {
-        let Some(h) = self.sdk() else {
-            return;
-        };
-        if valid(&self.0.name, value, false) {
-            attrs.with_slice(|kvs| {
-                h.record(value, kvs);
-                self.offer_in(None, value, || exemplars::key(kvs.iter()));
-            });
-        }
+        self.record_in(None, value, attrs);
     }
 
     /// [`record`](Self::record) for a measurement made in the span of `cx` (instrumentation
-    /// that records after its span ended): the exemplar names that span.
-    #[cfg_attr(
-        not(any(feature = "tower", feature = "sqlx", feature = "redis")),
-        allow(dead_code)
-    )]
+    /// that records after its span ended; the exemplar names that span), or in the current
+    /// span when `None`.
+    #[inline]
     pub(crate) fn record_in(&self, cx: Option<&Context>, value: f64, attrs: impl Attributes) {
         let Some(h) = self.sdk() else {
             return;
@@ -213,10 +203,7 @@ impl Histogram {
     /// of the current span.
     #[inline]
     pub(crate) fn offer_in(&self, cx: Option<&Context>, value: f64, key: impl FnOnce() -> u64) {
-        match cx {
-            Some(cx) => self.0.exemplars.offer_in(cx, value, &self.0.bounds, key),
-            None => self.0.exemplars.offer(value, &self.0.bounds, key),
-        }
+        self.0.exemplars.offer(cx, value, self.0.bounds(), key);
     }
 
     /// The SDK histogram, made on first use (name, unit, description, boundaries); `None`

@@ -56,25 +56,15 @@ pub(crate) struct Exemplars {
 type SeriesMap = HashMap<u64, Box<[Option<Exemplar>]>, BuildHasherDefault<KeyHasher>>;
 
 impl Exemplars {
-    /// Offers a measurement of `value` on the series `key` (computed only when kept): kept
-    /// when the current span is sampled, in place of the one before it in the same bucket of
-    /// `bounds` (a histogram's; empty for a counter, which keeps one per series).
+    /// Offers a measurement of `value` on the series `key` (computed only when kept), made in
+    /// the span of `cx`, or in the current span when `None` (instrumentation that records once
+    /// its span has ended passes it). Kept when that span is sampled, in place of the one
+    /// before it in the same bucket of `bounds` (a histogram's; empty for a counter, which
+    /// keeps one per series).
     #[inline]
-    pub(crate) fn offer(&self, value: f64, bounds: &[f64], key: impl FnOnce() -> u64) {
-        if !ENABLED.load(Ordering::Relaxed) {
-            return;
-        }
-        if let Some(ids) = Context::map_current(sampled) {
-            self.keep(ids, value, bounds, key());
-        }
-    }
-
-    /// [`offer`](Self::offer) for a measurement made in the span of `cx` (instrumentation
-    /// that records once its span has ended and is no longer current).
-    #[inline]
-    pub(crate) fn offer_in(
+    pub(crate) fn offer(
         &self,
-        cx: &Context,
+        cx: Option<&Context>,
         value: f64,
         bounds: &[f64],
         key: impl FnOnce() -> u64,
@@ -82,7 +72,11 @@ impl Exemplars {
         if !ENABLED.load(Ordering::Relaxed) {
             return;
         }
-        if let Some(ids) = sampled(cx) {
+        let ids = match cx {
+            Some(cx) => sampled(cx),
+            None => Context::map_current(sampled),
+        };
+        if let Some(ids) = ids {
             self.keep(ids, value, bounds, key());
         }
     }
@@ -342,18 +336,18 @@ mod tests {
     #[test]
     fn nothing_is_kept_outside_a_sampled_span() {
         let e = Exemplars::default();
-        e.offer(0.3, BOUNDS, || key(&kvs("/a")));
-        in_span(false, || e.offer(0.3, BOUNDS, || key(&kvs("/a"))));
+        e.offer(None, 0.3, BOUNDS, || key(&kvs("/a")));
+        in_span(false, || e.offer(None, 0.3, BOUNDS, || key(&kvs("/a"))));
         assert_eq!(e.of(kvs("/a").iter(), BOUNDS), vec![None; 4]);
     }
 
     #[test]
     fn a_histogram_keeps_the_latest_per_bucket_with_its_span() {
         let e = Exemplars::default();
-        let (_, t1, s1) = in_span(true, || e.offer(0.3, BOUNDS, || key(&kvs("/a"))));
-        let (_, t2, s2) = in_span(true, || e.offer(0.4, BOUNDS, || key(&kvs("/a"))));
-        let (_, t3, _) = in_span(true, || e.offer(7.0, BOUNDS, || key(&kvs("/a"))));
-        in_span(true, || e.offer(0.05, BOUNDS, || key(&kvs("/other"))));
+        let (_, t1, s1) = in_span(true, || e.offer(None, 0.3, BOUNDS, || key(&kvs("/a"))));
+        let (_, t2, s2) = in_span(true, || e.offer(None, 0.4, BOUNDS, || key(&kvs("/a"))));
+        let (_, t3, _) = in_span(true, || e.offer(None, 7.0, BOUNDS, || key(&kvs("/a"))));
+        in_span(true, || e.offer(None, 0.05, BOUNDS, || key(&kvs("/other"))));
         let got = e.of(kvs("/a").iter().rev(), BOUNDS);
         assert_eq!(got[0], None, "nothing measured at or below 0.1 on /a");
         let second = got[1].expect("0.4 is in (0.1, 0.5]");
@@ -366,7 +360,7 @@ mod tests {
         let inf = got[3].expect("7 is in +Inf");
         assert_eq!((inf.value, inf.trace_id), (7.0, t3));
         // A value equal to a bound is in that bound's bucket, as the SDK counts it.
-        in_span(true, || e.offer(1.0, BOUNDS, || key(&kvs("/a"))));
+        in_span(true, || e.offer(None, 1.0, BOUNDS, || key(&kvs("/a"))));
         assert_eq!(
             e.of(kvs("/a").iter(), BOUNDS)[2].map(|x| x.value),
             Some(1.0)
@@ -380,8 +374,8 @@ mod tests {
     #[test]
     fn a_counter_keeps_one_per_series() {
         let e = Exemplars::default();
-        in_span(true, || e.offer(1.0, &[], || key(&kvs("/a"))));
-        let (_, t, s) = in_span(true, || e.offer(3.0, &[], || key(&kvs("/a"))));
+        in_span(true, || e.offer(None, 1.0, &[], || key(&kvs("/a"))));
+        let (_, t, s) = in_span(true, || e.offer(None, 3.0, &[], || key(&kvs("/a"))));
         let got = e.of(kvs("/a").iter(), &[]);
         assert_eq!(got.len(), 1);
         let only = got[0].expect("kept");
@@ -393,7 +387,7 @@ mod tests {
         let e = Exemplars::default();
         in_span(true, || {
             for i in 0..=MAX_SERIES {
-                e.offer(1.0, &[], || key(&[KeyValue::new("i", i as i64)]));
+                e.offer(None, 1.0, &[], || key(&[KeyValue::new("i", i as i64)]));
             }
         });
         let first = e.of([KeyValue::new("i", 0)].iter(), &[]);

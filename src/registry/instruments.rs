@@ -73,8 +73,6 @@ pub(crate) struct InstrumentCell<I> {
     reported: AtomicBool,
     /// The latest traced measurements of each series (counters and histograms offer them).
     pub(crate) exemplars: Exemplars,
-    /// A histogram's bucket boundaries, as the SDK counts them; empty for other kinds.
-    pub(crate) bounds: Box<[f64]>,
 }
 
 /// Why an instrument records nothing.
@@ -116,14 +114,6 @@ impl<I: SdkInstrument> InstrumentCell<I> {
         options: InstrumentOptions,
         rejected: Option<Rejected>,
     ) -> &'static Self {
-        let bounds = match I::BUCKETED {
-            true => options
-                .boundaries
-                .as_deref()
-                .unwrap_or(DEFAULT_BOUNDARIES)
-                .into(),
-            false => Box::default(),
-        };
         let cell: &'static Self = Box::leak(Box::new(InstrumentCell {
             component,
             name,
@@ -132,12 +122,22 @@ impl<I: SdkInstrument> InstrumentCell<I> {
             rejected,
             reported: AtomicBool::new(false),
             exemplars: Exemplars::default(),
-            bounds,
         }));
         if cell.rejected.is_none() {
             exemplars::register(cell.component.name(), &cell.name, &cell.exemplars);
         }
         cell
+    }
+}
+
+impl<I> InstrumentCell<I> {
+    /// A histogram's bucket boundaries, as the SDK counts them: the given ones, else the
+    /// SDK's defaults.
+    pub(crate) fn bounds(&self) -> &[f64] {
+        self.options
+            .boundaries
+            .as_deref()
+            .unwrap_or(DEFAULT_BOUNDARIES)
     }
 }
 

@@ -272,7 +272,10 @@ pub fn marked_counts<const N: usize>(stdout: &str, marker: &str) -> [u64; N] {
     let line = marked(stdout, marker).unwrap_or_else(|| panic!("no {marker} line in:\n{stdout}"));
     let counts: Vec<u64> = line
         .split_whitespace()
-        .map(|n| n.parse().unwrap_or_else(|_| panic!("{marker}: not a number in {line:?}")))
+        .map(|n| {
+            n.parse()
+                .unwrap_or_else(|_| panic!("{marker}: not a number in {line:?}"))
+        })
         .collect();
     counts
         .try_into()

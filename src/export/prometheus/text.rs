@@ -1054,7 +1054,7 @@ mod tests {
         counter.add(1, &attrs);
         in_span(|| {
             counter.add(2, &attrs);
-            exemplars.offer(2.0, &[], || exemplars::key(&attrs));
+            exemplars.offer(None, 2.0, &[], || exemplars::key(&attrs));
         });
         let (classic, om) = both(&reader);
 
@@ -1104,7 +1104,7 @@ mod tests {
         in_span(|| {
             for v in [50.0, 500.0] {
                 histogram.record(v, &[]);
-                exemplars.offer(v, &bounds, || exemplars::key(&[]));
+                exemplars.offer(None, v, &bounds, || exemplars::key(&[]));
             }
         });
         let (classic, om) = both(&reader);
