@@ -101,7 +101,7 @@ pub(crate) fn build(
                         inner: processor,
                         in_flight,
                         capacity: settings.bsp.queue_size(),
-                        sending: Some(sending),
+                        sending,
                         flush_timeout: settings
                             .bsp
                             .export_timeout
@@ -217,7 +217,7 @@ pub(crate) fn build(
                                 inner: processor,
                                 in_flight,
                                 capacity: settings.blrp.queue_size(),
-                                sending: Some(sending),
+                                sending,
                                 flush_timeout: settings
                                     .blrp
                                     .export_timeout

@@ -3,8 +3,10 @@
 //! The SDK exports from its own threads (batch span and log processors, the periodic metric
 //! reader) by polling the exporter's future with a plain executor. tonic needs a tokio reactor
 //! and the async reqwest client panics with "no reactor" there, so every OTLP exporter is wrapped
-//! in [`OnRuntime`], which drives the export on unitel's own small tokio runtime: the
-//! application's runtime — `current_thread`, `multi_thread`, or none — is never used or blocked.
+//! in [`OnRuntime`], whose exports run on unitel's own small tokio runtime: the application's
+//! runtime — `current_thread`, `multi_thread`, or none — is never used or blocked. The metric
+//! exporter is driven there to completion; span and log batches are handed to it by
+//! [`Pipelined`] without waiting for the collector, several at once.
 //!
 //! [`Admission`] sits in front of a batch processor and keeps its queue from overflowing, so
 //! every span or log record that cannot be queued is dropped *and counted* (the SDK's own drop
@@ -155,46 +157,6 @@ impl<E> OnRuntime<E> {
     }
 }
 
-impl<E: SpanExporter> SpanExporter for OnRuntime<E> {
-    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
-        let items = batch.len();
-        let result = self
-            .runtime
-            .run(with_timeout(self.timeout, self.inner.export(batch)));
-        self.finished(Signal::Spans, items, &result);
-        std::future::ready(result)
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.runtime
-            .enter(|| self.inner.shutdown_with_timeout(timeout))
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource)
-    }
-}
-
-impl<E: LogExporter> LogExporter for OnRuntime<E> {
-    fn export(&self, batch: LogBatch<'_>) -> impl Future<Output = OTelSdkResult> + Send {
-        let items = batch.iter().count();
-        let result = self
-            .runtime
-            .run(with_timeout(self.timeout, self.inner.export(batch)));
-        self.finished(Signal::Logs, items, &result);
-        std::future::ready(result)
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.runtime
-            .enter(|| self.inner.shutdown_with_timeout(timeout))
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource)
-    }
-}
-
 impl<E: PushMetricExporter> PushMetricExporter for OnRuntime<E> {
     fn export(&self, metrics: &ResourceMetrics) -> impl Future<Output = OTelSdkResult> + Send {
         let result = self
@@ -220,10 +182,10 @@ impl<E: PushMetricExporter> PushMetricExporter for OnRuntime<E> {
     }
 }
 
-/// Span batches sent at once by one exporter. The SDK's batch processor hands over one batch
+/// Batches sent at once by one span or log exporter. The SDK's batch processor hands over one batch
 /// and waits for it before it takes the next; [`Pipelined`] sends each on the export runtime
 /// and returns, so the next batch is encoded and sent while the collector answers the last.
-pub(crate) const SPAN_EXPORTS_IN_FLIGHT: usize = 4;
+pub(crate) const EXPORTS_IN_FLIGHT: usize = 4;
 
 /// How long a flush waits for the batches being sent when no export timeout is set (the
 /// spec's default export timeout).
@@ -265,7 +227,7 @@ impl Sending {
 }
 
 /// A span exporter that sends each batch on the export runtime without waiting for the
-/// collector's answer, at most [`SPAN_EXPORTS_IN_FLIGHT`] at once. A batch is counted when it
+/// collector's answer, at most [`EXPORTS_IN_FLIGHT`] at once. A batch is counted when it
 /// finishes (its queue places released, a failure counted as dropped); flushing
 /// ([`Admission`]'s `force_flush`) and shutdown wait for the batches being sent.
 #[derive(Debug)]
@@ -284,7 +246,7 @@ impl<E: Send + Sync + 'static> Pipelined<E> {
 
     /// Sends a batch of `items` of `signal`: `export` (made with its own handle on the
     /// exporter) runs on the export runtime, bounded by the export timeout, and the batch is
-    /// finished when it completes. Waits first while [`SPAN_EXPORTS_IN_FLIGHT`] are out.
+    /// finished when it completes. Waits first while [`EXPORTS_IN_FLIGHT`] are out.
     fn send<F>(
         &self,
         signal: Signal,
@@ -294,7 +256,7 @@ impl<E: Send + Sync + 'static> Pipelined<E> {
     where
         F: Future<Output = OTelSdkResult> + Send + 'static,
     {
-        self.sending.start(SPAN_EXPORTS_IN_FLIGHT);
+        self.sending.start(EXPORTS_IN_FLIGHT);
         let mut sent = Sent {
             signal,
             inner: Some(Arc::clone(&self.inner)),
@@ -368,11 +330,14 @@ impl<E: SpanExporter + 'static> SpanExporter for Pipelined<E> {
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.shutdown_sent(timeout, SpanExporter::shutdown_with_timeout)
+        self.shutdown_sent(timeout, |r, t| {
+            r.runtime
+                .enter(|| SpanExporter::shutdown_with_timeout(&r.inner, t))
+        })
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.when_idle(|inner| SpanExporter::set_resource(inner, resource));
+        self.when_idle(|r| SpanExporter::set_resource(&mut r.inner, resource));
     }
 }
 
@@ -392,11 +357,14 @@ impl<E: LogExporter + 'static> LogExporter for Pipelined<E> {
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.shutdown_sent(timeout, LogExporter::shutdown_with_timeout)
+        self.shutdown_sent(timeout, |r, t| {
+            r.runtime
+                .enter(|| LogExporter::shutdown_with_timeout(&r.inner, t))
+        })
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.when_idle(|inner| LogExporter::set_resource(inner, resource));
+        self.when_idle(|r| LogExporter::set_resource(&mut r.inner, resource));
     }
 }
 
@@ -453,11 +421,20 @@ pub(crate) struct Admission<P> {
     pub(crate) capacity: usize,
     /// The batches its exporter is still sending after handing them over ([`Pipelined`]):
     /// a flush waits for them, at most `flush_timeout`.
-    pub(crate) sending: Option<Arc<Sending>>,
+    pub(crate) sending: Arc<Sending>,
     pub(crate) flush_timeout: Duration,
 }
 
 impl<P> Admission<P> {
+    /// `result` of the processor's flush, once the batches it handed over are sent too (at
+    /// most `flush_timeout`).
+    fn flushed(&self, result: OTelSdkResult) -> OTelSdkResult {
+        match self.sending.wait_idle(self.flush_timeout) {
+            true => result,
+            false => Err(OTelSdkError::Timeout(self.flush_timeout)),
+        }
+    }
+
     /// Takes a place in the queue, or counts a drop.
     #[inline]
     fn admit(&self, signal: Signal) -> bool {
@@ -497,13 +474,7 @@ impl<P: SpanProcessor> SpanProcessor for Admission<P> {
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        let result = self.inner.force_flush();
-        match &self.sending {
-            Some(sending) if !sending.wait_idle(self.flush_timeout) => {
-                Err(OTelSdkError::Timeout(self.flush_timeout))
-            }
-            _ => result,
-        }
+        self.flushed(self.inner.force_flush())
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
@@ -523,13 +494,7 @@ impl<P: LogProcessor> LogProcessor for Admission<P> {
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        let result = self.inner.force_flush();
-        match &self.sending {
-            Some(sending) if !sending.wait_idle(self.flush_timeout) => {
-                Err(OTelSdkError::Timeout(self.flush_timeout))
-            }
-            _ => result,
-        }
+        self.flushed(self.inner.force_flush())
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
