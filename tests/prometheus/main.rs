@@ -985,27 +985,57 @@ fn spawn_app() -> (Killed, SocketAddr, Arc<Mutex<Vec<String>>>) {
 /// output so far.
 fn spawn_app_of(test: &str) -> (Killed, SocketAddr, Arc<Mutex<Vec<String>>>) {
     let exe = std::env::current_exe().expect("test binary path");
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env("UNITEL_CHILD", test)
         .env_remove("OTEL_METRICS_EXPORTER")
         .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
+        .stdin(Stdio::piped());
+    let (mut app, lines, output) = spawn_child(command, "the app");
+    let addr = loop {
+        match lines.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => {
+                if let Some((_, addr)) = line.split_once("ADDR ") {
+                    break addr.trim().to_owned();
+                }
+            }
+            Err(_) => {
+                app.assert_running(&|| output.lock().unwrap().join("\n"));
+                panic!(
+                    "the app printed no ADDR line within 20 s:\n{}",
+                    output.lock().unwrap().join("\n")
+                );
+            }
+        }
+    };
+    let addr = addr
+        .parse()
+        .unwrap_or_else(|_| panic!("bad ADDR line {addr:?}"));
+    (app, addr, output)
+}
+
+/// Spawns `command` (`what` names it in failures) with its output captured: every line of
+/// both streams in the returned list (standard error's marked `[stderr]`), and standard
+/// output's lines also on the channel as they come.
+fn spawn_child(
+    mut command: Command,
+    what: &'static str,
+) -> (Killed, mpsc::Receiver<String>, Arc<Mutex<Vec<String>>>) {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn the app");
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
     let output = Arc::new(Mutex::new(Vec::new()));
     let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().expect("app stdout");
-    let stderr = child.stderr.take().expect("app stderr");
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
     {
         let output = output.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split_once("ADDR ").map(|(_, a)| a.trim().to_owned()) {
-                    let _ = tx.send(addr);
-                }
+                let _ = tx.send(line.clone());
                 output.lock().unwrap().push(line);
             }
         });
@@ -1018,24 +1048,7 @@ fn spawn_app_of(test: &str) -> (Killed, SocketAddr, Arc<Mutex<Vec<String>>>) {
             }
         });
     }
-    let mut app = Killed {
-        what: "the app",
-        child,
-    };
-    let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(addr) => addr,
-        Err(_) => {
-            app.assert_running(&|| output.lock().unwrap().join("\n"));
-            panic!(
-                "the app printed no ADDR line within 20 s:\n{}",
-                output.lock().unwrap().join("\n")
-            );
-        }
-    };
-    let addr = addr
-        .parse()
-        .unwrap_or_else(|_| panic!("bad ADDR line {addr:?}"));
-    (app, addr, output)
+    (Killed { what, child }, rx, output)
 }
 
 /// GET `path` from Prometheus and parse the JSON body.

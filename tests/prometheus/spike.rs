@@ -6,11 +6,10 @@
 //! the service's JSON log file holds that trace's error log with its cause, and `unitel logs
 //! --trace` shows it under the trace's spans.
 
-use super::{support, Killed, Scraper};
-use std::io::{BufRead, BufReader};
+use super::{spawn_child, support, Killed, Scraper};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Starts examples/service.rs in `dir` with Prometheus on an ephemeral port; returns it, its
@@ -18,7 +17,8 @@ use std::time::{Duration, Instant};
 fn start_service(
     dir: &std::path::Path,
 ) -> (Killed, SocketAddr, SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let mut child = Command::new(support::example_binary_named("service"))
+    let mut command = Command::new(support::example_binary_named("service"));
+    command
         .current_dir(dir)
         .env("UNITEL_SERVICE_ADDR", "127.0.0.1:0")
         .env("OTEL_SERVICE_NAME", "spike")
@@ -30,36 +30,8 @@ fn start_service(
         .env_remove("OTEL_LOGS_EXPORTER")
         .env_remove("OTEL_METRICS_EXEMPLAR_FILTER")
         .env_remove("OTEL_SDK_DISABLED")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start examples/service.rs");
-    let output = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().expect("stdout");
-    let stderr = child.stderr.take().expect("stderr");
-    {
-        let output = output.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line.clone());
-                output.lock().unwrap().push(line);
-            }
-        });
-    }
-    {
-        let output = output.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                output.lock().unwrap().push(format!("[stderr] {line}"));
-            }
-        });
-    }
-    let mut service = Killed {
-        what: "examples/service.rs",
-        child,
-    };
+        .env_remove("RUST_LOG");
+    let (mut service, rx, output) = spawn_child(command, "examples/service.rs");
     let (mut http, mut metrics) = (None, None);
     let deadline = Instant::now() + Duration::from_secs(30);
     while http.is_none() || metrics.is_none() {
