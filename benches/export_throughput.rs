@@ -140,17 +140,16 @@ fn main() {
         println!("-- {protocol}: highest rate with zero drops (received per second)");
         for (config, r) in best {
             match r {
-                Some(r) => println!(
-                    "   {config:<8} {:>9.0} spans/s {:>9.0} logs/s  cpu ns/item: app {:>5.0} + export {:>5.0} + rotel {:>5.0} = {:>5.0}  idle {:>4.1} %  VmHWM {:>6.1} MB",
-                    r.received_spans as f64 / r.secs,
-                    r.received_logs as f64 / r.secs,
-                    r.per_item(r.app_cpu_ns),
-                    r.per_item(r.export_cpu_ns),
-                    r.per_item(r.rotel_cpu_ns),
-                    r.per_item(r.app_cpu_ns + r.export_cpu_ns + r.rotel_cpu_ns),
-                    r.idle_percent(),
-                    r.hwm_kb as f64 / 1024.0
-                ),
+                Some(r) => {
+                    let [app, export, rotel, sum] = r.cpu_parts();
+                    println!(
+                        "   {config:<8} {:>9.0} spans/s {:>9.0} logs/s  cpu ns/item: app {app:>5.0} + export {export:>5.0} + rotel {rotel:>5.0} = {sum:>5.0}  idle {:>4.1} %  VmHWM {:>6.1} MB",
+                        r.received_spans as f64 / r.secs,
+                        r.received_logs as f64 / r.secs,
+                        r.idle_percent(),
+                        r.hwm_kb as f64 / 1024.0
+                    );
+                }
                 None => println!("   {config:<8} no rate without drops"),
             }
         }
@@ -196,6 +195,13 @@ impl Outcome {
     /// `cpu_ns` per item received.
     fn per_item(&self, cpu_ns: u64) -> f64 {
         cpu_ns as f64 / (self.received_spans + self.received_logs).max(1) as f64
+    }
+
+    /// CPU per item received: application, export, rotel, and their sum.
+    fn cpu_parts(&self) -> [f64; 4] {
+        let parts = [self.app_cpu_ns, self.export_cpu_ns, self.rotel_cpu_ns];
+        let [app, export, rotel] = parts.map(|ns| self.per_item(ns));
+        [app, export, rotel, self.per_item(parts.iter().sum())]
     }
 
     fn idle_percent(&self) -> f64 {
@@ -282,6 +288,7 @@ fn run(
     }
     let unaccounted_spans = o.sent_spans as i64 - o.dropped_spans as i64 - o.received_spans as i64;
     let unaccounted_logs = o.sent_logs as i64 - o.dropped_logs as i64 - o.received_logs as i64;
+    let cpu = o.cpu_parts();
     println!(
         "{:<14} {:<8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8.0} {:>8.0} {:>7.0} {:>7.0} {:>7.0} {:>7.0} {:>5.1} {:>7.1}{}",
         protocol,
@@ -299,10 +306,10 @@ fn run(
         o.received_logs,
         o.received_spans as f64 / o.secs,
         o.received_logs as f64 / o.secs,
-        o.per_item(o.app_cpu_ns),
-        o.per_item(o.export_cpu_ns),
-        o.per_item(o.rotel_cpu_ns),
-        o.per_item(o.app_cpu_ns + o.export_cpu_ns + o.rotel_cpu_ns),
+        cpu[0],
+        cpu[1],
+        cpu[2],
+        cpu[3],
         o.idle_percent(),
         o.hwm_kb as f64 / 1024.0,
         if unaccounted_spans != 0 || unaccounted_logs != 0 {
