@@ -7,15 +7,21 @@ mod otlp;
 #[cfg(feature = "prometheus")]
 mod prometheus;
 #[cfg(feature = "otlp")]
+mod protobuf;
+#[cfg(feature = "otlp")]
 mod runtime;
 #[cfg(feature = "otlp")]
 mod tls;
 #[cfg(feature = "otlp")]
 mod transport;
+#[cfg(feature = "otlp")]
+mod wire;
 
 #[cfg(feature = "prometheus")]
 pub use self::prometheus::{prometheus_text, PrometheusText};
 
+#[cfg(feature = "otlp")]
+use crate::config::{BatchSettings, OtlpProtocol};
 use crate::config::{ExportSettings, Exporter};
 use crate::diagnostics::{dropped_at, DropReason, Output, Signal};
 use crate::error::Error;
@@ -60,6 +66,68 @@ fn selection(list: &Option<Vec<Exporter>>) -> (Vec<Exporter>, bool) {
     }
 }
 
+/// The batch span processor in front of `exporter`, its queue bounded and counted by
+/// `in_flight`.
+#[cfg(feature = "otlp")]
+fn span_processor<E: runtime::TakesSpans>(
+    mut exporter: runtime::OnRuntime<E>,
+    bsp: &BatchSettings,
+    in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> runtime::Admission<opentelemetry_sdk::trace::BatchSpanProcessor> {
+    exporter.timeout = bsp.export_timeout;
+    let mut config = opentelemetry_sdk::trace::BatchConfigBuilder::default();
+    if let Some(d) = bsp.schedule_delay {
+        config = config.with_scheduled_delay(d);
+    }
+    config = config.with_max_queue_size(bsp.queue_size());
+    if let Some(n) = bsp.max_export_batch_size {
+        config = config.with_max_export_batch_size(n.min(bsp.queue_size()));
+    }
+    let exporter = runtime::Pipelined::new(exporter);
+    let sending = std::sync::Arc::clone(&exporter.sending);
+    runtime::Admission {
+        inner: opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
+            .with_batch_config(config.build())
+            .build(),
+        in_flight,
+        capacity: bsp.queue_size(),
+        sending,
+        flush_timeout: bsp.export_timeout.unwrap_or(runtime::DEFAULT_FLUSH_TIMEOUT),
+    }
+}
+
+/// The batch log processor in front of `exporter`, its queue bounded and counted by
+/// `in_flight`.
+#[cfg(feature = "otlp")]
+fn log_processor<E: runtime::TakesLogs>(
+    mut exporter: runtime::OnRuntime<E>,
+    blrp: &BatchSettings,
+    in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> runtime::Admission<opentelemetry_sdk::logs::BatchLogProcessor> {
+    exporter.timeout = blrp.export_timeout;
+    let mut config = opentelemetry_sdk::logs::BatchConfigBuilder::default();
+    if let Some(d) = blrp.schedule_delay {
+        config = config.with_scheduled_delay(d);
+    }
+    config = config.with_max_queue_size(blrp.queue_size());
+    if let Some(n) = blrp.max_export_batch_size {
+        config = config.with_max_export_batch_size(n.min(blrp.queue_size()));
+    }
+    let exporter = runtime::Pipelined::new(exporter);
+    let sending = std::sync::Arc::clone(&exporter.sending);
+    runtime::Admission {
+        inner: opentelemetry_sdk::logs::BatchLogProcessor::builder(exporter)
+            .with_batch_config(config.build())
+            .build(),
+        in_flight,
+        capacity: blrp.queue_size(),
+        sending,
+        flush_timeout: blrp
+            .export_timeout
+            .unwrap_or(runtime::DEFAULT_FLUSH_TIMEOUT),
+    }
+}
+
 /// Adds the configured exporters to the providers being built.
 #[cfg_attr(not(feature = "otlp"), allow(unused_variables))]
 pub(crate) fn build(
@@ -80,32 +148,18 @@ pub(crate) fn build(
                 {
                     let rt = exports.runtime()?;
                     let in_flight = exports.queue(Signal::Spans);
-                    let mut exporter =
-                        otlp::span_exporter(&target, &rt, std::sync::Arc::clone(&in_flight))?;
-                    exporter.timeout = settings.bsp.export_timeout;
-                    let mut config = opentelemetry_sdk::trace::BatchConfigBuilder::default();
-                    if let Some(d) = settings.bsp.schedule_delay {
-                        config = config.with_scheduled_delay(d);
-                    }
-                    config = config.with_max_queue_size(settings.bsp.queue_size());
-                    if let Some(n) = settings.bsp.max_export_batch_size {
-                        config =
-                            config.with_max_export_batch_size(n.min(settings.bsp.queue_size()));
-                    }
-                    let exporter = runtime::Pipelined::new(exporter);
-                    let sending = std::sync::Arc::clone(&exporter.sending);
-                    let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
-                        .with_batch_config(config.build())
-                        .build();
-                    tracer = tracer.with_span_processor(runtime::Admission {
-                        inner: processor,
-                        in_flight,
-                        capacity: settings.bsp.queue_size(),
-                        sending,
-                        flush_timeout: settings
-                            .bsp
-                            .export_timeout
-                            .unwrap_or(runtime::DEFAULT_FLUSH_TIMEOUT),
+                    let queue = std::sync::Arc::clone(&in_flight);
+                    tracer = tracer.with_span_processor(match target.protocol {
+                        OtlpProtocol::HttpProtobuf => span_processor(
+                            otlp::protobuf_exporter(Signal::Spans, &target, &rt, queue)?,
+                            &settings.bsp,
+                            in_flight,
+                        ),
+                        _ => span_processor(
+                            otlp::span_exporter(&target, &rt, queue)?,
+                            &settings.bsp,
+                            in_flight,
+                        ),
                     });
                 }
                 #[cfg(not(feature = "otlp"))]
@@ -193,36 +247,23 @@ pub(crate) fn build(
                 {
                     let rt = exports.runtime()?;
                     let in_flight = exports.queue(Signal::Logs);
-                    let mut exporter =
-                        otlp::log_exporter(&target, &rt, std::sync::Arc::clone(&in_flight))?;
-                    exporter.timeout = settings.blrp.export_timeout;
-                    let mut config = opentelemetry_sdk::logs::BatchConfigBuilder::default();
-                    if let Some(d) = settings.blrp.schedule_delay {
-                        config = config.with_scheduled_delay(d);
-                    }
-                    config = config.with_max_queue_size(settings.blrp.queue_size());
-                    if let Some(n) = settings.blrp.max_export_batch_size {
-                        config =
-                            config.with_max_export_batch_size(n.min(settings.blrp.queue_size()));
-                    }
-                    let exporter = runtime::Pipelined::new(exporter);
-                    let sending = std::sync::Arc::clone(&exporter.sending);
-                    let processor = opentelemetry_sdk::logs::BatchLogProcessor::builder(exporter)
-                        .with_batch_config(config.build())
-                        .build();
+                    let queue = std::sync::Arc::clone(&in_flight);
+                    let processor = match target.protocol {
+                        OtlpProtocol::HttpProtobuf => log_processor(
+                            otlp::protobuf_exporter(Signal::Logs, &target, &rt, queue)?,
+                            &settings.blrp,
+                            in_flight,
+                        ),
+                        _ => log_processor(
+                            otlp::log_exporter(&target, &rt, queue)?,
+                            &settings.blrp,
+                            in_flight,
+                        ),
+                    };
                     exports.logger_provider = Some(
                         SdkLoggerProvider::builder()
                             .with_resource(resource.clone())
-                            .with_log_processor(runtime::Admission {
-                                inner: processor,
-                                in_flight,
-                                capacity: settings.blrp.queue_size(),
-                                sending,
-                                flush_timeout: settings
-                                    .blrp
-                                    .export_timeout
-                                    .unwrap_or(runtime::DEFAULT_FLUSH_TIMEOUT),
-                            })
+                            .with_log_processor(processor)
                             .build(),
                     );
                 }

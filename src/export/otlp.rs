@@ -1,6 +1,7 @@
 //! OTLP exporters for traces, metrics and logs, over http/protobuf, http/json or grpc.
 
-use super::runtime::{ExportRuntime, OnRuntime};
+use super::protobuf::HttpProtobuf;
+use super::runtime::{ExportRuntime, OnRuntime, Sends, TakesLogs, TakesSpans};
 use super::tls::Tls;
 use super::transport::{LastError, Transport};
 use crate::config::{
@@ -9,10 +10,16 @@ use crate::config::{
 };
 use crate::diagnostics::Signal;
 use crate::error::Error;
+use opentelemetry::InstrumentationScope;
 use opentelemetry_otlp::{
     Compression, ExporterBuildError, LogExporter, MetricExporter, Protocol, SpanExporter,
     WithExportConfig, WithHttpConfig, WithTonicConfig,
 };
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::logs::{LogBatch, SdkLogRecord};
+use opentelemetry_sdk::trace::SpanData;
+use opentelemetry_sdk::Resource;
+use std::future::Future;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -163,14 +170,58 @@ fn build<E>(
         signal: signal.otlp_name(),
         source: Box::new(source),
     })?;
-    Ok(OnRuntime {
+    Ok(on_runtime(inner, target, runtime, in_flight))
+}
+
+/// `inner`, run on `runtime`, reporting its failures with the target's last transport error.
+fn on_runtime<E>(
+    inner: E,
+    target: &Target,
+    runtime: &Arc<ExportRuntime>,
+    in_flight: Option<Arc<AtomicUsize>>,
+) -> OnRuntime<E> {
+    OnRuntime {
         inner,
         runtime: runtime.clone(),
         in_flight,
         timeout: None,
         last_error: Some(Arc::clone(&target.last_error)),
         tls: target.url.starts_with("https://"),
-    })
+    }
+}
+
+/// The span or log exporter for an http/protobuf `target`: unitel's own encoding
+/// ([`HttpProtobuf`]). `in_flight` is released as its batches finish.
+pub(crate) fn protobuf_exporter(
+    signal: Signal,
+    target: &Target,
+    runtime: &Arc<ExportRuntime>,
+    in_flight: Arc<AtomicUsize>,
+) -> Result<OnRuntime<HttpProtobuf>, Error> {
+    let exporter_error = |message: String| Error::Exporter {
+        signal: signal.otlp_name(),
+        source: Box::new(ExporterBuildError::InvalidConfiguration(message)),
+    };
+    let url = http::Uri::try_from(target.url.as_str())
+        .map_err(|err| exporter_error(format!("endpoint: {err}")))?;
+    let tls = target
+        .tls
+        .rustls_config()
+        .map_err(|err| exporter_error(format!("tls: {err}")))?;
+    let transport = Transport::new(
+        tls,
+        &target.headers,
+        target.timeout,
+        Arc::clone(&target.last_error),
+    );
+    let exporter = HttpProtobuf::new(
+        signal,
+        transport,
+        url,
+        target.compression == Some(OtlpCompression::Gzip),
+        target.timeout,
+    );
+    Ok(on_runtime(exporter, target, runtime, Some(in_flight)))
 }
 
 /// A tonic exporter builder set up for `t`: its own channel (TLS from [`Tls`]), and an
@@ -296,4 +347,55 @@ pub(crate) fn metric_exporter(
         || grpc(MetricExporter::builder().with_tonic(), target)?.build(),
         || http(MetricExporter::builder().with_http(), target)?.build(),
     )
+}
+
+impl Sends for SpanExporter {
+    type Taken = Vec<SpanData>;
+
+    fn send(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+        opentelemetry_sdk::trace::SpanExporter::export(self, batch)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        opentelemetry_sdk::trace::SpanExporter::shutdown_with_timeout(self, timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        opentelemetry_sdk::trace::SpanExporter::set_resource(self, resource);
+    }
+}
+
+impl TakesSpans for SpanExporter {
+    fn take(&self, batch: Vec<SpanData>) -> Vec<SpanData> {
+        batch
+    }
+}
+
+impl Sends for LogExporter {
+    type Taken = Vec<(SdkLogRecord, InstrumentationScope)>;
+
+    async fn send(&self, batch: Self::Taken) -> OTelSdkResult {
+        let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
+            batch.iter().map(|(r, s)| (r, s)).collect();
+        opentelemetry_sdk::logs::LogExporter::export(self, LogBatch::new(&refs)).await
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        opentelemetry_sdk::logs::LogExporter::shutdown_with_timeout(self, timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        opentelemetry_sdk::logs::LogExporter::set_resource(self, resource);
+    }
+}
+
+impl TakesLogs for LogExporter {
+    /// The records are copied to be sent after the call (a clone each, far cheaper than
+    /// waiting for the collector).
+    fn take(&self, batch: &LogBatch<'_>) -> Self::Taken {
+        batch
+            .iter()
+            .map(|(record, scope)| (record.clone(), scope.clone()))
+            .collect()
+    }
 }

@@ -13,7 +13,7 @@
 //! counts are private).
 
 use crate::diagnostics::{drop_counted, DropReason, Output, Signal};
-use opentelemetry::{Context, InstrumentationScope};
+use opentelemetry::Context;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
@@ -322,49 +322,75 @@ impl<E> Drop for Sent<E> {
     }
 }
 
-impl<E: SpanExporter + 'static> SpanExporter for Pipelined<E> {
-    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
-        self.send(Signal::Spans, batch.len(), |inner| async move {
-            inner.inner.export(batch).await
+/// A span or log exporter as [`Pipelined`] drives it: what a batch becomes while the SDK still
+/// holds it (`take`, on the batch processor's thread), and how that is sent (`send`, on the
+/// export runtime).
+pub(crate) trait Sends: std::fmt::Debug + Send + Sync + 'static {
+    /// A batch as it is sent.
+    type Taken: Send + 'static;
+    fn send(&self, batch: Self::Taken) -> impl Future<Output = OTelSdkResult> + Send;
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult;
+    fn set_resource(&mut self, resource: &Resource);
+}
+
+/// A [`Sends`] for span batches.
+pub(crate) trait TakesSpans: Sends {
+    fn take(&self, batch: Vec<SpanData>) -> Self::Taken;
+}
+
+/// A [`Sends`] for log batches, which the SDK lends for the call only.
+pub(crate) trait TakesLogs: Sends {
+    fn take(&self, batch: &LogBatch<'_>) -> Self::Taken;
+}
+
+impl<E: Sends> Pipelined<E> {
+    fn send_taken(
+        &self,
+        signal: Signal,
+        items: usize,
+        batch: E::Taken,
+    ) -> std::future::Ready<OTelSdkResult> {
+        self.send(signal, items, |inner| async move {
+            inner.inner.send(batch).await
         })
     }
 
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+    fn shutdown_inner(&self, timeout: Duration) -> OTelSdkResult {
         self.shutdown_sent(timeout, |r, t| {
-            r.runtime
-                .enter(|| SpanExporter::shutdown_with_timeout(&r.inner, t))
+            r.runtime.enter(|| r.inner.shutdown_with_timeout(t))
         })
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.when_idle(|r| SpanExporter::set_resource(&mut r.inner, resource));
     }
 }
 
-impl<E: LogExporter + 'static> LogExporter for Pipelined<E> {
-    fn export(&self, batch: LogBatch<'_>) -> impl Future<Output = OTelSdkResult> + Send {
-        // The SDK lends the batch for this call only: the records are copied to be sent after
-        // it returns (a clone each, far cheaper than waiting for the collector).
-        let owned: Vec<(SdkLogRecord, InstrumentationScope)> = batch
-            .iter()
-            .map(|(record, scope)| (record.clone(), scope.clone()))
-            .collect();
-        self.send(Signal::Logs, owned.len(), |inner| async move {
-            let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
-                owned.iter().map(|(r, s)| (r, s)).collect();
-            inner.inner.export(LogBatch::new(&refs)).await
-        })
+impl<E: TakesSpans> SpanExporter for Pipelined<E> {
+    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+        let items = batch.len();
+        let taken = self.inner.inner.take(batch);
+        self.send_taken(Signal::Spans, items, taken)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.shutdown_sent(timeout, |r, t| {
-            r.runtime
-                .enter(|| LogExporter::shutdown_with_timeout(&r.inner, t))
-        })
+        self.shutdown_inner(timeout)
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.when_idle(|r| LogExporter::set_resource(&mut r.inner, resource));
+        self.when_idle(|r| r.inner.set_resource(resource));
+    }
+}
+
+impl<E: TakesLogs> LogExporter for Pipelined<E> {
+    fn export(&self, batch: LogBatch<'_>) -> impl Future<Output = OTelSdkResult> + Send {
+        let items = batch.iter().count();
+        let taken = self.inner.inner.take(&batch);
+        self.send_taken(Signal::Logs, items, taken)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.shutdown_inner(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.when_idle(|r| r.inner.set_resource(resource));
     }
 }
 

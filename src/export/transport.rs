@@ -82,7 +82,11 @@ impl Transport {
         }
     }
 
-    async fn send(&self, mut request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+    /// Sends `request` with the resolved headers (the body's own type and encoding kept).
+    pub(crate) async fn send(
+        &self,
+        mut request: Request<Bytes>,
+    ) -> Result<Response<Bytes>, HttpError> {
         // Keep what describes the body; everything else is ours.
         let own = std::mem::replace(request.headers_mut(), self.headers.clone());
         for name in [http::header::CONTENT_TYPE, http::header::CONTENT_ENCODING] {
