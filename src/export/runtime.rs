@@ -6,7 +6,10 @@
 //! in [`OnRuntime`], whose exports run on unitel's own small tokio runtime: the application's
 //! runtime — `current_thread`, `multi_thread`, or none — is never used or blocked. The metric
 //! exporter is driven there to completion; span and log batches are handed to it by
-//! [`Pipelined`] without waiting for the collector, several at once.
+//! [`Pipelined`] without waiting for the collector, several at once: each batch is first made
+//! into what is sent ([`TakesSpans`], [`TakesLogs`]: the encoded request body for
+//! http/protobuf, the records themselves for opentelemetry-otlp's exporters) while the batch
+//! processor still holds it.
 //!
 //! [`Admission`] sits in front of a batch processor and keeps its queue from overflowing, so
 //! every span or log record that cannot be queued is dropped *and counted* (the SDK's own drop

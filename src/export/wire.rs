@@ -549,8 +549,8 @@ mod tests {
             TraceId::from(0x1234 + u128::from(i)),
             SpanId::from(i + 1),
             TraceFlags::new((i % 2) as u8),
-            i % 3 == 0,
-            if i % 2 == 0 {
+            i.is_multiple_of(3),
+            if i.is_multiple_of(2) {
                 TraceState::NONE
             } else {
                 TraceState::from_key_value([("vendor", "v1"), ("other", "x")]).expect("state")
@@ -558,12 +558,12 @@ mod tests {
         );
         SpanData {
             span_context: cx.clone(),
-            parent_span_id: if i % 4 == 0 {
+            parent_span_id: if i.is_multiple_of(4) {
                 SpanId::INVALID
             } else {
                 SpanId::from(99)
             },
-            parent_span_is_remote: i % 5 == 0,
+            parent_span_is_remote: i.is_multiple_of(5),
             span_kind: [
                 SpanKind::Internal,
                 SpanKind::Server,
@@ -668,7 +668,7 @@ mod tests {
         let app = provider.logger_with_scope(scope("app", Some("1.0")));
         let lib = provider.logger_with_scope(scope("lib", None));
         for i in 0..12_u64 {
-            let logger = if i % 3 == 0 { &lib } else { &app };
+            let logger = if i.is_multiple_of(3) { &lib } else { &app };
             let mut r = logger.create_log_record();
             match i % 4 {
                 0 => r.set_body(LogValue::from(text(i as usize * 20))),
@@ -685,7 +685,7 @@ mod tests {
                 2 => r.set_body(LogValue::Int(0)),
                 _ => {}
             }
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 r.set_severity_number(Severity::Warn);
                 r.set_severity_text("WARN");
                 r.set_timestamp(UNIX_EPOCH + Duration::from_secs(1_700_000_000 + i));

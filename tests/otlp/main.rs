@@ -683,6 +683,51 @@ fn a_failing_collector_costs_nothing_but_counted_drops() {
     );
 }
 
+/// A collector that takes a request but rejects part of it (OTLP's partial success): what it
+/// rejected is counted as failed, and its reason said once per signal.
+#[test]
+fn what_a_collector_rejects_in_a_partial_success_is_counted() {
+    let name = "what_a_collector_rejects_in_a_partial_success_is_counted";
+    if let Some((stdout, stderr)) = support::run_child_saying(name, &[]) {
+        let [spans, logs] = support::marked_counts::<2>(&stdout, "REJECTED");
+        // One batch each (everything is sent at shutdown), 3 rejected of each.
+        assert_eq!((spans, logs), (3, 3), "{stderr}");
+        support::assert_said_once(
+            &stderr,
+            "the collector rejected 3 spans of a batch: \"too old\"",
+        );
+        support::assert_said_once(
+            &stderr,
+            "the collector rejected 3 logs of a batch: \"too old\"",
+        );
+        return;
+    }
+    // ExportTraceServiceResponse / ExportLogsServiceResponse { partial_success: { rejected: 3,
+    // error_message: "too old" } }
+    const ANSWER: &[u8] = &[
+        0x0a, 0x0b, 0x08, 0x03, 0x12, 0x07, b't', b'o', b'o', b' ', b'o', b'l', b'd',
+    ];
+    let addr = support::collector_answering(200, ANSWER);
+    let guard = configure_telemetry(
+        TelemetryConfig::new()
+            .with_console(false)
+            .with_otlp_endpoint(format!("http://{addr}")),
+    )
+    .expect("configure");
+    let t = get_telemetry("partial");
+    for i in 0..10 {
+        let _s = t.trace(format!("s{i}"));
+        t.log_info("line");
+    }
+    let _ = guard.shutdown();
+    use unitel::{dropped_at, DropReason, Output, Signal};
+    println!(
+        "\nREJECTED {} {}",
+        dropped_at(Output::Otlp, Signal::Spans, DropReason::ExportFailed),
+        dropped_at(Output::Otlp, Signal::Logs, DropReason::ExportFailed)
+    );
+}
+
 #[test]
 fn a_silent_collector_cannot_hold_shutdown_past_its_timeout() {
     if let Some(out) = support::child(

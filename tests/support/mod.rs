@@ -497,6 +497,11 @@ pub fn assert_child_of(
 /// A fake collector for fault injection: answers every request with `status`, or never
 /// answers when `status` is 0. Returns its address.
 pub fn fault_collector(status: u16) -> String {
+    collector_answering(status, &[])
+}
+
+/// [`fault_collector`] whose answers carry `body` (a protobuf message).
+pub fn collector_answering(status: u16, body: &'static [u8]) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     std::thread::spawn(move || {
@@ -512,8 +517,10 @@ pub fn fault_collector(status: u16) -> String {
                     if status != 0 {
                         let _ = write!(
                             stream,
-                            "HTTP/1.1 {status} Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            "HTTP/1.1 {status} Answer\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
                         );
+                        let _ = stream.write_all(body);
                         return;
                     }
                 }
