@@ -3,7 +3,7 @@
 //! The batch is encoded while the SDK hands it over ([`wire`](super::wire), straight from its
 //! records), then posted on the export runtime by [`Pipelined`](super::runtime::Pipelined),
 //! with the retries the OTLP/HTTP specification asks for: 429 and 503 (honouring
-//! `Retry-After` in seconds), 502, 504 and failures without a response are retried with
+//! `Retry-After`, in seconds or as an HTTP date), 502, 504 and failures without a response are retried with
 //! exponential backoff (100 ms doubling to 1.6 s, up to 100 ms of jitter, at most 3 retries,
 //! all within the export timeout); any other status fails the batch at once. These are
 //! opentelemetry-otlp's own rules, kept so that nothing changes for a collector but the CPU
@@ -116,8 +116,7 @@ impl HttpProtobuf {
             .headers()
             .get(http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(retry_after);
         Err(Failure {
             status: status.as_u16(),
             retry_after,
@@ -203,6 +202,19 @@ impl HttpProtobuf {
     }
 }
 
+/// A `Retry-After` value: seconds, or an HTTP date (how long until then; none if past).
+fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
 /// Up to [`MAX_JITTER_MS`] milliseconds, from the clock's low bits (enough to spread retries).
 fn jitter() -> Duration {
     let nanos = std::time::SystemTime::now()
@@ -239,5 +251,28 @@ impl TakesSpans for HttpProtobuf {
 impl TakesLogs for HttpProtobuf {
     fn take(&self, batch: &LogBatch<'_>) -> Bytes {
         self.body(|out| wire::logs(out, batch, &self.resource))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_after;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_as_a_date() {
+        assert_eq!(retry_after(" 7 "), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
+        let wait = retry_after(&later).expect("a date");
+        assert!(
+            wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
+            "{wait:?}"
+        );
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO),
+            "a date past is no wait"
+        );
+        assert_eq!(retry_after("soon"), None);
     }
 }
