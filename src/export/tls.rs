@@ -236,12 +236,13 @@ pub(crate) fn explain(error: &str, tls: bool) -> Option<&'static str> {
     let lower = error.to_ascii_lowercase();
     // hyper says the same thing its own ways: the pooled connection closed before the
     // request went out ("connection was not ready") or before the answer ("connection closed
-    // before message completed").
+    // before message completed"); tonic, when the close cancels the call ("operation was
+    // canceled: connection closed").
     const CLOSED: [&str; 4] = [
         "broken pipe",
         "connection reset",
         "connection was not ready",
-        "connection closed before message completed",
+        "connection closed",
     ];
     if tls && CLOSED.iter().any(|c| lower.contains(c)) {
         return Some(
@@ -272,6 +273,11 @@ mod tests {
         let not_ready = "client error (Canceled): operation was canceled: connection was not ready";
         assert!(explain(not_ready, true).is_some_and(|w| w.contains("client certificate")));
         assert_eq!(explain(not_ready, false), None);
+        let cancelled =
+            "TonicLogsClient export failed with gRPC code: Cancelled: transport error: \
+                         operation was canceled: connection closed";
+        assert!(explain(cancelled, true).is_some_and(|w| w.contains("client certificate")));
+        assert_eq!(explain(cancelled, false), None);
         assert_eq!(explain("tcp connect error: Connection refused", true), None);
     }
 }
