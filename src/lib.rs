@@ -98,6 +98,18 @@ mod state;
 mod sync;
 pub mod testing;
 
+/// Guides, rendered from `docs/*.md`; their examples are compiled and run as doctests.
+#[cfg(all(
+    feature = "axum",
+    feature = "reqwest",
+    feature = "sqlx",
+    feature = "redis"
+))]
+pub mod guides {
+    #[doc = include_str!("../docs/migrating-from-python.md")]
+    pub mod migrating_from_python {}
+}
+
 pub use crate::attributes::{Attributes, IntoKey, IntoValue};
 pub use crate::config::{
     BatchSettings, Exporter, LogRotation, OtlpCompression, OtlpProtocol, OtlpSettings, Propagator,
