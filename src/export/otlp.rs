@@ -1,7 +1,7 @@
 //! OTLP exporters for traces, metrics and logs, over http/protobuf, http/json or grpc.
 
 use super::protobuf::HttpProtobuf;
-use super::runtime::{ExportRuntime, OnRuntime, Sends, TakesLogs, TakesSpans};
+use super::runtime::{Delivery, ExportRuntime, OnRuntime, Sends, TakesLogs, TakesSpans};
 use super::tls::Tls;
 use super::transport::{LastError, Transport};
 use crate::config::{
@@ -19,7 +19,6 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::{LogBatch, SdkLogRecord};
 use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::Resource;
-use std::future::Future;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +51,23 @@ impl std::fmt::Debug for Target {
             .field("compression", &self.compression)
             .field("tls", &self.tls)
             .finish()
+    }
+}
+
+impl Target {
+    /// The HTTP client for this target: its TLS, its headers, its timeout, and its last error
+    /// kept for the drop report.
+    fn transport(&self) -> Result<Transport, ExporterBuildError> {
+        let tls = self
+            .tls
+            .rustls_config()
+            .map_err(|err| ExporterBuildError::InvalidConfiguration(format!("tls: {err}")))?;
+        Ok(Transport::new(
+            tls,
+            &self.headers,
+            self.timeout,
+            Arc::clone(&self.last_error),
+        ))
     }
 }
 
@@ -166,11 +182,16 @@ fn build<E>(
         OtlpProtocol::Grpc => runtime.enter(grpc),
         _ => http(),
     }
-    .map_err(|source| Error::Exporter {
+    .map_err(|source| build_error(signal, source))?;
+    Ok(on_runtime(inner, target, runtime, in_flight))
+}
+
+/// The start-up error for `signal`'s exporter that could not be built.
+fn build_error(signal: Signal, source: ExporterBuildError) -> Error {
+    Error::Exporter {
         signal: signal.otlp_name(),
         source: Box::new(source),
-    })?;
-    Ok(on_runtime(inner, target, runtime, in_flight))
+    }
 }
 
 /// `inner`, run on `runtime`, reporting its failures with the target's last transport error.
@@ -198,25 +219,14 @@ pub(crate) fn protobuf_exporter(
     runtime: &Arc<ExportRuntime>,
     in_flight: Arc<AtomicUsize>,
 ) -> Result<OnRuntime<HttpProtobuf>, Error> {
-    let exporter_error = |message: String| Error::Exporter {
-        signal: signal.otlp_name(),
-        source: Box::new(ExporterBuildError::InvalidConfiguration(message)),
-    };
-    let url = http::Uri::try_from(target.url.as_str())
-        .map_err(|err| exporter_error(format!("endpoint: {err}")))?;
-    let tls = target
-        .tls
-        .rustls_config()
-        .map_err(|err| exporter_error(format!("tls: {err}")))?;
-    let transport = Transport::new(
-        tls,
-        &target.headers,
-        target.timeout,
-        Arc::clone(&target.last_error),
-    );
+    let url = http::Uri::try_from(target.url.as_str()).map_err(|err| {
+        build_error(
+            signal,
+            ExporterBuildError::InvalidConfiguration(format!("endpoint: {err}")),
+        )
+    })?;
     let exporter = HttpProtobuf::new(
-        signal,
-        transport,
+        target.transport().map_err(|e| build_error(signal, e))?,
         url,
         target.compression == Some(OtlpCompression::Gzip),
         target.timeout,
@@ -264,10 +274,6 @@ fn http<B: WithExportConfig + WithHttpConfig>(
     builder: B,
     t: &Target,
 ) -> Result<B, ExporterBuildError> {
-    let tls = t
-        .tls
-        .rustls_config()
-        .map_err(|err| ExporterBuildError::InvalidConfiguration(format!("tls: {err}")))?;
     let builder = builder
         .with_protocol(match t.protocol {
             OtlpProtocol::HttpJson => Protocol::HttpJson,
@@ -275,12 +281,7 @@ fn http<B: WithExportConfig + WithHttpConfig>(
         })
         .with_endpoint(t.url.clone())
         .with_timeout(t.timeout)
-        .with_http_client(Transport::new(
-            tls,
-            &t.headers,
-            t.timeout,
-            Arc::clone(&t.last_error),
-        ));
+        .with_http_client(t.transport()?);
     Ok(match t.compression {
         Some(OtlpCompression::Gzip) => builder.with_compression(Compression::Gzip),
         _ => builder,
@@ -352,8 +353,10 @@ pub(crate) fn metric_exporter(
 impl Sends for SpanExporter {
     type Taken = Vec<SpanData>;
 
-    fn send(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
-        opentelemetry_sdk::trace::SpanExporter::export(self, batch)
+    /// opentelemetry-otlp only logs a partial success: nothing is rejected here.
+    async fn send(&self, batch: Vec<SpanData>) -> Delivery {
+        opentelemetry_sdk::trace::SpanExporter::export(self, batch).await?;
+        Ok(None)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
@@ -374,10 +377,11 @@ impl TakesSpans for SpanExporter {
 impl Sends for LogExporter {
     type Taken = Vec<(SdkLogRecord, InstrumentationScope)>;
 
-    async fn send(&self, batch: Self::Taken) -> OTelSdkResult {
+    async fn send(&self, batch: Self::Taken) -> Delivery {
         let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
             batch.iter().map(|(r, s)| (r, s)).collect();
-        opentelemetry_sdk::logs::LogExporter::export(self, LogBatch::new(&refs)).await
+        opentelemetry_sdk::logs::LogExporter::export(self, LogBatch::new(&refs)).await?;
+        Ok(None)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {

@@ -9,10 +9,9 @@
 //! opentelemetry-otlp's own rules, kept so that nothing changes for a collector but the CPU
 //! the encoding costs. grpc and http/json still go through opentelemetry-otlp.
 
-use super::runtime::{Sends, TakesLogs, TakesSpans};
+use super::runtime::{Delivery, Rejected, Sends, TakesLogs, TakesSpans};
 use super::transport::Transport;
 use super::wire::{self, EncodedResource};
-use crate::diagnostics::{drop_counted, DropReason, Output, Signal};
 use opentelemetry_http::Bytes;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::LogBatch;
@@ -31,7 +30,6 @@ const MAX_THROTTLE: Duration = Duration::from_secs(30);
 /// One signal's OTLP/HTTP protobuf exporter.
 #[derive(Debug)]
 pub(crate) struct HttpProtobuf {
-    signal: Signal,
     transport: Transport,
     url: http::Uri,
     gzip: bool,
@@ -50,14 +48,12 @@ struct Failure {
 
 impl HttpProtobuf {
     pub(crate) fn new(
-        signal: Signal,
         transport: Transport,
         url: http::Uri,
         gzip: bool,
         timeout: Duration,
     ) -> HttpProtobuf {
         HttpProtobuf {
-            signal,
             transport,
             url,
             gzip,
@@ -124,7 +120,7 @@ impl HttpProtobuf {
     }
 
     /// Posts `body`, retrying what the specification says may be retried.
-    async fn post(&self, body: Bytes) -> OTelSdkResult {
+    async fn post(&self, body: Bytes) -> Delivery {
         if self.shut.load(Ordering::Relaxed) {
             return Err(OTelSdkError::AlreadyShutdown);
         }
@@ -134,10 +130,7 @@ impl HttpProtobuf {
         let mut retries = 0;
         loop {
             let failure = match self.attempt(body.clone()).await {
-                Ok(response) => {
-                    self.partial_success(&response);
-                    return Ok(());
-                }
+                Ok(response) => return Ok(partial_success(&response)),
                 Err(failure) => failure,
             };
             let failed = || {
@@ -170,36 +163,18 @@ impl HttpProtobuf {
             delay = (delay * 2).min(cap);
         }
     }
+}
 
-    /// Counts what a collector that accepted the request says it rejected
-    /// (`ExportTracePartialSuccess` / `ExportLogsPartialSuccess`: field 1 of the response,
-    /// holding the count in field 1 and the reason in field 2).
-    fn partial_success(&self, response: &[u8]) {
-        let Some(partial) = wire::field(response, 1) else {
-            return;
-        };
-        let rejected = wire::field_varint(partial, 1).unwrap_or(0);
-        if rejected == 0 {
-            return;
-        }
-        let reason = wire::field(partial, 2)
-            .map(|m| String::from_utf8_lossy(&m[..m.len().min(200)]).into_owned())
-            .unwrap_or_default();
-        static REPORTED: [AtomicBool; 3] = [const { AtomicBool::new(false) }; 3];
-        drop_counted(
-            Output::Otlp,
-            self.signal,
-            DropReason::ExportFailed,
-            rejected,
-            &REPORTED[self.signal as usize],
-            &|| {
-                format!(
-                    "the collector rejected {rejected} {} of a batch: {reason:?}",
-                    self.signal.as_str()
-                )
-            },
-        );
-    }
+/// What a collector that took the request says it rejected (`ExportTracePartialSuccess` /
+/// `ExportLogsPartialSuccess`: field 1 of the response, holding the count in field 1 and the
+/// reason in field 2).
+fn partial_success(response: &[u8]) -> Option<Rejected> {
+    let partial = wire::field(response, 1)?;
+    let items = wire::field_varint(partial, 1).filter(|&n| n > 0)?;
+    let why = wire::field(partial, 2)
+        .map(|m| String::from_utf8_lossy(&m[..m.len().min(200)]).into_owned())
+        .unwrap_or_default();
+    Some(Rejected { items, why })
 }
 
 /// A `Retry-After` value: seconds, or an HTTP date (how long until then; none if past).
@@ -226,7 +201,7 @@ fn jitter() -> Duration {
 impl Sends for HttpProtobuf {
     type Taken = Bytes;
 
-    fn send(&self, body: Bytes) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+    fn send(&self, body: Bytes) -> impl std::future::Future<Output = Delivery> + Send {
         self.post(body)
     }
 

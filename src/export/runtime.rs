@@ -112,11 +112,26 @@ pub(crate) struct OnRuntime<E> {
     pub(crate) tls: bool,
 }
 
+/// Items of a batch the collector took but rejected (OTLP's partial success), and why.
+#[derive(Debug)]
+pub(crate) struct Rejected {
+    pub(crate) items: u64,
+    pub(crate) why: String,
+}
+
+/// How a sent batch ended: delivered (perhaps with some items rejected), or failed.
+pub(crate) type Delivery = Result<Option<Rejected>, OTelSdkError>;
+
 impl<E> OnRuntime<E> {
-    /// Releases the batch's places in the queue and counts a failed batch. Only the places
-    /// still held are counted: what shutdown already counted as still queued is not counted
-    /// twice.
-    fn finished(&self, signal: Signal, items: usize, result: &OTelSdkResult) {
+    /// Releases the batch's places in the queue and counts what was lost: the whole batch if
+    /// it failed, the rejected items if the collector took it in part. Only the places still
+    /// held are counted: what shutdown already counted as still queued is not counted twice.
+    fn finished(
+        &self,
+        signal: Signal,
+        items: usize,
+        delivery: Result<Option<&Rejected>, &OTelSdkError>,
+    ) {
         let released = match &self.in_flight {
             Some(in_flight) => in_flight
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
@@ -127,26 +142,29 @@ impl<E> OnRuntime<E> {
                 .min(items),
             None => items,
         };
-        if let Err(err) = result {
-            let cause = self.last_error.as_ref().and_then(|e| e.take());
-            let mut why = once_each(&err.to_string());
-            if let Some(cause) = &cause {
-                why = format!("{why} ({cause})");
+        match delivery {
+            Ok(None) => {}
+            Ok(Some(rejected)) => {
+                static REPORTED: [AtomicBool; 3] = [const { AtomicBool::new(false) }; 3];
+                let why = format!(
+                    "the collector rejected {} {} of a batch: {:?}",
+                    rejected.items,
+                    signal.as_str(),
+                    rejected.why
+                );
+                let lost = rejected.items.min(released as u64);
+                self.lost(signal, lost, &why, &REPORTED, || why.clone());
             }
-            // The SDK's "Operation failed: " says nothing the shutdown error does not.
-            let failure = why.strip_prefix("Operation failed: ").unwrap_or(&why);
-            *crate::sync::lock(&self.runtime.failures[signal as usize]) = Some(failure.to_owned());
-            if released == 0 {
-                return;
-            }
-            static REPORTED: [AtomicBool; 3] = [const { AtomicBool::new(false) }; 3];
-            drop_counted(
-                Output::Otlp,
-                signal,
-                DropReason::ExportFailed,
-                released as u64,
-                &REPORTED[signal as usize],
-                &|| {
+            Err(err) => {
+                static REPORTED: [AtomicBool; 3] = [const { AtomicBool::new(false) }; 3];
+                let cause = self.last_error.as_ref().and_then(|e| e.take());
+                let mut why = once_each(&err.to_string());
+                if let Some(cause) = &cause {
+                    why = format!("{why} ({cause})");
+                }
+                // The SDK's "Operation failed: " says nothing the shutdown error does not.
+                let failure = why.strip_prefix("Operation failed: ").unwrap_or(&why);
+                self.lost(signal, released as u64, failure, &REPORTED, || {
                     let mut message = format!("exporting {} failed: {why}", signal.as_str());
                     if let Some(why) = super::tls::explain(&message, self.tls) {
                         message.push_str("; ");
@@ -154,7 +172,30 @@ impl<E> OnRuntime<E> {
                     }
                     message.push_str("; the batch was dropped");
                     message
-                },
+                });
+            }
+        }
+    }
+
+    /// Counts `n` items of `signal` as failed, keeps `failure` for the shutdown error, and
+    /// says `message` the first time `reported` is seen.
+    fn lost(
+        &self,
+        signal: Signal,
+        n: u64,
+        failure: &str,
+        reported: &[AtomicBool; 3],
+        message: impl Fn() -> String,
+    ) {
+        *crate::sync::lock(&self.runtime.failures[signal as usize]) = Some(failure.to_owned());
+        if n > 0 {
+            drop_counted(
+                Output::Otlp,
+                signal,
+                DropReason::ExportFailed,
+                n,
+                &reported[signal as usize],
+                &message,
             );
         }
     }
@@ -165,8 +206,8 @@ impl<E: PushMetricExporter> PushMetricExporter for OnRuntime<E> {
         let result = self
             .runtime
             .run(with_timeout(self.timeout, self.inner.export(metrics)));
-        if result.is_err() {
-            self.finished(Signal::Metrics, data_points(metrics), &result);
+        if let Err(err) = &result {
+            self.finished(Signal::Metrics, data_points(metrics), Err(err));
         }
         std::future::ready(result)
     }
@@ -239,7 +280,7 @@ pub(crate) struct Pipelined<E> {
     pub(crate) sending: Arc<Sending>,
 }
 
-impl<E: Send + Sync + 'static> Pipelined<E> {
+impl<E: Sends> Pipelined<E> {
     pub(crate) fn new(inner: OnRuntime<E>) -> Self {
         Pipelined {
             inner: Arc::new(inner),
@@ -247,18 +288,15 @@ impl<E: Send + Sync + 'static> Pipelined<E> {
         }
     }
 
-    /// Sends a batch of `items` of `signal`: `export` (made with its own handle on the
-    /// exporter) runs on the export runtime, bounded by the export timeout, and the batch is
-    /// finished when it completes. Waits first while [`EXPORTS_IN_FLIGHT`] are out.
-    fn send<F>(
+    /// Sends a batch of `items` of `signal` on the export runtime, bounded by the export
+    /// timeout; the batch is finished when that completes. Waits first while
+    /// [`EXPORTS_IN_FLIGHT`] are out.
+    fn send(
         &self,
         signal: Signal,
         items: usize,
-        export: impl FnOnce(Arc<OnRuntime<E>>) -> F,
-    ) -> std::future::Ready<OTelSdkResult>
-    where
-        F: Future<Output = OTelSdkResult> + Send + 'static,
-    {
+        batch: E::Taken,
+    ) -> std::future::Ready<OTelSdkResult> {
         self.sending.start(EXPORTS_IN_FLIGHT);
         let mut sent = Sent {
             signal,
@@ -267,35 +305,35 @@ impl<E: Send + Sync + 'static> Pipelined<E> {
             items,
             result: None,
         };
-        let fut = with_timeout(self.inner.timeout, export(Arc::clone(&self.inner)));
+        let inner = Arc::clone(&self.inner);
         self.inner.runtime.runtime.spawn(async move {
-            sent.result.replace(fut.await);
+            let delivery = with_timeout(inner.timeout, inner.inner.send(batch)).await;
+            sent.result.replace(delivery);
         });
         std::future::ready(Ok(()))
     }
 
-    /// Waits for the batches being sent, then shuts the exporter down with `shut`, all within
-    /// `timeout`.
-    fn shutdown_sent(
-        &self,
-        timeout: Duration,
-        shut: impl FnOnce(&OnRuntime<E>, Duration) -> OTelSdkResult,
-    ) -> OTelSdkResult {
+    /// Waits for the batches being sent, then shuts the exporter down, all within `timeout`.
+    fn shutdown(&self, timeout: Duration) -> OTelSdkResult {
         let started = std::time::Instant::now();
         let idle = self.sending.wait_idle(timeout);
-        let result = shut(&self.inner, timeout.saturating_sub(started.elapsed()));
+        let left = timeout.saturating_sub(started.elapsed());
+        let result = self
+            .inner
+            .runtime
+            .enter(|| self.inner.inner.shutdown_with_timeout(left));
         match idle {
             true => result,
             false => Err(OTelSdkError::Timeout(timeout)),
         }
     }
 
-    /// Applies `set` to the exporter once no batch holds it (the provider sets the resource
+    /// Sets the exporter's resource once no batch holds it (the provider sets the resource
     /// when it is built, before any batch).
-    fn when_idle(&mut self, set: impl FnOnce(&mut OnRuntime<E>)) {
+    fn set_resource(&mut self, resource: &Resource) {
         self.sending.wait_idle(Duration::from_secs(5));
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            set(inner);
+            inner.inner.set_resource(resource);
         }
     }
 }
@@ -307,7 +345,7 @@ struct Sent<E> {
     inner: Option<Arc<OnRuntime<E>>>,
     sending: Arc<Sending>,
     items: usize,
-    result: Option<OTelSdkResult>,
+    result: Option<Delivery>,
 }
 
 impl<E> Drop for Sent<E> {
@@ -318,7 +356,7 @@ impl<E> Drop for Sent<E> {
                     "the exporter panicked".into(),
                 ))
             });
-            inner.finished(self.signal, self.items, &result);
+            inner.finished(self.signal, self.items, result.as_ref().map(Option::as_ref));
         }
         // After the exporter's last reference here is gone: `set_resource` waits for this.
         self.sending.done();
@@ -331,7 +369,8 @@ impl<E> Drop for Sent<E> {
 pub(crate) trait Sends: std::fmt::Debug + Send + Sync + 'static {
     /// A batch as it is sent.
     type Taken: Send + 'static;
-    fn send(&self, batch: Self::Taken) -> impl Future<Output = OTelSdkResult> + Send;
+    /// Sends a batch; `Ok(Some(..))` when the collector took it but rejected some items.
+    fn send(&self, batch: Self::Taken) -> impl Future<Output = Delivery> + Send;
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult;
     fn set_resource(&mut self, resource: &Resource);
 }
@@ -346,38 +385,19 @@ pub(crate) trait TakesLogs: Sends {
     fn take(&self, batch: &LogBatch<'_>) -> Self::Taken;
 }
 
-impl<E: Sends> Pipelined<E> {
-    fn send_taken(
-        &self,
-        signal: Signal,
-        items: usize,
-        batch: E::Taken,
-    ) -> std::future::Ready<OTelSdkResult> {
-        self.send(signal, items, |inner| async move {
-            inner.inner.send(batch).await
-        })
-    }
-
-    fn shutdown_inner(&self, timeout: Duration) -> OTelSdkResult {
-        self.shutdown_sent(timeout, |r, t| {
-            r.runtime.enter(|| r.inner.shutdown_with_timeout(t))
-        })
-    }
-}
-
 impl<E: TakesSpans> SpanExporter for Pipelined<E> {
     fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
         let items = batch.len();
         let taken = self.inner.inner.take(batch);
-        self.send_taken(Signal::Spans, items, taken)
+        self.send(Signal::Spans, items, taken)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.shutdown_inner(timeout)
+        self.shutdown(timeout)
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.when_idle(|r| r.inner.set_resource(resource));
+        Pipelined::set_resource(self, resource);
     }
 }
 
@@ -385,15 +405,15 @@ impl<E: TakesLogs> LogExporter for Pipelined<E> {
     fn export(&self, batch: LogBatch<'_>) -> impl Future<Output = OTelSdkResult> + Send {
         let items = batch.iter().count();
         let taken = self.inner.inner.take(&batch);
-        self.send_taken(Signal::Logs, items, taken)
+        self.send(Signal::Logs, items, taken)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.shutdown_inner(timeout)
+        self.shutdown(timeout)
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.when_idle(|r| r.inner.set_resource(resource));
+        Pipelined::set_resource(self, resource);
     }
 }
 
@@ -410,10 +430,10 @@ fn once_each(text: &str) -> String {
 }
 
 /// Bounds an export by `timeout` (it runs on the export runtime, which has a timer).
-async fn with_timeout<F: Future<Output = OTelSdkResult>>(
+async fn with_timeout<T, F: Future<Output = Result<T, OTelSdkError>>>(
     timeout: Option<Duration>,
     fut: F,
-) -> OTelSdkResult {
+) -> Result<T, OTelSdkError> {
     match timeout {
         Some(t) => tokio::time::timeout(t, fut)
             .await

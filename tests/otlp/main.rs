@@ -700,6 +700,12 @@ fn what_a_collector_rejects_in_a_partial_success_is_counted() {
             &stderr,
             "the collector rejected 3 logs of a batch: \"too old\"",
         );
+        // The shutdown error names what was lost, with the collector's reason as its cause.
+        let shutdown = support::marked(&stdout, "SHUTDOWN").expect("shutdown line");
+        assert!(
+            shutdown.contains("spans") && shutdown.contains("too old"),
+            "{shutdown}"
+        );
         return;
     }
     // ExportTraceServiceResponse / ExportLogsServiceResponse { partial_success: { rejected: 3,
@@ -719,7 +725,8 @@ fn what_a_collector_rejects_in_a_partial_success_is_counted() {
         let _s = t.trace(format!("s{i}"));
         t.log_info("line");
     }
-    let _ = guard.shutdown();
+    let shutdown = guard.shutdown().expect_err("items were lost");
+    println!("\nSHUTDOWN {}", shutdown.to_string().replace('\n', " "));
     use unitel::{dropped_at, DropReason, Output, Signal};
     println!(
         "\nREJECTED {} {}",
