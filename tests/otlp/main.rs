@@ -182,51 +182,19 @@ fn spans_arrive_gzip_compressed_over_http() {
 /// an event: the SDK appends each; the collector and the application's own processors must see
 /// each key once, with its last value.
 fn emit_twice() {
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let ended = support::EndedSpans::default();
     let guard = configure_telemetry(
         TelemetryConfig::from_env()
             .with_console(false)
-            .with_span_processor(Recorder(std::sync::Arc::clone(&seen))),
+            .with_span_processor(ended.clone()),
     )
     .expect("configure");
     let telemetry = get_telemetry("twice");
     support::set_attributes_twice_on_live_spans(&telemetry);
     guard.shutdown().expect("shutdown");
-    for (name, keys) in seen.lock().unwrap().iter() {
-        println!("\nPROCESSOR {name} {}", keys.join(","));
-    }
-}
-
-/// Each finished span's name and attribute keys, in order.
-type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<String>)>>>;
-
-/// A span processor of the application's own, keeping each span's attribute keys.
-#[derive(Debug)]
-struct Recorder(Seen);
-
-impl unitel::opentelemetry_sdk::trace::SpanProcessor for Recorder {
-    fn on_start(
-        &self,
-        _: &mut unitel::opentelemetry_sdk::trace::Span,
-        _: &unitel::opentelemetry::Context,
-    ) {
-    }
-    fn on_end(&self, span: unitel::opentelemetry_sdk::trace::SpanData) {
-        let keys = span
-            .attributes
-            .iter()
-            .map(|kv| kv.key.to_string())
-            .collect();
-        self.0.lock().unwrap().push((span.name.to_string(), keys));
-    }
-    fn force_flush(&self) -> unitel::opentelemetry_sdk::error::OTelSdkResult {
-        Ok(())
-    }
-    fn shutdown_with_timeout(
-        &self,
-        _: Duration,
-    ) -> unitel::opentelemetry_sdk::error::OTelSdkResult {
-        Ok(())
+    for span in ended.0.lock().unwrap().iter() {
+        let keys: Vec<&str> = span.attributes.iter().map(|kv| kv.key.as_str()).collect();
+        println!("\nPROCESSOR {} {}", span.name, keys.join(","));
     }
 }
 

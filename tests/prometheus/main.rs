@@ -930,20 +930,68 @@ impl Killed {
 
 const APP_TEST: &str = "real_prometheus_scrapes_the_app";
 
+/// An observable gauge's callback that blocks while held: a slow collection, on demand.
+struct Hold {
+    held: AtomicBool,
+    /// Collections that entered the callback while it was held.
+    entered: std::sync::atomic::AtomicUsize,
+}
+
+impl Hold {
+    const fn new() -> Hold {
+        Hold {
+            held: AtomicBool::new(false),
+            entered: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Registers gauge `name` whose callback waits while this is held, at most `max`.
+    fn gauge(
+        &'static self,
+        telemetry: &unitel::UnifiedTelemetry,
+        name: &'static str,
+        max: Duration,
+    ) {
+        telemetry.observable_gauge(name, move |g| {
+            if self.held.load(Ordering::SeqCst) {
+                self.entered.fetch_add(1, Ordering::SeqCst);
+            }
+            let started = Instant::now();
+            while self.held.load(Ordering::SeqCst) && started.elapsed() < max {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            g.observe(1.0, ());
+        });
+    }
+
+    fn set(&self, held: bool) {
+        self.held.store(held, Ordering::SeqCst);
+    }
+
+    fn entered(&self) -> usize {
+        self.entered.load(Ordering::SeqCst)
+    }
+}
+
+/// A flag that turns true when this process's stdin closes: the test that spawned it
+/// ([`spawn_app_of`]) is done with it.
+fn stdin_closed() -> Arc<AtomicBool> {
+    let closed = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&closed);
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        flag.store(true, Ordering::Relaxed);
+    });
+    closed
+}
+
 /// The app: records seed metrics every 100 ms for up to 60 s, or until its stdin closes.
 fn app_body() {
     let (_guard, addr) = configure_with_prometheus("prom-app");
     println!("ADDR {addr}");
     let _ = std::io::stdout().flush();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-            stop.store(true, Ordering::Relaxed);
-        });
-    }
+    let stop = stdin_closed();
     let worker = get_telemetry("fastworker");
     let api = get_telemetry("api_gateway");
     // Seed 000's metrics, from the task-metrics helper: tasks run on threads of their own for
@@ -1305,6 +1353,16 @@ impl Scraper {
             }
             std::thread::sleep(Duration::from_millis(300));
         }
+    }
+
+    /// The exemplar of `query` whose trace is `trace_id`, once Prometheus has it (40 s at most).
+    fn exemplar_of_trace(&mut self, query: &str, trace_id: &str) -> serde_json::Value {
+        let of_trace = |e: &&serde_json::Value| e["labels"]["trace_id"] == trace_id;
+        self.exemplars_until(query, &|found| found.iter().any(|e| of_trace(&e)))
+            .iter()
+            .find(of_trace)
+            .cloned()
+            .expect("found")
     }
 
     /// Asserts that every query has a finite result within 40 s; returns each query's answer.

@@ -158,14 +158,7 @@ const EXEMPLAR_APP: &str = "openmetrics::real_prometheus_stores_the_exemplar_of_
 /// stdin closes.
 fn exemplar_app() {
     let (_guard, addr) = configure_with_prometheus("prom-exemplars");
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-            stop.store(true, Ordering::Relaxed);
-        });
-    }
+    let stop = stdin_closed();
     let api = get_telemetry("api_gateway");
     let duration = api.histogram("request_duration_ms");
     let requests = api.counter("requests_total");
@@ -213,15 +206,7 @@ fn real_prometheus_stores_the_exemplar_of_the_slow_request() {
     prometheus.assert_up();
 
     // The slow request's trace, from the bucket it fell in.
-    let exemplars = prometheus.exemplars_until("request_duration_ms_bucket", &|found| {
-        found
-            .iter()
-            .any(|e| e["labels"]["trace_id"] == slow.as_str())
-    });
-    let hit = exemplars
-        .iter()
-        .find(|e| e["labels"]["trace_id"] == slow.as_str())
-        .expect("found");
+    let hit = prometheus.exemplar_of_trace("request_duration_ms_bucket", &slow);
     assert_eq!(hit["series"]["le"], "1000", "{hit}");
     assert_eq!(hit["series"]["endpoint"], "/api", "{hit}");
     assert_eq!(hit["value"], "900", "{hit}");
@@ -253,10 +238,8 @@ fn real_prometheus_stores_the_exemplar_of_the_slow_request() {
     );
 }
 
-/// Set while the test below holds its gauge's callback.
-static HELD: AtomicBool = AtomicBool::new(false);
-/// Collections that entered the held callback.
-static HELD_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// The test below's gauge callback, held while it scrapes.
+static HELD: Hold = Hold::new();
 
 #[test]
 fn classic_and_openmetrics_scrapes_share_one_collection() {
@@ -275,16 +258,7 @@ fn classic_and_openmetrics_scrapes_share_one_collection() {
     // collection, whatever the formats rendered from it.
     telemetry.counter("clash_total").add(1, ());
     get_telemetry("other").observable_gauge("clash_total", |g| g.observe(1.0, ()));
-    telemetry.observable_gauge("shared.held", |g| {
-        if HELD.load(Ordering::SeqCst) {
-            HELD_CALLS.fetch_add(1, Ordering::SeqCst);
-        }
-        let started = Instant::now();
-        while HELD.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(20) {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        g.observe(1.0, ());
-    });
+    HELD.gauge(&telemetry, "shared.held", Duration::from_secs(20));
     let _ = get(addr, None);
     let conflicts = || {
         unitel::dropped_at(
@@ -297,10 +271,10 @@ fn classic_and_openmetrics_scrapes_share_one_collection() {
 
     // A classic scrape starts a collection that the callback holds; an OpenMetrics scrape
     // arrives while it is held, and shares it.
-    HELD.store(true, Ordering::SeqCst);
+    HELD.set(true);
     let classic = std::thread::spawn(move || get(addr, None));
     let started = Instant::now();
-    while HELD_CALLS.load(Ordering::SeqCst) == 0 {
+    while HELD.entered() == 0 {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "no collection started"
@@ -309,15 +283,11 @@ fn classic_and_openmetrics_scrapes_share_one_collection() {
     }
     let om = std::thread::spawn(move || get(addr, Some(PROMETHEUS_ACCEPT)));
     std::thread::sleep(Duration::from_millis(300));
-    HELD.store(false, Ordering::SeqCst);
+    HELD.set(false);
     let classic = classic.join().expect("classic scrape");
     let om = om.join().expect("openmetrics scrape");
 
-    assert_eq!(
-        HELD_CALLS.load(Ordering::SeqCst),
-        1,
-        "one collection for both"
-    );
+    assert_eq!(HELD.entered(), 1, "one collection for both");
     assert_eq!(
         classic.header("content-type"),
         Some("text/plain; version=0.0.4; charset=utf-8")

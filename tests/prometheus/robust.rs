@@ -4,7 +4,6 @@
 //! process; and a blocked observable callback does not hold up scrapes.
 
 use super::*;
-use std::sync::atomic::AtomicUsize;
 use unitel::{dropped_at, Output};
 
 /// Scrapes twice (promtool must accept both) and returns the second text.
@@ -231,9 +230,8 @@ fn keys_equal_once_made_valid_keep_their_values() {
 
 // ----- 3. a blocked observable callback -----
 
-static BLOCKED: AtomicBool = AtomicBool::new(false);
-/// Calls of the callback that found it told to block.
-static BLOCKED_CALLS: AtomicUsize = AtomicUsize::new(0);
+/// The slow gauge's callback, blocked while the test says so.
+static BLOCKED: Hold = Hold::new();
 
 /// Asserts a 503 whose body names the slow callback.
 fn assert_slow(response: &support::Response, what: &str) {
@@ -257,24 +255,14 @@ fn a_blocked_callback_does_not_hold_up_scrapes() {
     let (_guard, addr) = configure_with_prometheus("prom-slow");
     let telemetry = get_telemetry("slow");
     telemetry.counter("slow.steady").add(1, ());
-    telemetry.observable_gauge("slow.gauge", |g| {
-        // Blocks for up to 60 s while the test says so.
-        if BLOCKED.load(Ordering::SeqCst) {
-            BLOCKED_CALLS.fetch_add(1, Ordering::SeqCst);
-        }
-        let started = Instant::now();
-        while BLOCKED.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(60) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        g.observe(1.0, ());
-    });
+    BLOCKED.gauge(&telemetry, "slow.gauge", Duration::from_secs(60));
     let text = scrape(addr);
     assert!(text.contains("slow_gauge{"), "{text}");
     // A real Prometheus server scrapes it (every 2 s, timeout 2 s).
     let mut prometheus = Scraper::start(addr, "2s");
     prometheus.assert_up();
 
-    BLOCKED.store(true, Ordering::SeqCst);
+    BLOCKED.set(true);
     let timeout = [("X-Prometheus-Scrape-Timeout-Seconds", "3")];
     // Two scrapes at once: each is answered (http_get gives up after 10 s) with a 503 that
     // names the cause, the second not queued behind the first.
@@ -324,11 +312,11 @@ fn a_blocked_callback_does_not_hold_up_scrapes() {
 
     // All of them shared the one collection that is still blocked.
     assert_eq!(
-        BLOCKED_CALLS.load(Ordering::SeqCst),
+        BLOCKED.entered(),
         1,
         "more than one collection ran at a time"
     );
-    BLOCKED.store(false, Ordering::SeqCst);
+    BLOCKED.set(false);
     let started = Instant::now();
     let text = loop {
         let response = http_get(addr, "/metrics", &[]).expect("scrape after the callback returned");

@@ -90,15 +90,7 @@ fn a_latency_spike_leads_to_its_trace_and_error_log() {
     // The spike: the failing series of the server's latency histogram. Its exemplar is the
     // trace of the request that made it.
     let query = r#"http_server_request_duration_seconds_bucket{http_response_status_code="500"}"#;
-    let exemplars = prometheus.exemplars_until(query, &|found| {
-        found
-            .iter()
-            .any(|e| e["labels"]["trace_id"] == trace.as_str())
-    });
-    let hit = exemplars
-        .iter()
-        .find(|e| e["labels"]["trace_id"] == trace.as_str())
-        .expect("found");
+    let hit = prometheus.exemplar_of_trace(query, &trace);
     assert_eq!(hit["series"]["http_route"], "/checkout/{order}", "{hit}");
     let seconds: f64 = hit["value"].as_str().unwrap_or("0").parse().unwrap_or(0.0);
     assert!(
