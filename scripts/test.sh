@@ -155,7 +155,7 @@ cargo fmt --all -- --check
 log "cargo clippy --all-targets --all-features -- -D warnings"
 cargo clippy --all-targets --all-features -- -D warnings
 
-for features in "" otlp prometheus http tower axum serde reqwest sqlx redis cli; do
+for features in "" otlp prometheus http signal tower axum serde reqwest sqlx redis cli; do
   log "cargo clippy --no-default-features --features '$features' (each feature on its own)"
   cargo clippy --quiet --lib --bins --no-default-features --features "$features" -- -D warnings
 done

@@ -125,6 +125,8 @@ pub use crate::metrics::{
     BoundCounter, Counter, Gauge, GaugeObserver, Histogram, ObservableGauge, UpDownCounter,
 };
 pub use crate::pipeline::{configure_telemetry, TelemetryGuard};
+#[cfg(feature = "signal")]
+pub use crate::pipeline::{shutdown_requested, shutdown_signal};
 pub use crate::propagation::{
     attach_trace_context, baggage, extract_trace_context, inject_trace_context, set_baggage,
     Carrier, JobEnvelope, JobTrace,

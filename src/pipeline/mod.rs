@@ -2,8 +2,12 @@
 //! [`configure_telemetry`], and the [`TelemetryGuard`] that tears it down.
 
 mod guard;
+#[cfg(feature = "signal")]
+mod signal;
 
 pub use self::guard::TelemetryGuard;
+#[cfg(feature = "signal")]
+pub use self::signal::{shutdown_requested, shutdown_signal};
 
 use self::guard::Pipeline;
 use crate::config::TelemetryConfig;

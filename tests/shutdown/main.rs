@@ -638,3 +638,196 @@ fn a_part_that_panics_at_shutdown_is_reported_failed_not_still_flushing() {
         other => panic!("expected a failed shutdown, not a timeout: {other:?}"),
     }
 }
+
+// ----- stopping on Ctrl-C / SIGTERM -----
+
+/// A child test process that says `signal-test: ready` on stdout once it waits for a signal; the parent
+/// signals it and reads how it ended.
+struct Signalled {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Signalled {
+    fn start(test: &str, dir: &Path) -> Signalled {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .env("UNITEL_CHILD", test)
+            .env("UNITEL_SIGNAL_DIR", dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn child test process");
+        let (tx, lines) = std::sync::mpsc::channel();
+        for pipe in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let mut signalled = Signalled { child, lines };
+        signalled.expect_line("signal-test: ready");
+        signalled
+    }
+
+    /// Waits (up to 30 s) for a line ending in `want` (libtest's own "test … " may come first on
+    /// the line), failing with everything said before.
+    fn expect_line(&mut self, want: &str) {
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.ends_with(want) => return,
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        let _ = self.child.kill();
+        panic!("the child never said {want:?}; it said:\n{}", seen.join("\n"));
+    }
+
+    fn send(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// The exit status, within 30 s, and the rest of what the child said.
+    fn finish(mut self) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the child did not exit within 30 s of the signal");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let rest: Vec<String> = self.lines.try_iter().collect();
+        (status, rest.join("\n"))
+    }
+}
+
+/// Child side: the directory the parent gave, or `None` in the parent.
+fn signal_dir(test: &str) -> Option<std::path::PathBuf> {
+    (std::env::var("UNITEL_CHILD").as_deref() == Ok(test))
+        .then(|| std::env::var_os("UNITEL_SIGNAL_DIR").map(Into::into))
+        .flatten()
+}
+
+/// SIGTERM (what `docker stop` sends) resolves `shutdown_signal()` on a multi-thread runtime;
+/// `main` carries on, and the guard flushes the spans recorded before the signal and the one
+/// recorded after it: the process exits 0 with all of them in the file.
+#[cfg(unix)]
+#[test]
+fn sigterm_resolves_shutdown_signal_and_the_guard_flushes_everything() {
+    let test = "sigterm_resolves_shutdown_signal_and_the_guard_flushes_everything";
+    if let Some(dir) = signal_dir(test) {
+        let guard = configure(&dir);
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async {
+            for i in 0..N - 1 {
+                emit_async(i).await;
+            }
+            let stop = unitel::shutdown_signal();
+            // The handlers are installed by the first call, before `ready` is said.
+            assert!(!unitel::shutdown_requested());
+            println!("signal-test: ready");
+            stop.await;
+            assert!(unitel::shutdown_requested());
+            // A second wait sees the same signal at once.
+            unitel::shutdown_signal().await;
+            emit_async(N - 1).await;
+        });
+        drop(guard);
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let child = Signalled::start(test, dir.path());
+    // Nothing has flushed the batch yet: the spans are still in the process.
+    child.send("TERM");
+    let (status, said) = child.finish();
+    assert!(status.success(), "{status:?}\n{said}");
+    assert_everything_flushed(dir.path());
+}
+
+/// Without any async runtime: a plain loop polls `shutdown_requested()`, and Ctrl-C (SIGINT)
+/// ends it.
+#[cfg(unix)]
+#[test]
+fn sigint_ends_a_plain_loop_that_polls_shutdown_requested() {
+    let test = "sigint_ends_a_plain_loop_that_polls_shutdown_requested";
+    if let Some(dir) = signal_dir(test) {
+        let guard = configure(&dir);
+        assert!(!unitel::shutdown_requested());
+        println!("signal-test: ready");
+        let mut i = 0;
+        while !unitel::shutdown_requested() {
+            if i < N {
+                emit_sync(i);
+                i += 1;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The loop ran until the signal: the parent waited for all N before sending it.
+        assert_eq!(i, N);
+        drop(guard);
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let child = Signalled::start(test, dir.path());
+    // Let the loop emit all N spans (about N ms) before the signal.
+    std::thread::sleep(Duration::from_millis(2000));
+    child.send("INT");
+    let (status, said) = child.finish();
+    assert!(status.success(), "{status:?}\n{said}");
+    assert_everything_flushed(dir.path());
+}
+
+/// A second SIGTERM while the shutdown hangs ends the process at once with status 143, as
+/// SIGTERM would without a handler, saying why.
+#[cfg(unix)]
+#[test]
+fn a_second_sigterm_ends_a_stuck_shutdown_with_status_143() {
+    let test = "a_second_sigterm_ends_a_stuck_shutdown_with_status_143";
+    if let Some(dir) = signal_dir(test) {
+        let _guard = configure(&dir);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let stop = unitel::shutdown_signal();
+            assert!(!unitel::shutdown_requested());
+            println!("signal-test: ready");
+            stop.await;
+            println!("signal-test: stuck");
+            // A shutdown that never finishes.
+            std::future::pending::<()>().await;
+        });
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Signalled::start(test, dir.path());
+    child.send("TERM");
+    child.expect_line("signal-test: stuck");
+    child.send("TERM");
+    let (status, said) = child.finish();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.code(), Some(143), "{status:?} {:?}\n{said}", status.signal());
+    assert!(
+        said.contains("unitel: second SIGTERM: exiting without waiting for the shutdown"),
+        "{said}"
+    );
+}

@@ -1,0 +1,229 @@
+//! Waiting for the process to be asked to stop (Ctrl-C, or SIGTERM on Unix), so that `main` can
+//! return and the [`TelemetryGuard`](crate::TelemetryGuard) can flush what is still buffered.
+//!
+//! Without a handler, SIGTERM (what `docker stop` and Kubernetes send) ends the process at once:
+//! no destructor runs, and the spans, metrics and logs still waiting in the batch processors are
+//! lost. The handlers are installed once per process, on a small thread of unitel's own, so
+//! [`shutdown_signal`] works from any executor (and [`shutdown_requested`] from plain threads);
+//! every caller sees the same first signal.
+
+use crate::diagnostics::report_once;
+use std::sync::OnceLock;
+use tokio::sync::watch;
+
+/// What the listener thread publishes: `None` until the first signal, then its name.
+type Received = Option<&'static str>;
+
+/// The one listener of the process, started by the first call: `None` when its handlers could
+/// not be installed (said once on standard error).
+fn listener() -> Option<watch::Receiver<Received>> {
+    static LISTENER: OnceLock<Option<watch::Receiver<Received>>> = OnceLock::new();
+    LISTENER.get_or_init(start).clone()
+}
+
+fn start() -> Option<watch::Receiver<Received>> {
+    let (tx, rx) = watch::channel(None);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("unitel-signal".into())
+        .spawn(move || listen(tx, ready_tx));
+    let installed = match spawned {
+        Ok(_) => ready_rx
+            .recv()
+            .unwrap_or_else(|_| Err("the listener thread ended".into())),
+        Err(err) => Err(format!("no thread for it: {err}")),
+    };
+    match installed {
+        Ok(()) => Some(rx),
+        Err(why) => {
+            report_once("signal.handler", &|| {
+                format!(
+                    "cannot listen for Ctrl-C/SIGTERM ({why}); shutdown_signal() will never \
+                     resolve and the signals keep their default action"
+                )
+            });
+            None
+        }
+    }
+}
+
+/// Runs on the listener thread: installs the handlers, says whether that worked, then publishes
+/// the first signal. A second signal ends the process at once, as it would without a handler.
+fn listen(tx: watch::Sender<Received>, ready: std::sync::mpsc::Sender<Result<(), String>>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            let _ = ready.send(Err(format!("no runtime for it: {err}")));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let mut signals = match Signals::install() {
+            Ok(signals) => signals,
+            Err(err) => {
+                let _ = ready.send(Err(err.to_string()));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        let first = signals.next().await;
+        tx.send_replace(Some(first));
+        let second = signals.next().await;
+        eprintln!("unitel: second {second}: exiting without waiting for the shutdown");
+        std::process::exit(exit_code(second));
+    });
+}
+
+/// The conventional exit status of a process ended by `signal`: 128 + its number.
+fn exit_code(signal: &str) -> i32 {
+    if signal == "SIGTERM" {
+        128 + 15
+    } else {
+        128 + 2
+    }
+}
+
+/// Ctrl-C, and SIGTERM on Unix.
+struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(windows)]
+    ctrl_c: tokio::signal::windows::CtrlC,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    #[cfg(windows)]
+    fn install() -> std::io::Result<Self> {
+        Ok(Signals {
+            ctrl_c: tokio::signal::windows::ctrl_c()?,
+        })
+    }
+
+    /// The name of the next signal received.
+    #[cfg(unix)]
+    async fn next(&mut self) -> &'static str {
+        let interrupt = std::pin::pin!(self.interrupt.recv());
+        let terminate = std::pin::pin!(self.terminate.recv());
+        match first_of(interrupt, terminate).await {
+            Either::Left(_) => "SIGINT",
+            Either::Right(_) => "SIGTERM",
+        }
+    }
+
+    #[cfg(windows)]
+    async fn next(&mut self) -> &'static str {
+        self.ctrl_c.recv().await;
+        "Ctrl-C"
+    }
+}
+
+#[cfg(unix)]
+enum Either<A, B> {
+    Left(A),
+    Right(B),
+}
+
+/// Whichever of two futures finishes first (tokio's `select!` without its macros feature).
+#[cfg(unix)]
+async fn first_of<A: std::future::Future + Unpin, B: std::future::Future + Unpin>(
+    mut a: A,
+    mut b: B,
+) -> Either<A::Output, B::Output> {
+    use std::task::Poll;
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(out) = std::pin::Pin::new(&mut a).poll(cx) {
+            return Poll::Ready(Either::Left(out));
+        }
+        if let Poll::Ready(out) = std::pin::Pin::new(&mut b).poll(cx) {
+            return Poll::Ready(Either::Right(out));
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Resolves when the process is asked to stop: Ctrl-C (SIGINT), or SIGTERM on Unix, which is
+/// what `docker stop`, Kubernetes and systemd send. Await it, let `main` return, and the
+/// [`TelemetryGuard`](crate::TelemetryGuard) flushes what is still buffered, so a stopping
+/// container keeps its last spans.
+///
+/// The handlers are installed on the first call (by any of [`shutdown_signal`] and
+/// [`shutdown_requested`]), on a thread of unitel's own: this works under any executor, with or
+/// without tokio. Every call, before or after the signal, sees the same first signal, so a
+/// server and a worker loop can each wait for it. Once handled, a **second** Ctrl-C or SIGTERM
+/// ends the process at once (exit status 130 or 143), as it would have without a handler. If
+/// the handlers cannot be installed, that is said once on standard error and the future never
+/// resolves (the signals then keep their default action).
+///
+/// ```no_run
+/// # async fn doc() -> Result<(), Box<dyn std::error::Error>> {
+/// let guard = unitel::configure_telemetry(unitel::TelemetryConfig::from_env())?;
+/// let app = unitel::instrument_axum(axum::Router::new());
+/// let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+/// axum::serve(listener, app)
+///     .with_graceful_shutdown(unitel::shutdown_signal())
+///     .await?;
+/// // In-flight requests have finished; flush their spans before the process exits.
+/// guard.shutdown_async().await?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// In a worker loop, next to the queue:
+///
+/// ```no_run
+/// # async fn doc(mut jobs: tokio::sync::mpsc::Receiver<String>) {
+/// let stop = unitel::shutdown_signal();
+/// tokio::pin!(stop);
+/// loop {
+///     tokio::select! {
+///         _ = &mut stop => break,
+///         Some(job) = jobs.recv() => { /* run it */ let _ = job; }
+///     }
+/// }
+/// # }
+/// ```
+pub async fn shutdown_signal() {
+    match listener() {
+        Some(mut rx) => {
+            // The sender lives as long as the listener thread, which never ends on its own.
+            let _ = rx.wait_for(Option::is_some).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether Ctrl-C or SIGTERM has been received, for loops that are not async. The first call
+/// installs the handlers, as [`shutdown_signal`] does: call it once at start-up, before the
+/// loop, so that a signal arriving early is not missed.
+///
+/// ```no_run
+/// # fn next_job() -> Option<u32> { None }
+/// # fn run(_: u32) {}
+/// let _guard = unitel::configure_telemetry(unitel::TelemetryConfig::from_env())?;
+/// unitel::shutdown_requested(); // installs the handlers
+/// while !unitel::shutdown_requested() {
+///     if let Some(job) = next_job() {
+///         run(job);
+///     }
+/// }
+/// // The guard flushes here, as `main` returns.
+/// # Ok::<(), unitel::Error>(())
+/// ```
+pub fn shutdown_requested() -> bool {
+    listener().is_some_and(|rx| rx.borrow().is_some())
+}
