@@ -126,11 +126,9 @@ struct Agents {
 
 async fn run_agents(args: Args) -> Result<()> {
     let guard = unitel::configure_telemetry(telemetry_config("temponest-agents"))?;
-    if args.serve {
-        // Installs the Ctrl-C/SIGTERM handlers now (shutdown_signal() would when first
-        // awaited), so that a signal during start-up stops the service gracefully too.
-        unitel::shutdown_requested();
-    }
+    // Ctrl-C/SIGTERM: the handlers are installed by this call, so a signal during the rest of
+    // start-up stops the service gracefully too (awaited below, when serving).
+    let signal = unitel::shutdown_signal();
     let telemetry = get_telemetry("agents");
 
     // Start-up work is one trace of its own, not a root span per query.
@@ -192,7 +190,7 @@ async fn run_agents(args: Args) -> Result<()> {
         println!("temponest-agents listening on {url}");
         println!("try: curl -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' {url}/api/custom");
         println!("Ctrl-C or SIGTERM stops it");
-        unitel::shutdown_signal().await;
+        signal.await;
         println!("stopping: finishing requests, then flushing telemetry");
     } else {
         demo_trace = demo(&url).await;
@@ -411,8 +409,9 @@ async fn open_cache() -> Result<Option<InstrumentedRedis<ConnectionManager>>> {
 
 async fn run_auth(args: Args) -> Result<()> {
     let guard = unitel::configure_telemetry(telemetry_config("temponest-auth"))?;
-    unitel::shutdown_requested(); // the Ctrl-C/SIGTERM handlers, now
-                                  // instrument_axum(router) is HttpServerLayer::new() with its defaults.
+    // Ctrl-C/SIGTERM handlers, installed now; awaited once serving.
+    let signal = unitel::shutdown_signal();
+    // instrument_axum(router) is HttpServerLayer::new() with its defaults.
     let router = unitel::instrument_axum(Router::new().route("/api/v1/users", get(users)));
     let listener = tokio::net::TcpListener::bind(args.listen_or("127.0.0.1:8001")?).await?;
     // The agents service reads this first line for the address.
@@ -431,10 +430,10 @@ async fn run_auth(args: Args) -> Result<()> {
             });
             tokio::select! {
                 _ = on_close => {}
-                _ = unitel::shutdown_signal() => {}
+                _ = signal => {}
             }
         } else {
-            unitel::shutdown_signal().await;
+            signal.await;
         }
     };
     axum::serve(listener, router)

@@ -161,8 +161,9 @@ async fn first_of<A: std::future::Future + Unpin, B: std::future::Future + Unpin
 /// [`TelemetryGuard`](crate::TelemetryGuard) flushes what is still buffered, so a stopping
 /// container keeps its last spans.
 ///
-/// The handlers are installed on the first call (by any of [`shutdown_signal`] and
-/// [`shutdown_requested`]), on a thread of unitel's own: this works under any executor, with or
+/// The handlers are installed by the first call (of this function or of
+/// [`shutdown_requested`]), when it is made rather than when the future is first awaited, on a
+/// thread of unitel's own: this works under any executor, with or
 /// without tokio. Every call, before or after the signal, sees the same first signal, so a
 /// server and a worker loop can each wait for it. Once handled, a **second** Ctrl-C or SIGTERM
 /// ends the process at once (exit status 130 or 143), as it would have without a handler. If
@@ -197,13 +198,18 @@ async fn first_of<A: std::future::Future + Unpin, B: std::future::Future + Unpin
 /// }
 /// # }
 /// ```
-pub async fn shutdown_signal() {
-    match listener() {
-        Some(mut rx) => {
-            // The sender lives as long as the listener thread, which never ends on its own.
-            let _ = rx.wait_for(Option::is_some).await;
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    // Installed now, not at the first poll: a signal that comes before the future is awaited
+    // (during the rest of start-up) is not missed.
+    let listener = listener();
+    async move {
+        match listener {
+            Some(mut rx) => {
+                // The sender lives as long as the listener thread, which never ends on its own.
+                let _ = rx.wait_for(Option::is_some).await;
+            }
+            None => std::future::pending().await,
         }
-        None => std::future::pending().await,
     }
 }
 
