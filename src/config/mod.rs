@@ -57,7 +57,7 @@ pub(crate) struct LogFileConfig {
 /// | setting | builder | environment | default |
 /// |---|---|---|---|
 /// | disable everything | [`with_disabled`](Self::with_disabled) | `OTEL_SDK_DISABLED` (`true`/`false`) | `false` |
-/// | service name | [`with_service_name`](Self::with_service_name) | `OTEL_SERVICE_NAME`, else `service.name` in `OTEL_RESOURCE_ATTRIBUTES` | `unknown_service:<executable>` |
+/// | service name | [`with_service_name`](Self::with_service_name) | `OTEL_SERVICE_NAME`, else `service.name` in `OTEL_RESOURCE_ATTRIBUTES` | [`with_default_service_name`](Self::with_default_service_name), else `unknown_service:<executable>` |
 /// | service version | [`with_service_version`](Self::with_service_version) | `service.version` in `OTEL_RESOURCE_ATTRIBUTES` | none |
 /// | environment | [`with_environment`](Self::with_environment) | `deployment.environment.name` in `OTEL_RESOURCE_ATTRIBUTES`, else `OTEL_ENVIRONMENT` | none |
 /// | resource attributes | [`with_resource_attribute`](Self::with_resource_attribute) | `OTEL_RESOURCE_ATTRIBUTES` | none |
@@ -123,6 +123,8 @@ pub struct TelemetryConfig {
 pub(crate) struct Explicit {
     pub(crate) disabled: Option<bool>,
     pub(crate) service_name: Option<String>,
+    /// The name used when neither the builder nor the environment names the service.
+    pub(crate) default_service_name: Option<String>,
     pub(crate) environment: Option<String>,
     pub(crate) sampler: Option<Sampler>,
     pub(crate) log_filter: Option<String>,
@@ -204,6 +206,22 @@ impl TelemetryConfig {
     /// The `service.name` resource attribute.
     pub fn with_service_name(mut self, name: impl Into<String>) -> Self {
         self.explicit.service_name = Some(name.into());
+        self
+    }
+
+    /// The `service.name` to use when the environment names none (neither `OTEL_SERVICE_NAME`
+    /// nor `service.name` in `OTEL_RESOURCE_ATTRIBUTES`), instead of
+    /// `unknown_service:<executable>`: for a program that has a sensible name of its own, which
+    /// its deployments may still rename. [`with_service_name`](Self::with_service_name) wins
+    /// over both.
+    ///
+    /// ```
+    /// // `fastworker` unless OTEL_SERVICE_NAME (or OTEL_RESOURCE_ATTRIBUTES) says otherwise.
+    /// let config = unitel::TelemetryConfig::from_env().with_default_service_name("fastworker");
+    /// # let _ = config;
+    /// ```
+    pub fn with_default_service_name(mut self, name: impl Into<String>) -> Self {
+        self.explicit.default_service_name = Some(name.into());
         self
     }
 
@@ -475,7 +493,11 @@ impl TelemetryConfig {
             attrs.retain(|existing| existing.key != kv.key);
             attrs.push(kv);
         };
-        set(KeyValue::new("service.name", default_service_name()));
+        let fallback = self.explicit.default_service_name.clone();
+        set(KeyValue::new(
+            "service.name",
+            fallback.unwrap_or_else(default_service_name),
+        ));
         if let Some(env) = &self.environment {
             set(KeyValue::new("deployment.environment.name", env.clone()));
         }

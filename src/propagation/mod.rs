@@ -28,6 +28,12 @@ use smallvec::SmallVec;
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
 const BAGGAGE: &str = "baggage";
+/// The carrier fields and the environment variables that carry them between processes.
+const ENV_FIELDS: [(&str, &str); 3] = [
+    (TRACEPARENT, "TRACEPARENT"),
+    (TRACESTATE, "TRACESTATE"),
+    (BAGGAGE, "BAGGAGE"),
+];
 
 /// Writes the current trace context into `carrier` (seed 003's `inject_trace_context`): the
 /// `traceparent` and `tracestate` of the current span and the current baggage.
@@ -111,6 +117,52 @@ impl TraceContext {
             }
         }
         TraceContext { cx }
+    }
+
+    /// The context a parent process handed down in its environment: `TRACEPARENT`,
+    /// `TRACESTATE` and `BAGGAGE`, the names OpenTelemetry gives these fields when environment
+    /// variables are the carrier (a script started by a traced script, a job started by a
+    /// scheduler). Read as [`extract`](Self::extract) reads any carrier: without the variables,
+    /// or with a malformed `TRACEPARENT` (counted and said once), a context with no span, and a
+    /// span started under it is a new root.
+    ///
+    /// ```
+    /// # let _capture = unitel::testing::capture();
+    /// let telemetry = unitel::get_telemetry("nightly_export");
+    /// let parent = unitel::TraceContext::from_env();
+    /// let _run = telemetry.span("nightly_export.run").parent(&parent).start();
+    /// // A child process continues this trace:
+    /// let child = std::process::Command::new("next-step")
+    ///     .envs(unitel::TraceContext::current().to_env())
+    ///     .spawn();
+    /// # let _ = child;
+    /// ```
+    pub fn from_env() -> TraceContext {
+        let mut carrier: Vec<(String, String)> = Vec::new();
+        for (field, variable) in ENV_FIELDS {
+            match std::env::var(variable) {
+                Ok(value) => carrier.push((field.to_owned(), value)),
+                // Not text: rejected like any malformed value, not silently skipped.
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    carrier.push((field.to_owned(), "\u{FFFD}".to_owned()))
+                }
+                Err(std::env::VarError::NotPresent) => {}
+            }
+        }
+        TraceContext::extract(&carrier)
+    }
+
+    /// This context as environment variables for a child process (`TRACEPARENT`, `TRACESTATE`,
+    /// `BAGGAGE`, as [`inject`](Self::inject) writes them), for
+    /// [`Command::envs`](std::process::Command::envs). The child reads them back with
+    /// [`from_env`](Self::from_env).
+    pub fn to_env(&self) -> Vec<(String, String)> {
+        let mut carrier: Vec<(String, String)> = Vec::new();
+        self.inject(&mut carrier);
+        carrier
+            .into_iter()
+            .map(|(field, value)| (field.to_ascii_uppercase(), value))
+            .collect()
     }
 
     /// The W3C `traceparent` value (`00-<trace id>-<span id>-<flags>`); `None` when the context

@@ -1358,3 +1358,47 @@ fn debug_of_a_handle_and_an_instrument_in_use_is_short() {
     assert!(format!("{counter:?}").contains("\"c\""), "{counter:?}");
     guard.shutdown().expect("shutdown");
 }
+
+// ----- a default service name the environment can override -----
+
+/// `with_default_service_name` names the service only when the environment does not:
+/// `OTEL_SERVICE_NAME` and `service.name` in `OTEL_RESOURCE_ATTRIBUTES` win over it, and
+/// `with_service_name` wins over all of them.
+#[test]
+fn the_default_service_name_yields_to_the_environment() {
+    const NAME: &str = "the_default_service_name_yields_to_the_environment";
+    if std::env::var("UNITEL_CHILD").as_deref() == Ok(NAME) {
+        let explicit = std::env::var("TEST_EXPLICIT_NAME").ok();
+        let mut config = TelemetryConfig::from_env().with_default_service_name("fallback");
+        if let Some(name) = explicit {
+            config = config.with_service_name(name);
+        }
+        let guard = configure_telemetry(file_config(config, Path::new("."))).expect("configure");
+        get_telemetry("naming").log_info("named");
+        guard.shutdown().expect("shutdown");
+        return;
+    }
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (&[], "fallback"),
+        (&[("OTEL_SERVICE_NAME", "from-env")], "from-env"),
+        (
+            &[("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs,team=a")],
+            "from-attrs",
+        ),
+        (
+            &[
+                ("OTEL_SERVICE_NAME", "from-env"),
+                ("TEST_EXPLICIT_NAME", "from-builder"),
+            ],
+            "from-builder",
+        ),
+    ];
+    for (env, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let out = support::child_in(NAME, env, dir.path()).expect("parent");
+        support::assert_ok(&out);
+        let logs = log_records(dir.path());
+        let log = one_log(&logs, "named");
+        assert_eq!(log.service.as_deref(), Some(want), "{env:?}: {log:#?}");
+    }
+}

@@ -539,3 +539,66 @@ fn span_ref_outside_any_span_is_a_no_op() {
     assert_eq!(current.trace_id(), None);
     assert!(capture.spans().is_empty());
 }
+
+// ----- environment variables as the carrier (a process started by a traced process) -----
+
+/// A process started with `TRACEPARENT`, `TRACESTATE` and `BAGGAGE` in its environment
+/// continues that trace with `TraceContext::from_env()`, and hands its own context on to the
+/// next process with `to_env()`.
+#[test]
+fn a_trace_continues_through_environment_variables() {
+    const NAME: &str = "a_trace_continues_through_environment_variables";
+    let parent = traceparent("01");
+    if support::run_child(
+        NAME,
+        &[
+            ("TRACEPARENT", &parent),
+            ("TRACESTATE", "congo=t61rcWkgMzE"),
+            ("BAGGAGE", "tenant=acme"),
+        ],
+    )
+    .is_some()
+    {
+        return;
+    }
+    let capture = capture();
+    let cx = TraceContext::from_env();
+    assert_eq!(cx.trace_id().as_deref(), Some(TRACE));
+    assert_eq!(cx.baggage("tenant").as_deref(), Some("acme"));
+    let span = get_telemetry("script").span("step").parent(&cx).start();
+    let env = span.context().to_env();
+    let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["TRACEPARENT", "TRACESTATE", "BAGGAGE"], "{env:?}");
+    let own = format!("00-{TRACE}-{}-01", span.span_id().unwrap());
+    assert_eq!(env[0].1, own);
+    assert_eq!(env[1].1, "congo=t61rcWkgMzE");
+    assert_eq!(env[2].1, "tenant=acme");
+    drop(span);
+    let step = capture.span("step").expect("step span");
+    assert_eq!(step.trace_id, TRACE);
+    assert_eq!(step.parent_span_id.as_deref(), Some(PARENT));
+}
+
+/// Without the variables the context has no span (a span under it is a new root); a malformed
+/// `TRACEPARENT` is the same, counted as invalid input.
+#[test]
+fn no_or_malformed_traceparent_in_the_environment_starts_a_new_trace() {
+    const NAME: &str = "no_or_malformed_traceparent_in_the_environment_starts_a_new_trace";
+    for env in [&[][..], &[("TRACEPARENT", "00-not-a-traceparent-01")][..]] {
+        if std::env::var("UNITEL_CHILD").as_deref() != Ok(NAME) {
+            support::run_child(NAME, env);
+            continue;
+        }
+        let _capture = capture();
+        let malformed = std::env::var_os("TRACEPARENT").is_some();
+        let before = unitel::dropped(Signal::Spans, DropReason::InvalidInput);
+        let cx = TraceContext::from_env();
+        assert_eq!(cx.trace_id(), None);
+        assert!(cx.to_env().is_empty());
+        let span = get_telemetry("script").span("root").parent(&cx).start();
+        assert!(span.trace_id().is_some_and(|id| id != TRACE));
+        let counted = unitel::dropped(Signal::Spans, DropReason::InvalidInput) - before;
+        assert_eq!(counted, u64::from(malformed));
+        return;
+    }
+}

@@ -690,7 +690,10 @@ impl Signalled {
             }
         }
         let _ = self.child.kill();
-        panic!("the child never said {want:?}; it said:\n{}", seen.join("\n"));
+        panic!(
+            "the child never said {want:?}; it said:\n{}",
+            seen.join("\n")
+        );
     }
 
     fn send(&self, signal: &str) {
@@ -825,7 +828,12 @@ fn a_second_sigterm_ends_a_stuck_shutdown_with_status_143() {
     child.send("TERM");
     let (status, said) = child.finish();
     use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.code(), Some(143), "{status:?} {:?}\n{said}", status.signal());
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "{status:?} {:?}\n{said}",
+        status.signal()
+    );
     assert!(
         said.contains("unitel: second SIGTERM: exiting without waiting for the shutdown"),
         "{said}"
