@@ -82,6 +82,31 @@ fn valid(name: &str, value: f64, allow_negative: bool) -> bool {
 }
 
 /// A monotonic `u64` counter (Prometheus: `<name>_total`).
+///
+/// Made by [`UnifiedTelemetry::counter`](crate::UnifiedTelemetry::counter) (example there).
+/// It is `Copy`, so keep it in a field; on a hot path where the attributes never change,
+/// [`bind`](Self::bind) them once:
+///
+/// ```
+/// # let capture = unitel::testing::capture();
+/// struct Mailer {
+///     sent: unitel::BoundCounter,
+///     failed: unitel::Counter,
+/// }
+///
+/// let telemetry = unitel::get_telemetry("mailer");
+/// let emails = telemetry.counter("emails_sent");
+/// let mailer = Mailer {
+///     sent: emails.bind(&[("template", "welcome")]),
+///     failed: telemetry.counter("emails_failed"),
+/// };
+/// for _ in 0..3 {
+///     mailer.sent.add(1); // no attribute lookup
+/// }
+/// mailer.failed.add(1, &[("reason", "bounced")]);
+/// # assert_eq!(capture.counter("mailer", "emails_sent", &[("template", "welcome")]), Some(3));
+/// # assert_eq!(capture.counter("mailer", "emails_failed", &[("reason", "bounced")]), Some(1));
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Counter(pub(crate) &'static InstrumentCell<otel::Counter<u64>>);
 
@@ -123,6 +148,7 @@ impl Counter {
 
 /// A [`Counter`] bound to a fixed attribute set ([`Counter::bind`]): the cheapest way to count
 /// on a hot path. Cheap to clone; works once telemetry is configured, like every handle.
+/// Example: [`Counter`].
 #[derive(Debug, Clone)]
 pub struct BoundCounter {
     counter: Counter,
@@ -154,6 +180,9 @@ impl BoundCounter {
 }
 
 /// An `i64` counter that goes up and down (items in a queue, open connections).
+///
+/// Made by [`UnifiedTelemetry::up_down_counter`](crate::UnifiedTelemetry::up_down_counter)
+/// (example there).
 #[derive(Debug, Clone, Copy)]
 pub struct UpDownCounter(pub(crate) &'static InstrumentCell<otel::UpDownCounter<i64>>);
 
@@ -172,6 +201,10 @@ impl UpDownCounter {
 }
 
 /// A distribution of `f64` values (Prometheus: `<name>_bucket`, `_sum`, `_count`).
+///
+/// Made by [`UnifiedTelemetry::histogram`](crate::UnifiedTelemetry::histogram) (example
+/// there); a unit and bucket boundaries are set with
+/// [`InstrumentOptions`](crate::InstrumentOptions) (example there).
 #[derive(Debug, Clone, Copy)]
 pub struct Histogram(pub(crate) &'static InstrumentCell<otel::Histogram<f64>>);
 
@@ -221,6 +254,8 @@ impl Histogram {
 }
 
 /// A synchronous gauge: the last value set wins.
+///
+/// Made by [`UnifiedTelemetry::gauge`](crate::UnifiedTelemetry::gauge) (example there).
 #[derive(Debug, Clone, Copy)]
 pub struct Gauge(pub(crate) &'static InstrumentCell<otel::Gauge<f64>>);
 
@@ -244,7 +279,9 @@ impl Gauge {
 /// The callback of an observable gauge, called at each collection.
 pub(crate) type GaugeCallback = Arc<dyn Fn(&GaugeObserver<'_>) + Send + Sync>;
 
-/// Passed to an observable gauge's callback; [`observe`](Self::observe) reports values.
+/// Passed to an observable gauge's callback; [`observe`](Self::observe) reports values, one
+/// per attribute set. Example:
+/// [`UnifiedTelemetry::observable_gauge`](crate::UnifiedTelemetry::observable_gauge).
 pub struct GaugeObserver<'a> {
     name: &'a str,
     inner: &'a dyn AsyncInstrument<f64>,
@@ -269,6 +306,8 @@ impl GaugeObserver<'_> {
 }
 
 /// A gauge read by a callback at each collection (seed 000's `workers.active`, `queue.size`).
+/// Made by [`UnifiedTelemetry::observable_gauge`](crate::UnifiedTelemetry::observable_gauge)
+/// (example there).
 ///
 /// It stays registered for the life of the process; keeping the handle is not required.
 /// The callback runs at every collection (each scrape, each periodic export): keep it fast.

@@ -39,9 +39,20 @@ const ENV_FIELDS: [(&str, &str); 3] = [
 /// `traceparent` and `tracestate` of the current span and the current baggage.
 ///
 /// ```
-/// let mut headers = std::collections::HashMap::new();
+/// use std::collections::HashMap;
+/// # let _capture = unitel::testing::capture();
+/// let telemetry = unitel::get_telemetry("checkout");
+///
+/// let _span = telemetry.trace("publish order_created");
+/// let mut headers = HashMap::new();
 /// unitel::inject_trace_context(&mut headers);
+/// // queue.publish("orders", payload, headers)
+/// assert!(headers["traceparent"].starts_with("00-")); // 00-<trace id>-<span id>-01
 /// ```
+///
+/// The receiving side: [`extract_trace_context`]. The HTTP client adapter
+/// ([`instrument_reqwest`](crate::instrument_reqwest)) injects by itself. Outside any span,
+/// only baggage is written.
 pub fn inject_trace_context(carrier: &mut impl Carrier) {
     TraceContext::current().inject(carrier);
 }
@@ -49,12 +60,60 @@ pub fn inject_trace_context(carrier: &mut impl Carrier) {
 /// Reads the trace context a request or message carries (seed 003's `extract_trace_context`).
 /// An absent or malformed `traceparent` gives a context without a span: spans started under it
 /// begin a new trace.
+///
+/// ```
+/// use unitel::SpanKind;
+/// # let _capture = unitel::testing::capture();
+///
+/// // The client puts its context in the request's headers ...
+/// let mut headers = http::HeaderMap::new();
+/// let client_span = unitel::get_telemetry("storefront").trace("reserve_items");
+/// unitel::inject_trace_context(&mut headers);
+/// # drop(client_span);
+///
+/// // ... and the server, in another process, continues that trace.
+/// let caller = unitel::extract_trace_context(&headers);
+/// let span = unitel::get_telemetry("inventory")
+///     .span("POST /reservations")
+///     .kind(SpanKind::Server)
+///     .parent(&caller)
+///     .start();
+/// assert_eq!(span.trace_id(), caller.trace_id());
+/// ```
+///
+/// The server layer ([`HttpServerLayer`](crate::HttpServerLayer)) extracts by itself; this is
+/// for other transports (a queue's message headers, a gRPC framework of your own).
 pub fn extract_trace_context(carrier: &impl Carrier) -> TraceContext {
     TraceContext::extract(carrier)
 }
 
 /// Makes `cx` current until the guard is dropped (seed 003's `attach_trace_context`; the
 /// guard detaches, where Python needed `detach(token)`).
+///
+/// For work handed to another thread; a future takes [`TraceContext::instrument`] instead.
+///
+/// ```
+/// use std::sync::mpsc;
+/// use unitel::TraceContext;
+/// # let capture = unitel::testing::capture();
+///
+/// let (jobs, queue) = mpsc::channel::<(TraceContext, u64)>();
+/// let worker = std::thread::spawn(move || {
+///     let telemetry = unitel::get_telemetry("shipping");
+///     for (cx, order_id) in queue {
+///         let _guard = unitel::attach_trace_context(&cx);
+///         let _span = telemetry.trace("ship_order").attr("order.id", order_id); // in checkout's trace
+///     }
+/// });
+///
+/// let _span = unitel::get_telemetry("checkout").trace("checkout");
+/// jobs.send((TraceContext::current(), 42)).unwrap();
+/// # drop(_span);
+/// drop(jobs);
+/// worker.join().unwrap();
+/// # let (checkout, ship) = (capture.span("checkout").unwrap(), capture.span("ship_order").unwrap());
+/// # assert_eq!(ship.parent_span_id, Some(checkout.span_id));
+/// ```
 pub fn attach_trace_context(cx: &TraceContext) -> TraceContextGuard {
     cx.attach()
 }

@@ -18,10 +18,30 @@ use std::borrow::Cow;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
-/// Unit, description and (for histograms) bucket boundaries of an instrument.
+/// Unit, description and (for histograms) bucket boundaries of an instrument, for the
+/// `_with_options` methods of [`UnifiedTelemetry`](crate::UnifiedTelemetry).
 ///
 /// Options take effect when an instrument of that name is first made in a component; later
 /// calls with the same name return the cached instrument.
+///
+/// ```
+/// use unitel::InstrumentOptions;
+/// # let capture = unitel::testing::capture();
+///
+/// let telemetry = unitel::get_telemetry("api_gateway");
+/// let duration = telemetry.histogram_with_options(
+///     "http.server.duration", // Prometheus: http_server_duration_seconds_bucket, ...
+///     InstrumentOptions::new()
+///         .with_unit("s")
+///         .with_description("Time to answer a request")
+///         .with_boundaries([0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
+/// );
+/// duration.record(0.042, &[("http.route", "/orders/{id}")]);
+/// # use unitel::testing::PointValue;
+/// # let point = capture.point("api_gateway", "http.server.duration", &[("http.route", "/orders/{id}")]);
+/// # let Some(PointValue::Histogram { bounds, bucket_counts, .. }) = point else { panic!("{point:?}") };
+/// # assert_eq!((bounds.len(), bucket_counts[1]), (6, 1));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InstrumentOptions {
     pub(crate) unit: Option<Cow<'static, str>>,

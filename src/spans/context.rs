@@ -47,6 +47,38 @@ impl Ids {
 /// Take it with [`TraceContext::current`] where work is handed off, send it with the work
 /// (over a channel, in a job envelope as [`to_traceparent`](Self::to_traceparent)), and
 /// [`attach`](Self::attach) it where the work is picked up: spans started there join the trace.
+///
+/// ```
+/// use unitel::TraceContext;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let capture = unitel::testing::capture();
+/// let telemetry = unitel::get_telemetry("orders");
+///
+/// let span = telemetry.trace("place_order");
+/// let cx = TraceContext::current(); // or span.context()
+/// drop(span);
+///
+/// // Another task: the context is current whenever the future is polled.
+/// let audit = tokio::spawn(cx.instrument(async {
+///     unitel::get_telemetry("audit").log_info("order audited"); // in place_order's trace
+/// }));
+/// audit.await.unwrap();
+///
+/// // Another process: as a W3C `traceparent` string in the job or message.
+/// let traceparent = cx.to_traceparent().unwrap(); // "00-<trace id>-<span id>-01"
+/// let received = TraceContext::from_traceparent(&traceparent).unwrap();
+/// let _span = telemetry.span("ship_order").parent(&received).start(); // a child of place_order
+/// # let order = capture.span("place_order").unwrap();
+/// # assert_eq!(capture.log("order audited").unwrap().trace_id, Some(order.trace_id.clone()));
+/// # assert_eq!(received.span_id(), Some(order.span_id));
+/// # assert_eq!(_span.trace_id(), Some(order.trace_id));
+/// # }
+/// ```
+///
+/// On a plain thread, [`attach`](Self::attach) it (example: [`attach_trace_context`](crate::attach_trace_context));
+/// across HTTP or message headers, [`inject`](Self::inject) and [`extract`](Self::extract)
+/// it (example: [`extract_trace_context`](crate::extract_trace_context)).
 #[derive(Clone, Default)]
 pub struct TraceContext {
     pub(crate) cx: Context,
@@ -64,7 +96,9 @@ impl std::fmt::Debug for TraceContext {
     }
 }
 
-/// Keeps a [`TraceContext`] current until dropped.
+/// Keeps a [`TraceContext`] current until dropped: returned by [`TraceContext::attach`],
+/// [`attach_trace_context`](crate::attach_trace_context) (example there) and
+/// [`set_baggage`](crate::set_baggage).
 #[must_use = "the context is current only while this guard lives"]
 pub struct TraceContextGuard {
     _guard: ContextGuard,
@@ -84,14 +118,18 @@ impl TraceContext {
         }
     }
 
-    /// Makes this context current on this thread until the guard is dropped.
+    /// Makes this context current on this thread until the guard is dropped (example:
+    /// [`attach_trace_context`](crate::attach_trace_context)). In async code, use
+    /// [`instrument`](Self::instrument) instead: a guard kept across an `.await` stays on the
+    /// thread.
     pub fn attach(&self) -> TraceContextGuard {
         TraceContextGuard {
             _guard: self.cx.clone().attach(),
         }
     }
 
-    /// Makes this context current whenever `fut` is polled (for `tokio::spawn` and friends).
+    /// Makes this context current whenever `fut` is polled (for `tokio::spawn` and friends;
+    /// example: [`TraceContext`]).
     pub fn instrument<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> {
         fut.with_context(self.cx.clone())
     }

@@ -39,6 +39,28 @@ pub(crate) const TRACING_SCOPE: &str = "tracing";
 ///
 /// When telemetry is not configured, disabled or shut down, a `Span` is an inert value and every
 /// method is a no-op.
+///
+/// ```
+/// # let capture = unitel::testing::capture();
+/// let telemetry = unitel::get_telemetry("billing");
+///
+/// let span = telemetry.trace("generate_invoice").attr("customer.id", "c-17");
+/// let trace_id = span.trace_id(); // Some(32 hex digits): quote it in a response or a ticket
+/// span.add_event("pdf_rendered", &[("pages", 3)]);
+/// if let Err(err) = "12,50".parse::<f64>() {
+///     span.record_error(&err); // status Error, and an `exception` event
+/// }
+/// drop(span); // ends it
+///
+/// // A closure in a span of its own, ended when the closure returns:
+/// let total = telemetry.trace("sum_lines").in_scope(|| 1250 + 3990);
+/// # assert_eq!(total, 5240);
+/// # let invoice = capture.span("generate_invoice").unwrap();
+/// # assert_eq!(Some(invoice.trace_id.clone()), trace_id);
+/// # assert!(matches!(invoice.status, unitel::Status::Error { .. }));
+/// # assert_eq!(invoice.events.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["pdf_rendered", "exception"]);
+/// # assert!(capture.span("sum_lines").unwrap().parent_span_id.is_none());
+/// ```
 #[must_use = "a span ends when it is dropped; bind it with `let _span = ...`"]
 pub struct Span {
     span: SpanRef,
@@ -100,6 +122,35 @@ pub fn current_span() -> SpanRef {
 /// Made by [`UnifiedTelemetry::span`](crate::UnifiedTelemetry::span);
 /// [`start`](SpanBuilder::start) makes the [`Span`], [`instrument`](SpanBuilder::instrument)
 /// runs a future in it.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use unitel::{SpanKind, TraceContext, UnifiedTelemetry};
+/// # let _capture = unitel::testing::capture();
+/// let telemetry = unitel::get_telemetry("orders");
+///
+/// // A message from a queue: a CONSUMER span, a child of the producer's span.
+/// let message_headers = HashMap::from([(
+///     "traceparent".to_owned(),
+///     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+/// )]);
+/// let producer = unitel::extract_trace_context(&message_headers);
+/// let span = telemetry
+///     .span("process order_created")
+///     .kind(SpanKind::Consumer)
+///     .parent(&producer)
+///     .attr("messaging.system", "rabbitmq")
+///     .attrs(&[("messaging.destination.name", "orders"), ("messaging.operation.type", "process")])
+///     .start();
+/// assert_eq!(span.trace_id().as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+/// # drop(span);
+///
+/// // A nightly job started from a request: a trace of its own, linked to the request's.
+/// async fn nightly_report(telemetry: &UnifiedTelemetry, request: &TraceContext) {
+///     let build = async { /* ... query, render, upload ... */ };
+///     telemetry.span("build_report").root().link(request).instrument(build).await
+/// }
+/// ```
 #[must_use = "a SpanBuilder does nothing until `.start()` or `.instrument(..)`"]
 #[derive(Debug)]
 pub struct SpanBuilder {
@@ -287,7 +338,7 @@ impl Span {
         self
     }
 
-    /// Runs `f` inside the span, then ends it.
+    /// Runs `f` inside the span, then ends it (example: [`Span`]).
     pub fn in_scope<R>(self, f: impl FnOnce() -> R) -> R {
         let r = f();
         drop(self);
@@ -296,6 +347,40 @@ impl Span {
 
     /// Makes the span current whenever `fut` is polled, on whatever thread polls it, and ends
     /// the span when `fut` completes (or is dropped).
+    ///
+    /// This is how a span covers async work: spans, metrics and logs made inside `fut`, across
+    /// every `.await` and on whatever worker thread, belong to it, and a span started inside it
+    /// (even to hand to `tokio::spawn`) is its child.
+    ///
+    /// ```
+    /// use unitel::UnifiedTelemetry;
+    ///
+    /// async fn send_welcome_email(telemetry: UnifiedTelemetry, user_id: u64) {
+    ///     tokio::task::yield_now().await; // ... talk to the mail server ...
+    ///     telemetry.log_info_with("welcome email sent", &[("user.id", user_id)]);
+    /// }
+    ///
+    /// async fn sign_up(telemetry: &UnifiedTelemetry, user_id: u64) -> tokio::task::JoinHandle<()> {
+    ///     let span = telemetry.trace("sign_up").attr("user.id", user_id);
+    ///     span.instrument(async {
+    ///         tokio::task::yield_now().await; // ... save the user ...
+    ///         // A child of `sign_up`, running on in a task of its own:
+    ///         let email = telemetry.trace("send_welcome_email");
+    ///         tokio::spawn(email.instrument(send_welcome_email(telemetry.clone(), user_id)))
+    ///     })
+    ///     .await
+    /// }
+    /// # #[tokio::main]
+    /// # async fn main() {
+    /// # let capture = unitel::testing::capture();
+    /// let telemetry = unitel::get_telemetry("accounts");
+    /// let email_task = sign_up(&telemetry, 7).await;
+    /// email_task.await.unwrap();
+    /// # let (sign_up, email) = (capture.span("sign_up").unwrap(), capture.span("send_welcome_email").unwrap());
+    /// # assert_eq!(email.parent_span_id.as_deref(), Some(sign_up.span_id.as_str()));
+    /// # assert_eq!(capture.log("welcome email sent").unwrap().span_id, Some(email.span_id));
+    /// # }
+    /// ```
     pub fn instrument<F: Future>(mut self, fut: F) -> impl Future<Output = F::Output> {
         // Leave the current context of this thread as it was before the span started.
         drop(self.attached.take());
