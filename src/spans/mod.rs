@@ -15,9 +15,8 @@ pub use self::context::{current_span_id, current_trace_id, TraceContext, TraceCo
 use crate::attributes::{self, Attributes, IntoKey, IntoValue};
 use crate::registry::Component;
 use crate::state;
-use opentelemetry::trace::{
-    FutureExt as _, Link, SpanContext, SpanKind, Status, TraceContextExt, Tracer as _,
-};
+use opentelemetry::baggage::{BaggageExt as _, KeyValueMetadata};
+use opentelemetry::trace::{FutureExt as _, Link, SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 use std::borrow::Cow;
 use std::future::Future;
@@ -284,8 +283,15 @@ impl SpanBuilder {
         attach::settle();
         let parent = self.parent.unwrap_or_else(Context::current);
         let parent = match self.root {
-            // The baggage stays; only the span goes.
-            true => parent.with_remote_span_context(SpanContext::NONE),
+            // The baggage stays; only the span goes. Not an invalid span in its place: a
+            // parent-based sampler reads that as an unsampled parent and drops the new trace.
+            true => Context::new().with_baggage(
+                parent
+                    .baggage()
+                    .iter()
+                    .map(|(k, (v, m))| KeyValueMetadata::new(k.clone(), v.clone(), m.clone()))
+                    .collect::<Vec<_>>(),
+            ),
             false => parent,
         };
         let span = tracer.build_with_context(builder, &parent);

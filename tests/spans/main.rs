@@ -608,3 +608,72 @@ fn tracing_span_extras_come_back_when_asked_for() {
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].name, "rows loaded", "{events:?}");
 }
+
+/// With the default sampler (parent-based, always on), a span started as a new root inside a
+/// sampled span — `root()`, or a job consumed with `JobTrace::Link` — is a sampled trace of
+/// its own, exported like any other, and keeps the baggage. (It used to inherit an invalid,
+/// unsampled parent, which the parent-based sampler dropped without a count.)
+#[test]
+fn new_roots_are_sampled_by_the_default_sampler_and_keep_the_baggage() {
+    if support::in_parent(
+        "new_roots_are_sampled_by_the_default_sampler_and_keep_the_baggage",
+        &[],
+    ) {
+        return;
+    }
+    let ended = support::EndedSpans::default();
+    let _guard = unitel::configure_telemetry(
+        unitel::TelemetryConfig::new()
+            .with_console(false)
+            .with_span_processor(ended.clone()),
+    )
+    .expect("configure");
+    let telemetry = get_telemetry("roots");
+    let (producer, job) = telemetry.span("publish").produce(7);
+    let baggage = unitel::set_baggage("tenant", "acme");
+    {
+        let _request = telemetry.trace("request");
+        let root = telemetry.span("nightly").root().start();
+        assert_eq!(unitel::baggage("tenant").as_deref(), Some("acme"));
+        root.in_scope(|| {
+            assert_eq!(unitel::baggage("tenant").as_deref(), Some("acme"));
+        });
+        telemetry
+            .span("consume")
+            .consume(&job, unitel::JobTrace::Link)
+            .start()
+            .in_scope(|| {});
+    }
+    drop(baggage);
+    drop(producer);
+    let spans = ended.0.lock().unwrap();
+    let find = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no span {name}"))
+    };
+    let (request, nightly, consume, publish) = (
+        find("request"),
+        find("nightly"),
+        find("consume"),
+        find("publish"),
+    );
+    for span in [nightly, consume] {
+        assert!(span.span_context.is_sampled(), "{span:#?}");
+        assert_eq!(
+            span.parent_span_id,
+            unitel::opentelemetry::trace::SpanId::INVALID,
+            "{span:#?}"
+        );
+        assert_ne!(
+            span.span_context.trace_id(),
+            request.span_context.trace_id()
+        );
+    }
+    assert_eq!(consume.links.len(), 1, "{consume:#?}");
+    assert_eq!(
+        consume.links[0].span_context.span_id(),
+        publish.span_context.span_id()
+    );
+}
