@@ -655,11 +655,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     // OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables are read by from_env().
     let guard = unitel::configure_telemetry(config)?;
-    if serve {
-        // Installs the Ctrl-C and SIGTERM handlers now: a signal that comes while the demo
-        // tasks still run stops the worker once they are done.
-        unitel::shutdown_requested();
-    }
+    // Ctrl-C and SIGTERM: the handlers are installed by this call, so a signal that comes while
+    // the demo tasks still run stops the worker once they are done (awaited when serving).
+    let signal = unitel::shutdown_signal();
     match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
         Ok(_) => println!("export: OTLP to OTEL_EXPORTER_OTLP_ENDPOINT, console, {log_file}"),
         Err(_) => println!(
@@ -707,7 +705,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
         if let Some(addr) = guard.prometheus_addr() {
             println!("serving Prometheus metrics on http://{addr}/metrics; the worker waits for tasks; Ctrl-C to stop");
         }
-        let signal = unitel::shutdown_signal();
         tokio::pin!(signal);
         loop {
             tokio::select! {
