@@ -30,7 +30,7 @@
 //! | variable | here |
 //! |---|---|
 //! | `FASTWORKER_TELEMETRY_ENABLED` | `false` (or `0`, `no`) turns telemetry off through `with_disabled`. Unset, telemetry is **on** here, so the demo shows something; FastWorker's default is off: write `.with_disabled(var != "true")` to keep that |
-//! | `OTEL_SERVICE_NAME` | the service name; `fastworker` when unset, as in FastWorker |
+//! | `OTEL_SERVICE_NAME` | the service name; `fastworker` when unset, as in FastWorker (`with_default_service_name`) |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | where spans, metrics and logs are pushed. unitel speaks http/protobuf by default (port 4318); for FastWorker's `:4317` add `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`. Unset: nothing is pushed, and the spans are in `logs/fastworker.log` |
 //! | `OTEL_TRACES_SAMPLER` (`_ARG`) | the sampler, e.g. `parentbased_traceidratio` with `0.05`, as in the seed |
 //! | `OTEL_EXPORTER_PROMETHEUS_PORT`, `_HOST`, `OTEL_METRICS_EXPORTER` | the pull endpoint: on `127.0.0.1:9464` unless these say otherwise (port `0` picks a free port; `OTEL_METRICS_EXPORTER=otlp` alone turns it off) |
@@ -43,6 +43,7 @@
 use std::collections::VecDeque;
 use std::error::Error;
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -329,18 +330,15 @@ fn telemetry_disabled() -> bool {
 /// The configuration, from the environment as FastWorker reads it.
 fn config() -> TelemetryConfig {
     // OTEL_SDK_DISABLED, OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_*, OTEL_TRACES_SAMPLER, ...
-    let mut config = TelemetryConfig::from_env().with_log_file(LOG_FILE);
+    let mut config = TelemetryConfig::from_env()
+        // FastWorker's service name, unless OTEL_SERVICE_NAME (or service.name in
+        // OTEL_RESOURCE_ATTRIBUTES) names the service otherwise.
+        .with_default_service_name("fastworker")
+        .with_log_file(LOG_FILE);
 
     // FastWorker's own switch: every telemetry call becomes a near-free no-op.
     if telemetry_disabled() {
         config = config.with_disabled(true);
-    }
-
-    // FastWorker's default service name, unless the environment names the service.
-    let named = std::env::var_os("OTEL_SERVICE_NAME").is_some()
-        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|a| a.contains("service.name="));
-    if !named {
-        config = config.with_service_name("fastworker");
     }
 
     // The Prometheus pull endpoint, where the seed's PromQL is asked: on 127.0.0.1:9464 unless
@@ -362,10 +360,10 @@ fn config() -> TelemetryConfig {
 async fn main() -> Result<(), Box<dyn Error>> {
     let serve = std::env::args().any(|a| a == "--serve");
     let guard = unitel::configure_telemetry(config())?;
-    if serve {
-        // Installs the Ctrl-C/SIGTERM handlers now, so an early signal is not missed.
-        unitel::shutdown_requested();
-    }
+    // Serving stops on Ctrl-C/SIGTERM. The handlers are installed by this call, so a signal
+    // during the rest of start-up is not missed; the future is awaited once serving. (The demo
+    // run installs none: Ctrl-C ends it at once.)
+    let stop = serve.then(unitel::shutdown_signal);
 
     // Say where everything goes.
     let disabled = telemetry_disabled();
@@ -441,11 +439,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
         Some(trace_id)
     });
 
-    if serve {
+    if let Some(stop) = stop {
         if let Some(addr) = guard.prometheus_addr() {
             println!("serving http://{addr}/metrics and submitting tasks until Ctrl-C/SIGTERM; try rate(fastworker_tasks_failed_total[5m])");
         }
-        submit_until_stopped(&mut client, &mut outcomes, &mut tally).await;
+        submit_until_stopped(&mut client, &mut outcomes, &mut tally, stop).await;
         println!("stopping: workers finish the queued tasks");
     }
 
@@ -493,13 +491,13 @@ impl Tally {
 }
 
 /// Serving: a task every 150 ms, so the rates and the latency histogram keep moving, until
-/// Ctrl-C or SIGTERM.
+/// `stop` (Ctrl-C or SIGTERM).
 async fn submit_until_stopped(
     client: &mut Client,
     outcomes: &mut mpsc::UnboundedReceiver<Outcome>,
     tally: &mut Tally,
+    stop: impl Future<Output = ()>,
 ) {
-    let stop = unitel::shutdown_signal();
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(Duration::from_millis(150));
     loop {

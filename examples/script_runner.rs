@@ -63,38 +63,39 @@
 //! tail sampling is the collector's job (the OpenTelemetry Collector's `tail_sampling`
 //! processor), so sample `always_on` here and decide there.
 //!
-//! Chaining scripts into one trace (seed 004's "multi-service workflow"): the second-to-last
-//! line is `TRACEPARENT=00-...`; run the next script with it in its environment and its
-//! `ScriptRunner` span is a child of this run's root span:
+//! Chaining scripts into one trace (seed 004's "multi-service workflow"): the script reads
+//! its parent's context with `TraceContext::from_env()`, and the lines before the last give
+//! this run's as `TraceContext::to_env()` writes it: `TRACEPARENT=00-...` (then `TRACESTATE=`
+//! and `BAGGAGE=` when this run was given them). Run the next script with them in its
+//! environment and its `ScriptRunner` span is a child of this run's root span:
 //!
 //! ```text
 //! TRACEPARENT=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 cargo run --example script_runner
 //! ```
 //!
+//! A script that starts the next one itself hands them over the same way:
+//! `Command::new("next-step").envs(TraceContext::current().to_env())`.
+//!
 //! What to look at: the `trace id:` line, then that trace in your backend (or, without one, the
 //! JSON span records printed before it: one per span, with `parent_span_id` and `events`).
 //! `#[tracing::instrument]` needs `tracing` among your own dependencies (`tracing = "0.1"`).
 
-use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader, BufWriter, Write as _};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use unitel::{get_telemetry, Exporter, TelemetryConfig, TraceContext, UnifiedTelemetry};
 
-/// The service name when the environment names none.
+/// The service name when the environment names none (also the script's name in its metadata).
 const DEFAULT_SERVICE_NAME: &str = "script_runner";
 
 /// How many records the demo ETL job writes, reads back and sums.
 const RECORDS: u64 = 20_000;
 
 fn main() -> ExitCode {
-    let config = TelemetryConfig::from_env();
-    let config = if env_names_a_service() {
-        config
-    } else {
-        config.with_service_name(DEFAULT_SERVICE_NAME)
-    };
+    // Everything from the OTEL_* variables; the name is ours only if they name no service
+    // (neither OTEL_SERVICE_NAME nor service.name in OTEL_RESOURCE_ATTRIBUTES).
+    let config = TelemetryConfig::from_env().with_default_service_name(DEFAULT_SERVICE_NAME);
     // Where spans go, said in one line. With no collector and no exporter named, print the
     // spans on standard output rather than record them for nobody.
     let exporter = var("OTEL_TRACES_EXPORTER");
@@ -153,8 +154,8 @@ fn main() -> ExitCode {
         }
     };
     // The last lines: how to continue this trace, and its id (seed: `result.trace_id`).
-    if let Some(traceparent) = trace.traceparent {
-        println!("TRACEPARENT={traceparent}");
+    for (name, value) in &trace.continue_with {
+        println!("{name}={value}");
     }
     match (&trace.trace_id, trace.sampled) {
         (Some(id), true) => println!("trace id: {id} (sampled)"),
@@ -176,7 +177,9 @@ struct TraceInfo {
     trace_id: Option<String>,
     /// Whether the run continues a trace from `TRACEPARENT`.
     continued: bool,
-    traceparent: Option<String>,
+    /// The environment that makes a next script continue this trace under the root span:
+    /// `TRACEPARENT`, and `TRACESTATE` and `BAGGAGE` when this run was given them.
+    continue_with: Vec<(String, String)>,
     sampled: bool,
 }
 
@@ -190,18 +193,20 @@ struct Summary {
 /// The whole run under the `ScriptRunner` root span.
 fn run(telemetry: &UnifiedTelemetry, exporter: &str) -> (TraceInfo, std::io::Result<Summary>) {
     // A trace handed down by whoever started this script (another script, a CI job): its
-    // TRACEPARENT makes this run part of that trace, and decides sampling for the
-    // parent-based samplers. Absent, this run starts a trace of its own.
-    let incoming = incoming_trace_context();
+    // TRACEPARENT (with TRACESTATE and BAGGAGE) makes this run part of that trace, and decides
+    // sampling for the parent-based samplers. Absent (or malformed, which is said once on
+    // standard error), this run starts a trace of its own.
+    let incoming = TraceContext::from_env();
     let root = telemetry
         .span("ScriptRunner")
-        .parent(incoming.as_ref())
+        .parent(&incoming)
         .attr("process.pid", i64::from(std::process::id()))
         .start();
     let trace = TraceInfo {
         trace_id: root.trace_id(),
-        continued: incoming.as_ref().and_then(TraceContext::trace_id).is_some(),
-        traceparent: root.context().to_traceparent(),
+        continued: incoming.trace_id().is_some(),
+        // TRACEPARENT, TRACESTATE and BAGGAGE, as `Command::envs` takes them.
+        continue_with: root.context().to_env(),
         // False when the sampler dropped the trace: the spans below then record nothing.
         sampled: root.is_recording(),
     };
@@ -321,32 +326,9 @@ fn upload_traces(telemetry: &UnifiedTelemetry, exporter: &str) {
     span.set_attribute("exporter", exporter.to_owned());
 }
 
-/// The trace context this script was started in: the `TRACEPARENT`, `TRACESTATE` and `BAGGAGE`
-/// variables (the OpenTelemetry specification's environment carrier). `None` without them.
-fn incoming_trace_context() -> Option<TraceContext> {
-    let carrier: HashMap<String, String> = ["TRACEPARENT", "TRACESTATE", "BAGGAGE"]
-        .into_iter()
-        .filter_map(|name| Some((name.to_ascii_lowercase(), std::env::var(name).ok()?)))
-        .collect();
-    // Field names are matched case-insensitively; a malformed TRACEPARENT starts a new trace
-    // and is reported once on standard error.
-    (!carrier.is_empty()).then(|| unitel::extract_trace_context(&carrier))
-}
-
 /// A non-empty environment variable.
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-/// Whether `OTEL_SERVICE_NAME`, or `service.name` in `OTEL_RESOURCE_ATTRIBUTES`, names the
-/// service; if not, the example's default name applies.
-fn env_names_a_service() -> bool {
-    var("OTEL_SERVICE_NAME").is_some()
-        || var("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|attrs| {
-            attrs
-                .split(',')
-                .any(|kv| kv.split('=').next().map(str::trim) == Some("service.name"))
-        })
 }
 
 /// Where spans go, when the environment says: the collector (its scheme, host and port only:

@@ -126,9 +126,10 @@ struct Agents {
 
 async fn run_agents(args: Args) -> Result<()> {
     let guard = unitel::configure_telemetry(telemetry_config("temponest-agents"))?;
-    // Ctrl-C/SIGTERM: the handlers are installed by this call, so a signal during the rest of
-    // start-up stops the service gracefully too (awaited below, when serving).
-    let signal = unitel::shutdown_signal();
+    // Serving stops on Ctrl-C/SIGTERM. The handlers are installed by this call, so a signal
+    // during the rest of start-up stops the service gracefully too; the future is awaited
+    // once serving. (The demo installs none: Ctrl-C ends it at once.)
+    let signal = args.serve.then(unitel::shutdown_signal);
     let telemetry = get_telemetry("agents");
 
     // Start-up work is one trace of its own, not a root span per query.
@@ -186,7 +187,7 @@ async fn run_agents(args: Args) -> Result<()> {
     });
 
     let mut demo_trace = None;
-    if args.serve {
+    if let Some(signal) = signal {
         println!("temponest-agents listening on {url}");
         println!("try: curl -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' {url}/api/custom");
         println!("Ctrl-C or SIGTERM stops it");

@@ -416,12 +416,13 @@ fn samplers_decide_which_runs_arrive() {
     let caller_span = "00f067aa0ba902b7";
     let sampled_traceparent = format!("00-{caller_trace}-{caller_span}-01");
     let child_service = support::unique("script-runner-parentbased-off-child");
-    let (child, _) = run(
+    let (child, child_stdout) = run(
         &child_service,
         &[
             ("OTEL_TRACES_SAMPLER", "parentbased_always_off"),
             ("TRACEPARENT", &sampled_traceparent),
             ("TRACESTATE", "congo=t61rcWkgMzE"),
+            ("BAGGAGE", "workflow.id=nightly-42"),
         ],
     );
     assert!(child.sampled, "{}", child.line);
@@ -432,6 +433,18 @@ fn samplers_decide_which_runs_arrive() {
     let (spans, received) = arrived(rotel, &child_service, &caller_trace);
     let root = assert_seed_tree(&spans, caller_span);
     assert_eq!(root.trace_state, "congo=t61rcWkgMzE", "{root:#?}");
+    // The lines that hand the trace on to a next script: under this run's root span, with the
+    // tracestate and baggage it was given, just before the trace id line.
+    let lines: Vec<&str> = child_stdout.lines().collect();
+    assert_eq!(
+        lines[lines.len().saturating_sub(4)..lines.len() - 1],
+        [
+            format!("TRACEPARENT=00-{caller_trace}-{}-01", root.span_id).as_str(),
+            "TRACESTATE=congo=t61rcWkgMzE",
+            "BAGGAGE=workflow.id=nightly-42",
+        ],
+        "{child_stdout}"
+    );
 
     // Every run flushed before it exited and the later ones have arrived: the unsampled ones
     // sent nothing, under their service or their trace id.
