@@ -655,9 +655,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     // OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables are read by from_env().
     let guard = unitel::configure_telemetry(config)?;
-    // Ctrl-C and SIGTERM: the handlers are installed by this call, so a signal that comes while
-    // the demo tasks still run stops the worker once they are done (awaited when serving).
-    let signal = unitel::shutdown_signal();
+    // When serving, Ctrl-C and SIGTERM: the handlers are installed by this call, so a signal
+    // that comes while the first tasks still run stops the worker once they are done. (The
+    // demo keeps the default handling: Ctrl-C ends it at once.)
+    let signal = serve.then(unitel::shutdown_signal);
     match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
         Ok(_) => println!("export: OTLP to OTEL_EXPORTER_OTLP_ENDPOINT, console, {log_file}"),
         Err(_) => println!(
@@ -701,7 +702,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         failed.len()
     );
 
-    if serve {
+    if let Some(signal) = signal {
         if let Some(addr) = guard.prometheus_addr() {
             println!("serving Prometheus metrics on http://{addr}/metrics; the worker waits for tasks; Ctrl-C to stop");
         }
