@@ -401,6 +401,7 @@ pub mod testing;
 /// Links between the guides: the files link to each other by path (for reading them on a
 /// forge), and these definitions, placed first, win in rustdoc (the first definition of a
 /// label is the one Markdown uses).
+#[allow(unused_macros)] // the guides are built only with every adapter, or by rustdoc
 macro_rules! guide_links {
     () => {
         "[`docs/architecture.md`]: crate::guides::architecture\n\
