@@ -8,6 +8,7 @@ use std::borrow::Cow;
 type AttrVec = SmallVec<[KeyValue; 4]>;
 
 /// A type usable as an attribute key: `&'static str` (no allocation), `String`, `Cow`, [`Key`].
+/// Example: [`Attributes`].
 pub trait IntoKey {
     /// The key.
     fn to_key(&self) -> Key;
@@ -39,7 +40,7 @@ impl IntoKey for Key {
 ///
 /// Integers wider than `i64` saturate. A `&str` of any lifetime is accepted; one that is used
 /// again and again (a literal, a route) is copied once and then shared, so a literal costs no
-/// allocation after its first uses.
+/// allocation after its first uses. Example: [`Attributes`].
 pub trait IntoValue {
     /// The value.
     fn to_value(&self) -> Value;
@@ -136,6 +137,39 @@ impl IntoValue for &String {
 ///
 /// To pass attributes of a type of your own, implement [`extend_into`](Self::extend_into) and
 /// [`len_hint`](Self::len_hint).
+///
+/// ```
+/// use unitel::{KeyValue, Value};
+/// # let capture = unitel::testing::capture();
+/// let orders = unitel::get_telemetry("orders").counter("orders_placed");
+///
+/// orders.add(1, ()); // none
+/// orders.add(1, &[("payment", "card"), ("region", "eu-west")]);
+/// let region = String::from("eu-west"); // borrowed values are fine too
+/// orders.add(1, &[("payment", "card"), ("region", region.as_str())]);
+/// orders.add(1, &vec![("payment", "invoice".to_owned())]); // built at run time
+/// orders.add(1, &[("payment", Value::from("card")), ("items", Value::from(3))]); // mixed types
+/// orders.add(1, &[KeyValue::new("payment", "card")]); // OpenTelemetry's own
+///
+/// // A type of your own:
+/// struct Checkout<'a> {
+///     payment: &'a str,
+///     region: &'a str,
+/// }
+/// impl unitel::Attributes for Checkout<'_> {
+///     fn extend_into(&self, out: &mut impl Extend<KeyValue>) {
+///         out.extend([
+///             KeyValue::new("payment", self.payment.to_owned()),
+///             KeyValue::new("region", self.region.to_owned()),
+///         ]);
+///     }
+///     fn len_hint(&self) -> usize {
+///         2
+///     }
+/// }
+/// orders.add(1, Checkout { payment: "card", region: "eu-west" });
+/// # assert_eq!(capture.counter("orders", "orders_placed", &[("payment", "card"), ("region", "eu-west")]), Some(3));
+/// ```
 pub trait Attributes {
     /// Appends the attributes to `out`.
     fn extend_into(&self, out: &mut impl Extend<KeyValue>);

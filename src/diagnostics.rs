@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-/// The kind of telemetry that was dropped.
+/// The kind of telemetry that was dropped (example: [`dropped`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Signal {
@@ -19,7 +19,7 @@ pub enum Signal {
     Logs,
 }
 
-/// Why telemetry was dropped.
+/// Why telemetry was dropped (example: [`dropped`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DropReason {
@@ -50,8 +50,8 @@ pub enum DropReason {
 
 /// Where telemetry was dropped: before any output, or by which output.
 ///
-/// [`dropped`] adds up every output; [`dropped_at`] tells them apart, as does the `output`
-/// label of `unitel_dropped_total`.
+/// [`dropped`] adds up every output (example there); [`dropped_at`] tells them apart, as does
+/// the `output` label of `unitel_dropped_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Output {
@@ -189,6 +189,20 @@ fn slot(output: Output, signal: Signal, reason: DropReason) -> &'static AtomicU6
 
 /// How many items of `signal` were dropped for `reason` since the process started, by every
 /// output together ([`dropped_at`] tells them apart).
+///
+/// Recording calls never fail: what cannot be recorded is dropped, counted here and described
+/// once on standard error. The same counts are the metric `unitel_dropped_total{signal,
+/// reason, output}`, for an alert.
+///
+/// ```
+/// use unitel::{dropped, DropReason, Signal};
+/// # let _capture = unitel::testing::capture();
+///
+/// let latency = unitel::get_telemetry("api_gateway").histogram("request_duration_ms");
+/// let before = dropped(Signal::Metrics, DropReason::InvalidInput);
+/// latency.record(f64::NAN, ()); // a division by zero upstream: dropped, not recorded
+/// assert_eq!(dropped(Signal::Metrics, DropReason::InvalidInput), before + 1);
+/// ```
 pub fn dropped(signal: Signal, reason: DropReason) -> u64 {
     Output::ALL
         .iter()

@@ -8,6 +8,23 @@ use std::path::PathBuf;
 ///
 /// Recording calls (spans, metrics, logs) never return errors: bad input there is dropped,
 /// counted (see [`dropped`](crate::dropped)) and reported once.
+///
+/// The message says what is wrong and what would be accepted, and the underlying error is
+/// kept as [`source()`](std::error::Error::source); the variants let a program react:
+///
+/// ```
+/// use unitel::{Error, TelemetryConfig};
+///
+/// // As if the deployment had set OTEL_TRACES_SAMPLER=sometimes:
+/// let config = TelemetryConfig::from_vars([("OTEL_TRACES_SAMPLER", "sometimes")]);
+/// let err = unitel::configure_telemetry(config).unwrap_err();
+/// assert!(matches!(err, Error::InvalidEnv { variable: "OTEL_TRACES_SAMPLER", .. }));
+/// eprintln!("{err}"); // OTEL_TRACES_SAMPLER="sometimes" is not valid: expected one of always_on, ...
+/// # assert!(err.to_string().starts_with(r#"OTEL_TRACES_SAMPLER="sometimes" is not valid: expected one of always_on"#), "{err}");
+/// ```
+///
+/// What shutdown could not deliver is [`Error::Shutdown`], with one [`Lost`] entry per
+/// signal, output and reason (example: [`TelemetryGuard`](crate::TelemetryGuard)).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -146,7 +163,7 @@ pub enum Error {
 
 /// Items of one signal lost at shutdown by one output for one reason: an entry of
 /// [`Error::Shutdown`], and what [`dropped_at`](crate::dropped_at)`(output, signal, reason)`
-/// grew by while shutting down.
+/// grew by while shutting down. Example: [`TelemetryGuard`](crate::TelemetryGuard).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Lost {
@@ -188,7 +205,7 @@ impl Lost {
 }
 
 /// How shutting one signal's exporter down went wrong, when it lost nothing counted: an entry
-/// of [`Error::Shutdown`].
+/// of [`Error::Shutdown`]'s `failures`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ShutdownFailure {

@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The OTLP transport (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+/// The OTLP transport (`OTEL_EXPORTER_OTLP_PROTOCOL`), for [`OtlpSettings::with_protocol`]
+/// (example: [OTLP export](crate::TelemetryConfig#otlp-export)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OtlpProtocol {
@@ -19,7 +20,8 @@ pub enum OtlpProtocol {
     HttpJson,
 }
 
-/// Payload compression (`OTEL_EXPORTER_OTLP_COMPRESSION`).
+/// Payload compression (`OTEL_EXPORTER_OTLP_COMPRESSION`), for
+/// [`OtlpSettings::with_compression`] (example: [OTLP export](crate::TelemetryConfig#otlp-export)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OtlpCompression {
@@ -29,7 +31,10 @@ pub enum OtlpCompression {
     Gzip,
 }
 
-/// Where a signal goes (`OTEL_TRACES_EXPORTER`, `OTEL_METRICS_EXPORTER`, `OTEL_LOGS_EXPORTER`).
+/// Where a signal goes (`OTEL_TRACES_EXPORTER`, `OTEL_METRICS_EXPORTER`, `OTEL_LOGS_EXPORTER`),
+/// for [`TelemetryConfig::with_traces_exporter`](crate::TelemetryConfig::with_traces_exporter)
+/// and its metrics and logs counterparts (example:
+/// [OTLP export](crate::TelemetryConfig#otlp-export)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Exporter {
@@ -45,7 +50,9 @@ pub enum Exporter {
 }
 
 /// A context propagator (`OTEL_PROPAGATORS`): what crosses a process boundary with a request
-/// or a job. Both are on by default; an empty list (`none`) propagates nothing.
+/// or a job. Both are on by default; an empty list (`none`) propagates nothing. Set with
+/// [`TelemetryConfig::with_propagators`](crate::TelemetryConfig::with_propagators):
+/// `.with_propagators(&[Propagator::TraceContext])` sends no baggage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Propagator {
@@ -73,6 +80,27 @@ pub enum Propagator {
 /// Credentials in the endpoint (`https://user:password@host`) are sent as an
 /// `Authorization: Basic` header, never as part of the URL; `Debug` prints neither them nor
 /// header values.
+///
+/// Settings for all signals go to [`TelemetryConfig::with_otlp`](crate::TelemetryConfig::with_otlp)
+/// (example: [OTLP export](crate::TelemetryConfig#otlp-export)); one signal's settings win over
+/// them field by field:
+///
+/// ```
+/// use unitel::{OtlpSettings, TelemetryConfig};
+///
+/// let config = TelemetryConfig::new()
+///     // Traces and logs: the local agent, over http/protobuf.
+///     .with_otlp_endpoint("http://127.0.0.1:4318")
+///     // Metrics: a gateway behind a private CA, with a client certificate (mutual TLS).
+///     .with_otlp_metrics(
+///         OtlpSettings::new()
+///             .with_endpoint("https://metrics-gateway.internal:4318/v1/metrics")
+///             .with_certificate("/etc/otel/ca.pem")
+///             .with_client_certificate("/etc/otel/client.pem")
+///             .with_client_key("/etc/otel/client-key.pem"),
+///     );
+/// # let _ = config;
+/// ```
 #[derive(Clone, Default, PartialEq)]
 pub struct OtlpSettings {
     pub(crate) endpoint: Option<Sourced<String>>,
@@ -286,7 +314,10 @@ pub(crate) fn shown_name(name: &str) -> String {
 /// 16384 is 160 ms. The bound stays: past it, items are dropped and counted.
 const DEFAULT_QUEUE_SIZE: usize = 16_384;
 
-/// Batching of spans (`OTEL_BSP_*`) or log records (`OTEL_BLRP_*`) before export.
+/// Batching of spans (`OTEL_BSP_*`) or log records (`OTEL_BLRP_*`) before export, for
+/// [`TelemetryConfig::with_batch_span_processor`](crate::TelemetryConfig::with_batch_span_processor)
+/// and [`with_batch_log_processor`](crate::TelemetryConfig::with_batch_log_processor)
+/// (example: [OTLP export](crate::TelemetryConfig#otlp-export)).
 ///
 /// | field | environment | default |
 /// |---|---|---|

@@ -26,7 +26,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How often the JSON log file starts a new file.
+/// How often the JSON log file starts a new file, for
+/// [`TelemetryConfig::with_log_rotation`] (example: [logs](TelemetryConfig#logs)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum LogRotation {
@@ -53,6 +54,95 @@ pub(crate) struct LogFileConfig {
 /// Start from [`TelemetryConfig::from_env`] (reads the `OTEL_*` variables and `RUST_LOG`) or
 /// [`TelemetryConfig::new`] (ignores the environment), then override with the `with_*` methods.
 /// **An explicit `with_*` call always wins over the environment**, whatever the order.
+/// [`from_env`](Self::from_env) shows the usual start-up; below, one group of settings per
+/// concern, then every setting in a table.
+///
+/// # Service identity and sampling
+///
+/// ```
+/// use unitel::{Sampler, TelemetryConfig};
+/// # use std::sync::{Arc, Mutex};
+///
+/// // `from_vars` reads variables from a list, as `from_env` reads the process environment.
+/// let config = TelemetryConfig::from_vars([("OTEL_SERVICE_NAME", "orders-legacy")])
+///     .with_service_name("orders") // wins over OTEL_SERVICE_NAME
+///     .with_service_version("2.4.1")
+///     .with_environment("staging")
+///     .with_resource_attribute("service.namespace", "shop")
+///     .with_sampler(Sampler::ParentBasedTraceIdRatio(0.25)); // a quarter of new traces
+/// # let lines = Arc::new(Mutex::new(String::new()));
+/// # let sink = lines.clone();
+/// # let config = config.with_console(false).with_json_sink(move |line| sink.lock().unwrap().push_str(line));
+/// # let _guard = unitel::configure_telemetry(config).unwrap();
+/// # unitel::get_telemetry("orders").log_info("started");
+/// # assert!(lines.lock().unwrap().contains(r#""service":"orders""#), "{}", lines.lock().unwrap());
+/// ```
+///
+/// # Logs
+///
+/// ```
+/// use unitel::{LogRotation, TelemetryConfig};
+///
+/// let config = TelemetryConfig::new()
+///     .with_console(true) // human-readable lines on standard output (the default)
+///     .with_log_file("logs/orders.log") // JSON lines: log records and closed spans
+///     .with_log_rotation(LogRotation::Daily) // logs/orders.2026-11-21.log, ...
+///     .with_max_log_files(7)
+///     .with_log_filter("info,orders=debug,sqlx=warn"); // RUST_LOG syntax; wins over RUST_LOG
+/// # let _ = config;
+/// ```
+///
+/// The files are read back with [`logfile::read_records`](crate::logfile::read_records).
+///
+/// # OTLP export
+///
+/// Setting an endpoint is enough to push traces, metrics and logs
+/// (`.with_otlp_endpoint("http://127.0.0.1:4318")`); the rest is tuning:
+///
+/// ```
+/// use std::time::Duration;
+/// use unitel::{BatchSettings, Exporter, OtlpCompression, OtlpProtocol, OtlpSettings, TelemetryConfig};
+///
+/// let api_key = std::env::var("COLLECTOR_API_KEY").unwrap_or_default();
+/// let config = TelemetryConfig::new()
+///     .with_otlp(
+///         OtlpSettings::new()
+///             .with_endpoint("https://collector.example:4317")
+///             .with_protocol(OtlpProtocol::Grpc)
+///             .with_header("x-api-key", api_key) // never printed, not even by `Debug`
+///             .with_compression(OtlpCompression::Gzip)
+///             .with_timeout(Duration::from_secs(5)),
+///     )
+///     .with_logs_exporter(&[Exporter::None]) // logs stay in the console and the log file
+///     .with_metric_export_interval(Duration::from_secs(15))
+///     .with_batch_span_processor(BatchSettings::new().with_max_queue_size(32_768));
+/// # let _ = config;
+/// ```
+///
+/// Per-signal endpoints and TLS files: [`OtlpSettings`].
+///
+/// # Prometheus
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), unitel::Error> {
+/// let guard = unitel::configure_telemetry(
+///     unitel::TelemetryConfig::new().with_prometheus(([127, 0, 0, 1], 0)), // port 0: any free port
+/// )?;
+/// let addr = guard.prometheus_addr().expect("Prometheus is on");
+/// println!("scrape http://{addr}/metrics");
+///
+/// unitel::get_telemetry("orders").counter("orders_placed").add(1, &[("payment", "card")]);
+/// # let text = unitel::prometheus_text().await.unwrap();
+/// # let line = text.lines().find(|l| l.starts_with("orders_placed_total{")).unwrap();
+/// # assert!(line.contains(r#"payment="card""#) && line.ends_with(" 1"), "{text}");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// To serve the same text from your own router instead, see [`prometheus_text`](crate::prometheus_text).
+///
+/// # Every setting
 ///
 /// | setting | builder | environment | default |
 /// |---|---|---|---|
@@ -138,6 +228,22 @@ impl TelemetryConfig {
     }
 
     /// Defaults, then the `OTEL_*` variables and `RUST_LOG` from the process environment.
+    ///
+    /// The usual start-up: the environment says where telemetry goes (`OTEL_EXPORTER_OTLP_ENDPOINT`,
+    /// `OTEL_TRACES_SAMPLER`, `RUST_LOG`, ...), the code names the service.
+    ///
+    /// ```
+    /// fn main() -> Result<(), unitel::Error> {
+    ///     let _guard = unitel::configure_telemetry(
+    ///         unitel::TelemetryConfig::from_env()
+    ///             .with_default_service_name("orders") // unless OTEL_SERVICE_NAME says otherwise
+    ///             .with_service_version(env!("CARGO_PKG_VERSION"))
+    ///             .with_log_filter("info,orders=debug"),
+    ///     )?;
+    ///     // ... run the service; dropping the guard flushes what is left ...
+    ///     Ok(())
+    /// }
+    /// ```
     ///
     /// An invalid value is not lost: `configure_telemetry` returns it as an
     /// [`Error::InvalidEnv`](crate::Error::InvalidEnv) naming the variable.

@@ -2,7 +2,9 @@
 
 use opentelemetry_sdk::trace::Sampler as SdkSampler;
 
-/// Which traces are recorded and exported.
+/// Which traces are recorded and exported, for
+/// [`TelemetryConfig::with_sampler`](crate::TelemetryConfig::with_sampler) (example:
+/// [service identity and sampling](crate::TelemetryConfig#service-identity-and-sampling)).
 ///
 /// The variants are the values of `OTEL_TRACES_SAMPLER` (matched case-insensitively there).
 /// Ratios are in `0.0..=1.0`; anything else is a start-up error.

@@ -250,6 +250,27 @@ fn shut_down(pipeline: &Arc<Pipeline>, state: &'static State) -> Result<(), Erro
 /// Dropping the guard blocks the dropping thread for up to the timeout. In async code, await
 /// [`shutdown_async`](Self::shutdown_async) instead: it does not block the runtime, and the
 /// guard's drop afterwards does nothing.
+///
+/// Shut down explicitly to learn what could not be delivered:
+///
+/// ```
+/// use unitel::{Error, TelemetryConfig};
+///
+/// let guard = unitel::configure_telemetry(TelemetryConfig::from_env())?;
+/// // ... the batch job runs ...
+/// match guard.shutdown() {
+///     Ok(()) => {}
+///     Err(Error::Shutdown { lost, .. }) => {
+///         for lost in &lost {
+///             eprintln!("telemetry lost {} {} ({:?})", lost.count, lost.signal.as_str(), lost.reason);
+///         }
+///     }
+///     Err(other) => eprintln!("telemetry: {other}"),
+/// }
+/// unitel::get_telemetry("billing").log_info("not recorded"); // after shutdown: a no-op
+/// # assert!(matches!(guard.shutdown(), Err(Error::AlreadyShutDown)));
+/// # Ok::<(), unitel::Error>(())
+/// ```
 #[must_use = "telemetry shuts down when the guard is dropped; keep it alive in main"]
 #[derive(Debug)]
 pub struct TelemetryGuard {
@@ -289,6 +310,17 @@ impl TelemetryGuard {
     /// Shutdown starts at this call, whether or not the future is polled; the guard's drop
     /// afterwards does nothing. If the future is dropped before it completes and data was
     /// lost, one line on standard error says what.
+    ///
+    /// ```
+    /// # async fn serve() {}
+    /// #[tokio::main]
+    /// async fn main() -> Result<(), unitel::Error> {
+    ///     let guard = unitel::configure_telemetry(unitel::TelemetryConfig::from_env())?;
+    ///     // axum::serve(listener, app).with_graceful_shutdown(unitel::shutdown_signal()).await
+    ///     serve().await;
+    ///     guard.shutdown_async().await // flushes without blocking the runtime's threads
+    /// }
+    /// ```
     pub fn shutdown_async(&self) -> impl Future<Output = Result<(), Error>> + Send + 'static {
         let slot = Arc::new(Mutex::new(Slot::default()));
         let state = match state::installed() {

@@ -30,6 +30,25 @@ use tracing_subscriber::EnvFilter;
 /// It installs the global `tracing` subscriber (and the `log` bridge), the global
 /// OpenTelemetry tracer and meter providers, and the W3C trace-context propagator.
 ///
+/// ```
+/// use unitel::{configure_telemetry, Error, TelemetryConfig};
+///
+/// fn main() -> Result<(), Error> {
+///     // Bind the guard to a name: `let _ = ...` would drop it, and shut down, at once.
+///     let _guard = configure_telemetry(TelemetryConfig::from_env().with_service_name("orders"))?;
+///
+///     // Once per process: a second call is an error, not a second pipeline.
+///     let again = configure_telemetry(TelemetryConfig::new());
+///     assert!(matches!(again, Err(Error::AlreadyConfigured)));
+///
+///     unitel::get_telemetry("orders").log_info("service started");
+///     Ok(())
+/// } // the guard flushes spans, metrics and logs here
+/// ```
+///
+/// [`TelemetryConfig`] has the settings, [`TelemetryGuard`] the shutdown; in tests, use
+/// [`testing::capture`](crate::testing::capture) instead.
+///
 /// # Errors
 /// An invalid environment variable or setting (named in the error), an unwritable log
 /// directory, a second call, or another global `tracing` subscriber already installed.

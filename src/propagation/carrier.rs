@@ -8,7 +8,34 @@ use std::collections::{BTreeMap, HashMap};
 /// Field names are compared ASCII case-insensitively, as in HTTP. Implemented for
 /// `http::HeaderMap` (feature `http`), `HashMap<String, String>`, `BTreeMap<String, String>`
 /// and `Vec<(String, String)>` (message headers, where a name can repeat); implement it for a
-/// header type of your own with two methods.
+/// header type of your own with two methods:
+///
+/// ```
+/// use unitel::Carrier;
+/// # let _capture = unitel::testing::capture();
+///
+/// /// A queue message's headers, as the queue's client library gives them.
+/// #[derive(Default)]
+/// struct MessageHeaders(Vec<(String, Vec<u8>)>);
+///
+/// impl Carrier for MessageHeaders {
+///     fn get_all<'a>(&'a self, name: &str, f: &mut dyn FnMut(&'a str)) {
+///         for (key, value) in self.0.iter().filter(|(key, _)| key.eq_ignore_ascii_case(name)) {
+///             f(std::str::from_utf8(value).unwrap_or("\u{FFFD}"));
+///         }
+///     }
+///     fn set(&mut self, name: &'static str, value: String) {
+///         self.0.retain(|(key, _)| !key.eq_ignore_ascii_case(name));
+///         self.0.push((name.to_owned(), value.into_bytes()));
+///     }
+/// }
+///
+/// let _span = unitel::get_telemetry("orders").trace("publish order_created");
+/// let mut headers = MessageHeaders::default();
+/// unitel::inject_trace_context(&mut headers);
+/// let received = unitel::extract_trace_context(&headers);
+/// assert_eq!(received.trace_id(), unitel::current_trace_id());
+/// ```
 pub trait Carrier {
     /// Calls `f` with every value of the field `name`, in order. A value that is not text
     /// should be passed as `"\u{FFFD}"` so that it is rejected rather than skipped.

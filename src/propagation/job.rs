@@ -20,6 +20,11 @@ use std::collections::BTreeMap;
 /// // worker: a CONSUMER span in the producer's trace (or JobTrace::Link: a new trace, linked)
 /// let _span = telemetry.span("worker.execute_task").consume(&job, JobTrace::Continue).start();
 /// ```
+///
+/// On the wire, send [`payload`](Self::payload) and [`headers`](Self::headers()) (string
+/// pairs, for a message's headers or a JSON object) and rebuild the envelope with
+/// [`from_parts`](Self::from_parts); with the `serde` feature, the envelope serializes as it
+/// is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct JobEnvelope<T> {
@@ -30,7 +35,23 @@ pub struct JobEnvelope<T> {
     pub headers: BTreeMap<String, String>,
 }
 
-/// How a worker's span relates to the producer's.
+/// How a worker's span relates to the producer's, for [`SpanBuilder::consume`].
+///
+/// ```
+/// use unitel::JobTrace;
+/// # let capture = unitel::testing::capture();
+/// let telemetry = unitel::get_telemetry("reports");
+///
+/// let (span, job) = telemetry.span("schedule_report").produce("monthly_sales");
+/// drop(span);
+///
+/// // Hours later, in the worker: a trace of its own, linked to the request that asked for it.
+/// let span = telemetry.span("build_report").consume(&job, JobTrace::Link).start();
+/// assert_ne!(span.trace_id(), job.context().trace_id());
+/// # drop(span);
+/// # let (scheduled, built) = (capture.span("schedule_report").unwrap(), capture.span("build_report").unwrap());
+/// # assert_eq!(built.links, [(scheduled.trace_id, scheduled.span_id)]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum JobTrace {
