@@ -71,7 +71,8 @@ impl SpanProcessor for CaptureProcessor {
     }
 }
 
-/// Exclusive access to the in-memory capture for one test; cleared when made.
+/// Exclusive access to the in-memory capture for one test; cleared when made by [`capture`]
+/// (example there).
 #[derive(Debug)]
 pub struct Capture {
     store: Arc<Store>,
@@ -80,6 +81,40 @@ pub struct Capture {
 
 /// Installs the capture pipeline (first call in the process) and returns the capture,
 /// cleared, holding a lock that serialises the tests using it.
+///
+/// A test of async code; the same works in a `#[tokio::test]` or a plain `#[test]`:
+///
+/// ```
+/// use unitel::testing::PointValue;
+/// use unitel::{Status, UnifiedTelemetry, Value};
+///
+/// // The code under test.
+/// async fn charge(telemetry: &UnifiedTelemetry, order_id: u64, eur: f64) -> Result<(), String> {
+///     let span = telemetry.trace("charge").attr("order.id", order_id);
+///     span.instrument(async {
+///         telemetry.histogram("charge_amount_eur").record(eur, ());
+///         let declined = "card declined"; // the payment provider's answer
+///         telemetry.log_warning("charge declined");
+///         unitel::current_span().set_status(Status::error(declined));
+///         Err(declined.to_owned())
+///     })
+///     .await
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let capture = unitel::testing::capture();
+/// charge(&unitel::get_telemetry("payments"), 42, 99.5).await.unwrap_err();
+///
+/// let span = capture.span("charge").expect("span recorded");
+/// assert_eq!(span.attr("order.id"), Some(&Value::I64(42)));
+/// assert!(matches!(span.status, Status::Error { .. }));
+/// let log = capture.log("charge declined").expect("log recorded");
+/// assert_eq!(log.span_id.as_deref(), Some(span.span_id.as_str()));
+/// let amounts = capture.point("payments", "charge_amount_eur", &[]);
+/// assert!(matches!(amounts, Some(PointValue::Histogram { count: 1, .. })));
+/// # }
+/// ```
 ///
 /// # Panics
 /// If `configure_telemetry` was already called in this process without the capture: tests
@@ -111,7 +146,8 @@ pub fn capture() -> Capture {
     }
 }
 
-/// A log line as written to the JSON log file, parsed.
+/// A log line as written to the JSON log file, parsed: [`Capture::log`] and
+/// [`Capture::logs`] (example: [`capture`]).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CapturedLog {
@@ -135,7 +171,7 @@ pub struct CapturedLog {
     pub json: serde_json::Value,
 }
 
-/// A finished span.
+/// A finished span: [`Capture::span`] and [`Capture::spans`] (example: [`capture`]).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct CapturedSpan {
@@ -175,7 +211,8 @@ impl CapturedSpan {
     }
 }
 
-/// One metric data point.
+/// One metric data point: [`Capture::metrics`]; [`Capture::point`] gives the value of one
+/// (example: [`capture`]).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CapturedPoint {
@@ -210,7 +247,7 @@ pub enum InstrumentKind {
     Gauge,
 }
 
-/// The value of a [`CapturedPoint`].
+/// The value of a [`CapturedPoint`] (example: [`capture`]).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum PointValue {

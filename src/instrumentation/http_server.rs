@@ -244,10 +244,26 @@ impl<S> tower_layer::Layer<S> for HttpServerLayer {
 /// request the router handles (see [`HttpServerLayer`]).
 ///
 /// ```
-/// use axum::{routing::get, Router};
+/// use axum::{extract::Path, routing::get, Router};
 ///
-/// let app = unitel::instrument_axum(Router::new().route("/users/{id}", get(|| async { "a user" })));
-/// # let _: Router = app;
+/// // The handler runs inside the request's SERVER span: its spans and logs are children.
+/// async fn get_user(Path(id): Path<u64>) -> String {
+///     let telemetry = unitel::get_telemetry("users");
+///     let load = async { format!("user {id}") }; // ... a query ...
+///     telemetry.trace("load_user").attr("user.id", id).instrument(load).await
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let capture = unitel::testing::capture();
+/// let app = unitel::instrument_axum(Router::new().route("/users/{id}", get(get_user)));
+/// // axum::serve(listener, app).with_graceful_shutdown(unitel::shutdown_signal()).await?;
+/// # use tower::ServiceExt as _;
+/// # let request = http::Request::get("/users/7").body(axum::body::Body::empty()).unwrap();
+/// # assert_eq!(app.oneshot(request).await.unwrap().status(), 200);
+/// # let (server, load) = (capture.span("GET /users/{id}").unwrap(), capture.span("load_user").unwrap());
+/// # assert_eq!(load.parent_span_id, Some(server.span_id));
+/// # }
 /// ```
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
@@ -292,7 +308,7 @@ impl HttpRoute {
 }
 
 /// The service made by [`HttpServerLayer`]: the inner service, with a SERVER span and the HTTP
-/// server metrics around each call.
+/// server metrics around each call. Example: [`HttpServerLayer`].
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 #[derive(Debug, Clone)]
 pub struct HttpServerService<S> {
@@ -356,7 +372,8 @@ where
 pin_project! {
     /// The response future of [`HttpServerService`]: the inner future with the request's span
     /// current whenever it is polled. The span ends and the metrics are recorded when it
-    /// completes, or when it is dropped before (a cancelled request).
+    /// completes, or when it is dropped before (a cancelled request). Example:
+    /// [`HttpServerLayer`].
     #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
     pub struct HttpServerFuture<F> {
         // `None` only while being dropped: the inner future goes first, inside the span.

@@ -116,7 +116,7 @@ fn task_attrs(task: &str, queue: &str, priority: &str) -> [KeyValue; 3] {
 
 /// One run of a task. End it with [`completed`](Self::completed), [`failed`](Self::failed) or
 /// [`retried`](Self::retried); dropped without one (a panic unwound through it, the task was
-/// cancelled) it counts as failed.
+/// cancelled) it counts as failed. Made by [`TaskMetrics::start`] (example: [`TaskMetrics`]).
 #[derive(Debug)]
 #[must_use = "a task run is counted when it ends; call completed(), failed() or retried()"]
 pub struct TaskRun {

@@ -15,6 +15,26 @@ use std::time::{Duration, SystemTime};
 /// Parses one line of the log file (with or without its newline, as text or raw bytes) into a
 /// typed record.
 ///
+/// ```
+/// use unitel::logfile::{parse_line, Record};
+///
+/// let line = r#"{"timestamp":"2026-11-21T05:23:30.123481Z","type":"log","service":"orders","level":"WARN","target":"worker","component":"worker","message":"charge failed, will retry","trace_id":"e325f39b1cd010ba505223279db92aec","span_id":"85c6fa50d3c52560","fields":{"job.id":2}}"#;
+/// match parse_line(line)? {
+///     Record::Log(log) => {
+///         assert_eq!(log.level, unitel::tracing::Level::WARN);
+///         assert_eq!(log.message, "charge failed, will retry");
+///         assert_eq!(log.fields["job.id"], 2);
+///     }
+///     Record::Span(span) => println!("span {} took {:?}", span.name, span.duration),
+///     _ => {} // kinds of records added later
+/// }
+///
+/// // A line of another format says what is wrong with it:
+/// let err = parse_line(r#"{"type":"log","message":"hi"}"#).unwrap_err();
+/// assert!(matches!(err, unitel::Error::InvalidRecord { .. }), "{err}");
+/// # Ok::<(), unitel::Error>(())
+/// ```
+///
 /// # Errors
 /// [`Error::InvalidRecord`] when the line is not JSON, or not a log or span record of the
 /// format in `docs/log-format.md`; the error says which key is missing or wrong.
@@ -42,6 +62,32 @@ pub fn parse_line(line: impl AsRef<[u8]>) -> Result<Record, Error> {
 /// Reads every record of the log at `path`: a log file with its rotated files (or a
 /// directory, every file in it), in name order, and in each file line by line. Blank lines
 /// are skipped.
+///
+/// A trace rebuilt from the log file of the service that wrote it:
+///
+/// ```
+/// use unitel::logfile::{read_records, Record};
+/// # let dir = tempfile::tempdir().unwrap();
+///
+/// let path = dir.path().join("orders.log"); // say, logs/orders.log
+/// let config = unitel::TelemetryConfig::new().with_console(false).with_log_file(&path);
+/// let guard = unitel::configure_telemetry(config)?;
+/// let telemetry = unitel::get_telemetry("orders");
+/// telemetry.trace("place_order").in_scope(|| telemetry.log_info("order placed"));
+/// guard.shutdown()?; // flushes the file
+///
+/// let records = read_records(&path)?; // and its rotated files, oldest first
+/// let span = records.iter().find_map(Record::as_span).expect("a span record");
+/// let logs: Vec<_> = records
+///     .iter()
+///     .filter_map(Record::as_log)
+///     .filter(|log| log.trace_id == Some(span.trace_id))
+///     .collect();
+/// assert_eq!((span.name.as_str(), logs[0].message.as_str()), ("place_order", "order placed"));
+/// # Ok::<(), unitel::Error>(())
+/// ```
+///
+/// For large files, [`LineScan`](super::LineScan) finds one trace's lines before parsing.
 ///
 /// # Errors
 /// [`Error::ReadLogFile`] naming the file (and the line, for a line that is not a record).

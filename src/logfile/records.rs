@@ -5,7 +5,8 @@ use serde_json::{Map, Value};
 use std::time::{Duration, SystemTime};
 use tracing::Level;
 
-/// One line of the log file: a log record or a span record.
+/// One line of the log file: a log record or a span record. Read with
+/// [`read_records`](super::read_records) or [`parse_line`](super::parse_line) (examples there).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Record {
@@ -57,7 +58,8 @@ impl Record {
     }
 }
 
-/// A log event: the facade's `log_*` calls, `tracing` events and `log` records.
+/// A log event: the facade's `log_*` calls, `tracing` events and `log` records
+/// (example: [`parse_line`](super::parse_line)).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LogRecord {
@@ -84,7 +86,9 @@ pub struct LogRecord {
     pub error: Option<ErrorRecord>,
 }
 
-/// An error recorded with a log event: its message and its `source()` chain.
+/// An error recorded with a log event (by
+/// [`log_error_with_cause`](crate::UnifiedTelemetry::log_error_with_cause), example there):
+/// its message and its `source()` chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ErrorRecord {
@@ -94,7 +98,7 @@ pub struct ErrorRecord {
     pub causes: Vec<String>,
 }
 
-/// A closed span.
+/// A closed span (example: [`read_records`](super::read_records)).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SpanRecord {
@@ -127,7 +131,9 @@ pub struct SpanRecord {
     pub events: Vec<SpanEventRecord>,
 }
 
-/// An event recorded on a span (`record_error` adds one named `exception`).
+/// An event recorded on a span ([`add_event`](crate::SpanRef::add_event);
+/// [`record_error`](crate::SpanRef::record_error) adds one named `exception`). Example of both:
+/// [`Span`](crate::Span).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SpanEventRecord {

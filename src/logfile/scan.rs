@@ -72,7 +72,7 @@ pub struct LineScan {
     unterminated: bool,
 }
 
-/// What a [`LineScan::run`] went through.
+/// What a [`LineScan::run`] went through (example: [`LineScan`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ScanSummary {

@@ -433,12 +433,18 @@ fn answer(exposition: &Arc<Exposition>, mut stream: TcpStream) {
 /// running, or the collection did not finish within 10 s (an observable callback is slow or
 /// blocked; said once on standard error).
 ///
-/// ```no_run
-/// # async fn handler() -> String {
-/// // An axum handler: `.route("/metrics", get(handler))`
-/// unitel::prometheus_text().await.unwrap_or_default()
-/// # }
 /// ```
+/// use axum::{routing::get, Router};
+///
+/// async fn metrics() -> String {
+///     unitel::prometheus_text().await.unwrap_or_default()
+/// }
+///
+/// let app: Router = Router::new().route("/internal/metrics", get(metrics));
+/// ```
+///
+/// Turn Prometheus on with [`TelemetryConfig::with_prometheus`](crate::TelemetryConfig::with_prometheus)
+/// ([example](crate::TelemetryConfig#prometheus)).
 pub fn prometheus_text() -> PrometheusText {
     let enabled = state::active().is_some_and(|s| s.prometheus_addr.is_some());
     let collection = if enabled {
@@ -453,7 +459,7 @@ pub fn prometheus_text() -> PrometheusText {
     }
 }
 
-/// The future returned by [`prometheus_text`].
+/// The future returned by [`prometheus_text`] (example there).
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct PrometheusText {

@@ -23,7 +23,8 @@ use std::sync::Arc;
 /// The component whose tracer and meter the adapter uses unless told otherwise.
 const DEFAULT_COMPONENT: &str = "sqlx";
 
-/// The databases the adapter knows: [`sqlx::Sqlite`] and [`sqlx::Postgres`]. Sealed.
+/// The databases the adapter knows: [`sqlx::Sqlite`] and [`sqlx::Postgres`]. Sealed. Example:
+/// [`instrument_sqlx`].
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlx")))]
 pub trait InstrumentedDatabase: Database + sealed::Sealed {}
 
@@ -105,9 +106,26 @@ fn shared<DB: InstrumentedDatabase>(pool: &Pool<DB>, component: &str) -> Shared 
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), sqlx::Error> {
+/// # let capture = unitel::testing::capture();
+/// // DATABASE_URL in production (`sqlx::PgPool::connect(&url)`); SQLite here.
 /// let pool = unitel::instrument_sqlx(sqlx::SqlitePool::connect("sqlite::memory:").await?);
-/// let row: (i64,) = sqlx::query_as("SELECT ?").bind(42_i64).fetch_one(&pool).await?;
-/// # assert_eq!(row.0, 42);
+/// sqlx::query("CREATE TABLE orders (id INTEGER PRIMARY KEY, status TEXT)").execute(&pool).await?;
+///
+/// let telemetry = unitel::get_telemetry("orders");
+/// let pending: (i64,) = telemetry
+///     .trace("count_pending")
+///     .instrument(async {
+///         // A CLIENT span `SELECT orders`, child of count_pending, with the sanitized query.
+///         sqlx::query_as("SELECT count(*) FROM orders WHERE status = ?")
+///             .bind("pending")
+///             .fetch_one(&pool)
+///             .await
+///     })
+///     .await?;
+/// # assert_eq!(pending.0, 0);
+/// # let (parent, query) = (capture.span("count_pending").unwrap(), capture.span("SELECT orders").unwrap());
+/// # assert_eq!(query.parent_span_id, Some(parent.span_id));
+/// # assert_eq!(query.kind, unitel::SpanKind::Client);
 /// # Ok(())
 /// # }
 /// ```
@@ -300,7 +318,8 @@ where
 }
 
 /// A connection from [`InstrumentedPool::acquire`]: `&mut conn` and `&mut *conn` are executors
-/// whose queries are traced like the pool's. It returns to the pool when dropped.
+/// whose queries are traced like the pool's. It returns to the pool when dropped. Example:
+/// [`InstrumentedPool`].
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlx")))]
 pub struct InstrumentedConnection<DB: Database> {
     inner: Instrumented<PoolConnection<DB>>,
@@ -309,7 +328,7 @@ pub struct InstrumentedConnection<DB: Database> {
 /// A transaction from [`InstrumentedPool::begin`] (or [`InstrumentedConnection::begin`]):
 /// `&mut tx` and `&mut *tx` are executors whose queries are traced like the pool's, and
 /// [`commit`](Self::commit) and [`rollback`](Self::rollback) have spans. Dropped without
-/// either, sqlx rolls it back, with no span.
+/// either, sqlx rolls it back, with no span. Example: [`InstrumentedPool`].
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlx")))]
 pub struct InstrumentedTransaction<'c, DB: Database> {
     inner: Instrumented<Transaction<'c, DB>>,
@@ -319,7 +338,7 @@ pub struct InstrumentedTransaction<'c, DB: Database> {
 /// `&mut *conn` and `&mut *tx` give, an [`Executor`] when borrowed mutably. The sqlx value
 /// inside (a [`PoolConnection`] or a [`Transaction`]) is [`inner_mut`](Self::inner_mut), for
 /// what is not a query (`ping`, `close`, a nested savepoint of your own); queries run on it
-/// directly are not traced.
+/// directly are not traced. Example of `&mut *tx` and `&mut *conn`: [`InstrumentedPool`].
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlx")))]
 pub struct Instrumented<C> {
     conn: C,
