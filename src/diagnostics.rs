@@ -213,6 +213,7 @@ pub fn dropped(signal: Signal, reason: DropReason) -> u64 {
 /// How many items of `signal` `output` dropped for `reason` since the process started: a log
 /// line the file writer could not keep up with is `dropped_at(Output::LogFile, Signal::Logs,
 /// DropReason::QueueFull)`, one the OTLP log queue refused is `dropped_at(Output::Otlp, ...)`.
+/// Example of the total: [`dropped`].
 pub fn dropped_at(output: Output, signal: Signal, reason: DropReason) -> u64 {
     slot(output, signal, reason).load(Ordering::Relaxed)
 }

@@ -205,7 +205,8 @@ impl Lost {
 }
 
 /// How shutting one signal's exporter down went wrong, when it lost nothing counted: an entry
-/// of [`Error::Shutdown`]'s `failures`.
+/// of [`Error::Shutdown`]'s `failures` (example of handling that error:
+/// [`TelemetryGuard`](crate::TelemetryGuard)).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ShutdownFailure {

@@ -101,6 +101,8 @@ impl UnifiedTelemetry {
     ///     let _span = telemetry.trace("process_order").attr("order.id", order_id);
     ///     let _validate = telemetry.trace("validate_order"); // a child of process_order
     ///     telemetry.log_info("order is valid"); // [trace:...] [span:<validate_order's id>]
+    ///     let trace_id = unitel::current_trace_id(); // Some("4bf9..."): quote it in an error
+    ///     # assert_eq!(trace_id, _span.trace_id());
     /// } // both spans end here, the child first
     ///
     /// process_order(&unitel::get_telemetry("orders"), 42);

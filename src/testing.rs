@@ -234,6 +234,7 @@ pub struct CapturedPoint {
 /// it: a counter's sum is monotonic, an up-down counter's is not. The data does not say
 /// whether the instrument was synchronous or observable (an `observable_gauge` is a
 /// [`Gauge`](Self::Gauge), an SDK observable counter a [`Counter`](Self::Counter)).
+/// Example of the captured points: [`capture`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum InstrumentKind {

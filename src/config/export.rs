@@ -52,7 +52,8 @@ pub enum Exporter {
 /// A context propagator (`OTEL_PROPAGATORS`): what crosses a process boundary with a request
 /// or a job. Both are on by default; an empty list (`none`) propagates nothing. Set with
 /// [`TelemetryConfig::with_propagators`](crate::TelemetryConfig::with_propagators):
-/// `.with_propagators(&[Propagator::TraceContext])` sends no baggage.
+/// `.with_propagators(&[Propagator::TraceContext])` sends no baggage (what the propagators
+/// carry, for example: [`extract_trace_context`](crate::extract_trace_context)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Propagator {

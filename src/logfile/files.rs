@@ -179,6 +179,7 @@ pub(crate) fn open(config: &LogFileConfig) -> Result<Arc<FileSink>, Error> {
 /// logrotate's `orders.log.1`, `orders.log-20261121`, `orders.log.2.gz`); for a directory,
 /// every file in it and in its subdirectories (hidden ones excepted), each log's files oldest
 /// first. A rotated copy (`orders.log.1`, `orders.log.2.gz`) names only itself.
+/// [`read_records`](super::read_records) reads them all (example there).
 ///
 /// # Errors
 /// When a directory cannot be listed.

@@ -23,7 +23,8 @@ const CHUNK: usize = 1 << 20;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Opens a log file for reading; a gzip-compressed file (rotated and compressed by logrotate,
-/// say) is decompressed, whatever its name.
+/// say) is decompressed, whatever its name. Hand it to [`LineScan::run`] (example:
+/// [`LineScan`]).
 ///
 /// # Errors
 /// When the file cannot be opened or read.
@@ -32,7 +33,8 @@ pub fn open_log_file(path: impl AsRef<Path>) -> std::io::Result<Box<dyn Read + S
 }
 
 /// Wraps a reader of log lines (standard input, say) so that gzip-compressed input is
-/// decompressed, told by its first two bytes.
+/// decompressed, told by its first two bytes: `LineScan::every_line().run(decompressed(stdin)?, ..)`
+/// (example: [`LineScan`]).
 ///
 /// # Errors
 /// When the first bytes cannot be read.

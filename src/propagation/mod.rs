@@ -68,7 +68,9 @@ pub fn inject_trace_context(carrier: &mut impl Carrier) {
 /// // The client puts its context in the request's headers ...
 /// let mut headers = http::HeaderMap::new();
 /// let client_span = unitel::get_telemetry("storefront").trace("reserve_items");
+/// let _tenant = unitel::set_baggage("tenant.id", "acme"); // baggage travels with the trace
 /// unitel::inject_trace_context(&mut headers);
+/// # drop(_tenant);
 /// # drop(client_span);
 ///
 /// // ... and the server, in another process, continues that trace.
@@ -79,6 +81,7 @@ pub fn inject_trace_context(carrier: &mut impl Carrier) {
 ///     .parent(&caller)
 ///     .start();
 /// assert_eq!(span.trace_id(), caller.trace_id());
+/// assert_eq!(unitel::baggage("tenant.id").as_deref(), Some("acme"));
 /// ```
 ///
 /// The server layer ([`HttpServerLayer`](crate::HttpServerLayer)) extracts by itself; this is
@@ -118,13 +121,15 @@ pub fn attach_trace_context(cx: &TraceContext) -> TraceContextGuard {
     cx.attach()
 }
 
-/// The value of the baggage entry `key` in the current context.
+/// The value of the baggage entry `key` in the current context (example:
+/// [`extract_trace_context`]).
 pub fn baggage(key: &str) -> Option<String> {
     TraceContext::current().baggage(key)
 }
 
 /// Makes the current context, plus the baggage entry `key=value`, current until the guard is
-/// dropped. See [`TraceContext::with_baggage`] for what is accepted.
+/// dropped. See [`TraceContext::with_baggage`] for what is accepted, and
+/// [`extract_trace_context`] for an example.
 pub fn set_baggage(key: &str, value: &str) -> TraceContextGuard {
     TraceContext::current().with_baggage(key, value).attach()
 }

@@ -6,12 +6,14 @@ use opentelemetry::{Context, ContextGuard};
 use std::future::Future;
 
 /// The current trace id (32 lowercase hex digits) of the active span — the facade's or a
-/// `tracing` span — or `None` outside any span.
+/// `tracing` span — or `None` outside any span: to quote in an error response or a support
+/// ticket (example: [`UnifiedTelemetry::trace`](crate::UnifiedTelemetry::trace)).
 pub fn current_trace_id() -> Option<String> {
     current_ids().map(|ids| ids.trace_id.to_string())
 }
 
-/// The current span id (16 lowercase hex digits), or `None` outside any span.
+/// The current span id (16 lowercase hex digits), or `None` outside any span (example of the
+/// trace id: [`UnifiedTelemetry::trace`](crate::UnifiedTelemetry::trace)).
 pub fn current_span_id() -> Option<String> {
     current_ids().map(|ids| ids.span_id.to_string())
 }

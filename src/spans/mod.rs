@@ -110,6 +110,7 @@ impl std::fmt::Debug for SpanRef {
 
 /// The span that is current here: inside a [`Span`], an instrumented future, an entered
 /// `tracing` span, or an attached [`TraceContext`]. Outside any span the handle is a no-op.
+/// Examples: [`SpanRef`], [`Span::instrument`].
 pub fn current_span() -> SpanRef {
     SpanRef {
         cx: Context::current(),
