@@ -7,6 +7,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod prometheus;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Output, Stdio};
@@ -531,4 +533,150 @@ pub fn collector_answering(status: u16, body: &'static [u8]) -> String {
         }
     });
     addr
+}
+
+/// A program under test running in a child process: killed and reaped when dropped, whatever
+/// the test does. Its standard output and standard error are read line by line as it writes
+/// them (standard error's lines marked `[stderr] `): in order on a channel for
+/// [`wait_for`](Self::wait_for), and all of them kept for failure messages
+/// ([`output`](Self::output)).
+pub struct Running {
+    what: String,
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How long [`Running`] waits for a line or an exit before it fails the test.
+const RUNNING_DEADLINE: Duration = Duration::from_secs(30);
+
+impl Running {
+    /// Starts `command` (named `what` in failures) with standard input closed and both output
+    /// streams read.
+    pub fn spawn(what: &str, command: &mut Command) -> Running {
+        use std::io::BufRead as _;
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, lines) = std::sync::mpsc::channel();
+        let streams: [(Box<dyn Read + Send>, &str); 2] = [
+            (Box::new(child.stdout.take().expect("stdout")), ""),
+            (Box::new(child.stderr.take().expect("stderr")), "[stderr] "),
+        ];
+        for (stream, mark) in streams {
+            let (tx, output) = (tx.clone(), output.clone());
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stream)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    let line = format!("{mark}{line}");
+                    if let Ok(mut output) = output.lock() {
+                        output.push(line.clone());
+                    }
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        Running {
+            what: what.to_owned(),
+            child,
+            lines,
+            output,
+        }
+    }
+
+    /// The process id, to signal it.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything it has written so far, one line per line.
+    pub fn output(&self) -> String {
+        self.output.lock().map(|o| o.join("\n")).unwrap_or_default()
+    }
+
+    /// The first line not read yet that `found` accepts, waiting up to 30 s; fails the test
+    /// with all the output when none comes or the process ends first.
+    pub fn wait_for<T>(&mut self, mut found: impl FnMut(&str) -> Option<T>) -> T {
+        let deadline = Instant::now() + RUNNING_DEADLINE;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(t) = found(&line) {
+                        return t;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        let status = self.child.try_wait();
+        panic!(
+            "{} never wrote the line waited for (exit status: {status:?}); it wrote:\n{}",
+            self.what,
+            self.output()
+        );
+    }
+
+    /// [`wait_for`](Self::wait_for) a line starting with `prefix`; the rest of that line.
+    pub fn wait_for_prefix(&mut self, prefix: &str) -> String {
+        self.wait_for(|line| line.strip_prefix(prefix).map(str::to_owned))
+    }
+
+    /// Fails the test if the process has exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!(
+                "{} exited early with {status}:\n{}",
+                self.what,
+                self.output()
+            );
+        }
+    }
+
+    /// Sends `signal` (`TERM`, `INT`, ...) with `kill`.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -{signal} {pid}");
+    }
+
+    /// Waits up to 30 s for the process to exit; its status and everything it wrote, the last
+    /// lines included (read until its output closes, which a grandchild holding it may delay).
+    pub fn finish(mut self) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + RUNNING_DEADLINE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the child") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {RUNNING_DEADLINE:?}:\n{}",
+                self.what,
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        while self.lines.recv_timeout(Duration::from_secs(10)).is_ok() {}
+        (status, self.output())
+    }
+
+    /// SIGTERM, as `docker stop` and Kubernetes send it, then [`finish`](Self::finish).
+    pub fn terminate(self) -> (std::process::ExitStatus, String) {
+        self.signal("TERM");
+        self.finish()
+    }
 }
