@@ -61,99 +61,78 @@ fn listen(tx: watch::Sender<Received>, ready: std::sync::mpsc::Sender<Result<(),
         }
     };
     runtime.block_on(async move {
-        let mut signals = match Signals::install() {
-            Ok(signals) => signals,
-            Err(err) => {
-                let _ = ready.send(Err(err.to_string()));
-                return;
-            }
-        };
+        let (got, mut received) = tokio::sync::mpsc::unbounded_channel();
+        if let Err(err) = install(&got) {
+            let _ = ready.send(Err(err.to_string()));
+            return;
+        }
         let _ = ready.send(Ok(()));
-        let first = signals.next().await;
-        tx.send_replace(Some(first));
-        let second = signals.next().await;
-        eprintln!("unitel: second {second}: exiting without waiting for the shutdown");
-        std::process::exit(exit_code(second));
+        let Some(first) = received.recv().await else {
+            return;
+        };
+        tx.send_replace(Some(first.name));
+        if let Some(second) = received.recv().await {
+            eprintln!(
+                "unitel: second {}: exiting without waiting for the shutdown",
+                second.name
+            );
+            std::process::exit(second.exit_code);
+        }
     });
 }
 
-/// The conventional exit status of a process ended by `signal`: 128 + its number.
-fn exit_code(signal: &str) -> i32 {
-    if signal == "SIGTERM" {
-        128 + 15
-    } else {
-        128 + 2
-    }
+/// A signal unitel handles: its name, and the conventional exit status of a process it ends
+/// (128 + its number).
+#[derive(Debug, Clone, Copy)]
+struct Handled {
+    name: &'static str,
+    exit_code: i32,
 }
 
-/// Ctrl-C, and SIGTERM on Unix.
-struct Signals {
+/// Installs the handlers (Ctrl-C, and SIGTERM on Unix); each forwards what it receives to
+/// `got`, from a task on the listener's runtime.
+fn install(got: &tokio::sync::mpsc::UnboundedSender<Handled>) -> std::io::Result<()> {
     #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-    #[cfg(windows)]
-    ctrl_c: tokio::signal::windows::CtrlC,
-}
-
-impl Signals {
-    #[cfg(unix)]
-    fn install() -> std::io::Result<Self> {
+    let streams = {
         use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-        })
-    }
-
+        let (interrupt, terminate) = (
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        );
+        [
+            (
+                interrupt,
+                Handled {
+                    name: "SIGINT",
+                    exit_code: 128 + 2,
+                },
+            ),
+            (
+                terminate,
+                Handled {
+                    name: "SIGTERM",
+                    exit_code: 128 + 15,
+                },
+            ),
+        ]
+    };
     #[cfg(windows)]
-    fn install() -> std::io::Result<Self> {
-        Ok(Signals {
-            ctrl_c: tokio::signal::windows::ctrl_c()?,
-        })
+    let streams = [(
+        tokio::signal::windows::ctrl_c()?,
+        Handled {
+            name: "Ctrl-C",
+            exit_code: 128 + 2,
+        },
+    )];
+    for (mut stream, handled) in streams {
+        let got = got.clone();
+        tokio::spawn(async move {
+            while stream.recv().await.is_some() {
+                let _ = got.send(handled);
+            }
+        });
     }
-
-    /// The name of the next signal received.
-    #[cfg(unix)]
-    async fn next(&mut self) -> &'static str {
-        let interrupt = std::pin::pin!(self.interrupt.recv());
-        let terminate = std::pin::pin!(self.terminate.recv());
-        match first_of(interrupt, terminate).await {
-            Either::Left(_) => "SIGINT",
-            Either::Right(_) => "SIGTERM",
-        }
-    }
-
-    #[cfg(windows)]
-    async fn next(&mut self) -> &'static str {
-        self.ctrl_c.recv().await;
-        "Ctrl-C"
-    }
-}
-
-#[cfg(unix)]
-enum Either<A, B> {
-    Left(A),
-    Right(B),
-}
-
-/// Whichever of two futures finishes first (tokio's `select!` without its macros feature).
-#[cfg(unix)]
-async fn first_of<A: std::future::Future + Unpin, B: std::future::Future + Unpin>(
-    mut a: A,
-    mut b: B,
-) -> Either<A::Output, B::Output> {
-    use std::task::Poll;
-    std::future::poll_fn(move |cx| {
-        if let Poll::Ready(out) = std::pin::Pin::new(&mut a).poll(cx) {
-            return Poll::Ready(Either::Left(out));
-        }
-        if let Poll::Ready(out) = std::pin::Pin::new(&mut b).poll(cx) {
-            return Poll::Ready(Either::Right(out));
-        }
-        Poll::Pending
-    })
-    .await
+    Ok(())
 }
 
 /// Resolves when the process is asked to stop: Ctrl-C (SIGINT), or SIGTERM on Unix, which is
