@@ -641,85 +641,22 @@ fn a_part_that_panics_at_shutdown_is_reported_failed_not_still_flushing() {
 
 // ----- stopping on Ctrl-C / SIGTERM -----
 
-/// A child test process that says `signal-test: ready` on stdout once it waits for a signal; the parent
-/// signals it and reads how it ended.
-struct Signalled {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
+/// Runs `test` in a child process of its own, with `dir` for its log file, and waits until it
+/// says `signal-test: ready` (its handlers are installed). libtest's own `test … ` may come
+/// first on the line, hence `ends_with`.
+fn start_signalled(test: &str, dir: &Path) -> support::Running {
+    let mut command = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    command
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env("UNITEL_CHILD", test)
+        .env("UNITEL_SIGNAL_DIR", dir);
+    let mut child = support::Running::spawn(test, &mut command);
+    wait_said(&mut child, "signal-test: ready");
+    child
 }
 
-impl Signalled {
-    fn start(test: &str, dir: &Path) -> Signalled {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
-            .args([test, "--exact", "--nocapture", "--test-threads=1"])
-            .env("UNITEL_CHILD", test)
-            .env("UNITEL_SIGNAL_DIR", dir)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn child test process");
-        let (tx, lines) = std::sync::mpsc::channel();
-        for pipe in [
-            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().expect("stderr")),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        let mut signalled = Signalled { child, lines };
-        signalled.expect_line("signal-test: ready");
-        signalled
-    }
-
-    /// Waits (up to 30 s) for a line ending in `want` (libtest's own "test … " may come first on
-    /// the line), failing with everything said before.
-    fn expect_line(&mut self, want: &str) {
-        let mut seen = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.ends_with(want) => return,
-                Ok(line) => seen.push(line),
-                Err(_) => break,
-            }
-        }
-        let _ = self.child.kill();
-        panic!(
-            "the child never said {want:?}; it said:\n{}",
-            seen.join("\n")
-        );
-    }
-
-    fn send(&self, signal: &str) {
-        let status = std::process::Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal} failed");
-    }
-
-    /// The exit status, within 30 s, and the rest of what the child said.
-    fn finish(mut self) -> (std::process::ExitStatus, String) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("the child did not exit within 30 s of the signal");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let rest: Vec<String> = self.lines.try_iter().collect();
-        (status, rest.join("\n"))
-    }
+fn wait_said(child: &mut support::Running, what: &str) {
+    child.wait_for(|line| line.ends_with(what).then_some(()));
 }
 
 /// Child side: the directory the parent gave, or `None` in the parent.
@@ -757,9 +694,9 @@ fn sigterm_resolves_shutdown_signal_and_the_guard_flushes_everything() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let child = Signalled::start(test, dir.path());
+    let child = start_signalled(test, dir.path());
     // Nothing has flushed the batch yet: the spans are still in the process.
-    child.send("TERM");
+    child.signal("TERM");
     let (status, said) = child.finish();
     assert!(status.success(), "{status:?}\n{said}");
     assert_everything_flushed(dir.path());
@@ -780,19 +717,21 @@ fn sigint_ends_a_plain_loop_that_polls_shutdown_requested() {
             if i < N {
                 emit_sync(i);
                 i += 1;
+                if i == N {
+                    println!("signal-test: emitted");
+                }
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        // The loop ran until the signal: the parent waited for all N before sending it.
+        // The loop ran until the signal, which the parent sent after all N.
         assert_eq!(i, N);
         drop(guard);
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let child = Signalled::start(test, dir.path());
-    // Let the loop emit all N spans (about N ms) before the signal.
-    std::thread::sleep(Duration::from_millis(2000));
-    child.send("INT");
+    let mut child = start_signalled(test, dir.path());
+    wait_said(&mut child, "signal-test: emitted");
+    child.signal("INT");
     let (status, said) = child.finish();
     assert!(status.success(), "{status:?}\n{said}");
     assert_everything_flushed(dir.path());
@@ -822,10 +761,10 @@ fn a_second_sigterm_ends_a_stuck_shutdown_with_status_143() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Signalled::start(test, dir.path());
-    child.send("TERM");
-    child.expect_line("signal-test: stuck");
-    child.send("TERM");
+    let mut child = start_signalled(test, dir.path());
+    child.signal("TERM");
+    wait_said(&mut child, "signal-test: stuck");
+    child.signal("TERM");
     let (status, said) = child.finish();
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(
