@@ -227,9 +227,7 @@ fn serve_mode_serves_metrics_until_ctrl_c() {
 /// request's span, in the same trace, with the real server's address and no value.
 #[test]
 fn quickstart_uses_redis_when_redis_url_is_set() {
-    let url = std::env::var("UNITEL_TEST_REDIS_URL").unwrap_or_else(|_| {
-        panic!("UNITEL_TEST_REDIS_URL is not set: this test needs a running Redis (scripts/test.sh starts one)")
-    });
+    let url = support::redis_url();
     let dir = tempfile::tempdir().expect("tempdir");
     let out = Command::new(example_binary())
         .current_dir(dir.path())

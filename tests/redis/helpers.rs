@@ -25,14 +25,7 @@ pub(crate) const ALLOWED: [&str; 9] = [
     "server.port",
 ];
 
-pub(crate) fn redis_url() -> String {
-    std::env::var("UNITEL_TEST_REDIS_URL").unwrap_or_else(|_| {
-        panic!(
-            "UNITEL_TEST_REDIS_URL is not set: these tests need a running Redis \
-             (scripts/test.sh starts one and sets it, e.g. redis://127.0.0.1:56379/)"
-        )
-    })
-}
+pub(crate) use crate::support::redis_url;
 
 pub(crate) fn client() -> redis::Client {
     redis::Client::open(redis_url()).expect("UNITEL_TEST_REDIS_URL is a redis URL")

@@ -51,36 +51,8 @@ const ALLOWED: [&str; 10] = [
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-fn pg_url() -> String {
-    std::env::var("UNITEL_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!(
-            "UNITEL_TEST_POSTGRES_URL is not set: these tests need a running PostgreSQL \
-             (scripts/test.sh starts one and sets it, e.g. \
-             postgres://user:password@127.0.0.1:55432/unitel_test)"
-        )
-    })
-}
-
-/// The password of the test server's URL: it must never be seen again.
-fn pg_password() -> String {
-    let url = pg_url();
-    let userinfo = url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split_once('@'))
-        .map(|(userinfo, _)| userinfo.to_owned())
-        .expect("UNITEL_TEST_POSTGRES_URL has user:password@");
-    let (_, password) = userinfo
-        .split_once(':')
-        .expect("UNITEL_TEST_POSTGRES_URL has a password");
-    assert!(
-        password.len() >= 4,
-        "the test password is too short to look for"
-    );
-    password.to_owned()
-}
-
 fn pg_options() -> PgConnectOptions {
-    PgConnectOptions::from_str(&pg_url())
+    PgConnectOptions::from_str(&support::postgres_url())
         .expect("UNITEL_TEST_POSTGRES_URL is a postgres URL")
         .disable_statement_logging()
 }
@@ -757,7 +729,7 @@ async fn postgres_pool_connection_and_transaction_paths_under_a_held_span() {
     ];
     assert_eq!(duration_count(&cap, component, &commit_point), 2);
     assert_metric_has_no_text(&cap, component);
-    support::assert_no_secret(&cap, &[&pg_password(), "apple", "kiwi"]);
+    support::assert_no_secret(&cap, &[&support::postgres_password(), "apple", "kiwi"]);
 
     sqlx::query(sql(format!("DROP TABLE {table}")))
         .execute(pool.inner())
@@ -913,7 +885,10 @@ async fn postgres_errors_carry_the_sqlstate_and_no_value_from_the_database() {
         ("error.type", "23505"),
     ];
     assert_eq!(duration_count(&cap, component, &point), 1);
-    support::assert_no_secret(&cap, &["dup-s3cret", "not-a-number", &pg_password()]);
+    support::assert_no_secret(
+        &cap,
+        &["dup-s3cret", "not-a-number", &support::postgres_password()],
+    );
 
     sqlx::query(sql(format!("DROP TABLE {table}")))
         .execute(&pool)
@@ -1034,7 +1009,7 @@ async fn literals_and_the_password_never_leave_the_process() {
             "SELECT id FROM {table} WHERE email = ? AND pin = ?  "
         ))
     );
-    let password = pg_password();
+    let password = support::postgres_password();
     support::assert_no_secret(
         &cap,
         &[
@@ -1067,7 +1042,7 @@ async fn sqlx_query_log_lines_of_a_query_belong_to_its_span() {
     let cap = capture();
     let component = "sqlx-pg-logs";
     // sqlx's own statement log on (a parameterised query: no literal in it).
-    let options = PgConnectOptions::from_str(&pg_url()).expect("URL");
+    let options = PgConnectOptions::from_str(&support::postgres_url()).expect("URL");
     let pool = instrument_sqlx(
         PgPoolOptions::new()
             .max_connections(1)

@@ -535,6 +535,44 @@ pub fn collector_answering(status: u16, body: &'static [u8]) -> String {
     addr
 }
 
+/// The real PostgreSQL's URL, as scripts/test.sh exports it; fails the test when it is not set
+/// (the test needs the server, it does not skip).
+pub fn postgres_url() -> String {
+    std::env::var("UNITEL_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "UNITEL_TEST_POSTGRES_URL is not set: this test needs a running PostgreSQL \
+             (scripts/test.sh starts one and sets it, e.g. \
+             postgres://user:password@127.0.0.1:55432/unitel_test)"
+        )
+    })
+}
+
+/// The password in [`postgres_url`]: what must never be seen in telemetry or output.
+pub fn postgres_password() -> String {
+    let url = postgres_url();
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, password)| password.to_owned())
+        .expect("UNITEL_TEST_POSTGRES_URL has user:password@");
+    assert!(
+        password.len() >= 4,
+        "the test password is too short to look for"
+    );
+    password
+}
+
+/// The real Redis's URL, as scripts/test.sh exports it; fails the test when it is not set.
+pub fn redis_url() -> String {
+    std::env::var("UNITEL_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!(
+            "UNITEL_TEST_REDIS_URL is not set: this test needs a running Redis \
+             (scripts/test.sh starts one and sets it, e.g. redis://127.0.0.1:56379/)"
+        )
+    })
+}
+
 /// A program under test running in a child process: killed and reaped when dropped, whatever
 /// the test does. Its standard output and standard error are read line by line as it writes
 /// them (standard error's lines marked `[stderr] `): in order on a channel for
