@@ -16,11 +16,9 @@ mod support;
 
 use rotel::{attr, Received, Rotel, SpanRec};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// The example's demo run, in the order it enqueues: (task, queue, its own span, fails).
 const DEMO: [(&str, &str, &str, bool); 6] = [
@@ -102,98 +100,22 @@ fn queued_tasks(lines: &[String]) -> Vec<Queued> {
         .collect()
 }
 
-/// The running example; killed on drop if the test fails before it stops it.
-struct Worker {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Starts the example serving in `dir`, with the variables it reads removed first and `env`
+/// set; killed on drop if the test fails before it stops it.
+fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> support::Running {
+    let mut command = Command::new(support::example_binary_named("celery_worker"));
+    command
+        .arg("--serve")
+        .current_dir(dir)
+        .env_remove("OTEL_SDK_DISABLED")
+        .env_remove("OTEL_TRACES_SAMPLER")
+        .env_remove("OTEL_EXPORTER_PROMETHEUS_HOST")
+        .env_remove("OTEL_METRICS_EXPORTER")
+        .env_remove("RUST_LOG");
+    for (k, v) in env {
+        command.env(k, v);
     }
-}
-
-impl Worker {
-    fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Worker {
-        let mut command = Command::new(support::example_binary_named("celery_worker"));
-        command
-            .arg("--serve")
-            .current_dir(dir)
-            .env_remove("OTEL_SDK_DISABLED")
-            .env_remove("OTEL_TRACES_SAMPLER")
-            .env_remove("OTEL_EXPORTER_PROMETHEUS_HOST")
-            .env_remove("OTEL_METRICS_EXPORTER")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().expect("start examples/celery_worker.rs");
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        let tx2 = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx2.send(format!("[stderr] {line}"));
-            }
-        });
-        Worker { child, lines }
-    }
-
-    /// Lines until one starts with `prefix` (included), within 30 s.
-    fn lines_until(&self, prefix: &str) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut seen = Vec::new();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let done = line.starts_with(prefix);
-                    seen.push(line);
-                    if done {
-                        return seen;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!("no line {prefix:?} from the example:\n{}", seen.join("\n"));
-    }
-
-    /// SIGTERM, then its remaining output; asserts it exits successfully.
-    fn terminate(mut self) -> Vec<String> {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(sent.map(|s| s.success()).unwrap_or(false), "kill -TERM");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the example") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the example did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        // The reader threads end at EOF.
-        let rest: Vec<String> = self.lines.iter().collect();
-        assert!(
-            status.success(),
-            "the example failed: {status}\n{}",
-            rest.join("\n")
-        );
-        rest
-    }
+    support::Running::spawn("examples/celery_worker.rs", &mut command)
 }
 
 /// The samples of `metric` in the classic exposition: their labels and value.
@@ -242,7 +164,7 @@ fn tasks_cross_redis_in_the_request_trace_and_are_counted_under_the_seed_names()
     let service = support::unique("celery-worker");
     let prefix = format!("{service}:");
     let dir = tempfile::tempdir().expect("tempdir");
-    let worker = Worker::start(
+    let mut worker = start(
         dir.path(),
         &[
             ("REDIS_URL", &redis_url),
@@ -260,7 +182,12 @@ fn tasks_cross_redis_in_the_request_trace_and_are_counted_under_the_seed_names()
     );
 
     // The demo tasks are queued and run before it says it serves.
-    let lines = worker.lines_until("serving Prometheus metrics on http://");
+    let mut lines = Vec::new();
+    let metrics_addr = worker.wait_for(|line| {
+        lines.push(line.to_owned());
+        line.strip_prefix("serving Prometheus metrics on http://")
+            .map(str::to_owned)
+    });
     let output = lines.join("\n");
     assert!(
         lines.iter().any(|l| l.starts_with("queue: Redis at ")
@@ -282,10 +209,8 @@ fn tasks_cross_redis_in_the_request_trace_and_are_counted_under_the_seed_names()
         );
         assert_eq!(q.trace.len(), 32, "{output}");
     }
-    let metrics_addr: SocketAddr = lines
-        .last()
-        .and_then(|l| l.strip_prefix("serving Prometheus metrics on http://"))
-        .and_then(|l| l.split_once("/metrics"))
+    let metrics_addr: SocketAddr = metrics_addr
+        .split_once("/metrics")
         .and_then(|(addr, _)| addr.parse().ok())
         .unwrap_or_else(|| panic!("no metrics address in {output}"));
 
@@ -360,8 +285,12 @@ fn tasks_cross_redis_in_the_request_trace_and_are_counted_under_the_seed_names()
         .sum();
     assert_eq!(failed_emails, 1.0, "{text}");
 
-    let rest = worker.terminate();
-    assert!(rest.iter().any(|l| l.starts_with("stopping:")), "{rest:#?}");
+    let (status, output) = worker.terminate();
+    assert!(status.success(), "the example failed: {status}\n{output}");
+    assert!(
+        output.lines().any(|l| l.starts_with("stopping:")),
+        "{output}"
+    );
 
     // The collector: every task's chain of spans, in its request's trace.
     // (The example flushes everything before it exits: once its runs are in, all is.)

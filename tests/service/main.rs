@@ -9,10 +9,8 @@ mod rotel;
 mod support;
 
 use rotel::{attr, Received, Rotel, SpanRec};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 use support::Response;
 use unitel::logfile::Record;
@@ -21,22 +19,12 @@ const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT: &str = "00f067aa0ba902b7";
 const TRACESTATE: &str = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
 
-struct Service {
-    child: Child,
-    addr: SocketAddr,
-    output: mpsc::Receiver<String>,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &std::path::Path, service: &str) -> Service {
+/// Starts the example in `dir` under `service`'s name, pushing to rotel; killed on drop. The
+/// address it listens on, from the line saying so.
+fn start(dir: &std::path::Path, service: &str) -> (support::Running, SocketAddr) {
     let rotel = Rotel::get();
-    let mut child = Command::new(support::example_binary_named("service"))
+    let mut command = Command::new(support::example_binary_named("service"));
+    command
         .current_dir(dir)
         .env("UNITEL_SERVICE_ADDR", "127.0.0.1:0")
         .env("OTEL_SERVICE_NAME", service)
@@ -48,44 +36,14 @@ fn start(dir: &std::path::Path, service: &str) -> Service {
         .env("OTEL_METRIC_EXPORT_INTERVAL", "500")
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
         .env_remove("OTEL_PROPAGATORS")
-        .env_remove("OTEL_SDK_DISABLED")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start examples/service.rs");
-    let (tx, output) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    // Killed and reaped on drop, whatever happens below.
-    let mut service = Service {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        output,
-    };
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx2.send(format!("[stderr] {line}"));
-        }
-    });
-    let mut seen = Vec::new();
-    loop {
-        match service.output.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) => {
-                if let Some(addr) = line.strip_prefix("listening on http://") {
-                    service.addr = addr.trim().parse().expect("an address");
-                    return service;
-                }
-                seen.push(line);
-            }
-            Err(_) => panic!("the service did not start:\n{}", seen.join("\n")),
-        }
-    }
+        .env_remove("OTEL_SDK_DISABLED");
+    let mut running = support::Running::spawn("examples/service.rs", &mut command);
+    let addr = running.wait_for_prefix("listening on http://");
+    let addr = addr
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("not an address: {addr:?}: {e}"));
+    (running, addr)
 }
 
 /// GET `path` with extra header lines (raw, so malformed values go out as is).
@@ -104,32 +62,6 @@ fn trace_of(response: &Response) -> String {
         .to_owned()
 }
 
-fn stop(mut service: Service) -> String {
-    let pid = service.child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status();
-    assert!(killed.map(|s| s.success()).unwrap_or(false), "kill -TERM");
-    let mut lines = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::time::Instant::now() < deadline {
-        match service.output.recv_timeout(Duration::from_millis(200)) {
-            Ok(line) => lines.push(line),
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if let Ok(Some(_)) = service.child.try_wait() {
-                    while let Ok(line) = service.output.try_recv() {
-                        lines.push(line);
-                    }
-                    break;
-                }
-            }
-        }
-    }
-    let status = service.child.wait().expect("the service exits");
-    let output = lines.join("\n");
-    assert!(status.success(), "the service failed: {status}\n{output}");
-    output
-}
-
 fn span<'a>(spans: &'a [&'a SpanRec], name: &str) -> &'a SpanRec {
     spans.iter().find(|s| s.name == name).unwrap_or_else(|| {
         panic!(
@@ -143,8 +75,7 @@ fn span<'a>(spans: &'a [&'a SpanRec], name: &str) -> &'a SpanRec {
 fn one_trace_across_server_call_and_worker_at_the_collector_and_in_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let service_name = format!("service-e2e-{}", std::process::id());
-    let service = start(dir.path(), &service_name);
-    let addr = service.addr;
+    let (service, addr) = start(dir.path(), &service_name);
 
     let traced = get(
         addr,
@@ -185,7 +116,8 @@ fn one_trace_across_server_call_and_worker_at_the_collector_and_in_the_file() {
         assert!(!fresh.contains(&trace), "{value}: a trace id was reused");
         fresh.push(trace);
     }
-    let output = stop(service);
+    let (status, output) = service.terminate();
+    assert!(status.success(), "the service failed: {status}\n{output}");
     assert!(output.contains("stopped"), "{output}");
 
     // The log file alone rebuilds the trace.

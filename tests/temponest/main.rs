@@ -20,10 +20,8 @@ mod support;
 use rotel::{attr, Received, Rotel, SpanRec};
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher as _;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 use unitel::logfile::{Record, SpanRecord};
 use unitel::SpanKind;
@@ -80,121 +78,29 @@ fn random_hex(bytes: usize) -> String {
     out
 }
 
-/// The example, running; killed on drop whatever happens (its auth child then sees its stdin
-/// close and stops too).
-struct Example {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Drop for Example {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Starts the example binary with `args` and `env`, with every variable it reads removed
+/// first. Killed on drop whatever happens (its auth child then sees its stdin close and stops
+/// too).
+fn start(args: &[&str], env: &[(&str, String)]) -> support::Running {
+    let mut command = Command::new(support::example_binary_named("temponest"));
+    command.args(args);
+    for var in [
+        "DATABASE_URL",
+        "REDIS_URL",
+        "AUTH_SERVICE_URL",
+        "ENVIRONMENT",
+        "TELEMETRY_ENABLED",
+        "RUST_LOG",
+    ] {
+        command.env_remove(var);
     }
-}
-
-impl Example {
-    /// Starts the example binary with `args` and `env`, its output read line by line (stderr
-    /// marked), with every variable it reads removed first.
-    fn start(args: &[&str], env: &[(&str, String)]) -> Example {
-        let mut command = Command::new(support::example_binary_named("temponest"));
-        command
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for var in [
-            "DATABASE_URL",
-            "REDIS_URL",
-            "AUTH_SERVICE_URL",
-            "ENVIRONMENT",
-            "TELEMETRY_ENABLED",
-            "RUST_LOG",
-        ] {
-            command.env_remove(var);
-        }
-        for (var, _) in std::env::vars().filter(|(k, _)| k.starts_with("OTEL_")) {
-            command.env_remove(var);
-        }
-        for (var, value) in env {
-            command.env(var, value);
-        }
-        let mut child = command.spawn().expect("start examples/temponest.rs");
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        let tx2 = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx2.send(format!("[stderr] {line}"));
-            }
-        });
-        Example {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
+    for (var, _) in std::env::vars().filter(|(k, _)| k.starts_with("OTEL_")) {
+        command.env_remove(var);
     }
-
-    /// Reads output until a line starts with `prefix`; returns the rest of that line.
-    fn wait_for_line(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            match self.lines.recv_timeout(Duration::from_millis(200)) {
-                Ok(line) => {
-                    let rest = line.strip_prefix(prefix).map(str::to_owned);
-                    self.seen.push(line);
-                    if let Some(rest) = rest {
-                        return rest;
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        panic!(
-            "no line starting {prefix:?} from the example:\n{}",
-            self.seen.join("\n")
-        );
+    for (var, value) in env {
+        command.env(var, value);
     }
-
-    /// Waits (at most 30 s) for the example to exit; returns its status and all its output.
-    fn finish(mut self) -> (ExitStatus, String) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the example") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the example did not exit within 30 s:\n{}",
-                self.seen.join("\n")
-            );
-            while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(50)) {
-                self.seen.push(line);
-            }
-        };
-        // The readers end when every writer (the auth child's too) has closed the pipes.
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
-            self.seen.push(line);
-        }
-        (status, self.seen.join("\n"))
-    }
-
-    /// SIGTERM, as `docker stop` sends it, then [`finish`](Self::finish).
-    fn terminate(self) -> (ExitStatus, String) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
-        self.finish()
-    }
+    support::Running::spawn("examples/temponest.rs", &mut command)
 }
 
 /// What rotel printed after `from` (bytes of its output before this test's example started):
@@ -266,7 +172,7 @@ fn one_trace_across_agents_postgres_redis_and_auth_flushed_on_sigterm() {
     let rotel = Rotel::get();
     let from = rotel.output().len();
 
-    let mut example = Example::start(
+    let mut example = start(
         &["--serve", "--listen", "127.0.0.1:0"],
         &[
             ("DATABASE_URL", pg),
@@ -284,7 +190,7 @@ fn one_trace_across_agents_postgres_redis_and_auth_flushed_on_sigterm() {
         ],
     );
     let addr: SocketAddr = example
-        .wait_for_line("temponest-agents listening on http://")
+        .wait_for_prefix("temponest-agents listening on http://")
         .trim()
         .parse()
         .expect("the agents service's address");
@@ -529,7 +435,7 @@ fn one_trace_across_agents_postgres_redis_and_auth_flushed_on_sigterm() {
 
 #[test]
 fn demo_without_servers_shows_one_trace_across_both_services() {
-    let example = Example::start(&[], &[]);
+    let example = start(&[], &[]);
     let (status, output) = example.finish();
     assert!(status.success(), "the demo failed: {status}\n{output}");
     assert!(
