@@ -157,9 +157,7 @@ fn str_attr<'a>(span: &'a SpanRec, key: &str) -> Option<&'a str> {
 
 #[test]
 fn tasks_cross_redis_in_the_request_trace_and_are_counted_under_the_seed_names() {
-    let redis_url = std::env::var("UNITEL_TEST_REDIS_URL").unwrap_or_else(|_| {
-        panic!("UNITEL_TEST_REDIS_URL is not set: this test needs a running Redis (scripts/test.sh starts one)")
-    });
+    let redis_url = support::redis_url();
     let rotel = Rotel::get();
     let service = support::unique("celery-worker");
     let prefix = format!("{service}:");

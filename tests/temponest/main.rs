@@ -31,41 +31,6 @@ const AUTH: &str = "temponest-auth";
 /// What the example caches in Redis: it must never be recorded.
 const CACHED_VALUE: &str = "planner,coder,reviewer";
 
-fn pg_url() -> String {
-    std::env::var("UNITEL_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!(
-            "UNITEL_TEST_POSTGRES_URL is not set: this test needs a running PostgreSQL \
-             (scripts/test.sh starts one and sets it, e.g. \
-             postgres://user:password@127.0.0.1:55432/unitel_test)"
-        )
-    })
-}
-
-fn redis_url() -> String {
-    std::env::var("UNITEL_TEST_REDIS_URL").unwrap_or_else(|_| {
-        panic!(
-            "UNITEL_TEST_REDIS_URL is not set: this test needs a running Redis \
-             (scripts/test.sh starts one and sets it, e.g. redis://127.0.0.1:56379/)"
-        )
-    })
-}
-
-/// The password in the PostgreSQL URL: it must never be seen again.
-fn pg_password() -> String {
-    let url = pg_url();
-    let password = url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split_once('@'))
-        .and_then(|(userinfo, _)| userinfo.split_once(':'))
-        .map(|(_, password)| password.to_owned())
-        .expect("UNITEL_TEST_POSTGRES_URL has user:password@");
-    assert!(
-        password.len() >= 4,
-        "the test password is too short to look for"
-    );
-    password
-}
-
 /// `n` random bytes as lowercase hex (a fresh trace or span id per run: the collector's output
 /// is shared with every other test and run).
 fn random_hex(bytes: usize) -> String {
@@ -168,7 +133,11 @@ fn last_point<'a>(
 
 #[test]
 fn one_trace_across_agents_postgres_redis_and_auth_flushed_on_sigterm() {
-    let (pg, redis, password) = (pg_url(), redis_url(), pg_password());
+    let (pg, redis, password) = (
+        support::postgres_url(),
+        support::redis_url(),
+        support::postgres_password(),
+    );
     let rotel = Rotel::get();
     let from = rotel.output().len();
 
