@@ -19,127 +19,30 @@ mod support;
 
 use rotel::{attr, Received, Rotel, SpanRec};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
+use support::prometheus::PrometheusServer;
+use support::Running;
 
 // ----- the example -----
 
-/// The example running in a child process; killed (and reaped) when dropped.
-struct Example {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    /// Everything it printed so far (standard error's lines marked `[stderr]`).
-    output: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Example {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Example {
-    /// Runs the example in `dir` with `args` and the environment `env`, the OTEL_* and
-    /// FASTWORKER_* variables of this process left out.
-    fn start(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Example {
-        let mut command = Command::new(support::example_binary_named("fastworker"));
-        command.current_dir(dir).args(args);
-        for (var, _) in std::env::vars_os() {
-            let name = var.to_string_lossy();
-            if name.starts_with("OTEL_") || name.starts_with("FASTWORKER_") || name == "RUST_LOG" {
-                command.env_remove(&var);
-            }
-        }
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start examples/fastworker.rs");
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        let out = Arc::clone(&output);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                out.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        let out = Arc::clone(&output);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                out.lock().unwrap().push(format!("[stderr] {line}"));
-            }
-        });
-        Example {
-            child,
-            lines,
-            output,
+/// Starts the example in `dir` with `args` and the environment `env`, the OTEL_* and
+/// FASTWORKER_* variables of this process (and RUST_LOG) left out.
+fn start_example(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Running {
+    let mut command = Command::new(support::example_binary_named("fastworker"));
+    command.current_dir(dir).args(args);
+    for (var, _) in std::env::vars_os() {
+        let name = var.to_string_lossy();
+        if name.starts_with("OTEL_") || name.starts_with("FASTWORKER_") || name == "RUST_LOG" {
+            command.env_remove(&var);
         }
     }
-
-    fn output(&self) -> String {
-        self.output.lock().unwrap().join("\n")
+    for (k, v) in env {
+        command.env(k, v);
     }
-
-    /// The first line of standard output that `found` accepts (30 s at most).
-    fn wait_line<T>(&mut self, what: &str, found: impl Fn(&str) -> Option<T>) -> T {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            match self.lines.recv_timeout(Duration::from_millis(200)) {
-                Ok(line) => {
-                    if let Some(t) = found(&line) {
-                        return t;
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        let status = self.child.try_wait();
-        panic!(
-            "the example printed no {what} (status {status:?}):\n{}",
-            self.output()
-        );
-    }
-
-    /// Fails the test if the example has exited.
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("the example exited early with {status}:\n{}", self.output());
-        }
-    }
-
-    /// Waits (30 s at most) for the example to exit; returns whether it succeeded.
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                // Let the readers take the last lines.
-                let drained = Instant::now();
-                while self.lines.recv_timeout(Duration::from_millis(100)).is_ok()
-                    && drained.elapsed() < Duration::from_secs(5)
-                {}
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the example did not exit within 30 s:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+    Running::spawn("examples/fastworker.rs", &mut command)
 }
 
 /// The trace id on the example's `trace <32 hex> (<task id> ...)` line, and the task's id.
@@ -167,197 +70,75 @@ fn final_counts(output: &str) -> [u64; 3] {
 
 // ----- a real Prometheus server -----
 
-/// The path of a tool from `var`, else from `PATH`; fails when neither has it.
-fn tool(var: &str, name: &str) -> PathBuf {
-    if let Some(path) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-        let path = PathBuf::from(path);
+/// `promql`'s instant vector as (labels, value) samples.
+fn query(
+    prometheus: &PrometheusServer,
+    promql: &str,
+) -> Result<Vec<(serde_json::Value, f64)>, String> {
+    let json = prometheus.query(promql)?;
+    if json["data"]["resultType"] != "vector" {
+        return Err(format!("{promql}: not a vector: {json}"));
+    }
+    Ok(json["data"]["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let value = r["value"][1]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::NAN);
+            (r["metric"].clone(), value)
+        })
+        .collect())
+}
+
+/// The finite values of every query, once each has at least one (40 s at most), while the
+/// server and the example keep running.
+fn finite_answers<'q>(
+    prometheus: &mut PrometheusServer,
+    example: &mut Running,
+    queries: &[&'q str],
+) -> BTreeMap<&'q str, Vec<f64>> {
+    let started = Instant::now();
+    let mut answers = BTreeMap::new();
+    let mut last = BTreeMap::new();
+    loop {
+        prometheus.assert_running();
+        example.assert_running();
+        for &q in queries {
+            if answers.contains_key(q) {
+                continue;
+            }
+            match query(prometheus, q) {
+                Ok(samples) => {
+                    let finite: Vec<f64> = samples
+                        .iter()
+                        .map(|(_, v)| *v)
+                        .filter(|v| v.is_finite())
+                        .collect();
+                    if finite.is_empty() {
+                        last.insert(q, format!("{samples:?}"));
+                    } else {
+                        answers.insert(q, finite);
+                    }
+                }
+                Err(e) => {
+                    last.insert(q, e);
+                }
+            }
+        }
+        if answers.len() == queries.len() {
+            return answers;
+        }
         assert!(
-            path.is_file(),
-            "{var}={} does not exist: run scripts/test.sh, which installs Debian's `prometheus` \
-             package and exports {var}",
-            path.display()
+            started.elapsed() < Duration::from_secs(40),
+            "prometheus has no finite answer to some of seed 000's queries within 40 s\n\
+             last answers: {last:#?}\n--- prometheus log\n{}\n--- example output\n{}",
+            prometheus.log(),
+            example.output()
         );
-        return path;
-    }
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join(name))
-                .find(|candidate| candidate.is_file())
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "`{name}` not found ({var} is unset and it is not on PATH): run scripts/test.sh, \
-                 which installs Debian's `prometheus` package and exports {var}"
-            )
-        })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Percent-encodes everything but the unreserved characters (for query strings).
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// A Prometheus server scraping one target every second; killed when dropped.
-struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Prometheus {
-    fn start(target: SocketAddr) -> Prometheus {
-        let binary = tool("UNITEL_TEST_PROMETHEUS", "prometheus");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: fastworker\n    scrape_interval: 1s\n    \
-                 scrape_timeout: 1s\n    static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )
-        .expect("write prometheus.yml");
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let log = dir.path().join("prometheus.log");
-        let log_file = std::fs::File::create(&log).expect("prometheus log");
-        let child = Command::new(&binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("log file"))
-            .stderr(log_file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
-        let mut prometheus = Prometheus {
-            child,
-            addr,
-            log,
-            _dir: dir,
-        };
-        let started = Instant::now();
-        while !support::http_get(addr, "/-/ready", &[]).is_ok_and(|r| r.status == 200) {
-            prometheus.assert_running();
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "prometheus not ready on {addr} within 30 s\n{}",
-                prometheus.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        prometheus
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("prometheus exited with {status}\n{}", self.log());
-        }
-    }
-
-    /// `GET /api/v1/query?query=...`: the instant vector's samples as (labels, value).
-    fn query(&self, promql: &str) -> Result<Vec<(serde_json::Value, f64)>, String> {
-        let path = format!("/api/v1/query?query={}", url_encode(promql));
-        let response =
-            support::http_get(self.addr, &path, &[]).map_err(|e| format!("GET {path}: {e}"))?;
-        if response.status != 200 {
-            return Err(format!("{promql}: {} {}", response.status, response.body));
-        }
-        let json: serde_json::Value =
-            serde_json::from_str(&response.body).map_err(|e| format!("{promql}: {e}"))?;
-        if json["data"]["resultType"] != "vector" {
-            return Err(format!("{promql}: not a vector: {json}"));
-        }
-        Ok(json["data"]["result"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|r| {
-                let value = r["value"][1]
-                    .as_str()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(f64::NAN);
-                (r["metric"].clone(), value)
-            })
-            .collect())
-    }
-
-    /// The finite values of every query, once each has at least one (40 s at most).
-    fn finite_answers<'q>(
-        &mut self,
-        example: &mut Example,
-        queries: &[&'q str],
-    ) -> BTreeMap<&'q str, Vec<f64>> {
-        let started = Instant::now();
-        let mut answers = BTreeMap::new();
-        let mut last = BTreeMap::new();
-        loop {
-            self.assert_running();
-            example.assert_running();
-            for &q in queries {
-                if answers.contains_key(q) {
-                    continue;
-                }
-                match self.query(q) {
-                    Ok(samples) => {
-                        let finite: Vec<f64> = samples
-                            .iter()
-                            .map(|(_, v)| *v)
-                            .filter(|v| v.is_finite())
-                            .collect();
-                        if finite.is_empty() {
-                            last.insert(q, format!("{samples:?}"));
-                        } else {
-                            answers.insert(q, finite);
-                        }
-                    }
-                    Err(e) => {
-                        last.insert(q, e);
-                    }
-                }
-            }
-            if answers.len() == queries.len() {
-                return answers;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(40),
-                "prometheus has no finite answer to some of seed 000's queries within 40 s\n\
-                 last answers: {last:#?}\n--- prometheus log\n{}\n--- example output\n{}",
-                self.log(),
-                example.output()
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        std::thread::sleep(Duration::from_millis(300));
     }
 }
 
@@ -391,7 +172,7 @@ fn seed_queries_answer_one_trace_per_task_and_sigterm_flushes() {
     let rotel = Rotel::get();
     let service = support::unique("fastworker");
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut example = Example::start(
+    let mut example = start_example(
         dir.path(),
         &["--serve"],
         &[
@@ -407,24 +188,28 @@ fn seed_queries_answer_one_trace_per_task_and_sigterm_flushes() {
             ("OTEL_EXPORTER_PROMETHEUS_PORT", "0".into()),
         ],
     );
-    let metrics: SocketAddr = example.wait_line("metrics URL", |l| {
+    let metrics: SocketAddr = example.wait_for(|l| {
         l.strip_prefix("metrics: http://")?
             .strip_suffix("/metrics")?
             .parse()
             .ok()
     });
-    let (trace_id, task) = example.wait_line("trace line", trace_line);
+    let (trace_id, task) = example.wait_for(trace_line);
     assert_eq!(trace_id.len(), 32, "not a trace id: {trace_id}");
 
     // A real Prometheus scrapes it; seed 000's four queries (over one minute: the scrape
     // interval is one second) each answer with finite data.
-    let mut prometheus = Prometheus::start(metrics);
+    let mut prometheus = PrometheusServer::start(metrics, "1s", &[]);
     let submitted = "rate(fastworker_tasks_submitted_total[1m])";
     let failed = "rate(fastworker_tasks_failed_total[1m])";
     let average =
         "rate(fastworker_tasks_duration_sum[1m]) / rate(fastworker_tasks_duration_count[1m])";
     let p95 = "histogram_quantile(0.95, rate(fastworker_tasks_duration_bucket[1m]))";
-    let answers = prometheus.finite_answers(&mut example, &[submitted, failed, average, p95]);
+    let answers = finite_answers(
+        &mut prometheus,
+        &mut example,
+        &[submitted, failed, average, p95],
+    );
     assert!(
         answers[submitted].iter().any(|&v| v > 0.0),
         "no task submitted lately: {:?}",
@@ -445,7 +230,7 @@ fn seed_queries_answer_one_trace_per_task_and_sigterm_flushes() {
     // Failures keep coming while it serves: some failure rate turns positive.
     let started = Instant::now();
     loop {
-        let rates = prometheus.query(failed).unwrap_or_default();
+        let rates = query(&prometheus, failed).unwrap_or_default();
         if rates.iter().any(|(_, v)| *v > 0.0) {
             break;
         }
@@ -457,16 +242,14 @@ fn seed_queries_answer_one_trace_per_task_and_sigterm_flushes() {
         std::thread::sleep(Duration::from_millis(300));
     }
     // The gauges: workers running a task, and a queue size per priority.
-    let active = prometheus
-        .query(r#"fastworker_workers_active{queue="default"}"#)
+    let active = query(&prometheus, r#"fastworker_workers_active{queue="default"}"#)
         .expect("query fastworker_workers_active");
     assert_eq!(active.len(), 1, "fastworker_workers_active: {active:?}");
     assert!(
         active[0].1 >= 0.0 && active[0].1 <= 3.0,
         "three workers at most: {active:?}"
     );
-    let sizes = prometheus
-        .query(r#"fastworker_queue_size{queue="default"}"#)
+    let sizes = query(&prometheus, r#"fastworker_queue_size{queue="default"}"#)
         .expect("query fastworker_queue_size");
     let mut priorities: Vec<&str> = sizes
         .iter()
@@ -554,11 +337,7 @@ fn seed_queries_answer_one_trace_per_task_and_sigterm_flushes() {
     }
 
     // SIGTERM: it stops, flushes and exits 0.
-    let pid = example.child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status();
-    assert!(killed.is_ok_and(|s| s.success()), "kill -TERM {pid}");
-    let status = example.wait_exit();
-    let output = example.output();
+    let (status, output) = example.terminate();
     assert!(status.success(), "exit status {status}:\n{output}");
     assert!(
         !output.contains("not fully flushed"),
@@ -607,13 +386,12 @@ fn seed_queries_answer_one_trace_per_task_and_sigterm_flushes() {
 #[test]
 fn demo_run_ends_by_itself_and_the_log_file_holds_the_trace() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut example = Example::start(
+    let example = start_example(
         dir.path(),
         &[],
         &[("OTEL_EXPORTER_PROMETHEUS_PORT", "0".into())],
     );
-    let status = example.wait_exit();
-    let output = example.output();
+    let (status, output) = example.finish();
     assert!(status.success(), "exit status {status}:\n{output}");
     assert!(
         output.contains("no OTEL_EXPORTER_OTLP_ENDPOINT"),
@@ -682,7 +460,7 @@ fn fastworker_telemetry_enabled_false_turns_telemetry_off() {
     let rotel = Rotel::get();
     let service = support::unique("fastworker-off");
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut example = Example::start(
+    let example = start_example(
         dir.path(),
         &[],
         &[
@@ -695,8 +473,7 @@ fn fastworker_telemetry_enabled_false_turns_telemetry_off() {
             ("OTEL_EXPORTER_PROMETHEUS_PORT", "0".into()),
         ],
     );
-    let status = example.wait_exit();
-    let output = example.output();
+    let (status, output) = example.finish();
     assert!(status.success(), "exit status {status}:\n{output}");
     assert!(output.contains("telemetry off"), "{output}");
     // The tasks still ran.

@@ -17,13 +17,15 @@ mod robust;
 mod spike;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::prometheus::{free_port, prometheus_binary, promtool, url_encode, PrometheusServer};
+use support::Running;
 use unitel::{
     configure_telemetry, dropped, get_telemetry, DropReason, Error, InstrumentOptions, Signal,
     TelemetryConfig, TelemetryGuard,
@@ -50,47 +52,7 @@ fn configure_with_prometheus(service: &str) -> (TelemetryGuard, SocketAddr) {
     (guard, addr)
 }
 
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
-
 // ----- the real components -----
-
-/// The path of a tool from `var`, else from `PATH`; fails when neither has it.
-fn tool(var: &str, name: &str) -> PathBuf {
-    if let Some(path) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "{var}={} does not exist: run scripts/test.sh, which installs Debian's `prometheus` \
-             package and exports {var}",
-            path.display()
-        );
-        return path;
-    }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
-    }
-    panic!(
-        "`{name}` not found ({var} is unset and it is not on PATH): run scripts/test.sh, which \
-         installs Debian's `prometheus` package (with promtool) and exports {var}"
-    )
-}
-
-fn promtool() -> PathBuf {
-    tool("UNITEL_TEST_PROMTOOL", "promtool")
-}
-
-fn prometheus_binary() -> PathBuf {
-    tool("UNITEL_TEST_PROMETHEUS", "prometheus")
-}
 
 /// Runs `promtool check metrics` on `text`: (success, stdout + stderr).
 fn promtool_check(promtool: &Path, text: &str) -> (bool, String) {
@@ -130,19 +92,6 @@ fn duplicate_families(text: &str) -> Vec<&str> {
         .collect();
     duplicates.dedup();
     duplicates
-}
-
-/// Percent-encodes everything but the unreserved characters (for query strings).
-fn url_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 // ----- the text exposition format -----
@@ -907,27 +856,6 @@ fn taken_port_is_a_startup_error() {
 
 // ----- 6. a real Prometheus server -----
 
-/// A process killed (and reaped) when dropped.
-struct Killed {
-    what: &'static str,
-    child: Child,
-}
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Killed {
-    fn assert_running(&mut self, log: &dyn Fn() -> String) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("{} exited early with {status}\n{}", self.what, log());
-        }
-    }
-}
-
 const APP_TEST: &str = "real_prometheus_scrapes_the_app";
 
 /// An observable gauge's callback that blocks while held: a slow collection, on demand.
@@ -973,25 +901,32 @@ impl Hold {
     }
 }
 
-/// A flag that turns true when this process's stdin closes: the test that spawned it
-/// ([`spawn_app_of`]) is done with it.
-fn stdin_closed() -> Arc<AtomicBool> {
-    let closed = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&closed);
+/// A flag that turns true when the test process that spawned this one ([`spawn_app_of`]) is
+/// gone (this process is handed to another parent): an app whose test died without killing
+/// it stops on its own.
+fn parent_gone() -> Arc<AtomicBool> {
+    let gone = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&gone);
+    #[cfg(unix)]
     std::thread::spawn(move || {
-        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        let parent = std::os::unix::process::parent_id();
+        while std::os::unix::process::parent_id() == parent {
+            std::thread::sleep(Duration::from_millis(100));
+        }
         flag.store(true, Ordering::Relaxed);
     });
-    closed
+    #[cfg(not(unix))]
+    drop(flag);
+    gone
 }
 
-/// The app: records seed metrics every 100 ms for up to 60 s, or until its stdin closes.
+/// The app: records seed metrics every 100 ms for up to 60 s, or until its test is gone.
 fn app_body() {
     let (_guard, addr) = configure_with_prometheus("prom-app");
     println!("ADDR {addr}");
     let _ = std::io::stdout().flush();
 
-    let stop = stdin_closed();
+    let stop = parent_gone();
     let worker = get_telemetry("fastworker");
     let api = get_telemetry("api_gateway");
     // Seed 000's metrics, from the task-metrics helper: tasks run on threads of their own for
@@ -1023,89 +958,28 @@ fn app_body() {
     }
 }
 
-/// Spawns the app; returns it, its address, and its output so far.
-fn spawn_app() -> (Killed, SocketAddr, Arc<Mutex<Vec<String>>>) {
+/// Spawns the app; returns it and its address.
+fn spawn_app() -> (Running, SocketAddr) {
     spawn_app_of(APP_TEST)
 }
 
 /// Spawns test `test` as an app in a child process (it prints `ADDR <address>` once it
-/// serves `/metrics`, and stops when its stdin closes); returns it, its address, and its
-/// output so far.
-fn spawn_app_of(test: &str) -> (Killed, SocketAddr, Arc<Mutex<Vec<String>>>) {
+/// serves `/metrics`, and stops when its test is gone); returns it and its address.
+fn spawn_app_of(test: &str) -> (Running, SocketAddr) {
     let exe = std::env::current_exe().expect("test binary path");
     let mut command = Command::new(exe);
     command
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env("UNITEL_CHILD", test)
         .env_remove("OTEL_METRICS_EXPORTER")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped());
-    let (mut app, lines, output) = spawn_child(command, "the app");
-    let addr = loop {
-        match lines.recv_timeout(Duration::from_secs(20)) {
-            Ok(line) => {
-                if let Some((_, addr)) = line.split_once("ADDR ") {
-                    break addr.trim().to_owned();
-                }
-            }
-            Err(_) => {
-                app.assert_running(&|| output.lock().unwrap().join("\n"));
-                panic!(
-                    "the app printed no ADDR line within 20 s:\n{}",
-                    output.lock().unwrap().join("\n")
-                );
-            }
-        }
-    };
+        .env_remove("RUST_LOG");
+    let mut app = Running::spawn("the app", &mut command);
+    // The test harness may print `test <name> ... ` before it on the same line.
+    let addr = app.wait_for(|line| line.split_once("ADDR ").map(|(_, a)| a.trim().to_owned()));
     let addr = addr
         .parse()
         .unwrap_or_else(|_| panic!("bad ADDR line {addr:?}"));
-    (app, addr, output)
-}
-
-/// Spawns `command` (`what` names it in failures) with its output captured: every line of
-/// both streams in the returned list (standard error's marked `[stderr]`), and standard
-/// output's lines also on the channel as they come.
-fn spawn_child(
-    mut command: Command,
-    what: &'static str,
-) -> (Killed, mpsc::Receiver<String>, Arc<Mutex<Vec<String>>>) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-    let output = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().expect("stdout");
-    let stderr = child.stderr.take().expect("stderr");
-    {
-        let output = output.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line.clone());
-                output.lock().unwrap().push(line);
-            }
-        });
-    }
-    {
-        let output = output.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                output.lock().unwrap().push(format!("[stderr] {line}"));
-            }
-        });
-    }
-    (Killed { what, child }, rx, output)
-}
-
-/// GET `path` from Prometheus and parse the JSON body.
-fn prometheus_json(addr: SocketAddr, path: &str) -> Result<serde_json::Value, String> {
-    let response = http_get(addr, path, &[]).map_err(|e| format!("GET {path}: {e}"))?;
-    if response.status != 200 {
-        return Err(format!("GET {path}: {} {}", response.status, response.body));
-    }
-    serde_json::from_str(&response.body).map_err(|e| format!("GET {path}: {e}: {}", response.body))
+    (app, addr)
 }
 
 /// The finite values of a vector query result.
@@ -1126,13 +1000,10 @@ fn finite_values(json: &serde_json::Value) -> Vec<f64> {
 /// A real Prometheus server scraping `target`; killed when dropped, as is the app it scrapes
 /// when that runs in a child process of its own.
 struct Scraper {
-    server: Killed,
-    addr: SocketAddr,
+    server: PrometheusServer,
     target: SocketAddr,
-    log_path: PathBuf,
-    /// The scraped app and its output, when it is a child process.
-    app: Option<(Killed, Arc<Mutex<Vec<String>>>)>,
-    _dir: tempfile::TempDir,
+    /// The scraped app, when it is a child process.
+    app: Option<Running>,
 }
 
 impl Scraper {
@@ -1144,108 +1015,47 @@ impl Scraper {
 
     /// [`Scraper::start`] for an app in a child process (`spawn_app`): its exit fails the test
     /// too, and its output is shown with the server's log.
-    fn start_for_app(
-        app: Killed,
-        target: SocketAddr,
-        output: Arc<Mutex<Vec<String>>>,
-        interval: &str,
-    ) -> Scraper {
-        Scraper::launch(target, interval, Some((app, output)), &[])
+    fn start_for_app(app: Running, target: SocketAddr, interval: &str) -> Scraper {
+        Scraper::launch(target, interval, Some(app), &[])
     }
 
     /// [`Scraper::start_for_app`] with more command-line arguments for the server (such as
     /// `--enable-feature=exemplar-storage`).
     fn start_for_app_with(
-        app: Killed,
+        app: Running,
         target: SocketAddr,
-        output: Arc<Mutex<Vec<String>>>,
         interval: &str,
         args: &[&str],
     ) -> Scraper {
-        Scraper::launch(target, interval, Some((app, output)), args)
+        Scraper::launch(target, interval, Some(app), args)
     }
 
-    fn launch(
-        target: SocketAddr,
-        interval: &str,
-        app: Option<(Killed, Arc<Mutex<Vec<String>>>)>,
-        args: &[&str],
-    ) -> Scraper {
-        let prometheus = prometheus_binary();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: unitel-app\n    scrape_interval: {interval}\n    \
-                 scrape_timeout: {interval}\n    static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )
-        .expect("write prometheus.yml");
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let log_path = dir.path().join("prometheus.log");
-        let log_file = std::fs::File::create(&log_path).expect("prometheus log file");
-        let child = Command::new(&prometheus)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log_file.try_clone().expect("clone log file")))
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", prometheus.display()));
+    fn launch(target: SocketAddr, interval: &str, app: Option<Running>, args: &[&str]) -> Scraper {
         let mut scraper = Scraper {
-            server: Killed {
-                what: "prometheus",
-                child,
-            },
-            addr,
+            server: PrometheusServer::start(target, interval, args),
             target,
-            log_path,
             app,
-            _dir: dir,
         };
-        let started = Instant::now();
-        loop {
-            scraper.running();
-            if http_get(addr, "/-/ready", &[]).is_ok_and(|r| r.status == 200) {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "prometheus not ready on {addr} within 30 s\n{}",
-                scraper.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        scraper.running();
         scraper
     }
 
     /// The server's log, and the app's output when it is a child.
     fn log(&self) -> String {
-        let mut log = format!(
-            "--- prometheus log\n{}",
-            std::fs::read_to_string(&self.log_path).unwrap_or_default()
-        );
-        if let Some((_, output)) = &self.app {
+        let mut log = format!("--- prometheus log\n{}", self.server.log());
+        if let Some(app) = &self.app {
             log.push_str("\n--- app output\n");
-            log.push_str(&output.lock().unwrap().join("\n"));
+            log.push_str(&app.output());
         }
         log
     }
 
-    /// Fails the test if the server, or the app when it is a child, has exited.
+    /// Fails the test if the app, when it is a child, or the server has exited.
     fn running(&mut self) {
-        let log = self.log();
-        self.server.assert_running(&|| log.clone());
-        if let Some((app, _)) = &mut self.app {
-            app.assert_running(&|| log.clone());
+        if let Some(app) = &mut self.app {
+            app.assert_running();
         }
+        self.server.assert_running();
     }
 
     /// The target's health and last error once it has been scraped (waits up to 30 s).
@@ -1253,7 +1063,7 @@ impl Scraper {
         let started = Instant::now();
         loop {
             self.running();
-            if let Ok(json) = prometheus_json(self.addr, "/api/v1/targets") {
+            if let Ok(json) = self.server.json("/api/v1/targets") {
                 let target = json["data"]["activeTargets"]
                     .as_array()
                     .into_iter()
@@ -1314,7 +1124,7 @@ impl Scraper {
                 now - 3600,
                 now + 60
             );
-            let last = match prometheus_json(self.addr, &path) {
+            let last = match self.server.json(&path) {
                 Ok(json) => {
                     let exemplars: Vec<serde_json::Value> = json["data"]
                         .as_array()
@@ -1373,24 +1183,21 @@ impl Scraper {
         let mut last = BTreeMap::new();
         while !pending.is_empty() {
             self.running();
-            pending.retain(|q| {
-                let path = format!("/api/v1/query?query={}", url_encode(q));
-                match prometheus_json(self.addr, &path) {
-                    Ok(json)
-                        if json["data"]["resultType"] == "vector"
-                            && !finite_values(&json).is_empty() =>
-                    {
-                        answers.insert(*q, json);
-                        false
-                    }
-                    Ok(json) => {
-                        last.insert(*q, json.to_string());
-                        true
-                    }
-                    Err(e) => {
-                        last.insert(*q, e);
-                        true
-                    }
+            pending.retain(|q| match self.server.query(q) {
+                Ok(json)
+                    if json["data"]["resultType"] == "vector"
+                        && !finite_values(&json).is_empty() =>
+                {
+                    answers.insert(*q, json);
+                    false
+                }
+                Ok(json) => {
+                    last.insert(*q, json.to_string());
+                    true
+                }
+                Err(e) => {
+                    last.insert(*q, e);
+                    true
                 }
             });
             if pending.is_empty() {
@@ -1398,7 +1205,9 @@ impl Scraper {
             }
             if started.elapsed() > Duration::from_secs(40) {
                 let (health, error) = self.health();
-                let names = prometheus_json(self.addr, "/api/v1/label/__name__/values")
+                let names = self
+                    .server
+                    .json("/api/v1/label/__name__/values")
                     .map(|j| j["data"].to_string())
                     .unwrap_or_else(|e| e);
                 panic!(
@@ -1419,8 +1228,8 @@ fn real_prometheus_scrapes_the_app() {
         app_body();
         return;
     }
-    let (app, app_addr, app_output) = spawn_app();
-    let mut prometheus = Scraper::start_for_app(app, app_addr, app_output, "1s");
+    let (app, app_addr) = spawn_app();
+    let mut prometheus = Scraper::start_for_app(app, app_addr, "1s");
     prometheus.assert_up();
 
     // PromQL over what was scraped.

@@ -155,10 +155,10 @@ const EXEMPLAR_APP: &str = "openmetrics::real_prometheus_stores_the_exemplar_of_
 
 /// The app for the real Prometheus: one slow request (900 ms, its trace id printed as
 /// `SLOW <id>`), then fast ones (50 ms) every 100 ms, each in a span of its own, until its
-/// stdin closes.
+/// test is gone.
 fn exemplar_app() {
     let (_guard, addr) = configure_with_prometheus("prom-exemplars");
-    let stop = stdin_closed();
+    let stop = parent_gone();
     let api = get_telemetry("api_gateway");
     let duration = api.histogram("request_duration_ms");
     let requests = api.counter("requests_total");
@@ -188,21 +188,15 @@ fn real_prometheus_stores_the_exemplar_of_the_slow_request() {
         exemplar_app();
         return;
     }
-    let (app, app_addr, output) = spawn_app_of(EXEMPLAR_APP);
-    let printed = output.lock().unwrap().clone();
+    let (app, app_addr) = spawn_app_of(EXEMPLAR_APP);
+    // Printed before the address, so already read.
+    let printed = app.output();
     let slow = printed
-        .iter()
+        .lines()
         .find_map(|l| l.split_once("SLOW ").map(|(_, id)| id.trim().to_owned()))
-        .unwrap_or_else(|| {
-            panic!("the app printed no SLOW line before its address:\n{printed:#?}")
-        });
-    let mut prometheus = Scraper::start_for_app_with(
-        app,
-        app_addr,
-        output,
-        "1s",
-        &["--enable-feature=exemplar-storage"],
-    );
+        .unwrap_or_else(|| panic!("the app printed no SLOW line before its address:\n{printed}"));
+    let mut prometheus =
+        Scraper::start_for_app_with(app, app_addr, "1s", &["--enable-feature=exemplar-storage"]);
     prometheus.assert_up();
 
     // The slow request's trace, from the bucket it fell in.

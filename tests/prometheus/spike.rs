@@ -6,17 +6,15 @@
 //! the service's JSON log file holds that trace's error log with its cause, and `unitel logs
 //! --trace` shows it under the trace's spans.
 
-use super::{spawn_child, support, Killed, Scraper};
+use super::{support, Scraper};
 use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::Running;
 
 /// Starts examples/service.rs in `dir` with Prometheus on an ephemeral port; returns it, its
-/// HTTP address, its `/metrics` address and its output.
-fn start_service(
-    dir: &std::path::Path,
-) -> (Killed, SocketAddr, SocketAddr, Arc<Mutex<Vec<String>>>) {
+/// HTTP address and its `/metrics` address.
+fn start_service(dir: &std::path::Path) -> (Running, SocketAddr, SocketAddr) {
     let mut command = Command::new(support::example_binary_named("service"));
     command
         .current_dir(dir)
@@ -31,26 +29,19 @@ fn start_service(
         .env_remove("OTEL_METRICS_EXEMPLAR_FILTER")
         .env_remove("OTEL_SDK_DISABLED")
         .env_remove("RUST_LOG");
-    let (mut service, rx, output) = spawn_child(command, "examples/service.rs");
+    let mut service = Running::spawn("examples/service.rs", &mut command);
+    // It prints both addresses, in either order.
     let (mut http, mut metrics) = (None, None);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http.is_none() || metrics.is_none() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(line) = rx.recv_timeout(left) else {
-            service.assert_running(&|| output.lock().unwrap().join("\n"));
-            panic!(
-                "the service did not print both addresses within 30 s:\n{}",
-                output.lock().unwrap().join("\n")
-            );
-        };
+    let (http, metrics) = service.wait_for(|line| {
         let addr = |prefix: &str| -> Option<SocketAddr> {
             let rest = line.strip_prefix(prefix)?;
             rest.trim_end_matches("/metrics").parse().ok()
         };
         http = http.or_else(|| addr("listening on http://"));
         metrics = metrics.or_else(|| addr("metrics on http://"));
-    }
-    (service, http.unwrap(), metrics.unwrap(), output)
+        http.zip(metrics)
+    });
+    (service, http, metrics)
 }
 
 fn header<'a>(response: &'a support::Response, name: &str) -> Option<&'a str> {
@@ -64,7 +55,7 @@ fn header<'a>(response: &'a support::Response, name: &str) -> Option<&'a str> {
 #[test]
 fn a_latency_spike_leads_to_its_trace_and_error_log() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (service, http, metrics, output) = start_service(dir.path());
+    let (service, http, metrics) = start_service(dir.path());
 
     // Ordinary traffic, then the bad request.
     for order in 1..=5 {
@@ -81,7 +72,6 @@ fn a_latency_spike_leads_to_its_trace_and_error_log() {
     let mut prometheus = Scraper::start_for_app_with(
         service,
         metrics,
-        output,
         "1s",
         &["--enable-feature=exemplar-storage"],
     );
