@@ -647,6 +647,7 @@ impl Running {
 
     /// The first line not read yet that `found` accepts, waiting up to 30 s; fails the test
     /// with all the output when none comes or the process ends first.
+    #[track_caller]
     pub fn wait_for<T>(&mut self, mut found: impl FnMut(&str) -> Option<T>) -> T {
         let deadline = Instant::now() + RUNNING_DEADLINE;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
@@ -668,11 +669,13 @@ impl Running {
     }
 
     /// [`wait_for`](Self::wait_for) a line starting with `prefix`; the rest of that line.
+    #[track_caller]
     pub fn wait_for_prefix(&mut self, prefix: &str) -> String {
         self.wait_for(|line| line.strip_prefix(prefix).map(str::to_owned))
     }
 
     /// Fails the test if the process has exited.
+    #[track_caller]
     pub fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
             panic!(
@@ -694,6 +697,7 @@ impl Running {
 
     /// Waits up to 30 s for the process to exit; its status and everything it wrote, the last
     /// lines included (read until its output closes, which a grandchild holding it may delay).
+    #[track_caller]
     pub fn finish(mut self) -> (std::process::ExitStatus, String) {
         let deadline = Instant::now() + RUNNING_DEADLINE;
         let status = loop {
@@ -713,6 +717,7 @@ impl Running {
     }
 
     /// SIGTERM, as `docker stop` and Kubernetes send it, then [`finish`](Self::finish).
+    #[track_caller]
     pub fn terminate(self) -> (std::process::ExitStatus, String) {
         self.signal("TERM");
         self.finish()

@@ -137,6 +137,7 @@ impl PrometheusServer {
     }
 
     /// Fails the test if the server has exited.
+    #[track_caller]
     pub fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
             panic!("prometheus exited early with {status}\n{}", self.log());
