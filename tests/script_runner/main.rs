@@ -22,9 +22,8 @@ mod rotel;
 mod support;
 
 use rotel::{attr, Received, Rotel, SpanRec};
-use std::io::Read as _;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 /// The children of `ScriptRunner` in seed 004's architecture, and whether the example makes
 /// each with `#[tracing::instrument]` (scope `tracing`) or the facade (scope `script_runner`).
@@ -52,39 +51,12 @@ fn run_script(env: &[(&str, &str)]) -> Output {
             cmd.env_remove(name.as_ref());
         }
     }
-    cmd.envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("start examples/script_runner.rs");
-    let (mut stdout, mut stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let out = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the script") {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the script did not finish within 30 s (env {env:?})");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
+    cmd.envs(env.iter().copied());
+    support::output_within(
+        &mut cmd,
+        "examples/script_runner.rs",
+        Duration::from_secs(30),
+    )
 }
 
 /// What the script's `trace id:` line says: the id, and whether the trace was sampled.

@@ -156,10 +156,7 @@ fn spawn_child(
     let exe = std::env::current_exe().expect("test binary path");
     let mut cmd = Command::new(exe);
     cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env("UNITEL_CHILD", name)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env("UNITEL_CHILD", name);
     for var in [
         "OTEL_SDK_DISABLED",
         "OTEL_SERVICE_NAME",
@@ -177,7 +174,19 @@ fn spawn_child(
     if let Some(dir) = dir {
         cmd.current_dir(dir);
     }
-    let mut child = cmd.spawn().expect("spawn child test process");
+    output_within(&mut cmd, &format!("child test {name}"), deadline)
+}
+
+/// Runs `command` to its end with standard input closed, and returns what it wrote; kills it
+/// and fails the test (naming it `what`) if it runs longer than `deadline`, which is how a
+/// hang or a deadlock shows up.
+pub fn output_within(command: &mut Command, what: &str, deadline: Duration) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
     let mut stdout = child.stdout.take().expect("stdout");
     let mut stderr = child.stderr.take().expect("stderr");
     let out_reader = std::thread::spawn(move || {
@@ -198,7 +207,7 @@ fn spawn_child(
         if started.elapsed() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("child test {name} did not finish within {deadline:?} (deadlock?)");
+            panic!("{what} did not finish within {deadline:?} (deadlock?)");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
